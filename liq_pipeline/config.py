@@ -1,0 +1,105 @@
+"""Project-wide settings and defaults: the one place where symbols, dates, paths and model parameters live.
+
+Every value can be overridden with an environment variable (`LIQ_*`), read when the module is imported,
+because Dagster partition definitions need the symbol list and the start date at load time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+#: First day of the simulated demo market and the default partition start.
+DEFAULT_START_DATE = dt.date(2026, 1, 1)
+BINANCE_ARCHIVE_URL = "https://data.binance.vision"
+BINANCE_FAPI_URL = "https://fapi.binance.com"
+KLINE_INTERVALS = ("1m", "5m", "15m", "1h")
+KLINE_INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """Static contract facts for a USD-M perpetual (exchangeInfo, 2026-09)."""
+
+    symbol: str
+    tick_size: float
+    step_size: float
+    #: Absolute bin width offered as the design's fixed grid ($500 for BTC).
+    fixed_bin_width_usd: float
+
+
+SYMBOL_SPECS: dict[str, SymbolSpec] = {
+    "BTCUSDT": SymbolSpec("BTCUSDT", tick_size=0.1, step_size=0.001, fixed_bin_width_usd=500.0),
+    "ETHUSDT": SymbolSpec("ETHUSDT", tick_size=0.01, step_size=0.001, fixed_bin_width_usd=25.0),
+}
+
+
+def symbol_spec(symbol: str) -> SymbolSpec:
+    """Contract facts for `symbol`; unknown symbols get a 0.01 tick and a 0.1%-of-100 fixed grid."""
+    return SYMBOL_SPECS.get(symbol, SymbolSpec(symbol, tick_size=0.01, step_size=0.001, fixed_bin_width_usd=1.0))
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def configured_symbols() -> list[str]:
+    """Symbols the partitions cover: `LIQ_SYMBOLS` (comma separated), default BTCUSDT and ETHUSDT."""
+    raw = _env("LIQ_SYMBOLS", ",".join(DEFAULT_SYMBOLS))
+    return [s.strip().upper() for s in raw.split(",") if s.strip()]
+
+
+def configured_start_date() -> dt.date:
+    """First partition day: `LIQ_START_DATE` (YYYY-MM-DD), default 2026-01-01 (the simulator's first day)."""
+    return dt.date.fromisoformat(_env("LIQ_START_DATE", DEFAULT_START_DATE.isoformat()))
+
+
+def data_dir() -> Path:
+    """Root of everything generated (`LIQ_DATA_DIR`, default ./data): archives, cache, warehouse, reports."""
+    return Path(_env("LIQ_DATA_DIR", "data"))
+
+
+def warehouse_path() -> Path:
+    return Path(_env("LIQ_WAREHOUSE", str(data_dir() / "warehouse" / "liq.duckdb")))
+
+
+def sim_archive_dir() -> Path:
+    return Path(_env("LIQ_SIM_DIR", str(data_dir() / "archive-sim")))
+
+
+def reports_dir() -> Path:
+    return data_dir() / "reports"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Default parameters of the position model (liquidation-math.md §8), recorded in asset metadata."""
+
+    window_days: int = 30
+    #: Relative bin width of the default log-price grid (0.001 = 0.1 %).
+    bin_rel_width: float = 0.001
+    #: "relative" (log grid, same relative width at every price) or "fixed" (SymbolSpec.fixed_bin_width_usd).
+    bin_mode: str = "relative"
+    #: Leverage mix: the only published weighting over the seed's list ("academic" 20/35/25/15/5).
+    leverages: tuple[float, ...] = (5.0, 10.0, 20.0, 50.0, 100.0)
+    leverage_weights: tuple[float, ...] = (0.20, 0.35, 0.25, 0.15, 0.05)
+    ofi_gain: float = 1.5
+    ofi_amplitude: float = 0.35
+    funding_threshold: float = 0.0001
+    funding_gain: float = 0.2
+    oi_delta_threshold: float = 0.05
+    oi_delta_band: float = 0.05
+    oi_delta_gain: float = 0.5
+    #: Number of position-size buckets drawn from the day's trade-size distribution (tier selection).
+    size_buckets: int = 5
+    heatmap_step_minutes: int = 15
+    #: Half-life of unconsumed heatmap levels in hours; None = no decay (the default).
+    heatmap_half_life_hours: float | None = None
+
+
+MODEL = ModelParams()
+VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")

@@ -1,0 +1,1 @@
+"""The outside world: Binance archive and REST clients, file formats, and the market simulator."""

@@ -1,0 +1,1 @@
+"""Pure domain math: no Dagster, no I/O beyond reading the shipped reference tables."""

@@ -1,0 +1,220 @@
+"""DDL of every warehouse table. Every partitioned table carries `symbol VARCHAR` and `day DATE`.
+
+Column types are explicit so that pandas 2 and 3 frames, Arrow tables and CSV reads all land the same.
+Times are naive UTC TIMESTAMPs (millisecond precision); prices and amounts are DOUBLE (USDT or base asset,
+as the names say).
+"""
+
+from __future__ import annotations
+
+_KLINE_COLUMNS = """
+    symbol VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    interval VARCHAR NOT NULL,
+    open_time TIMESTAMP NOT NULL,
+    open DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    close DOUBLE NOT NULL,
+    volume DOUBLE,
+    close_time TIMESTAMP NOT NULL,
+    quote_volume DOUBLE,
+    trade_count BIGINT,
+    taker_buy_volume DOUBLE,
+    taker_buy_quote_volume DOUBLE,
+    source VARCHAR NOT NULL
+"""
+
+TABLES: dict[str, str] = {
+    # ---- raw: one row per archive row, deduplicated and sorted on the natural key -------------------
+    "raw.agg_trades": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        agg_trade_id BIGINT NOT NULL,
+        price DOUBLE NOT NULL,
+        quantity DOUBLE NOT NULL,
+        first_trade_id BIGINT,
+        last_trade_id BIGINT,
+        transact_time TIMESTAMP NOT NULL,
+        is_buyer_maker BOOLEAN NOT NULL
+    """,
+    "raw.klines": _KLINE_COLUMNS,
+    "raw.mark_price_klines": _KLINE_COLUMNS,
+    "raw.open_interest": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        create_time TIMESTAMP NOT NULL,
+        sum_open_interest DOUBLE,
+        sum_open_interest_value DOUBLE,
+        count_toptrader_long_short_ratio DOUBLE,
+        sum_toptrader_long_short_ratio DOUBLE,
+        count_long_short_ratio DOUBLE,
+        sum_taker_long_short_vol_ratio DOUBLE,
+        is_stale BOOLEAN NOT NULL,
+        source VARCHAR NOT NULL
+    """,
+    "raw.funding_rates": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        calc_time TIMESTAMP NOT NULL,
+        funding_time TIMESTAMP NOT NULL,
+        funding_interval_hours INTEGER NOT NULL,
+        last_funding_rate DOUBLE NOT NULL,
+        funding_rate_8h DOUBLE NOT NULL,
+        source VARCHAR NOT NULL
+    """,
+    # Which file fed which partition, with its checksum: re-ingest when Binance replaces a file.
+    "raw.ingest_log": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        table_name VARCHAR NOT NULL,
+        file_name VARCHAR,
+        sha256 VARCHAR,
+        status VARCHAR NOT NULL,
+        rows BIGINT NOT NULL,
+        ingested_at TIMESTAMP NOT NULL
+    """,
+    # ---- truth: the simulator's ground truth (partitioned by the day a position opened / a liquidation) --
+    "truth.positions": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        position_id BIGINT NOT NULL,
+        side VARCHAR NOT NULL,
+        open_time TIMESTAMP NOT NULL,
+        close_time TIMESTAMP,
+        entry_price DOUBLE NOT NULL,
+        quantity DOUBLE NOT NULL,
+        leverage DOUBLE NOT NULL,
+        isolated_margin_usd DOUBLE NOT NULL,
+        liq_price DOUBLE NOT NULL,
+        bracket INTEGER NOT NULL,
+        outcome VARCHAR NOT NULL
+    """,
+    "truth.liquidations": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        position_id BIGINT NOT NULL,
+        liq_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        price DOUBLE NOT NULL,
+        quantity DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+    """,
+    # ---- model: derived tables ------------------------------------------------------------------------
+    "model.volume_profile_daily": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price_low DOUBLE NOT NULL,
+        price_high DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL,
+        buy_notional_usd DOUBLE,
+        sell_notional_usd DOUBLE,
+        buy_qty DOUBLE,
+        sell_qty DOUBLE,
+        vwap DOUBLE NOT NULL,
+        trade_count BIGINT NOT NULL,
+        split_known BOOLEAN NOT NULL,
+        last_trade_time TIMESTAMP NOT NULL,
+        source VARCHAR NOT NULL
+    """,
+    "model.volume_profile_baseline": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price_low DOUBLE NOT NULL,
+        price_high DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL,
+        buy_notional_usd DOUBLE,
+        sell_notional_usd DOUBLE,
+        buy_qty DOUBLE,
+        sell_qty DOUBLE,
+        vwap DOUBLE NOT NULL,
+        trade_count BIGINT NOT NULL,
+        split_known BOOLEAN NOT NULL,
+        last_trade_time TIMESTAMP NOT NULL,
+        days_in_window INTEGER NOT NULL
+    """,
+    "model.ofi_bins": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price_mid DOUBLE NOT NULL,
+        buy_qty DOUBLE,
+        sell_qty DOUBLE,
+        ofi DOUBLE NOT NULL,
+        long_prob DOUBLE NOT NULL,
+        split_known BOOLEAN NOT NULL
+    """,
+    # The real-time signals a distribution was built from: one row per symbol-day (the live layer plugs
+    # the same record in from REST).
+    "model.position_signals": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        as_of TIMESTAMP NOT NULL,
+        mark_price DOUBLE,
+        oi_usd DOUBLE,
+        oi_24h_ago_usd DOUBLE,
+        oi_delta DOUBLE,
+        funding_rate_8h DOUBLE,
+        flags VARCHAR NOT NULL
+    """,
+    "model.position_distribution": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        as_of TIMESTAMP NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price_mid DOUBLE NOT NULL,
+        long_usd DOUBLE NOT NULL,
+        short_usd DOUBLE NOT NULL,
+        long_share_pre_funding DOUBLE NOT NULL
+    """,
+    "model.liquidation_levels": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        as_of TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL,
+        collateral_usd DOUBLE NOT NULL
+    """,
+    "model.liquidation_heatmap": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        snapshot_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+    """,
+    "model.liquidation_zones": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        as_of TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        zone_rank INTEGER NOT NULL,
+        centroid_price DOUBLE NOT NULL,
+        price_low DOUBLE NOT NULL,
+        price_high DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL,
+        distance_pct DOUBLE NOT NULL,
+        share_of_side DOUBLE NOT NULL
+    """,
+}
+
+
+def ddl(table: str) -> str:
+    """CREATE SCHEMA/TABLE IF NOT EXISTS statements for one table."""
+    schema = table.split(".")[0]
+    return f"CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} ({TABLES[table]});"
+
+
+def ensure_tables(con, *tables: str) -> None:
+    """Create the named tables (all when none are named)."""
+    for table in tables or tuple(TABLES):
+        con.execute(ddl(table))
