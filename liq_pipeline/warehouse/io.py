@@ -41,7 +41,7 @@ def replace_partition(
 
 def count_partition(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> int:
     ensure_tables(con, table)
-    return con.execute(f"SELECT count(*) FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchall()[0][0]
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

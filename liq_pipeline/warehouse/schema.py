@@ -74,6 +74,20 @@ TABLES: dict[str, str] = {
         rows BIGINT NOT NULL,
         ingested_at TIMESTAMP NOT NULL
     """,
+    # Liquidations seen on Binance's forceOrder stream (live recorder) or imported by a user. The stream
+    # publishes at most one liquidation per symbol per second, so totals are a lower bound.
+    "raw.realized_liquidations": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        event_time TIMESTAMP,
+        trade_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        price DOUBLE NOT NULL,
+        avg_price DOUBLE,
+        quantity DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL,
+        source VARCHAR NOT NULL
+    """,
     # ---- truth: the simulator's ground truth (partitioned by the day a position opened / a liquidation) --
     "truth.positions": """
         symbol VARCHAR NOT NULL,
@@ -204,6 +218,30 @@ TABLES: dict[str, str] = {
         notional_usd DOUBLE NOT NULL,
         distance_pct DOUBLE NOT NULL,
         share_of_side DOUBLE NOT NULL
+    """,
+    # ---- validation (issue 6) -------------------------------------------------------------------------
+    # Per-bar liquidation totals as commercial providers export them (timestamp, long_usd, short_usd),
+    # imported from user files; `source` = "file:<name>". A bar covers [bar_start, bar_end).
+    "raw.realized_liquidation_bars": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        bar_start TIMESTAMP NOT NULL,
+        bar_end TIMESTAMP NOT NULL,
+        long_usd DOUBLE NOT NULL,
+        short_usd DOUBLE NOT NULL,
+        source VARCHAR NOT NULL
+    """,
+    # Every figure of a monthly validation report, long format: one row per (symbol, variant, test,
+    # metric); `day` is the first day of the report month, `value` NULL when undefined.
+    "model.validation_results": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        test VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        value DOUBLE,
+        verdict VARCHAR,
+        detail VARCHAR
     """,
 }
 

@@ -1,0 +1,272 @@
+"""Raw Binance tables, one partition per symbol × day, with their data-quality checks.
+
+Each asset fetches one archive file through MarketSource (simulated mirror, local mirror or
+data.binance.vision), parses it in DuckDB and replaces its partition atomically. The checks are emitted
+with the materialization (so they always know their partition) and are readable in the UI.
+"""
+
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import partitions
+from liq_pipeline.config import KLINE_INTERVAL_MS
+from liq_pipeline.market import parsers
+from liq_pipeline.market.archive import ArchiveError, NotYetPublished
+from liq_pipeline.market.formats import ArchiveFile
+from liq_pipeline.market.ingest import IngestResult, ingest_partition
+from liq_pipeline.resources import MarketSource
+
+GROUP = "raw"
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+#: A backfill of N days of one symbol is one run (days are processed in order).
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+@dataclass(frozen=True)
+class _CheckOutcome:
+    name: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    description: str
+    metadata: dict
+
+
+def _raise_clear(error: Exception, symbol: str, day: dt.date) -> None:
+    """Re-raise archive and parse errors as a dg.Failure that says what happened and what to do."""
+    if isinstance(error, NotYetPublished):
+        raise dg.Failure(
+            description=f"{symbol} {day}: not yet published in the archive ({error}). Binance publishes daily "
+            "files about 1.5-2 days late; the daily schedule retries later.",
+            allow_retries=False,
+        ) from error
+    raise dg.Failure(description=f"{symbol} {day}: {error}", allow_retries=False) from error
+
+
+def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: str, spec_for, select_for,
+                fallback_for=None) -> list[IngestResult]:
+    client = market.client()
+    results = []
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            try:
+                results.append(ingest_partition(
+                    con, client, table, symbol, day, spec_for(symbol, day),
+                    lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day),
+                    fallback_for(symbol, day) if fallback_for else None,
+                ))
+            except (ArchiveError, parsers.MalformedArchiveFile) as e:
+                _raise_clear(e, symbol, day)
+    return results
+
+
+def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
+    lo, hi = con.execute(f"SELECT min({time_col}), max({time_col}) FROM {table} WHERE symbol = ? AND day = ?",
+                         [symbol, day]).fetchone()
+    return (str(lo) if lo else "", str(hi) if hi else "")
+
+
+def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult],
+            checks) -> dg.MaterializeResult:
+    """Metadata (rows, time range, checksum per partition) plus the check results of the run."""
+    per_partition, check_results = [], {}
+    with duckdb.get_connection() as con:
+        for r in results:
+            lo, hi = _time_range(con, table, time_col, r.symbol, r.day)
+            per_partition.append(f"| {r.symbol} | {r.day} | {r.rows:,} | {lo} | {hi} | {r.status} | `{(r.sha256 or '')[:16]}` |")
+            for outcome in checks(con, r):
+                prev = check_results.get(outcome.name)
+                if prev is None or (prev.passed and not outcome.passed):
+                    check_results[outcome.name] = outcome
+    table_md = "| symbol | day | rows | first | last | status | sha256 |\n|---|---|---|---|---|---|---|\n" + "\n".join(per_partition)
+    first = results[0]
+    metadata = {
+        "rows": dg.MetadataValue.int(sum(r.rows for r in results)),
+        "partitions": dg.MetadataValue.md(table_md),
+        "source_file": dg.MetadataValue.text(first.file_name or ""),
+        "source_sha256": dg.MetadataValue.text(first.sha256 or ""),
+        "checksum_verified": dg.MetadataValue.bool(all(r.verified for r in results if r.status != "missing")),
+        "time_range": dg.MetadataValue.text(" → ".join(_time_range_all(duckdb, table, time_col, results))),
+    }
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(check_name=o.name, passed=o.passed, severity=o.severity, description=o.description,
+                                metadata=o.metadata)
+            for o in check_results.values()
+        ],
+    )
+
+
+def _time_range_all(duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult]) -> tuple[str, str]:
+    with duckdb.get_connection() as con:
+        ranges = [_time_range(con, table, time_col, r.symbol, r.day) for r in results]
+    los = [lo for lo, _ in ranges if lo]
+    his = [hi for _, hi in ranges if hi]
+    return (min(los) if los else "", max(his) if his else "")
+
+
+def _missing_check(name: str, r: IngestResult) -> _CheckOutcome | None:
+    if r.status == "missing":
+        return _CheckOutcome(name, False, dg.AssetCheckSeverity.ERROR,
+                             f"{r.symbol} {r.day}: the archive has no file ({r.file_name}); partition left empty",
+                             {"symbol": r.symbol, "day": str(r.day)})
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- aggTrades
+def _agg_trade_checks(con, r: IngestResult) -> list[_CheckOutcome]:
+    missing = _missing_check("agg_trade_ids_continuous", r)
+    if missing:
+        return [missing, _CheckOutcome("agg_trades_within_day", False, dg.AssetCheckSeverity.ERROR,
+                                       missing.description, missing.metadata)]
+    gaps, missing_ids, lo_id, hi_id = con.execute(
+        """SELECT count(*) FILTER (WHERE agg_trade_id - prev > 1), coalesce(sum(agg_trade_id - prev - 1) FILTER (WHERE agg_trade_id - prev > 1), 0),
+                  min(agg_trade_id), max(agg_trade_id)
+           FROM (SELECT agg_trade_id, lag(agg_trade_id) OVER (ORDER BY agg_trade_id) AS prev
+                 FROM raw.agg_trades WHERE symbol = ? AND day = ?)""", [r.symbol, r.day]).fetchone()
+    outside = con.execute(
+        "SELECT count(*) FROM raw.agg_trades WHERE symbol = ? AND day = ? AND CAST(transact_time AS DATE) <> day",
+        [r.symbol, r.day]).fetchone()[0]
+    meta = {"symbol": r.symbol, "day": str(r.day), "id_range": f"{lo_id} … {hi_id}", "gaps": int(gaps),
+            "missing_ids": int(missing_ids)}
+    return [
+        _CheckOutcome("agg_trade_ids_continuous", gaps == 0, dg.AssetCheckSeverity.WARN,
+                      f"{r.symbol} {r.day}: {gaps} id gaps ({missing_ids} ids missing); duplicates were dropped on load",
+                      meta),
+        _CheckOutcome("agg_trades_within_day", outside == 0, dg.AssetCheckSeverity.ERROR,
+                      f"{r.symbol} {r.day}: {outside} trades outside the partition day",
+                      {"symbol": r.symbol, "day": str(r.day), "rows_outside_day": int(outside)}),
+    ]
+
+
+@dg.asset(
+    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
+    check_specs=[dg.AssetCheckSpec("agg_trade_ids_continuous", asset="agg_trades"),
+                 dg.AssetCheckSpec("agg_trades_within_day", asset="agg_trades")],
+)
+def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+    """Binance USD-M aggTrades, one row per aggregate trade (daily archive; monthly file as a fallback)."""
+    results = _ingest_all(
+        context, duckdb, market, "raw.agg_trades",
+        lambda s, d: ArchiveFile("aggTrades", s, d),
+        lambda csv, s, d, only_day: parsers.agg_trades_select(csv, s, d, only_day),
+        lambda s, d: ArchiveFile("aggTrades", s, d.replace(day=1), cadence="monthly"),
+    )
+    return _result(context, duckdb, "raw.agg_trades", "transact_time", results, _agg_trade_checks)
+
+
+# ---------------------------------------------------------------------------------------------- klines
+def _kline_checks(table: str, name: str):
+    def checks(con, r: IngestResult) -> list[_CheckOutcome]:
+        missing = _missing_check(name, r)
+        if missing:
+            return [missing]
+        rows, interval = con.execute(
+            f"SELECT count(*), any_value(interval) FROM {table} WHERE symbol = ? AND day = ? AND CAST(open_time AS DATE) = day",
+            [r.symbol, r.day]).fetchone()
+        expected = 86_400_000 // KLINE_INTERVAL_MS[interval]
+        share = rows / expected
+        return [_CheckOutcome(
+            name, rows == expected, dg.AssetCheckSeverity.WARN if share >= 0.95 else dg.AssetCheckSeverity.ERROR,
+            f"{r.symbol} {r.day}: {rows} of {expected} {interval} candles ({share:.1%})",
+            {"symbol": r.symbol, "day": str(r.day), "rows": int(rows), "expected": int(expected), "interval": interval},
+        )]
+    return checks
+
+
+def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str):
+    check = f"{name}_complete_for_interval"
+
+    @dg.asset(name=name, partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+              retry_policy=RETRY, backfill_policy=SINGLE_RUN, check_specs=[dg.AssetCheckSpec(check, asset=name)])
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+        interval = getattr(market, interval_attr)
+        results = _ingest_all(
+            context, duckdb, market, table,
+            lambda s, d: ArchiveFile(kind, s, d, interval=interval),
+            lambda csv, s, d, only_day: parsers.klines_select(csv, s, d, interval, kind=kind, only_day=only_day),
+            lambda s, d: ArchiveFile(kind, s, d.replace(day=1), cadence="monthly", interval=interval),
+        )
+        return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
+
+    _asset.__doc__ = doc
+    return _asset
+
+
+klines = _kline_asset("klines", "klines", "raw.klines", "kline_interval",
+                      "Last-price klines (1m by default; 5m, 15m, 1h accepted); each row carries its interval.")
+mark_price_klines = _kline_asset("mark_price_klines", "markPriceKlines", "raw.mark_price_klines", "mark_kline_interval",
+                                 "Mark-price klines: liquidations trigger on mark price, so consumption uses these.")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def _oi_checks(con, r: IngestResult) -> list[_CheckOutcome]:
+    missing = _missing_check("open_interest_sampled_every_5m", r)
+    if missing:  # every declared check must get a result, else Dagster rejects the MaterializeResult
+        return [missing, _CheckOutcome("open_interest_not_forward_filled", False, dg.AssetCheckSeverity.WARN,
+                                       missing.description, missing.metadata)]
+    rows, stale = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE is_stale) FROM raw.open_interest WHERE symbol = ? AND day = ?",
+        [r.symbol, r.day]).fetchone()
+    meta = {"symbol": r.symbol, "day": str(r.day), "rows": int(rows), "expected_5m": 288, "stale_rows": int(stale)}
+    if rows >= 288:
+        sampling = _CheckOutcome("open_interest_sampled_every_5m", True, dg.AssetCheckSeverity.WARN,
+                                 f"{r.symbol} {r.day}: {rows} OI samples", meta)
+    else:
+        severity = dg.AssetCheckSeverity.WARN if rows >= 24 else dg.AssetCheckSeverity.ERROR
+        sampling = _CheckOutcome("open_interest_sampled_every_5m", False, severity,
+                                 f"{r.symbol} {r.day}: {rows} OI samples of 288 (sparser OI is used as "
+                                 "nearest-sample-before; accepted with a warning down to hourly)", meta)
+    return [sampling, _CheckOutcome(
+        "open_interest_not_forward_filled", stale == 0, dg.AssetCheckSeverity.WARN,
+        f"{r.symbol} {r.day}: {stale} samples in runs of more than {parsers.STALE_OI_RUN_ROWS} identical OI values "
+        "(forward-filled upstream; the model ignores them)", meta)]
+
+
+@dg.asset(
+    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
+    check_specs=[dg.AssetCheckSpec("open_interest_sampled_every_5m", asset="open_interest"),
+                 dg.AssetCheckSpec("open_interest_not_forward_filled", asset="open_interest")],
+)
+def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+    """Open interest (base and USDT) and the long/short ratios from the daily `metrics` archive."""
+    results = _ingest_all(
+        context, duckdb, market, "raw.open_interest",
+        lambda s, d: ArchiveFile("metrics", s, d),
+        lambda csv, s, d, only_day: parsers.metrics_select(csv, s, d),
+    )
+    return _result(context, duckdb, "raw.open_interest", "create_time", results, _oi_checks)
+
+
+# ---------------------------------------------------------------------------------------------- funding
+def _funding_checks(con, r: IngestResult) -> list[_CheckOutcome]:
+    missing = _missing_check("funding_settlements_match_interval", r)
+    if missing:
+        return [missing]
+    rows, hours = con.execute(
+        "SELECT count(*), max(funding_interval_hours) FROM raw.funding_rates WHERE symbol = ? AND day = ?",
+        [r.symbol, r.day]).fetchone()
+    expected = 24 // hours if hours else None
+    return [_CheckOutcome(
+        "funding_settlements_match_interval", expected is not None and rows == expected, dg.AssetCheckSeverity.WARN,
+        f"{r.symbol} {r.day}: {rows} settlements, {expected} expected at a {hours}h interval",
+        {"symbol": r.symbol, "day": str(r.day), "rows": int(rows), "interval_hours": int(hours or 0)},
+    )]
+
+
+@dg.asset(
+    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
+    check_specs=[dg.AssetCheckSpec("funding_settlements_match_interval", asset="funding_rates")],
+)
+def funding_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+    """Settled funding rates of the day (monthly fundingRate archive), with the 8h-equivalent rate."""
+    results = _ingest_all(
+        context, duckdb, market, "raw.funding_rates",
+        lambda s, d: ArchiveFile("fundingRate", s, d.replace(day=1), cadence="monthly"),
+        lambda csv, s, d, only_day: parsers.funding_select(csv, s, d),
+    )
+    return _result(context, duckdb, "raw.funding_rates", "funding_time", results, _funding_checks)
