@@ -1,0 +1,98 @@
+"""Ground truth of the simulated market: the positions and liquidations the estimator is scored against.
+
+Reads the simulator's parquet files (`market.truth_dir`) for the partition's day into `truth.positions`
+(positions opened that day) and `truth.liquidations` (liquidations that happened that day).
+
+Ground truth exists only for the simulated source. With a mirror or Binance source these assets do not
+fail (a full-graph run on real data must not break on them): they leave the tables untouched and
+report `status: skipped` in their metadata.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import partitions
+from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse.io import replace_partition
+
+GROUP = "truth"
+SKIPPED = "skipped: ground truth exists only for the simulated source (market.kind = 'simulated')"
+
+
+def _truth_file(market: MarketSource, kind: str, symbol: str) -> Path:
+    path = market.truth_dir / kind / f"{symbol}.parquet"
+    if not path.exists():
+        raise dg.Failure(
+            description=f"no simulator ground truth at {path}: run `liq simulate` (or the demo) for {symbol} "
+            f"with sim_dir={market.sim_dir!r} first",
+            allow_retries=False,
+        )
+    return path
+
+
+def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource, kind: str,
+          table: str, columns: str, order_by: str) -> dg.MaterializeResult:
+    if not market.is_simulated:
+        context.log.info(SKIPPED)
+        return dg.MaterializeResult(metadata={"status": SKIPPED, "source": market.kind})
+    rows: dict[str, int] = {}
+    preview = ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            path = str(_truth_file(market, kind, symbol))
+            select = (f"SELECT {columns} FROM read_parquet(?) WHERE symbol = ? AND day = ? "
+                      f"ORDER BY {order_by}")
+            rows[f"{symbol} {day}"] = replace_partition(con, table, symbol, day, select, [path, symbol, day])
+            preview = con.execute(
+                f"SELECT * FROM {table} WHERE symbol = ? AND day = ? ORDER BY {order_by} LIMIT 10", [symbol, day]
+            ).df()
+            preview = _markdown(preview)
+            summary = _summary(con, table, symbol, day)
+    return dg.MaterializeResult(metadata={
+        "status": "loaded",
+        "rows": dg.MetadataValue.int(sum(rows.values())),
+        "rows_by_partition": dg.MetadataValue.json(rows),
+        "summary": dg.MetadataValue.md(summary),
+        "preview": dg.MetadataValue.md(preview),
+    })
+
+
+def _summary(con, table: str, symbol: str, day) -> str:
+    """Counts and notional by side (and outcome for positions) of the last partition, as markdown."""
+    if table == "truth.positions":
+        sql = ("SELECT side, outcome, count(*) AS positions, round(sum(quantity * entry_price)) AS notional_usd, "
+               "round(avg(leverage), 1) AS mean_leverage, max(bracket) AS max_bracket FROM truth.positions "
+               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
+    else:
+        sql = ("SELECT side, count(*) AS liquidations, round(sum(notional_usd)) AS notional_usd, "
+               "min(price) AS min_price, max(price) AS max_price FROM truth.liquidations "
+               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
+    return f"{symbol} {day}\n\n" + _markdown(con.execute(sql, [symbol, day]).df())
+
+
+def _markdown(frame) -> str:
+    """A small pandas frame as a markdown table (no optional dependency needed)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"})
+def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+    """Every simulated position opened on the partition's day, with its exact liquidation price and tier
+    and how it ended ('open', 'closed', 'liquidated')."""
+    return _load(context, duckdb, market, "positions", "truth.positions",
+                 "symbol, day, position_id, side, open_time, close_time, entry_price, quantity, leverage, "
+                 "isolated_margin_usd, liq_price, bracket, outcome", "position_id")
+
+
+@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"})
+def true_liquidations(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
+    """Every simulated liquidation on the partition's day: time, side, exact liquidation price (USDT),
+    quantity (base asset) and notional (USDT), complete (not sampled like the forceOrder stream)."""
+    return _load(context, duckdb, market, "liquidations", "truth.liquidations",
+                 "symbol, day, position_id, liq_time, side, price, quantity, notional_usd",
+                 "liq_time, position_id")
