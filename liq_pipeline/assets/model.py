@@ -1,0 +1,365 @@
+"""Thin Dagster layer of the liquidation model: volume profiles, OFI, position distributions, levels.
+
+Every asset is partitioned by symbol × day, as of the end of the day (D+1 00:00 UTC, exclusive), and
+calls the SQL builders of `model.profile` and the numpy functions of `model.positions`; the writes go
+through `replace_partition`. The daily refresh touches one day of trades: the 30-day window is a sum of
+stored daily profiles.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import config, partitions
+from liq_pipeline.config import MODEL, VARIANTS
+from liq_pipeline.model import profile
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
+from liq_pipeline.model.margin import LONG, load_bracket_tables, table_for
+from liq_pipeline.model.positions import (
+    PositionSignals,
+    build_distributions,
+    levels_at_risk,
+    mark_extremes_since,
+    oi_delta,
+    signals_from_warehouse,
+)
+from liq_pipeline.plots import markdown_image
+from liq_pipeline.plots.liquidation_map import liquidation_map_png
+from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse.io import replace_partition, table_exists
+
+GROUP = "model"
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+_ASSET = dict(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+              backfill_policy=SINGLE_RUN)
+
+
+def as_of_for(day: dt.date) -> dt.datetime:
+    """The as-of instant of partition `day`: the end of the day, D+1 00:00 naive UTC (exclusive)."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+
+def _has_rows(con, table: str, symbol: str, day: dt.date) -> bool:
+    if not table_exists(con, table):
+        return False
+    return con.execute(f"SELECT count(*) > 0 FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchall()[0][0]
+
+
+def _md_table(frame: pd.DataFrame, max_rows: int = 12) -> str:
+    """A markdown table of the first `max_rows` rows (numbers with thousands separators)."""
+    head = frame.head(max_rows)
+
+    def fmt(v) -> str:
+        if isinstance(v, (float, np.floating)):
+            return f"{v:,.6g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in head.itertuples(index=False)]
+    if len(frame) > max_rows:
+        lines.append(f"\n_{len(frame) - max_rows:,} more rows_")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "missing" if value is None else format(value, spec)
+
+
+def _write_frame(con, table: str, symbol: str, day: dt.date, frame: pd.DataFrame) -> int:
+    """replace_partition from an in-memory frame (columns named as the table's)."""
+    con.register("_liq_frame", frame)
+    try:
+        return replace_partition(con, table, symbol, day, "SELECT * FROM _liq_frame")
+    finally:
+        # replace_partition's row count is read with fetchone(), which leaves its result open; DuckDB 2
+        # refuses unregister() until a new statement has closed it.
+        con.execute("SELECT 1").fetchall()
+        con.unregister("_liq_frame")
+
+
+# ============================================================================== volume_profile_daily
+@dg.asset(**_ASSET, deps=[dg.AssetKey("agg_trades"), dg.AssetKey("klines")])
+def volume_profile_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                         market: MarketSource) -> dg.MaterializeResult:
+    """Traded notional per price bin of one day: taker buy/sell split, VWAP, trade count, last trade time.
+
+    From raw.agg_trades in one aggregation; from raw.klines (finest stored interval) when the day has no
+    aggTrades or when the market source asks for klines on purpose (`profile_source = "klines"`).
+    """
+    summary, preview = [], ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            grid = grid_for(symbol)
+            want_trades = market.profile_source == "aggTrades"
+            if want_trades and _has_rows(con, "raw.agg_trades", symbol, day):
+                sql, note = profile.daily_profile_sql(grid), ""
+            elif _has_rows(con, "raw.klines", symbol, day):
+                sql = profile.klines_profile_sql(grid)
+                note = "fallback: no aggTrades" if want_trades else "klines chosen (profile_source)"
+            else:
+                raise dg.Failure(f"{symbol} {day}: neither raw.agg_trades nor raw.klines has rows; materialize "
+                                 "agg_trades (or klines) for this partition first")
+            rows = replace_partition(con, "model.volume_profile_daily", symbol, day, sql,
+                                     {"symbol": symbol, "day": day})
+            frame = con.execute("""SELECT bin_id, price_low, price_high, notional_usd, buy_qty, sell_qty, vwap,
+                                          trade_count, split_known, source
+                                   FROM model.volume_profile_daily WHERE symbol = ? AND day = ?
+                                   ORDER BY notional_usd DESC""", [symbol, day]).df()
+            known = frame.loc[frame["split_known"], "notional_usd"].sum() / max(frame["notional_usd"].sum(), 1e-300)
+            summary.append(f"| {symbol} | {day} | {frame['source'].iloc[0] if rows else ''} | {rows:,} | "
+                           f"{frame['notional_usd'].sum():,.0f} | {known:.1%} | {note} |")
+            preview = f"**{symbol} {day}**, top bins by notional ({grid.describe()}):\n\n" + _md_table(frame)
+    header = "| symbol | day | source | bins | notional USD | split known | note |\n|---|---|---|---|---|---|---|\n"
+    return dg.MaterializeResult(metadata={
+        "partitions": dg.MetadataValue.md(header + "\n".join(summary)),
+        "preview": dg.MetadataValue.md(preview),
+    })
+
+
+# ============================================================================ volume_profile_baseline
+_WINDOW_MAPPING = dg.MultiPartitionMapping({
+    "date": dg.DimensionPartitionMapping("date", dg.TimeWindowPartitionMapping(
+        start_offset=-(MODEL.window_days - 1), allow_nonexistent_upstream_partitions=True)),
+    "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+})
+
+
+@dg.asset(**_ASSET, deps=[dg.AssetDep(volume_profile_daily, partition_mapping=_WINDOW_MAPPING)])
+def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The window profile (ModelParams.window_days, default 30): the stored daily profiles summed per bin.
+
+    One GROUP BY over at most window_days small tables, so the daily refresh costs one day of work.
+    """
+    summary, preview = [], ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            start = profile.window_start(day)
+            rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile.baseline_sql(),
+                                     {"symbol": symbol, "day": day, "window_start": start})
+            if rows == 0:
+                raise dg.Failure(f"{symbol} {day}: no model.volume_profile_daily rows in {start} … {day}; "
+                                 "materialize volume_profile_daily first")
+            frame = con.execute("""SELECT bin_id, price_low, price_high, notional_usd, buy_qty, sell_qty, vwap,
+                                          trade_count, days_in_window
+                                   FROM model.volume_profile_baseline WHERE symbol = ? AND day = ?
+                                   ORDER BY notional_usd DESC""", [symbol, day]).df()
+            days = int(frame["days_in_window"].iloc[0])
+            summary.append(f"| {symbol} | {day} | {start} | {days} of {MODEL.window_days} | {rows:,} | "
+                           f"{frame['notional_usd'].sum():,.0f} |")
+            preview = f"**{symbol} {day}**, top bins:\n\n" + _md_table(frame)
+    header = "| symbol | day | window start | days | bins | notional USD |\n|---|---|---|---|---|---|\n"
+    return dg.MaterializeResult(metadata={
+        "partitions": dg.MetadataValue.md(header + "\n".join(summary)),
+        "preview": dg.MetadataValue.md(preview),
+        "window_days": MODEL.window_days,
+    })
+
+
+# ============================================================================================ ofi_bins
+@dg.asset(**_ASSET, deps=[volume_profile_baseline])
+def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Order-flow imbalance per bin over the window and the long probability 0.5 + 0.35·tanh(1.5·OFI)."""
+    summary, preview = [], ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            rows = replace_partition(con, "model.ofi_bins", symbol, day, profile.ofi_sql(MODEL),
+                                     {"symbol": symbol, "day": day})
+            if rows == 0:
+                raise dg.Failure(f"{symbol} {day}: no model.volume_profile_baseline rows; materialize "
+                                 "volume_profile_baseline first")
+            frame = con.execute("""SELECT bin_id, price_mid, buy_qty, sell_qty, ofi, long_prob, split_known
+                                   FROM model.ofi_bins WHERE symbol = ? AND day = ? ORDER BY bin_id""",
+                                [symbol, day]).df()
+            qty = frame["buy_qty"].fillna(0) + frame["sell_qty"].fillna(0)
+            mean_ofi = float((frame["ofi"] * qty).sum() / qty.sum()) if qty.sum() > 0 else 0.0
+            summary.append(f"| {symbol} | {day} | {rows:,} | {frame['split_known'].mean():.1%} | {mean_ofi:+.4f} |")
+            preview = f"**{symbol} {day}**:\n\n" + _md_table(frame.iloc[(frame["ofi"].abs()).argsort()[::-1]])
+    header = "| symbol | day | bins | bins with split | qty-weighted OFI |\n|---|---|---|---|---|\n"
+    return dg.MaterializeResult(metadata={
+        "partitions": dg.MetadataValue.md(header + "\n".join(summary)),
+        "preview": dg.MetadataValue.md(preview),
+        "long_prob": f"0.5 + {MODEL.ofi_amplitude}·tanh({MODEL.ofi_gain}·OFI)",
+    })
+
+
+# =============================================================================== position_distribution
+def _signals_frame(symbol: str, day: dt.date, s: PositionSignals) -> pd.DataFrame:
+    return pd.DataFrame({
+        "symbol": [symbol], "day": [day], "as_of": [s.as_of], "mark_price": [s.mark_price], "oi_usd": [s.oi_usd],
+        "oi_24h_ago_usd": [s.oi_24h_ago_usd], "oi_delta": [oi_delta(s)], "funding_rate_8h": [s.funding_rate_8h],
+        "flags": ["; ".join(s.flags)],
+    }).astype({"mark_price": "float64", "oi_usd": "float64", "oi_24h_ago_usd": "float64", "oi_delta": "float64",
+               "funding_rate_8h": "float64"})
+
+
+@dg.asset(**_ASSET, deps=[ofi_bins, volume_profile_baseline, dg.AssetKey("open_interest"),
+                          dg.AssetKey("funding_rates"), dg.AssetKey("mark_price_klines"), dg.AssetKey("klines")])
+def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Open interest spread over entry-price bins and sides in four variants (liquidation-math.md §8):
+    volume_5050, ofi, funding, hybrid; each scaled so Σ(long + short) = OI (USDT) at the end of the day.
+
+    Also writes model.position_signals: the one record of real-time inputs (mark, OI now and 24h before,
+    funding) taken from the raw tables with no lookahead; a missing signal turns its step off, flagged.
+    """
+    summary, flags_md, preview = [], [], ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            as_of = as_of_for(day)
+            signals = signals_from_warehouse(con, symbol, as_of, inclusive=False)
+            _write_frame(con, "model.position_signals", symbol, day, _signals_frame(symbol, day, signals))
+            if not table_exists(con, "model.ofi_bins"):
+                raise dg.Failure("model.ofi_bins does not exist: materialize ofi_bins first")
+            bins = con.execute("""
+                SELECT b.bin_id, o.price_mid, b.notional_usd, o.long_prob
+                FROM model.volume_profile_baseline b
+                JOIN model.ofi_bins o ON o.symbol = b.symbol AND o.day = b.day AND o.bin_id = b.bin_id
+                WHERE b.symbol = ? AND b.day = ? ORDER BY b.bin_id""", [symbol, day]).df()
+            if bins.empty:
+                raise dg.Failure(f"{symbol} {day}: no volume_profile_baseline + ofi_bins rows; materialize them first")
+            dists = build_distributions(bins["price_mid"].to_numpy(), bins["notional_usd"].to_numpy(),
+                                        bins["long_prob"].to_numpy(), signals, MODEL)
+            frame = pd.concat([pd.DataFrame({
+                "symbol": symbol, "day": day, "variant": v, "as_of": as_of, "bin_id": bins["bin_id"].to_numpy(),
+                "price_mid": bins["price_mid"].to_numpy(), "long_usd": d.long_usd, "short_usd": d.short_usd,
+                "long_share_pre_funding": d.long_share_pre_funding}) for v, d in dists.items()], ignore_index=True)
+            _write_frame(con, "model.position_distribution", symbol, day, frame)
+            for v, d in dists.items():
+                total = d.long_usd.sum() + d.short_usd.sum()
+                summary.append(f"| {symbol} | {day} | {v} | {d.long_usd.sum():,.0f} | {d.short_usd.sum():,.0f} | "
+                               f"{d.long_usd.sum() / total:.3f} | {', '.join(d.flags) or '—'} |")
+            oi = _num(signals.oi_usd, ",.0f")
+            delta = oi_delta(signals)
+            flags_md.append(f"| {symbol} | {day} | {_num(signals.mark_price, ',.2f')} | {oi} | {_num(delta, '+.2%')} | "
+                            f"{_num(signals.funding_rate_8h, '.6f')} | {'; '.join(signals.flags) or '—'} |")
+            top = frame[frame["variant"] == "hybrid"].sort_values("long_usd", ascending=False)
+            preview = f"**{symbol} {day}**, hybrid variant, top bins by long notional:\n\n" + _md_table(
+                top[["bin_id", "price_mid", "long_usd", "short_usd", "long_share_pre_funding"]])
+    return dg.MaterializeResult(metadata={
+        "distributions": dg.MetadataValue.md("| symbol | day | variant | long USD | short USD | long share | flags |\n"
+                                             "|---|---|---|---|---|---|---|\n" + "\n".join(summary)),
+        "signals": dg.MetadataValue.md("| symbol | day | mark | OI USD | ΔOI 24h | funding 8h | flags |\n"
+                                       "|---|---|---|---|---|---|---|\n" + "\n".join(flags_md)),
+        "preview": dg.MetadataValue.md(preview),
+        "variants": ", ".join(VARIANTS),
+    })
+
+
+# ================================================================================== liquidation_levels
+def _size_buckets(con, symbol: str, day: dt.date):
+    """Position-size buckets from the day's aggTrades (never from total OI); klines' mean trade sizes
+    when the day has no aggTrades. Returns (buckets, description)."""
+    params = {"symbol": symbol, "day": day}
+    if _has_rows(con, "raw.agg_trades", symbol, day):
+        x = con.execute(profile.trade_notional_sql(), params).fetchnumpy()["notional_usd"]
+        return size_buckets_from_trades(np.asarray(x, np.float64), MODEL.size_buckets), f"aggTrades of {day}"
+    if _has_rows(con, "raw.klines", symbol, day):
+        x = con.execute(profile.kline_mean_trade_notional_sql(), params).fetchnumpy()["notional_usd"]
+        if len(x):
+            return (size_buckets_from_trades(np.asarray(x, np.float64), MODEL.size_buckets),
+                    f"mean trade size per candle of klines {day} (no aggTrades)")
+    raise dg.Failure(f"{symbol} {day}: no raw.agg_trades or raw.klines rows to derive position sizes from")
+
+
+def _bin_width_near(grid, mark: float | None, prices: pd.Series) -> float | None:
+    """Width (USD) of the grid bin at the mark (or at the median level price): the chart's bar width."""
+    ref = mark if mark is not None else (float(prices.median()) if len(prices) else None)
+    if ref is None:
+        return None
+    k = grid.bin_id(ref)
+    return float(grid.high(k) - grid.low(k))
+
+
+def _mark_candles(con, symbol: str, start: dt.date, as_of: dt.datetime) -> tuple[pd.DataFrame, str]:
+    """Mark-price candles (any interval) opened in the window before as_of; trade klines if none."""
+    for table, note in (("raw.mark_price_klines", "mark price klines"),
+                        ("raw.klines", "trade klines (no mark price klines): consumption approximate")):
+        if table_exists(con, table):
+            frame = con.execute(f"""SELECT open_time, low, high FROM {table}
+                                    WHERE symbol = ? AND day BETWEEN ? AND ? AND open_time < ?
+                                    ORDER BY open_time""", [symbol, start, as_of.date(), as_of]).df()
+            if not frame.empty:
+                return frame, note
+    return pd.DataFrame({"open_time": pd.Series([], dtype="datetime64[us]"), "low": [], "high": []}), \
+        "no mark or trade klines: nothing consumed"
+
+
+@dg.asset(**_ASSET, deps=[position_distribution, volume_profile_baseline, dg.AssetKey("agg_trades"),
+                          dg.AssetKey("mark_price_klines")])
+def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Liquidation notional at risk per price bin, side and variant, as of the end of the day.
+
+    Each distribution's entry notional is spread over the leverage mix (config.MODEL: 5/10/20/50/100x at
+    20/35/25/15/5 %, the only published weighting over the seed's list) and the day's trade-size buckets,
+    priced with the exact tier-aware isolated formula of the bracket table in force on the day. Longs
+    land below their entry, shorts above; collateral = notional / leverage.
+
+    Consumption: for each entry bin the lowest and highest mark price (raw.mark_price_klines, any
+    interval; raw.klines, noted in the preview, when there are none) over the candles opening after the
+    bin's last trade in the window until as_of, together with the mark at as_of. A long level at or above
+    that low, or a short level at or below that high, has been liquidated already and is dropped (its
+    notional is reported as consumed). So every long level left is below the mark, every short above.
+    """
+    tables = load_bracket_tables(config.data_dir() / "brackets")
+    mix = LeverageMix.of(MODEL.leverages, MODEL.leverage_weights)
+    summary, preview, chart = [], "", ""
+    with duckdb.get_connection() as con:
+        for symbol, day in partitions.symbol_days(context):
+            as_of = as_of_for(day)
+            grid = grid_for(symbol)
+            choice = table_for(symbol, day, tables)
+            sizes, sizes_from = _size_buckets(con, symbol, day)
+            dist = con.execute("""
+                SELECT d.variant, d.bin_id, d.price_mid, d.long_usd, d.short_usd, b.last_trade_time
+                FROM model.position_distribution d
+                JOIN model.volume_profile_baseline b ON b.symbol = d.symbol AND b.day = d.day AND b.bin_id = d.bin_id
+                WHERE d.symbol = ? AND d.day = ? ORDER BY d.variant, d.bin_id""", [symbol, day]).df() \
+                if table_exists(con, "model.position_distribution") else pd.DataFrame()
+            if dist.empty:
+                raise dg.Failure(f"{symbol} {day}: no model.position_distribution rows; materialize "
+                                 "position_distribution first")
+            marks = con.execute("SELECT mark_price FROM model.position_signals WHERE symbol = ? AND day = ?",
+                                [symbol, day]).fetchall()
+            mark_now = float(marks[0][0]) if marks and marks[0][0] is not None else None
+            candles, candles_note = _mark_candles(con, symbol, profile.window_start(day), as_of)
+            frames = []
+            for variant in VARIANTS:
+                d = dist[dist["variant"] == variant]
+                low, high = mark_extremes_since(d["last_trade_time"].to_numpy(), candles["open_time"].to_numpy(),
+                                                candles["low"].to_numpy(), candles["high"].to_numpy(), mark_now)
+                lv = levels_at_risk(d["price_mid"].to_numpy(), d["long_usd"].to_numpy(), d["short_usd"].to_numpy(),
+                                    low, high, grid, choice.table, mix, sizes)
+                frames.append(pd.DataFrame({
+                    "symbol": symbol, "day": day, "variant": variant, "as_of": as_of,
+                    "side": np.where(lv.side == LONG, "long", "short"), "bin_id": lv.bin_id, "price": lv.price,
+                    "notional_usd": lv.notional_usd, "collateral_usd": lv.collateral_usd}))
+                is_long = lv.side == LONG
+                summary.append(f"| {symbol} | {day} | {variant} | {lv.notional_usd[is_long].sum():,.0f} | "
+                               f"{lv.notional_usd[~is_long].sum():,.0f} | {lv.consumed_usd:,.0f} | "
+                               f"{lv.unpriced_usd:,.0f} |")
+            frame = pd.concat(frames, ignore_index=True)
+            _write_frame(con, "model.liquidation_levels", symbol, day, frame)
+            hybrid = frame[frame["variant"] == "hybrid"]
+            longs, shorts = hybrid[hybrid["side"] == "long"], hybrid[hybrid["side"] == "short"]
+            png = liquidation_map_png(longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
+                                      shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
+                                      f"{symbol} liquidation map, hybrid, as of {as_of:%Y-%m-%d %H:%M} UTC",
+                                      bar_width_usd=_bin_width_near(grid, mark_now, frame["price"]))
+            chart = markdown_image(png, f"{symbol} {day} liquidation map")
+            preview = (f"**{symbol} {day}** (hybrid, largest levels). Brackets: {choice.table.id}"
+                       f"{' (' + choice.note + ')' if choice.note else ''}; sizes: {sizes_from}; "
+                       f"consumption: {candles_note}.\n\n"
+                       + _md_table(hybrid.sort_values("notional_usd", ascending=False)
+                                   [["side", "bin_id", "price", "notional_usd", "collateral_usd"]]))
+    header = ("| symbol | day | variant | long at risk USD | short at risk USD | consumed USD | unpriced USD |\n"
+              "|---|---|---|---|---|---|---|\n")
+    return dg.MaterializeResult(metadata={
+        "levels": dg.MetadataValue.md(header + "\n".join(summary)),
+        "liquidation_map": dg.MetadataValue.md(chart),
+        "preview": dg.MetadataValue.md(preview),
+        "leverage_mix": ", ".join(f"{lev:g}x {w:.0%}" for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)),
+        "size_buckets": MODEL.size_buckets,
+    })
