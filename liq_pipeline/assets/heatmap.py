@@ -1,0 +1,458 @@
+"""Dagster assets `liquidation_heatmap` and `liquidation_zones` (group "heatmap"), and the SQL that feeds them.
+
+Per symbol-day: one GROUP BY per raw input builds per-step arrays (traded notional per entry bin, mark
+high/low, OI samples), model/heatmap.py evolves every variant from the previous day's end state, and the
+snapshots, zones, pictures and an HTML report are written. Days of a run are processed in order, so a
+backfill is one continuous heatmap.
+
+No `from __future__ import annotations` here: Dagster 1.13 checks the `context` annotation of an asset
+function as an object and rejects the string form.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import config, partitions
+from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, VARIANTS, ModelParams
+from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model import zones as zn
+from liq_pipeline.model.grid import PriceGrid, grid_for
+from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
+from liq_pipeline.model.margin import table_for
+from liq_pipeline.plots import markdown_image
+from liq_pipeline.warehouse.io import replace_partition, table_exists
+
+GROUP = "heatmap"
+PICTURE_VARIANT = "hybrid" if "hybrid" in VARIANTS else VARIANTS[0]
+
+_INTERVAL_MS_SQL = "CASE interval " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in KLINE_INTERVAL_MS.items()) + " END"
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+@dataclass
+class DayInputs:
+    """Per-step arrays of one symbol-day, read from the raw tables (times naive UTC, amounts USD)."""
+
+    symbol: str
+    day: dt.date
+    step_minutes: int
+    step_end: np.ndarray  # (T,) datetime64[ms]
+    oi_start_usd: np.ndarray  # (T,)
+    oi_end_usd: np.ndarray  # (T,)
+    mark_high: np.ndarray  # (T,) nan = no candle
+    mark_low: np.ndarray
+    mark_close: np.ndarray  # (T,) last close in the step (picture line, end-of-day mark)
+    entry_bins: np.ndarray  # (E,)
+    traded_usd: np.ndarray  # (T, E) traded notional per step and entry bin
+    trade_sizes_usd: np.ndarray  # trade (or per-candle mean trade) notionals for the size buckets
+    flags: list[str] = field(default_factory=list)
+    mark_source: str = "mark_price_klines"
+
+    @property
+    def end_mark(self) -> float:
+        ok = np.isfinite(self.mark_close)
+        return float(self.mark_close[ok][-1]) if ok.any() else float("nan")
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> bool:
+    if not table_exists(con, table):
+        return False
+    return con.execute(f"SELECT count(*) > 0 FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchone()[0]
+
+
+def _step_bounds(day: dt.date, step_minutes: int) -> tuple[dt.datetime, dt.datetime, int, int]:
+    start = dt.datetime.combine(day, dt.time())
+    return start, start + dt.timedelta(days=1), hm.steps_per_day(step_minutes), step_minutes * 60_000
+
+
+def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int) -> pd.DataFrame:
+    """High, low, last close per step from candles of any interval; a candle belongs to the step holding its
+    last millisecond (open_time + interval − 1 ms), so a coarse candle never consumes before it closes."""
+    start, end, n_steps, step_ms = _step_bounds(day, step_minutes)
+    return con.execute(
+        f"""
+        SELECT CAST(date_diff('millisecond', $start, open_time) + {_INTERVAL_MS_SQL} - 1 AS BIGINT) // $step_ms
+                   AS step,
+               max(high) AS high, min(low) AS low, arg_max(close, open_time) AS close
+        FROM {table}
+        WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
+        GROUP BY step HAVING step BETWEEN 0 AND $last ORDER BY step
+        """,
+        {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms, "last": n_steps - 1},
+    ).df()
+
+
+def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
+                    step_minutes: int) -> DayInputs:
+    """Read one symbol-day's per-step inputs with one aggregation per raw table."""
+    start, end, n_steps, step_ms = _step_bounds(day, step_minutes)
+    flags: list[str] = []
+    step_start = np.datetime64(start, "ms") + np.arange(n_steps) * np.timedelta64(step_minutes, "m")
+    step_end = step_start + np.timedelta64(step_minutes, "m")
+    params = {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms}
+
+    # Traded notional per (step, entry bin): aggTrades, else last-price klines at the typical price.
+    if _has_rows(con, "raw.agg_trades", symbol, day):
+        traded = con.execute(
+            f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
+                       {grid.sql_bin_id('price')} AS bin_id, sum(price * quantity) AS usd
+                FROM raw.agg_trades
+                WHERE symbol = $symbol AND day = $day AND transact_time >= $start AND transact_time < $end
+                GROUP BY step, bin_id""", params).fetchnumpy()
+        sizes = con.execute("SELECT price * quantity AS usd FROM raw.agg_trades WHERE symbol = ? AND day = ?",
+                            [symbol, day]).fetchnumpy()["usd"]
+    elif _has_rows(con, "raw.klines", symbol, day):
+        flags.append("no aggTrades: entry prices and position sizes from last-price klines")
+        traded = con.execute(
+            f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
+                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, sum(quote_volume) AS usd
+                FROM raw.klines
+                WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
+                  AND quote_volume > 0
+                GROUP BY step, bin_id""", params).fetchnumpy()
+        sizes = con.execute("SELECT quote_volume / trade_count AS usd FROM raw.klines WHERE symbol = ? AND day = ? "
+                            "AND trade_count > 0 AND quote_volume > 0", [symbol, day]).fetchnumpy()["usd"]
+    else:
+        flags.append("no aggTrades and no klines for the day: no new levels can be placed")
+        traded = {"step": np.zeros(0, np.int64), "bin_id": np.zeros(0, np.int64), "usd": np.zeros(0)}
+        sizes = np.zeros(0)
+    entry_bins, col = np.unique(np.asarray(traded["bin_id"], dtype=np.int64), return_inverse=True)
+    traded_usd = np.zeros((n_steps, entry_bins.size))
+    np.add.at(traded_usd, (np.asarray(traded["step"], dtype=np.int64), col.ravel()),
+              np.asarray(traded["usd"], dtype=np.float64))
+
+    # Mark high/low per step; steps without a mark candle fall back to last-price klines (flagged).
+    mark_high, mark_low, mark_close = (np.full(n_steps, np.nan) for _ in range(3))
+    mark_source = "mark_price_klines"
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if not table_exists(con, table):
+            continue
+        missing = np.isnan(mark_high)
+        if not missing.any():
+            break
+        c = _candle_steps(con, table, symbol, day, step_minutes)
+        s = c["step"].to_numpy(dtype=np.int64)
+        fill = missing[s]
+        if table == "raw.klines" and fill.any():
+            mark_source = "klines" if fill.sum() == n_steps else "mark_price_klines+klines"
+            flags.append(f"mark-price klines missing in {int(fill.sum())} of {n_steps} steps: "
+                         "last-price klines used there")
+        mark_high[s[fill]] = c["high"].to_numpy()[fill]
+        mark_low[s[fill]] = c["low"].to_numpy()[fill]
+        mark_close[s[fill]] = c["close"].to_numpy()[fill]
+    if np.isnan(mark_high).any():
+        flags.append(f"no mark or last-price candle in {int(np.isnan(mark_high).sum())} of {n_steps} steps: "
+                     "nothing consumed there")
+
+    # OI in force at every step boundary: last non-stale sample at or before it (the previous day's last
+    # sample covers midnight).
+    if table_exists(con, "raw.open_interest"):
+        oi = con.execute(
+            """SELECT create_time, sum_open_interest_value AS usd FROM raw.open_interest
+               WHERE symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND sum_open_interest_value IS NOT NULL
+                 AND create_time <= ? ORDER BY create_time""",
+            [symbol, day - dt.timedelta(days=1), day, end]).fetchnumpy()
+        t_oi = np.asarray(oi["create_time"]).astype("datetime64[ms]")
+        v_oi = np.asarray(oi["usd"], dtype=np.float64)
+    else:
+        t_oi, v_oi = np.zeros(0, "datetime64[ms]"), np.zeros(0)
+    oi_start, oi_end = hm.oi_at(t_oi, v_oi, step_start), hm.oi_at(t_oi, v_oi, step_end)
+    unknown = int((np.isnan(oi_start) | np.isnan(oi_end)).sum())
+    if unknown:
+        flags.append(f"open interest unknown at the bounds of {unknown} of {n_steps} steps: no change applied there")
+    return DayInputs(symbol, day, step_minutes, step_end, oi_start, oi_end, mark_high, mark_low, mark_close,
+                     entry_bins, traded_usd, np.asarray(sizes, dtype=np.float64), flags, mark_source)
+
+
+def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str
+                     ) -> tuple[hm.LevelState, str]:
+    """End state of D−1: the last heatmap snapshot, else the D−1 liquidation levels, else empty."""
+    prev = day - dt.timedelta(days=1)
+    if table_exists(con, "model.liquidation_heatmap"):
+        rows = con.execute(
+            """SELECT side, bin_id, notional_usd FROM model.liquidation_heatmap
+               WHERE symbol = $s AND day = $d AND variant = $v AND snapshot_time = (
+                   SELECT max(snapshot_time) FROM model.liquidation_heatmap
+                   WHERE symbol = $s AND day = $d AND variant = $v)""",
+            {"s": symbol, "d": prev, "v": variant}).fetchnumpy()
+        if rows["side"].size:
+            return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "heatmap D-1"
+    if table_exists(con, "model.liquidation_levels"):
+        rows = con.execute("SELECT side, bin_id, notional_usd FROM model.liquidation_levels "
+                           "WHERE symbol = ? AND day = ? AND variant = ?", [symbol, prev, variant]).fetchnumpy()
+        if rows["side"].size:
+            return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "levels D-1"
+    return hm.LevelState.empty(), "empty"
+
+
+def load_long_share(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
+                    entry_bins: np.ndarray) -> tuple[np.ndarray, str]:
+    """Per-entry-bin long share from `model.position_distribution` of D−1 (as of D−1's end: no lookahead)."""
+    empty = np.zeros(0)
+    dist = {"bin_id": empty, "long_usd": empty, "short_usd": empty}
+    if table_exists(con, "model.position_distribution"):
+        dist = con.execute("SELECT bin_id, long_usd, short_usd FROM model.position_distribution "
+                           "WHERE symbol = ? AND day = ? AND variant = ?",
+                           [symbol, day - dt.timedelta(days=1), variant]).fetchnumpy()
+    return hm.long_share_for_bins(entry_bins, dist["bin_id"], dist["long_usd"], dist["short_usd"])
+
+
+# ---------------------------------------------------------------------------------------------- compute
+@dataclass
+class VariantResult:
+    variant: str
+    evolution: hm.Evolution
+    start_state: str
+    note: str
+
+
+@dataclass
+class HeatmapDay:
+    inputs: DayInputs
+    grid: PriceGrid
+    variants: dict[str, VariantResult]
+    flags: list[str]
+    dropped_oi_usd: float
+
+    def rows(self) -> pd.DataFrame:
+        """Snapshot rows of every variant in the model.liquidation_heatmap layout."""
+        frames = []
+        for name, r in self.variants.items():
+            ev = r.evolution
+            frames.append(pd.DataFrame({
+                "variant": name,
+                "snapshot_time": self.inputs.step_end[ev.step],
+                "side": np.where(ev.side > 0, "long", "short"),
+                "bin_id": ev.bin_id,
+                "price": self.grid.mid(ev.bin_id),
+                "notional_usd": ev.notional_usd,
+            }))
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        df["symbol"] = self.inputs.symbol
+        df["day"] = self.inputs.day
+        return df
+
+
+def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
+                        params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS) -> HeatmapDay:
+    """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py)."""
+    grid = grid_for(symbol, params)
+    inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes)
+    flags = list(inputs.flags)
+    ratio = hm.oi_shrink_ratio(inputs.oi_start_usd, inputs.oi_end_usd)
+    entry_usd, dropped = hm.spread_entry_notional(inputs.oi_end_usd - inputs.oi_start_usd, inputs.traded_usd)
+    if dropped > 0:
+        flags.append(f"OI increase of ${dropped:,.0f} in steps without trades not placed")
+    kernel = None
+    if entry_usd.sum() > 0:
+        choice = table_for(symbol, day)
+        if choice.note:
+            flags.append(choice.note)
+        sizes = size_buckets_from_trades(inputs.trade_sizes_usd, params.size_buckets)
+        mix = LeverageMix.of(params.leverages, params.leverage_weights)
+        kernel = hm.entry_kernel(inputs.entry_bins, grid, choice.table, mix, sizes)
+    decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)
+    results = {}
+    for variant in variants:
+        start, start_state = load_start_state(con, symbol, day, variant)
+        note = ""
+        if kernel is not None:
+            share, note = load_long_share(con, symbol, day, variant, kernel.entry_bin)
+            added_bins, added = kernel.liq_bin, hm.opened_levels(entry_usd, share, kernel)
+        else:
+            added_bins, added = np.zeros(0, np.int64), np.zeros((entry_usd.shape[0], 2, 0))
+        ev = hm.evolve(start, added_bins, added, ratio, inputs.mark_high, inputs.mark_low, grid, decay)
+        results[variant] = VariantResult(variant, ev, start_state, note)
+        if note:
+            flags.append(f"{variant}: {note}")
+    return HeatmapDay(inputs, grid, results, flags, dropped)
+
+
+def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float) -> dict[str, zn.Zones]:
+    """Zones per side of an end state ('long', 'short')."""
+    price = grid.mid(state.bin_id)
+    return {side: zn.find_zones(price, state.notional[row], mark_price)
+            for side, row in (("long", hm.LONG_ROW), ("short", hm.SHORT_ROW))}
+
+
+def zones_frame(zones: dict[str, zn.Zones]) -> pd.DataFrame:
+    """Zones in the model.liquidation_zones layout (without symbol/day/variant/as_of)."""
+    return pd.concat([pd.DataFrame({
+        "side": side, "zone_rank": z.rank.astype(np.int32), "centroid_price": z.centroid_price,
+        "price_low": z.price_low, "price_high": z.price_high, "notional_usd": z.notional_usd,
+        "distance_pct": z.distance_pct, "share_of_side": z.share_of_side,
+    }) for side, z in zones.items()], ignore_index=True)
+
+
+def zones_markdown(df: pd.DataFrame, n: int = 5) -> str:
+    """Top-n zones per side as a markdown table."""
+    lines = ["| side | rank | centroid | range | notional (USD) | distance to mark | share of side |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    for r in df[df["zone_rank"] <= n].itertuples():
+        lines.append(f"| {r.side} | {r.zone_rank} | {r.centroid_price:,.2f} | {r.price_low:,.2f} – "
+                     f"{r.price_high:,.2f} | {r.notional_usd:,.0f} | {r.distance_pct:+.2f} % | {r.share_of_side:.1%} |")
+    return "\n".join(lines) if len(lines) > 2 else "no zones"
+
+
+def picture_for(result: HeatmapDay, variant: str, zones: pd.DataFrame | None = None):
+    """The HeatmapPicture of one variant of a computed day."""
+    from liq_pipeline.plots.heatmap import HeatmapPicture, ZoneBand
+
+    ev = result.variants[variant].evolution
+    inp = result.inputs
+    notes = list(result.flags)
+    oi_ref = inp.oi_end_usd[-1] if np.isfinite(inp.oi_end_usd[-1]) and inp.oi_end_usd[-1] > 0 else 0.0
+    if not oi_ref > 0:
+        oi_ref = max(ev.end_state.total_usd, 1.0)
+        notes.append("no open interest at the end of the day: colours relative to the end state's total notional")
+    bands = [] if zones is None else [
+        ZoneBand(r.side, int(r.zone_rank), float(r.price_low), float(r.price_high), float(r.notional_usd))
+        for r in zones[zones["zone_rank"] <= 3].itertuples()]
+    ok = np.isfinite(inp.mark_close)
+    return HeatmapPicture(
+        symbol=inp.symbol, day=inp.day, variant=variant, grid=result.grid, step_end=inp.step_end,
+        step_minutes=inp.step_minutes, cell_step=ev.step, cell_side=ev.side, cell_bin=ev.bin_id,
+        cell_notional_usd=ev.notional_usd, mark_time=inp.step_end[ok], mark_price=inp.mark_close[ok],
+        oi_ref_usd=float(oi_ref), zones=bands, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------- assets
+@dg.asset(
+    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[dg.AssetKey(k) for k in ("position_distribution", "liquidation_levels", "open_interest",
+                                   "mark_price_klines", "klines", "agg_trades")],
+)
+def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Liquidation levels over time: snapshots every `heatmap_step_minutes` (15 by default) for every
+    variant; levels open with rising OI, shrink with falling OI, and vanish when the mark price crosses
+    them. Each day starts from the previous day's end state."""
+    from liq_pipeline.plots.heatmap import heatmap_png, liquidation_map_png
+    from liq_pipeline.plots.report import write_heatmap_report
+
+    metadata: dict = {}
+    total_rows = 0
+    summaries = []
+    flags: dict[str, list[str]] = {}
+    for symbol, day in partitions.symbol_days(context):
+        with duckdb.get_connection() as con:
+            result = compute_heatmap_day(con, symbol, day)
+            rows = result.rows()
+            con.register("heatmap_rows", rows)
+            n = replace_partition(con, "model.liquidation_heatmap", symbol, day,
+                                  "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, "
+                                  "side, bin_id, price, notional_usd FROM heatmap_rows")
+        total_rows += n
+        for v, r in result.variants.items():
+            ev = r.evolution
+            summaries.append({"symbol": symbol, "day": str(day), "variant": v, "start_state": r.start_state,
+                              "end_notional_usd": round(ev.end_state.total_usd),
+                              "added_usd": round(float(ev.added_usd.sum())),
+                              "shrunk_usd": round(float(ev.shrunk_usd.sum())),
+                              "consumed_long_usd": round(float(ev.consumed_long_usd.sum())),
+                              "consumed_short_usd": round(float(ev.consumed_short_usd.sum()))})
+        flags[f"{symbol} {day}"] = [f"consumption on {result.inputs.mark_source}"] + result.flags
+        context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(flags[f"{symbol} {day}"]))
+
+    # Pictures and the HTML report for the last day of the run (one picture per materialization).
+    pic_variant = PICTURE_VARIANT if PICTURE_VARIANT in result.variants else next(iter(result.variants))
+    ev = result.variants[pic_variant].evolution
+    mark = result.inputs.end_mark
+    zones_df = zones_frame(zones_for_state(ev.end_state, result.grid, mark)) if np.isfinite(mark) else None
+    pic = picture_for(result, pic_variant, zones_df)
+    if ev.notional_usd.size or pic.mark_price.size:
+        metadata["heatmap"] = dg.MetadataValue.md(markdown_image(heatmap_png(pic), pic.title))
+        metadata["liquidation_map"] = dg.MetadataValue.md(markdown_image(liquidation_map_png(pic), "liquidation map"))
+        report = write_heatmap_report(pic, config.reports_dir())
+        metadata["report"] = dg.MetadataValue.path(str(report.resolve()))
+    if zones_df is not None:
+        metadata["top_zones"] = dg.MetadataValue.md(zones_markdown(zones_df))
+    metadata.update({
+        "rows": total_rows,
+        "symbol_days": len(summaries) // max(len(VARIANTS), 1),
+        "step_minutes": MODEL.heatmap_step_minutes,
+        "half_life_hours": str(MODEL.heatmap_half_life_hours),
+        "grid": result.grid.describe(),
+        "mark_source": result.inputs.mark_source,
+        "start_state": dg.MetadataValue.json({f"{s['symbol']} {s['day']} {s['variant']}": s["start_state"]
+                                              for s in summaries}),
+        "summary": dg.MetadataValue.md(_markdown_table(summaries)),
+        "flags": dg.MetadataValue.json(flags),
+    })
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _markdown_table(records: list[dict]) -> str:
+    """Records as a markdown table (pandas.to_markdown would need the optional tabulate package)."""
+    if not records:
+        return "nothing materialized"
+    cols = list(records[0])
+    fmt = lambda v: f"{v:,}" if isinstance(v, int | float) else str(v)  # noqa: E731
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                     + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in records])
+
+
+def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[float, str]:
+    """Last mark close of the day (last-price close if no mark candle), and which table it came from."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if table_exists(con, table):
+            row = con.execute(f"SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day = ? "
+                              "AND open_time < ?", [symbol, day, end]).fetchone()
+            if row and row[0] is not None:
+                return float(row[0]), table
+    raise LookupError(f"{symbol} {day}: no mark-price or last-price klines to measure zone distances from")
+
+
+@dg.asset(
+    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+    backfill_policy=dg.BackfillPolicy.single_run(), deps=[liquidation_heatmap],
+)
+def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Liquidation zones at the end of each day: weighted DBSCAN per side and variant on the last heatmap
+    snapshot (model/zones.py: eps 0.25 % of price, a zone seeds where the notional within eps is 1.5× the
+    side's average); ranked by notional."""
+    total = 0
+    frames = []
+    for symbol, day in partitions.symbol_days(context):
+        grid = grid_for(symbol)
+        with duckdb.get_connection() as con:
+            mark, mark_table = end_of_day_mark(con, symbol, day)
+            snap = con.execute(
+                """SELECT variant, snapshot_time, side, bin_id, notional_usd FROM model.liquidation_heatmap h
+                   WHERE symbol = ? AND day = ? AND snapshot_time = (SELECT max(snapshot_time)
+                       FROM model.liquidation_heatmap WHERE symbol = h.symbol AND day = h.day AND variant = h.variant)
+                """, [symbol, day]).df() if table_exists(con, "model.liquidation_heatmap") else pd.DataFrame()
+            if snap.empty:
+                raise LookupError(f"{symbol} {day}: model.liquidation_heatmap has no snapshot; "
+                                  "materialize liquidation_heatmap for this partition first")
+            parts = []
+            for variant, g in snap.groupby("variant", sort=True):
+                state = hm.LevelState.from_rows(g["side"].to_numpy(), g["bin_id"].to_numpy(), g["notional_usd"].to_numpy())
+                z = zones_frame(zones_for_state(state, grid, mark))
+                z["variant"] = variant
+                z["as_of"] = g["snapshot_time"].iloc[0]
+                parts.append(z)
+            rows = pd.concat(parts, ignore_index=True)
+            rows["symbol"], rows["day"] = symbol, day
+            con.register("zone_rows", rows)
+            total += replace_partition(con, "model.liquidation_zones", symbol, day,
+                                       "SELECT symbol, day, variant, CAST(as_of AS TIMESTAMP) AS as_of, side, "
+                                       "zone_rank, centroid_price, price_low, price_high, notional_usd, "
+                                       "distance_pct, share_of_side FROM zone_rows")
+        frames.append(rows.assign(mark_table=mark_table))
+    last = frames[-1]
+    return dg.MaterializeResult(metadata={
+        "rows": total,
+        "eps_rel": zn.DEFAULT_EPS_REL,
+        "density_ratio": zn.DEFAULT_DENSITY_RATIO,
+        "mark_source": mark_table,
+        f"top_zones_{PICTURE_VARIANT}": dg.MetadataValue.md(
+            f"{symbol} {day}\n\n" + zones_markdown(last[last["variant"] == PICTURE_VARIANT])),
+    })

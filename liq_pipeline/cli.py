@@ -1,0 +1,393 @@
+"""The `liq` console script: read materialized heatmaps and zones from the warehouse, simulate a market,
+run the demo. Other modules add sub-commands through `register(subparsers)` (COMMAND_MODULES).
+
+Answers must be quick (< 200 ms for `liq heatmap SYMBOL` on a materialized day), so everything heavy
+(numpy, pandas, matplotlib, plotly, Dagster, the add-on modules) is imported only when a command needs it,
+and the warehouse is opened read-only. Expected failures (nothing materialized, no warehouse, a writer
+holding the lock) print one clear line and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from liq_pipeline import config
+
+#: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
+COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli")
+BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------------------------- warehouse
+def materialize_hint(symbol: str | None, day: dt.date | None) -> str:
+    """The exact command that materializes what the CLI reads for (symbol, day)."""
+    part = f'"{day.isoformat() if day else "<YYYY-MM-DD>"}|{symbol or "<SYMBOL>"}"'
+    return (f"run `make demo` (simulated market), or `dagster asset materialize -m liq_pipeline.definitions "
+            f"--select liquidation_heatmap,liquidation_zones --partition {part}` once its inputs are materialized")
+
+
+def connect_read_only(path: str | Path | None = None):
+    """Open the warehouse read-only, turning a missing file or a writer's lock into a CliError."""
+    import duckdb
+
+    path = Path(path or config.warehouse_path())
+    if not path.exists():
+        raise CliError(f"warehouse {path} does not exist: {materialize_hint(None, None)}")
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise CliError(f"warehouse {path} is locked by a writer (a Dagster run or another DuckDB session): "
+                           "wait for the run to finish, or stop the process holding it, then retry") from None
+        raise CliError(f"cannot open warehouse {path}: {e}") from None
+
+
+def _has_table(con, table: str) -> bool:
+    schema, name = table.split(".")
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, name]).fetchone()[0] > 0
+
+
+def _check_symbol(symbol: str) -> str:
+    symbol = symbol.upper()
+    known = config.configured_symbols()
+    if symbol not in known:
+        raise CliError(f"unknown symbol {symbol}: configured symbols are {', '.join(known)} (set LIQ_SYMBOLS)")
+    return symbol
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in config.VARIANTS:
+        raise CliError(f"unknown variant {variant!r}: one of {', '.join(config.VARIANTS)}")
+    return variant
+
+
+def _parse_at(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--at {text!r} is not an ISO time like 2026-01-05T12:00 (UTC)") from None
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    return at
+
+
+def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> tuple[dt.datetime, dt.date]:
+    """The snapshot shown for `at` (the latest at or before it; default the latest of all) and its day."""
+    if not _has_table(con, "model.liquidation_heatmap"):
+        raise CliError(f"{symbol}: no heatmap materialized yet: {materialize_hint(symbol, at.date() if at else None)}")
+    if at is None:
+        # The small zones table gives a lower bound on the latest day, so DuckDB's min/max row-group
+        # statistics skip the older snapshots instead of scanning the whole history.
+        since = None
+        if _has_table(con, "model.liquidation_zones"):
+            since = con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
+                                [symbol, variant]).fetchone()[0]
+        row = con.execute("SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.liquidation_heatmap "
+                          "WHERE symbol = ? AND variant = ? AND day >= ?",
+                          [symbol, variant, since or dt.date.min]).fetchone()
+        if row[0] is None:
+            raise CliError(f"{symbol} ({variant}): not materialized: {materialize_hint(symbol, None)}")
+        return row[0], row[1]
+    day = (at - dt.timedelta(milliseconds=1)).date() if at.time() == dt.time() else at.date()
+    row = con.execute(
+        """SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.liquidation_heatmap
+           WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d AND snapshot_time <= $at""",
+        {"s": symbol, "v": variant, "d": day, "at": at}).fetchone()
+    has_day = con.execute("SELECT count(*) > 0 FROM model.liquidation_heatmap WHERE symbol = ? AND variant = ? "
+                          "AND day = ?", [symbol, variant, day]).fetchone()[0]
+    if not has_day or row[0] is None:
+        raise CliError(f"{symbol} {day} ({variant}): not materialized: {materialize_hint(symbol, day)}")
+    return row[0], row[1]
+
+
+def _mark_at(con, symbol: str, at: dt.datetime) -> tuple[float | None, str]:
+    """Last mark close at or before `at` (last-price close if no mark candle), and its table."""
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if _has_table(con, table):
+            v = con.execute(f"SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ? "
+                            "AND open_time < ?", [symbol, at.date() - dt.timedelta(days=1), at.date(), at]).fetchone()[0]
+            if v is not None:
+                return float(v), table
+    return None, ""
+
+
+def snapshot_levels(con, symbol: str, variant: str, snapshot: dt.datetime, day: dt.date) -> list[tuple]:
+    """(side, bin_id, price, notional_usd) rows of one snapshot, by price."""
+    return con.execute("SELECT side, bin_id, price, notional_usd FROM model.liquidation_heatmap WHERE symbol = ? "
+                       "AND day = ? AND variant = ? AND snapshot_time = ? ORDER BY price",
+                       [symbol, day, variant, snapshot]).fetchall()
+
+
+# ---------------------------------------------------------------------------------------------- zones
+_ZONE_COLS = "side, zone_rank, centroid_price, price_low, price_high, notional_usd, distance_pct, share_of_side, as_of"
+
+
+def _zone_rows(con, symbol: str, day: dt.date, variant: str, n: int) -> list[tuple]:
+    if not _has_table(con, "model.liquidation_zones"):
+        return []
+    return con.execute(f"SELECT {_ZONE_COLS} FROM model.liquidation_zones WHERE symbol = ? AND day = ? AND variant = ? "
+                       "AND zone_rank <= ? ORDER BY side, zone_rank", [symbol, day, variant, n]).fetchall()
+
+
+def _format_zone_table(rows: list[tuple]) -> str:
+    lines = [f"{'side':<6}{'rank':>5}{'centroid':>14}{'range':>29}{'notional_usd':>17}{'to mark':>10}{'share':>8}"]
+    for side, rank, centroid, low, high, notional, dist, share, _ in rows:
+        lines.append(f"{side:<6}{rank:>5}{centroid:>14,.2f}{f'{low:,.2f} – {high:,.2f}':>29}{notional:>17,.0f}"
+                     f"{dist:>+9.2f}%{share:>8.1%}")
+    return "\n".join(lines)
+
+
+def format_top_zones(con, symbol: str, day: dt.date, variant: str = "hybrid", n: int = 3) -> str:
+    """Top `n` zones per side of (symbol, day, variant) as a text table; a "not materialized" line (with the
+    command to run) when there are none. Used by `liq zones` and at the end of `make demo`."""
+    rows = _zone_rows(con, symbol, day, variant, n)
+    if not rows:
+        return f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}"
+    return _format_zone_table(rows)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_heatmap(args: argparse.Namespace) -> int:
+    if args.now:
+        if args.format not in ("table", "json"):
+            raise CliError("--now supports --format table or json")
+        from liq_pipeline.live_cli import now_command  # live REST layer, written separately
+
+        return now_command(args)
+    symbol = _check_symbol(args.symbol)
+    variant = _check_variant(args.variant)
+    at = _parse_at(args.at)
+    with connect_read_only(args.warehouse) as con:
+        snapshot, day = resolve_snapshot(con, symbol, variant, at)
+        if args.format in ("png", "html"):
+            return _write_picture(con, symbol, day, variant, snapshot, args)
+        levels = snapshot_levels(con, symbol, variant, snapshot, day)
+        mark, mark_table = _mark_at(con, symbol, snapshot)
+    if args.format == "json":
+        print(json.dumps({
+            "symbol": symbol, "variant": variant, "day": day.isoformat(), "snapshot_time": snapshot.isoformat(),
+            "mark_price": mark, "mark_source": mark_table,
+            "levels": [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in levels],
+        }, indent=1))
+        return 0
+    totals = {side: sum(n for s, _, _, n in levels if s == side) for side in ("long", "short")}
+    print(f"{symbol} {variant} heatmap at {snapshot:%Y-%m-%d %H:%M} UTC"
+          + (f", mark {mark:,.2f}" + (" (last price: no mark candle)" if mark_table == "raw.klines" else "")
+             if mark is not None else ""))
+    print(f"long liquidations ${totals['long']:,.0f}, short liquidations ${totals['short']:,.0f}")
+    for side in ("short", "long"):
+        top = sorted((r for r in levels if r[0] == side), key=lambda r: -r[3])[: args.top]
+        print(f"\nlargest {side} levels")
+        print(f"{'price':>14}{'notional_usd':>17}{'to mark':>10}")
+        for _, _, price, notional in sorted(top, key=lambda r: -r[2]):
+            dist = f"{(price - mark) / mark * 100:+9.2f}%" if mark else ""
+            print(f"{price:>14,.2f}{notional:>17,.0f}{dist:>10}")
+    return 0
+
+
+def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: dt.datetime):
+    """HeatmapPicture of (symbol, day, variant) from the stored snapshots up to `until`, the mark closes and
+    the day's zones (plots/heatmap.py)."""
+    import numpy as np
+
+    from liq_pipeline.model.grid import grid_for
+    from liq_pipeline.plots.heatmap import HeatmapPicture, ZoneBand
+
+    cells = con.execute("SELECT snapshot_time, side, bin_id, notional_usd FROM model.liquidation_heatmap "
+                        "WHERE symbol = ? AND day = ? AND variant = ? AND snapshot_time <= ?",
+                        [symbol, day, variant, until]).fetchnumpy()
+    t = np.asarray(cells["snapshot_time"]).astype("datetime64[ms]")
+    step_end, step = np.unique(t, return_inverse=True)
+    step_minutes = int(np.median(np.diff(step_end)) / np.timedelta64(1, "m")) if step_end.size > 1 else config.MODEL.heatmap_step_minutes
+    side = np.where(np.asarray(cells["side"]) == "long", 1, -1)
+    mark_t, mark_p = np.zeros(0, "datetime64[ms]"), np.zeros(0)
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if _has_table(con, table):
+            m = con.execute(f"SELECT open_time, close FROM {table} WHERE symbol = ? AND day = ? AND open_time < ? "
+                            "ORDER BY open_time", [symbol, day, until]).fetchnumpy()
+            if m["close"].size:
+                mark_t, mark_p = np.asarray(m["open_time"]).astype("datetime64[ms]"), np.asarray(m["close"], float)
+                break
+    oi_ref = None
+    if _has_table(con, "raw.open_interest"):
+        oi_ref = con.execute("SELECT arg_max(sum_open_interest_value, create_time) FROM raw.open_interest WHERE "
+                             "symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND create_time <= ?",
+                             [symbol, day - dt.timedelta(days=1), day, until]).fetchone()[0]
+    notional = np.asarray(cells["notional_usd"], dtype=float)
+    notes = []
+    if not oi_ref:
+        last = step == step_end.size - 1
+        oi_ref = max(float(notional[last].sum()), 1.0)
+        notes.append("no open-interest sample: colours relative to the snapshot's total notional")
+    zones = [ZoneBand(r[0], int(r[1]), float(r[3]), float(r[4]), float(r[5]))
+             for r in _zone_rows(con, symbol, day, variant, 3)]
+    return HeatmapPicture(symbol=symbol, day=day, variant=variant, grid=grid_for(symbol), step_end=step_end,
+                          step_minutes=step_minutes, cell_step=step, cell_side=side,
+                          cell_bin=np.asarray(cells["bin_id"], dtype=np.int64), cell_notional_usd=notional,
+                          mark_time=mark_t, mark_price=mark_p, oi_ref_usd=float(oi_ref), zones=zones, notes=notes)
+
+
+def _write_picture(con, symbol: str, day: dt.date, variant: str, snapshot: dt.datetime, args) -> int:
+    pic = picture_from_warehouse(con, symbol, day, variant, snapshot)
+    if args.format == "png":
+        from liq_pipeline.plots.heatmap import heatmap_png
+
+        out = Path(args.out or config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}-{variant}.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(heatmap_png(pic))
+    else:
+        from liq_pipeline.plots.report import heatmap_report_html
+
+        out = Path(args.out or config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}-{variant}.html")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(heatmap_report_html(pic), encoding="utf-8")
+    print(out)
+    return 0
+
+
+def cmd_zones(args: argparse.Namespace) -> int:
+    symbol = _check_symbol(args.symbol)
+    variant = _check_variant(args.variant)
+    try:
+        day = dt.date.fromisoformat(args.day) if args.day else None
+    except ValueError:
+        raise CliError(f"--day {args.day!r} is not a date like 2026-01-05") from None
+    with connect_read_only(args.warehouse) as con:
+        if day is None:
+            day = (con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
+                               [symbol, variant]).fetchone()[0] if _has_table(con, "model.liquidation_zones") else None)
+            if day is None:
+                raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
+        rows = _zone_rows(con, symbol, day, variant, args.top)
+    if not rows:
+        raise CliError(f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}")
+    if args.format == "json":
+        keys = _ZONE_COLS.replace(" ", "").split(",")
+        print(json.dumps({"symbol": symbol, "day": day.isoformat(), "variant": variant, "zones": [
+            {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in zip(keys, r, strict=True)}
+            for r in rows]}, indent=1))
+    else:
+        print(f"{symbol} {day} liquidation zones ({variant}), as of {rows[0][-1]:%Y-%m-%d %H:%M} UTC")
+        print(_format_zone_table(rows))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from liq_pipeline.market.simulator import SimConfig, simulate
+
+    try:
+        start = dt.date.fromisoformat(args.start)
+    except ValueError:
+        raise CliError(f"--start {args.start!r} is not a date like 2026-01-01") from None
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    kwargs = {} if args.trades_per_day is None else {"trades_per_day": args.trades_per_day}
+    try:
+        cfg = SimConfig(symbols=symbols, start=start, days=args.days, seed=args.seed, out_dir=Path(args.out), **kwargs)
+        summary = simulate(cfg, progress=print)
+    except ValueError as e:  # invalid configuration (validate(), unknown bracket table)
+        raise CliError(f"simulate: {e}") from None
+    print(json.dumps(summary.to_json(), indent=1, default=str))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from liq_pipeline.demo import run_demo
+
+    return run_demo(days=args.days, seed=args.seed, model_days=args.model_days)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liq", description="Liquidation heatmaps for Binance USD-M perpetuals.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    h = sub.add_parser("heatmap", help="liquidation levels of SYMBOL at a time (from the warehouse)")
+    h.add_argument("symbol")
+    h.add_argument("--at", help="UTC time, e.g. 2026-01-05T12:00 (default: the latest snapshot)")
+    h.add_argument("--variant", default="hybrid", help=f"one of {', '.join(config.VARIANTS)} (default hybrid)")
+    h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
+    h.add_argument("--out", help="output file for png/html (default under the reports directory)")
+    h.add_argument("--top", type=int, default=10, help="levels per side in the table (default 10)")
+    h.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
+    h.add_argument("--now", action="store_true", help="live: warehouse baseline + Binance REST signals (liq now)")
+    h.add_argument("--base-url", default=None, help="with --now: fapi base URL")
+    h.add_argument("--budget", type=float, default=1.0, help="with --now: seconds allowed for REST calls")
+    h.set_defaults(func=cmd_heatmap)
+
+    z = sub.add_parser("zones", help="liquidation zones of SYMBOL at the end of a day")
+    z.add_argument("symbol")
+    z.add_argument("--day", help="YYYY-MM-DD (default: the latest materialized day)")
+    z.add_argument("--variant", default="hybrid")
+    z.add_argument("--format", choices=("table", "json"), default="table")
+    z.add_argument("--top", type=int, default=5, help="zones per side (default 5)")
+    z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
+    z.set_defaults(func=cmd_zones)
+
+    s = sub.add_parser("simulate", help="write a simulated market (archive mirror + ground truth)")
+    s.add_argument("--symbols", default=",".join(config.DEFAULT_SYMBOLS))
+    s.add_argument("--days", type=int, default=45)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--out", default=str(config.sim_archive_dir()))
+    s.add_argument("--start", default=config.DEFAULT_START_DATE.isoformat())
+    s.add_argument("--trades-per-day", type=int, default=None, help="aggTrades per symbol-day (simulator default)")
+    s.set_defaults(func=cmd_simulate)
+
+    d = sub.add_parser("demo", help="simulate, materialize every asset, print where to look")
+    d.add_argument("--days", type=int, default=45)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--model-days", type=int, default=7)
+    d.set_defaults(func=cmd_demo)
+
+    if load_plugins:
+        for name in COMMAND_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as e:
+                if e.name == name:  # that add-on is not installed/written: skip it, but not its broken imports
+                    continue
+                raise
+            module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `liq`; returns the exit code (0 ok, 2 usage or nothing to show)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The add-on modules import pandas & co (~0.5 s): load them only when the command is not built in.
+    fast = bool(argv) and argv[0] in BUILTIN_COMMANDS
+    parser = build_parser(load_plugins=not fast)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage / help
+        return int(e.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as e:
+        print(f"liq {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a DuckDB error on a malformed/partial warehouse: one line, not a traceback
+        import duckdb
+
+        if isinstance(e, duckdb.Error):
+            print(f"liq {args.command}: warehouse error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

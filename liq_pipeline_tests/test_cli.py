@@ -1,0 +1,189 @@
+"""The `liq` CLI on a hand-made warehouse: heatmap/zones answers, clear exit-2 messages (not materialized,
+no warehouse, locked by a writer), picture outputs, simulate/demo wiring and add-on command modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import types
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from liq_pipeline import cli
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
+
+SYMBOL = "BTCUSDT"
+DAY = dt.date(2026, 1, 5)
+GRID = grid_for(SYMBOL)
+
+
+def _heatmap_rows(snapshot: dt.datetime, scale: float) -> pd.DataFrame:
+    prices = np.array([95_000.0, 97_000.0, 103_000.0, 104_500.0])
+    bins = GRID.bin_id(prices)
+    return pd.DataFrame({
+        "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "snapshot_time": snapshot,
+        "side": ["long", "long", "short", "short"], "bin_id": bins, "price": GRID.mid(bins),
+        "notional_usd": scale * np.array([5e6, 7e6, 3e6, 4e6])})
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LIQ_SYMBOLS", raising=False)
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        t0 = dt.datetime(2026, 1, 5, 12, 0)
+        _insert(con, "model.liquidation_heatmap", _heatmap_rows(t0, 1.0))
+        _insert(con, "model.liquidation_heatmap", _heatmap_rows(t0 + dt.timedelta(minutes=15), 2.0))
+        _insert(con, "model.liquidation_zones", pd.DataFrame({
+            "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "as_of": dt.datetime(2026, 1, 6),
+            "side": ["long"] * 4 + ["short"] * 4, "zone_rank": [1, 2, 3, 4] * 2,
+            "centroid_price": [97_000, 95_000, 93_000, 91_000, 103_000, 104_500, 106_000, 108_000.0],
+            "price_low": [96_500, 94_800, 92_900, 90_000, 102_900, 104_000, 105_800, 107_500.0],
+            "price_high": [97_400, 95_200, 93_100, 92_000, 103_100, 105_000, 106_200, 108_500.0],
+            "notional_usd": [7e6, 5e6, 1e6, 5e5, 4e6, 3e6, 1e6, 5e5],
+            "distance_pct": [-3.0, -5.0, -7.0, -9.0, 3.0, 4.5, 6.0, 8.0],
+            "share_of_side": [0.5, 0.3, 0.1, 0.05, 0.45, 0.35, 0.1, 0.05]}))
+        insert_candles(con, "raw.mark_price_klines", DAY, np.full(1440, 100_000.0))
+        insert_oi(con, DAY, np.full(288, 1e9))
+    return str(path)
+
+
+def test_heatmap_table_shows_latest_snapshot(warehouse, capsys):
+    assert cli.main(["heatmap", SYMBOL, "--warehouse", warehouse]) == 0
+    out = capsys.readouterr().out
+    assert "2026-01-05 12:15 UTC" in out and "mark 100,000.00" in out
+    assert "long liquidations $24,000,000, short liquidations $14,000,000" in out  # the 2x snapshot
+
+
+def test_heatmap_at_picks_the_snapshot_at_or_before(warehouse, capsys):
+    assert cli.main(["heatmap", SYMBOL, "--at", "2026-01-05T12:10", "--format", "json", "--warehouse", warehouse]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["snapshot_time"] == "2026-01-05T12:00:00"
+    assert sum(lv["notional_usd"] for lv in data["levels"]) == pytest.approx(19e6)
+    assert {lv["side"] for lv in data["levels"]} == {"long", "short"}
+
+
+def test_unmaterialized_day_gives_exit_2_and_the_command_to_run(warehouse, capsys):
+    assert cli.main(["heatmap", SYMBOL, "--at", "2026-01-09T12:00", "--warehouse", warehouse]) == 2
+    err = capsys.readouterr().err
+    assert "not materialized" in err and "Traceback" not in err
+    assert 'dagster asset materialize -m liq_pipeline.definitions --select liquidation_heatmap,liquidation_zones ' \
+           '--partition "2026-01-09|BTCUSDT"' in err and "make demo" in err
+
+
+def test_unknown_symbol_and_bad_time_give_exit_2(warehouse, capsys):
+    assert cli.main(["heatmap", "DOGEUSDT", "--warehouse", warehouse]) == 2
+    assert "unknown symbol DOGEUSDT" in capsys.readouterr().err
+    assert cli.main(["heatmap", SYMBOL, "--at", "noon", "--warehouse", warehouse]) == 2
+    assert "not an ISO time" in capsys.readouterr().err
+    assert cli.main(["zones", SYMBOL, "--day", "2026-02-01", "--warehouse", warehouse]) == 2
+    assert '--partition "2026-02-01|BTCUSDT"' in capsys.readouterr().err
+
+
+def test_missing_warehouse_gives_exit_2(tmp_path, capsys):
+    assert cli.main(["heatmap", SYMBOL, "--warehouse", str(tmp_path / "nope.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "make demo" in err
+    assert not (tmp_path / "nope.duckdb").exists()  # read-only: never created
+
+
+def test_warehouse_locked_by_a_writer_gives_exit_2(warehouse, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "time.sleep(30)", warehouse], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert cli.main(["heatmap", SYMBOL, "--warehouse", warehouse]) == 2
+        err = capsys.readouterr().err
+        assert "locked by a writer" in err and "Traceback" not in err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_zones_table_json_and_format_top_zones(warehouse, capsys):
+    assert cli.main(["zones", SYMBOL, "--warehouse", warehouse, "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-01-05 liquidation zones (hybrid)" in out and "97,000.00" in out and "93,000.00" not in out
+    assert cli.main(["zones", SYMBOL, "--day", "2026-01-05", "--format", "json", "--warehouse", warehouse]) == 0
+    zones = json.loads(capsys.readouterr().out)["zones"]
+    assert [(z["side"], z["zone_rank"]) for z in zones][:2] == [("long", 1), ("long", 2)] and len(zones) == 8
+    with duckdb.connect(warehouse, read_only=True) as con:
+        text = cli.format_top_zones(con, SYMBOL, DAY, "hybrid", n=3)
+        assert text.count("\nlong") == 3 and text.count("\nshort") == 3 and "91,000.00" not in text
+        missing = cli.format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), "hybrid")
+        assert "not materialized" in missing and "2026-01-06|BTCUSDT" in missing
+
+
+def test_png_and_html_outputs(warehouse, tmp_path, capsys):
+    png = tmp_path / "out" / "h.png"
+    assert cli.main(["heatmap", SYMBOL, "--format", "png", "--out", str(png), "--warehouse", warehouse]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    html = tmp_path / "out" / "h.html"
+    assert cli.main(["heatmap", SYMBOL, "--format", "html", "--out", str(html), "--warehouse", warehouse]) == 0
+    assert "Plotly.newPlot" in html.read_text()
+    assert capsys.readouterr().out.split() == [str(png), str(html)]
+
+
+def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
+    import liq_pipeline.market.simulator as simulator
+
+    seen = {}
+
+    def fake_simulate(cfg, progress=print):
+        seen["cfg"] = cfg
+        return types.SimpleNamespace(to_json=lambda: {"files": 0})
+
+    monkeypatch.setattr(simulator, "simulate", fake_simulate)
+    argv = ["simulate", "--symbols", "BTCUSDT,ETHUSDT", "--days", "3", "--seed", "11", "--out", str(tmp_path / "sim"),
+            "--start", "2026-01-02", "--trades-per-day", "5000"]
+    assert cli.main(argv) == 0
+    cfg = seen["cfg"]
+    assert (cfg.symbols, cfg.start, cfg.days, cfg.seed, cfg.out_dir, cfg.trades_per_day) == (
+        ("BTCUSDT", "ETHUSDT"), dt.date(2026, 1, 2), 3, 11, tmp_path / "sim", 5000)
+    assert json.loads(capsys.readouterr().out) == {"files": 0}
+    assert cli.main(["simulate", "--start", "Jan 2"]) == 2
+
+
+def test_demo_calls_run_demo(monkeypatch):
+    import liq_pipeline.demo as demo
+
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": 7} else 1)
+    assert cli.main(["demo"]) == 7
+
+
+def test_add_on_command_modules_register_and_missing_ones_are_skipped(monkeypatch, capsys):
+    addon = types.ModuleType("liq_test_addon")
+
+    def register(sub):
+        p = sub.add_parser("hello")
+        p.set_defaults(func=lambda args: print("hello from add-on") or 0)
+
+    addon.register = register
+    monkeypatch.setitem(sys.modules, "liq_test_addon", addon)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("liq_test_missing_module", "liq_test_addon"))
+    assert cli.main(["hello"]) == 0
+    assert "hello from add-on" in capsys.readouterr().out
+
+
+def test_add_on_with_a_broken_import_is_not_silently_skipped(monkeypatch, tmp_path):
+    (tmp_path / "liq_test_broken.py").write_text("import liq_test_dependency_that_does_not_exist\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("liq_test_broken",))
+    with pytest.raises(ModuleNotFoundError, match="liq_test_dependency_that_does_not_exist"):
+        cli.main(["--help"])
+
+
+def test_help_exits_0_and_lists_commands(capsys):
+    assert cli.main(["heatmap", "--help"]) == 0
+    assert "--variant" in capsys.readouterr().out
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in cli.BUILTIN_COMMANDS)

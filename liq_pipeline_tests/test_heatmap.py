@@ -1,0 +1,328 @@
+"""Heatmap evolution: consumption on mark price (not last price), OI shrink, OI-driven additions split by the
+previous day's distribution, continuity across days, and the Dagster assets end to end on a tmp warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import config
+from liq_pipeline.assets.heatmap import compute_heatmap_day, liquidation_heatmap, liquidation_zones
+from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.warehouse.io import replace_partition
+from liq_pipeline.warehouse.schema import ensure_tables
+
+SYMBOL = "BTCUSDT"
+DAY = dt.date(2026, 1, 5)
+GRID = grid_for(SYMBOL)
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> None:
+    ensure_tables(con, table)
+    con.register("_rows", df)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def minute_times(day: dt.date) -> pd.DatetimeIndex:
+    return pd.date_range(dt.datetime.combine(day, dt.time()), periods=1440, freq="1min")
+
+
+def insert_candles(con, table: str, day: dt.date, close: np.ndarray, high: np.ndarray | None = None,
+                   low: np.ndarray | None = None, symbol: str = SYMBOL) -> None:
+    """1m candles of one day; high/low default to the close."""
+    t = minute_times(day)
+    close = np.asarray(close, dtype=float)
+    high = close if high is None else high
+    low = close if low is None else low
+    _insert(con, table, pd.DataFrame({
+        "symbol": symbol, "day": day, "interval": "1m", "open_time": t, "open": close, "high": high, "low": low,
+        "close": close, "volume": 1.0, "close_time": t + pd.Timedelta(milliseconds=59_999),
+        "quote_volume": close * 1.0, "trade_count": 10, "taker_buy_volume": 0.5,
+        "taker_buy_quote_volume": close * 0.5, "source": "test"}))
+
+
+def insert_oi(con, day: dt.date, usd: np.ndarray, stale: np.ndarray | None = None, symbol: str = SYMBOL) -> None:
+    """Open interest every 5 minutes (288 samples)."""
+    t = pd.date_range(dt.datetime.combine(day, dt.time()), periods=288, freq="5min")
+    _insert(con, "raw.open_interest", pd.DataFrame({
+        "symbol": symbol, "day": day, "create_time": t, "sum_open_interest": np.asarray(usd) / 1e5,
+        "sum_open_interest_value": np.asarray(usd, dtype=float),
+        "is_stale": np.zeros(288, bool) if stale is None else stale, "source": "test"}))
+
+
+def insert_trades(con, day: dt.date, price: np.ndarray, qty: float = 0.01, symbol: str = SYMBOL) -> None:
+    """One aggTrade per minute at `price` (1440 values)."""
+    t = minute_times(day) + pd.Timedelta(seconds=30)
+    _insert(con, "raw.agg_trades", pd.DataFrame({
+        "symbol": symbol, "day": day, "agg_trade_id": np.arange(1440), "price": np.asarray(price, dtype=float),
+        "quantity": qty * np.linspace(0.5, 2.0, 1440), "first_trade_id": np.arange(1440),
+        "last_trade_id": np.arange(1440), "transact_time": t, "is_buyer_maker": np.arange(1440) % 2 == 0}))
+
+
+def insert_levels(con, day: dt.date, rows: list[tuple[str, float, float]], variant: str = "hybrid",
+                  symbol: str = SYMBOL) -> None:
+    """model.liquidation_levels rows (side, price, notional_usd) of `day`."""
+    side, price, notional = (np.array(x) for x in zip(*rows, strict=True))
+    bins = GRID.bin_id(price.astype(float))
+    _insert(con, "model.liquidation_levels", pd.DataFrame({
+        "symbol": symbol, "day": day, "variant": variant, "as_of": dt.datetime.combine(day, dt.time(23, 59)),
+        "side": side, "bin_id": bins, "price": GRID.mid(bins), "notional_usd": notional.astype(float),
+        "collateral_usd": notional.astype(float) / 10}))
+
+
+def insert_distribution(con, day: dt.date, long_share: float, price: float = 100_000.0, variant: str = "hybrid",
+                        total_usd: float = 1e9, symbol: str = SYMBOL) -> None:
+    b = GRID.bin_id(np.array([price]))
+    _insert(con, "model.position_distribution", pd.DataFrame({
+        "symbol": symbol, "day": day, "variant": variant, "as_of": dt.datetime.combine(day, dt.time(23, 59)),
+        "bin_id": b, "price_mid": GRID.mid(b), "long_usd": [total_usd * long_share],
+        "short_usd": [total_usd * (1 - long_share)], "long_share_pre_funding": [long_share]}))
+
+
+def flat_day(con, day: dt.date, price: float = 100_000.0, oi_usd: float = 1e9) -> np.ndarray:
+    """A quiet day: flat mark and last price, one trade a minute, constant OI."""
+    close = np.full(1440, price)
+    insert_candles(con, "raw.mark_price_klines", day, close)
+    insert_candles(con, "raw.klines", day, close)
+    insert_trades(con, day, close)
+    insert_oi(con, day, np.full(288, oi_usd))
+    return close
+
+
+def end_state(result, variant: str = "hybrid") -> hm.LevelState:
+    return result.variants[variant].evolution.end_state
+
+
+def level_at(state: hm.LevelState, side: str, price: float) -> float:
+    row = hm.LONG_ROW if side == "long" else hm.SHORT_ROW
+    hit = state.bin_id == GRID.bin_id(price)
+    return float(state.notional[row, hit].sum())
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+    yield c
+    c.close()
+
+
+# ---------------------------------------------------------------------------------------------- pure model
+def test_oi_at_never_uses_a_later_sample():
+    t = np.array([0, 300_000, 600_000], dtype="datetime64[ms]")
+    v = np.array([1.0, 2.0, 3.0])
+    got = hm.oi_at(t, v, np.array([-1, 0, 299_999, 300_000, 900_000], dtype="datetime64[ms]"))
+    assert np.isnan(got[0])
+    assert got[1:].tolist() == [1.0, 1.0, 2.0, 3.0]
+
+
+def test_evolve_consumes_longs_at_or_above_mark_low_and_shorts_at_or_below_mark_high():
+    start = hm.LevelState.from_rows(np.array(["long", "long", "short", "short"]),
+                                    GRID.bin_id(np.array([95_000.0, 98_000.0, 101_500.0, 104_000.0])),
+                                    np.array([1e6, 2e6, 3e6, 4e6]))
+    T = 4
+    high = np.array([100_100.0, 101_600.0, 100_000.0, np.nan])
+    low = np.array([99_900.0, 99_000.0, 97_900.0, np.nan])
+    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), high, low, GRID)
+    assert ev.consumed_short_usd.tolist() == [0.0, 3e6, 0.0, 0.0]
+    assert ev.consumed_long_usd.tolist() == [0.0, 0.0, 2e6, 0.0]
+    assert ev.end_state.total_usd == pytest.approx(5e6)
+    assert level_at(ev.end_state, "long", 95_000) == 1e6 and level_at(ev.end_state, "short", 104_000) == 4e6
+    # The snapshot of step 0 still holds everything: cells are recorded after consumption of their own step.
+    assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(10e6)
+
+
+def test_evolve_half_life_decay_halves_after_one_half_life():
+    start = hm.LevelState.from_rows(np.array([1]), np.array([GRID.bin_id(90_000.0)]), np.array([8e6]))
+    T = 8  # 8 × 15 min = 2 h = 2 half-lives of 1 h
+    factor = hm.decay_per_step(15, 1.0)
+    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), np.full(T, np.nan),
+                   np.full(T, np.nan), GRID, factor)
+    assert ev.end_state.total_usd == pytest.approx(2e6)
+    assert hm.decay_per_step(15, None) == 1.0
+
+
+def test_long_share_falls_back_to_overall_share_then_to_half():
+    share, note = hm.long_share_for_bins(np.array([10, 11, 12]), np.array([11, 20]), np.array([3.0, 1.0]),
+                                         np.array([1.0, 3.0]))
+    assert share.tolist() == [0.5, 0.75, 0.5] and note == ""  # overall share (3+1)/(8) = 0.5
+    share, note = hm.long_share_for_bins(np.array([10]), np.zeros(0), np.zeros(0), np.zeros(0))
+    assert share.tolist() == [0.5] and "0.5" in note
+
+
+def test_steps_per_day_rejects_steps_that_do_not_divide_a_day():
+    assert hm.steps_per_day(15) == 96 and hm.steps_per_day(1) == 1440
+    with pytest.raises(ValueError, match="dividing a day"):
+        hm.steps_per_day(7)
+
+
+# ---------------------------------------------------------------------------------------------- on a warehouse
+def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(con):
+    prev = DAY - dt.timedelta(days=1)
+    insert_levels(con, prev, [("long", 95_000, 5e6), ("long", 97_000, 7e6), ("short", 105_000, 3e6)])
+    close = np.full(1440, 100_000.0)
+    mark_low = close.copy()
+    mark_low[300] = 96_500.0  # mark dips through the 97k long level at 05:00
+    last_low = close.copy()
+    last_low[600] = 94_000.0  # only the last price wicks through the 95k long level at 10:00
+    insert_candles(con, "raw.mark_price_klines", DAY, close, low=mark_low)
+    insert_candles(con, "raw.klines", DAY, close, low=last_low)
+    insert_trades(con, DAY, close)
+    insert_oi(con, DAY, np.full(288, 1e9))
+
+    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    state = end_state(result)
+    assert result.variants["hybrid"].start_state == "levels D-1"
+    assert level_at(state, "long", 97_000) == 0.0
+    assert level_at(state, "long", 95_000) == pytest.approx(5e6)
+    assert level_at(state, "short", 105_000) == pytest.approx(3e6)
+    ev = result.variants["hybrid"].evolution
+    assert ev.consumed_long_usd.sum() == pytest.approx(7e6)
+    assert np.flatnonzero(ev.consumed_long_usd)[0] == 300 // 15  # consumed in the 05:00-05:15 step
+    assert result.inputs.mark_source == "mark_price_klines"
+
+
+def test_missing_mark_klines_fall_back_to_last_price_with_a_flag(con):
+    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6)])
+    close = np.full(1440, 100_000.0)
+    low = close.copy()
+    low[600] = 94_000.0
+    insert_candles(con, "raw.klines", DAY, close, low=low)
+    insert_oi(con, DAY, np.full(288, 1e9))
+    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    assert level_at(end_state(result), "long", 95_000) == 0.0
+    assert result.inputs.mark_source == "klines"
+    assert any("last-price klines used" in f for f in result.flags)
+
+
+def test_falling_oi_shrinks_every_level_proportionally(con):
+    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6), ("short", 105_000, 6e6)])
+    close = flat_day_without_oi(con)
+    oi = np.full(288, 1e9)
+    oi[144:] = 0.8e9  # OI falls 20 % at 12:00
+    insert_oi(con, DAY, oi)
+    assert close.size == 1440
+    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    assert level_at(state, "long", 95_000) == pytest.approx(3.2e6)
+    assert level_at(state, "short", 105_000) == pytest.approx(4.8e6)
+
+
+def test_stale_oi_samples_are_ignored(con):
+    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6)])
+    flat_day_without_oi(con)
+    oi = np.full(288, 1e9)
+    stale = np.zeros(288, bool)
+    oi[100], stale[100] = 0.5e9, True  # one stale sample: must neither shrink nor re-grow the levels
+    insert_oi(con, DAY, oi, stale)
+    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    assert level_at(state, "long", 95_000) == pytest.approx(4e6)
+
+
+def flat_day_without_oi(con) -> np.ndarray:
+    close = np.full(1440, 100_000.0)
+    insert_candles(con, "raw.mark_price_klines", DAY, close)
+    insert_candles(con, "raw.klines", DAY, close)
+    insert_trades(con, DAY, close)
+    return close
+
+
+def test_rising_oi_opens_levels_split_by_previous_day_distribution(con):
+    insert_distribution(con, DAY - dt.timedelta(days=1), long_share=0.8)
+    flat_day_without_oi(con)
+    oi = np.full(288, 1e9)
+    oi[144:] = 1.1e9  # +$100M at 12:00
+    insert_oi(con, DAY, oi)
+    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid", "ofi"))
+    hyb = end_state(result, "hybrid")
+    long_total = hyb.notional[hm.LONG_ROW].sum()
+    short_total = hyb.notional[hm.SHORT_ROW].sum()
+    assert long_total + short_total == pytest.approx(1e8, rel=1e-6)
+    assert long_total / (long_total + short_total) == pytest.approx(0.8, rel=1e-6)
+    price = GRID.mid(hyb.bin_id)
+    assert np.all(price[hyb.notional[hm.LONG_ROW] > 0] < 100_000)  # longs liquidate below entry
+    assert np.all(price[hyb.notional[hm.SHORT_ROW] > 0] > 100_000)
+    # No distribution for the "ofi" variant on D-1: 50/50 and flagged.
+    ofi = end_state(result, "ofi")
+    assert ofi.notional[hm.LONG_ROW].sum() == pytest.approx(5e7, rel=1e-6)
+    assert any(f.startswith("ofi: no position distribution") for f in result.flags)
+    assert result.variants["hybrid"].start_state == "empty"
+
+
+def test_next_day_starts_from_previous_day_end_state(con):
+    prev = DAY - dt.timedelta(days=1)
+    insert_levels(con, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 2e6)])
+    for day in (prev, DAY):
+        close = np.full(1440, 100_000.0)
+        insert_candles(con, "raw.mark_price_klines", day, close)
+        insert_candles(con, "raw.klines", day, close)
+        insert_trades(con, day, close)
+    oi_prev = np.full(288, 1e9)
+    oi_prev[200:] = 0.9e9
+    insert_oi(con, prev, oi_prev)
+    insert_oi(con, DAY, np.full(288, 0.9e9))
+
+    first = compute_heatmap_day(con, SYMBOL, prev, variants=("hybrid",))
+    con.register("r", first.rows())
+    replace_partition(con, "model.liquidation_heatmap", SYMBOL, prev, "SELECT * FROM r")
+    second = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    assert second.variants["hybrid"].start_state == "heatmap D-1"
+    a, b = end_state(first), end_state(second)
+    assert level_at(b, "long", 95_000) == pytest.approx(level_at(a, "long", 95_000)) == pytest.approx(4.5e6)
+    # The first snapshot of D continues the last of D-1 (nothing happened at 00:00-00:15).
+    ev = second.variants["hybrid"].evolution
+    assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
+
+
+def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):
+    """A two-day range run: day 2 starts from day 1's heatmap; pictures, report and zones are produced."""
+    monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path / "data"))
+    db = tmp_path / "w.duckdb"
+    prev = DAY - dt.timedelta(days=1)
+    with duckdb.connect(str(db)) as c:
+        insert_levels(c, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("long", 95_100, 4e6),
+                                                       ("short", 104_000, 6e6)])
+        rng = np.random.default_rng(3)
+        for day in (prev, DAY):
+            insert_distribution(c, day - dt.timedelta(days=1), long_share=0.6)
+            close = 100_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, 1440)))
+            insert_candles(c, "raw.mark_price_klines", day, close, high=close * 1.0005, low=close * 0.9995)
+            insert_candles(c, "raw.klines", day, close, high=close * 1.0007, low=close * 0.9993)
+            insert_trades(c, day, close)
+            insert_oi(c, day, 1e9 * (1 + 0.05 * np.sin(np.arange(288) / 20)))
+    result = dg.materialize(
+        [liquidation_heatmap, liquidation_zones], resources={"duckdb": DuckDBResource(database=str(db))},
+        tags={"dagster/asset_partition_range_start": f"{prev.isoformat()}|{SYMBOL}",
+              "dagster/asset_partition_range_end": f"{DAY.isoformat()}|{SYMBOL}"},
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    meta = result.asset_materializations_for_node("liquidation_heatmap")[0].metadata
+    assert meta["start_state"].value[f"{SYMBOL} {prev} hybrid"] == "levels D-1"
+    assert meta["start_state"].value[f"{SYMBOL} {DAY} hybrid"] == "heatmap D-1"
+    assert meta["heatmap"].value.startswith("![") and "data:image/png;base64," in meta["heatmap"].value
+    assert "data:image/png;base64," in meta["liquidation_map"].value
+    assert meta["top_zones"].value.startswith("| side | rank")
+    report = config.reports_dir() / f"heatmap-{SYMBOL}-{DAY.isoformat()}.html"
+    assert report.exists() and str(tmp_path) in str(report.resolve())
+    html = report.read_text()
+    # plotly.js inlined (works offline): no external script, and the library itself is in the page.
+    assert 'script src="http' not in html and len(html) > 1_000_000
+    with duckdb.connect(str(db), read_only=True) as c:
+        variants = {v for (v,) in c.execute("SELECT DISTINCT variant FROM model.liquidation_heatmap").fetchall()}
+        assert variants == set(config.VARIANTS)
+        snaps = c.execute("SELECT day, count(DISTINCT snapshot_time) FROM model.liquidation_heatmap "
+                          "WHERE variant = 'hybrid' GROUP BY day ORDER BY day").fetchall()
+        assert snaps == [(prev, 96), (DAY, 96)]
+        zones = c.execute("SELECT day, side, zone_rank, price_low, price_high, centroid_price, share_of_side "
+                          "FROM model.liquidation_zones WHERE variant = 'hybrid' ORDER BY day, side, zone_rank"
+                          ).fetchall()
+    assert {z[0] for z in zones} == {prev, DAY}, "zones expected for both days"
+    for _day, _side, _rank, low, high, centroid, share in zones:
+        assert low <= centroid <= high and 0 < share <= 1

@@ -1,0 +1,71 @@
+"""Liquidation zones: weighted DBSCAN on constructed level sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.zones import find_zones
+
+GRID = grid_for("BTCUSDT")
+
+
+def _bumps(centres: list[float], masses: list[float], background: float = 0.0):
+    """Levels on the 0.1 % grid from 80k to 100k: Gaussian bumps (σ 0.3 %) over a flat background."""
+    bins = np.arange(GRID.bin_id(80_000.0), GRID.bin_id(100_000.0))
+    price = GRID.mid(bins)
+    notional = np.full(price.size, background)
+    for c, m in zip(centres, masses, strict=True):
+        bump = np.exp(-0.5 * (np.log(price / c) / 0.003) ** 2)
+        notional += m * bump / bump.sum()
+    return price, notional
+
+
+def test_two_separated_clusters_are_found_ranked_by_notional():
+    price, notional = _bumps([85_000, 92_000], [3e7, 6e7])
+    z = find_zones(price, notional, mark_price=100_000)
+    assert len(z) == 2
+    assert z.rank.tolist() == [1, 2]
+    assert z.centroid_price[0] == pytest.approx(92_000, rel=2e-3)
+    assert z.centroid_price[1] == pytest.approx(85_000, rel=2e-3)
+    assert z.notional_usd[0] > z.notional_usd[1]
+    assert np.all(z.price_low <= z.centroid_price) and np.all(z.centroid_price <= z.price_high)
+    # Distance is signed: both zones are below the mark.
+    assert z.distance_pct[0] == pytest.approx((z.centroid_price[0] / 100_000 - 1) * 100)
+    assert np.all(z.distance_pct < 0)
+    assert z.share_of_side.sum() <= 1.0 + 1e-12 and z.share_of_side[0] > 0.5
+
+
+def test_zones_are_denser_than_background_and_background_is_noise():
+    price, notional = _bumps([90_000], [5e7], background=2e4)
+    z = find_zones(price, notional, mark_price=95_000)
+    assert len(z) == 1
+    assert z.price_low[0] > 88_000 and z.price_high[0] < 92_000
+    total = notional.sum()
+    assert z.share_of_side[0] == pytest.approx(z.notional_usd[0] / total)
+    assert z.share_of_side[0] < 1.0  # the flat background is counted in the side but in no zone
+
+
+def test_eps_is_relative_to_price():
+    """The same relative layout at $100 and at $100k gives the same zones (log-price distance)."""
+    price, notional = _bumps([85_000, 92_000], [3e7, 6e7])
+    a = find_zones(price, notional, 100_000)
+    b = find_zones(price / 1000, notional, 100)
+    assert len(a) == len(b)
+    np.testing.assert_allclose(a.centroid_price / 1000, b.centroid_price, rtol=1e-9)
+    np.testing.assert_allclose(a.share_of_side, b.share_of_side, rtol=1e-9)
+
+
+def test_empty_or_zero_side_gives_no_zones():
+    assert len(find_zones(np.zeros(0), np.zeros(0), 100.0)) == 0
+    assert len(find_zones(np.array([90.0, 91.0]), np.zeros(2), 100.0)) == 0
+
+
+def test_bad_input_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="positive"):
+        find_zones(np.array([-1.0]), np.array([1.0]), 100.0)
+    with pytest.raises(ValueError, match="mark price"):
+        find_zones(np.array([1.0]), np.array([1.0]), float("nan"))
+    with pytest.raises(ValueError, match="shape"):
+        find_zones(np.array([1.0, 2.0]), np.array([1.0]), 100.0)
