@@ -1,0 +1,287 @@
+"""Import realized liquidations supplied by a user, for the backtest of the heatmap (issue 6).
+
+Three file formats, detected from the content:
+- `forceorder`: JSON lines of Binance `!forceOrder@arr` payloads (`{"e":"forceOrder","E":..,"o":{..}}`, also
+  the combined-stream wrapper), parsed by the live recorder's own parser → `raw.realized_liquidations`;
+- `snapshot`: the retired Binance liquidationSnapshot CSV (binance-data.md §3.8; every row appears twice in
+  real files, so exact duplicates are dropped; side SELL = a long was liquidated) → `raw.realized_liquidations`;
+- `bars`: per-bar totals as commercial providers export them (`timestamp,long_usd,short_usd`, optional
+  `symbol`) → `raw.realized_liquidation_bars`.
+Each file is stored under `source = "file:<file name>"` and re-importing it replaces its rows, so the drop
+folder can be rescanned any number of times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
+from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
+from liq_pipeline.warehouse.schema import ensure_tables
+
+FORMATS = ("auto", "forceorder", "snapshot", "bars")
+EVENTS_TABLE = "raw.realized_liquidations"
+BARS_TABLE = "raw.realized_liquidation_bars"
+#: Column names accepted for the per-bar totals (lower case); the first match wins.
+BAR_ALIASES = {
+    "timestamp": ("timestamp", "time", "t", "date", "datetime", "bar_start", "open_time"),
+    "long_usd": ("long_usd", "long", "longs", "long_liquidation_usd", "longliquidationusd", "long_vol_usd"),
+    "short_usd": ("short_usd", "short", "shorts", "short_liquidation_usd", "shortliquidationusd", "short_vol_usd"),
+}
+_SNAPSHOT_NAME = re.compile(r"^([A-Z0-9]+)-liquidationSnapshot-")
+
+
+class LiquidationImportError(ValueError):
+    """A user-supplied liquidation file that cannot be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: str
+    format: str
+    table: str
+    source: str
+    rows: int
+    symbols: tuple[str, ...]
+    first_time: dt.datetime | None
+    last_time: dt.datetime | None
+
+
+def source_for(path: Path) -> str:
+    """Source tag of an imported file: `file:<name>` (the name, not the path, so a moved folder still matches)."""
+    return f"file:{Path(path).name}"
+
+
+def detect_format(path: Path) -> str:
+    """`forceorder`, `snapshot` or `bars`, from the first non-blank line of the file."""
+    path = Path(path)
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+        first = next((line.strip() for line in fh if line.strip()), "")
+    if not first:
+        raise LiquidationImportError(f"{path}: empty file")
+    if first.startswith(("{", "[")):
+        return "forceorder"
+    cells = [c.strip().strip('"').lower() for c in first.split(",")]
+    if cells[: len(LIQUIDATION_SNAPSHOT_COLUMNS)] == list(LIQUIDATION_SNAPSHOT_COLUMNS):
+        return "snapshot"
+    # Header-less snapshot files start with an epoch and have exactly the ten snapshot columns.
+    if len(cells) == len(LIQUIDATION_SNAPSHOT_COLUMNS) and cells[0].isdigit() and cells[1] in ("buy", "sell"):
+        return "snapshot"
+    names = set(cells)
+    if any(a in names for a in BAR_ALIASES["long_usd"]) and any(a in names for a in BAR_ALIASES["short_usd"]):
+        return "bars"
+    raise LiquidationImportError(
+        f"{path}: unknown liquidation file format (first line {first[:80]!r}); expected forceOrder JSON lines, "
+        "a liquidationSnapshot CSV or a CSV with timestamp,long_usd,short_usd"
+    )
+
+
+def _epoch_or_text_to_utc(values: pd.Series, path: Path, column: str) -> pd.Series:
+    """Naive-UTC datetimes from epoch numbers (s, ms or µs by magnitude) or date strings (offset → UTC)."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        n = numeric.astype("float64")
+        # Magnitude decides the unit (binance-data.md: > 1e14 is µs); below 1e11 it is seconds (year < 5138).
+        ms = np.where(n > 1e14, n / 1_000, np.where(n > 1e11, n, n * 1_000))
+        return pd.Series(pd.to_datetime(np.round(ms).astype("int64"), unit="ms"), index=values.index)
+    try:
+        parsed = pd.to_datetime(values, utc=True, format="mixed")
+    except (ValueError, TypeError) as e:
+        raise LiquidationImportError(f"{path}: column {column!r} holds neither epochs nor dates ({e})") from e
+    return parsed.dt.tz_convert(None).astype("datetime64[ms]")
+
+
+def read_force_orders(path: Path, symbol: str | None = None) -> pd.DataFrame:
+    """Rows of raw.realized_liquidations from a file of forceOrder JSON lines (one message per line).
+
+    Uses the live recorder's parser, so a file recorded elsewhere lands exactly like the live stream.
+    Only `symbol` is kept when given. Duplicate events (same symbol, trade time, side, price, quantity) once.
+    """
+    path = Path(path)
+    events = []
+    with path.open("r", encoding="utf-8-sig") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    events.extend(parse_force_orders(line))
+                except MalformedEvent as e:
+                    raise LiquidationImportError(f"{path}, line {number}: {e}") from e
+    frame = events_frame(events, source=source_for(path))
+    if symbol:
+        frame = frame[frame["symbol"] == symbol]
+    return frame.drop_duplicates(["symbol", "trade_time", "side", "price", "quantity"], ignore_index=True)
+
+
+def read_liquidation_snapshot(path: Path, symbol: str | None = None) -> pd.DataFrame:
+    """Rows of raw.realized_liquidations from a Binance liquidationSnapshot CSV (with or without header).
+
+    The file has no symbol column: `symbol`, else the `<SYMBOL>-liquidationSnapshot-` file name.
+    Exact duplicate rows are dropped (every row appears twice in Binance's files). side SELL = long
+    liquidated. quantity = accumulated fill (original quantity when 0); notional = average price ×
+    quantity, the order price when the average is 0.
+    """
+    path = Path(path)
+    match = _SNAPSHOT_NAME.match(path.name)
+    symbol = symbol or (match.group(1) if match else None)
+    if not symbol:
+        raise LiquidationImportError(f"{path}: a liquidationSnapshot file has no symbol column; pass --symbol "
+                                     "or keep the Binance file name <SYMBOL>-liquidationSnapshot-<date>.csv")
+    has_header = detect_header(path)
+    raw = pd.read_csv(path, header=0 if has_header else None, names=list(LIQUIDATION_SNAPSHOT_COLUMNS),
+                      dtype=str, skip_blank_lines=True)
+    raw = raw.drop_duplicates(ignore_index=True)
+    side = raw["side"].str.strip().str.upper().map({"SELL": "long", "BUY": "short"})
+    if side.isna().any():
+        bad = raw.loc[side.isna(), "side"].iloc[0]
+        raise LiquidationImportError(f"{path}: side must be BUY or SELL, found {bad!r}")
+    nums = {c: pd.to_numeric(raw[c], errors="coerce") for c in
+            ("time", "price", "average_price", "original_quantity", "accumulated_fill_quantity")}
+    for column in ("time", "price", "original_quantity"):
+        if nums[column].isna().any():
+            raise LiquidationImportError(f"{path}: non-numeric {column!r} in row {int(nums[column].isna().idxmax()) + 1}")
+    qty = nums["accumulated_fill_quantity"].where(nums["accumulated_fill_quantity"] > 0, nums["original_quantity"])
+    avg = nums["average_price"]
+    fill_price = avg.where(avg > 0, nums["price"])
+    trade_time = _epoch_or_text_to_utc(nums["time"], path, "time")
+    return pd.DataFrame({
+        "symbol": symbol, "day": trade_time.dt.floor("D").dt.date, "event_time": trade_time,
+        "trade_time": trade_time, "side": side, "price": nums["price"].astype("float64"),
+        "avg_price": avg.astype("float64"), "quantity": qty.astype("float64"),
+        "notional_usd": (fill_price * qty).astype("float64"), "source": source_for(path),
+    })
+
+
+def detect_header(path: Path) -> bool:
+    """True when the first line's first cell is not a number (binance-data.md: decide per file)."""
+    with Path(path).open("r", encoding="utf-8-sig") as fh:
+        first = next((line for line in fh if line.strip()), "")
+    cell = first.split(",")[0].strip().strip('"')
+    try:
+        float(cell)
+        return False
+    except ValueError:
+        return True
+
+
+def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = None) -> pd.DataFrame:
+    """Rows of raw.realized_liquidation_bars from a CSV of per-bar totals (timestamp, long_usd, short_usd).
+
+    Column names are matched case-insensitively against BAR_ALIASES; a `symbol` column wins over the
+    `symbol` argument. The bar width is `bar_seconds`, else the smallest spacing between consecutive
+    timestamps (missing bars do not widen it), else one hour for a single bar.
+    """
+    path = Path(path)
+    raw = pd.read_csv(path)
+    lower = {c.strip().lower().replace(" ", "_"): c for c in raw.columns}
+    cols = {}
+    for target, aliases in BAR_ALIASES.items():
+        found = next((lower[a] for a in aliases if a in lower), None)
+        if found is None:
+            raise LiquidationImportError(f"{path}: no {target} column (accepted names: {', '.join(aliases)})")
+        cols[target] = found
+    if "symbol" in lower:
+        symbols = raw[lower["symbol"]].astype(str).str.strip().str.upper()
+    elif symbol:
+        symbols = pd.Series(symbol, index=raw.index)
+    else:
+        raise LiquidationImportError(f"{path}: per-bar totals need a symbol column or --symbol")
+    start = _epoch_or_text_to_utc(raw[cols["timestamp"]], path, cols["timestamp"])
+    amounts = {k: pd.to_numeric(raw[cols[k]], errors="coerce") for k in ("long_usd", "short_usd")}
+    for k, v in amounts.items():
+        if v.isna().any() or (v < 0).any():
+            raise LiquidationImportError(f"{path}: column {cols[k]!r} must hold non-negative numbers of USD")
+    if bar_seconds is None:
+        steps = np.diff(np.unique(start.to_numpy("datetime64[ms]").astype(np.int64)))
+        bar_ms = int(steps.min()) if steps.size else 3_600_000
+    else:
+        bar_ms = int(bar_seconds) * 1000
+    if bar_ms <= 0:
+        raise LiquidationImportError(f"{path}: bar width must be positive")
+    frame = pd.DataFrame({
+        "symbol": symbols, "day": start.dt.floor("D").dt.date, "bar_start": start,
+        "bar_end": start + pd.to_timedelta(bar_ms, unit="ms"),
+        "long_usd": amounts["long_usd"].astype("float64"), "short_usd": amounts["short_usd"].astype("float64"),
+        "source": source_for(path),
+    })
+    if symbol:
+        frame = frame[frame["symbol"] == symbol]
+    # A provider file can repeat a bar (overlapping exports): keep the last value of each bar.
+    return frame.drop_duplicates(["symbol", "bar_start"], keep="last", ignore_index=True)
+
+
+def read_liquidation_file(path: Path, fmt: str = "auto", symbol: str | None = None,
+                          bar_seconds: int | None = None) -> tuple[str, str, pd.DataFrame]:
+    """(format, target table, rows) of one user file; `bar_seconds` only applies to per-bar totals."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise LiquidationImportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if not path.is_file():
+        raise LiquidationImportError(f"{path}: no such file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    try:
+        if fmt == "forceorder":
+            return fmt, EVENTS_TABLE, read_force_orders(path, symbol)
+        if fmt == "snapshot":
+            return fmt, EVENTS_TABLE, read_liquidation_snapshot(path, symbol)
+        return fmt, BARS_TABLE, read_liquidation_bars(path, symbol, bar_seconds)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError) as e:
+        raise LiquidationImportError(f"{path}: cannot read as {fmt}: {e}") from e
+
+
+def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> int:
+    """Replace every row of `table` tagged `source` with `frame`, in one transaction; returns rows written."""
+    ensure_tables(con, table)
+    # DuckDB 2 refuses to register a frame while a result is half-read; a finished statement clears it.
+    con.execute("SELECT 1").fetchall()
+    con.register("_liq_import", frame)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liq_import")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("SELECT 1").fetchall()
+        con.unregister("_liq_import")
+    return int(len(frame))
+
+
+def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str = "auto",
+                            symbol: str | None = None, bar_seconds: int | None = None) -> ImportResult:
+    """Read one user file and store it (replacing an earlier import of the same file name)."""
+    path = Path(path)
+    fmt, table, frame = read_liquidation_file(path, fmt, symbol, bar_seconds)
+    source = source_for(path)
+    rows = replace_source(con, table, source, frame)
+    time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
+    times = frame[time_col] if rows else pd.Series([], dtype="datetime64[ms]")
+    return ImportResult(
+        path=str(path), format=fmt, table=table, source=source, rows=rows,
+        symbols=tuple(sorted(frame["symbol"].unique())) if rows else (),
+        first_time=times.min().to_pydatetime() if rows else None,
+        last_time=times.max().to_pydatetime() if rows else None,
+    )
+
+
+def import_liquidation_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> tuple[list[ImportResult], list[str]]:
+    """Import every visible file of `folder` (sorted by name). Returns (results, errors): a bad file is
+    reported with its reason and does not stop the others."""
+    folder = Path(folder)
+    results, errors = [], []
+    if not folder.is_dir():
+        return results, errors
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            results.append(import_liquidation_file(con, path))
+        except LiquidationImportError as e:
+            errors.append(str(e))
+    return results, errors

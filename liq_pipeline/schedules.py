@@ -1,0 +1,90 @@
+"""Jobs and schedules: the daily refresh of yesterday's partitions (raw → model → heatmap, every symbol) and the
+monthly validation report.
+
+The daily tick targets the newest day the source can serve: the simulated mirror and a local mirror have
+yesterday; data.binance.vision publishes a day about 1.5–2 days late (binance-data.md §1.3), so for the
+`binance` source the tick requests today−2 and never a later day. A day that is still missing when the run
+starts fails the raw assets with "not yet published" and is picked up by a later tick or by the live
+layer's archive_day_published_sensor.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the resource annotations at definition time.
+import datetime as dt
+
+import dagster as dg
+
+from liq_pipeline import config, partitions
+from liq_pipeline.resources import MarketSource
+
+#: Days between a day and the first daily tick that may request it from data.binance.vision.
+BINANCE_PUBLICATION_LAG_DAYS = 2
+
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh_job",
+    selection=dg.AssetSelection.groups("raw", "model", "heatmap"),
+    description="Raw archive files → volume profiles → positions → levels → heatmap for one symbol-day.",
+)
+
+monthly_validation_job = dg.define_asset_job(
+    "monthly_validation_job",
+    selection=dg.AssetSelection.assets("validation_report"),
+    description="The monthly validation report (grade, ground truth, backtest) and its checks.",
+)
+
+JOBS = (daily_refresh_job, monthly_validation_job)
+
+
+def target_day(scheduled: dt.datetime, source_kind: str) -> dt.date:
+    """The day a daily tick at `scheduled` (UTC) refreshes: yesterday, or today−2 for the Binance archive."""
+    lag = BINANCE_PUBLICATION_LAG_DAYS if source_kind == "binance" else 1
+    return scheduled.date() - dt.timedelta(days=lag)
+
+
+def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    """One RunRequest per configured symbol for the tick's target day, or the reason to skip.
+
+    `today` is the real UTC date (the scheduled time of a late-evaluated tick can lie in the past): the
+    Binance source only ever asks for days ≤ today−2, so a tick evaluated ahead of time skips instead of
+    hammering the archive with 404s.
+    """
+    day = target_day(scheduled, source_kind)
+    first = config.configured_start_date()
+    if day < first:
+        return dg.SkipReason(f"{day} is before the first partition day {first}")
+    if source_kind == "binance" and day > today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS):
+        return dg.SkipReason(f"{day} is not published on data.binance.vision yet (only days up to "
+                             f"{today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS)} are requested); a later tick takes it")
+    return [
+        dg.RunRequest(
+            run_key=f"daily:{day.isoformat()}:{symbol}",
+            partition_key=partitions.key_for(symbol, day),
+            tags={"liq/source": source_kind},
+        )
+        for symbol in partitions.symbols.get_partition_keys()
+    ]
+
+
+@dg.schedule(job=daily_refresh_job, cron_schedule="30 0 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def daily_refresh_schedule(context: dg.ScheduleEvaluationContext, market: MarketSource):
+    """00:30 UTC: refresh the previous day (today−2 for the Binance archive) for every symbol."""
+    scheduled = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    return daily_run_requests(scheduled.astimezone(dt.UTC), market.kind, dt.datetime.now(dt.UTC).date())
+
+
+def previous_month(scheduled: dt.datetime) -> dt.date:
+    """First day of the month before the one `scheduled` falls in."""
+    return (scheduled.date().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+@dg.schedule(job=monthly_validation_job, cron_schedule="0 2 1 * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def monthly_validation_schedule(context: dg.ScheduleEvaluationContext):
+    """02:00 UTC on the 1st: the validation report of the month that just ended."""
+    scheduled = (context.scheduled_execution_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    month = previous_month(scheduled)
+    key = month.isoformat()
+    if key not in partitions.monthly.get_partition_keys(current_time=scheduled):
+        return dg.SkipReason(f"{month:%Y-%m} is not a validation month (partitions start "
+                             f"{config.configured_start_date():%Y-%m})")
+    return dg.RunRequest(run_key=f"validation:{month:%Y-%m}", partition_key=key)

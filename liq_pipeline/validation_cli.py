@@ -1,0 +1,141 @@
+"""`liq import-liquidations` and `liq backtest`: load realized liquidations a user has, and score the heatmap
+against them. Registered into the main `liq` CLI with `register(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+
+from liq_pipeline import config
+
+EXIT_OK, EXIT_ERROR = 0, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `import-liquidations` and `backtest` to the `liq` sub-command parser."""
+    imp = subparsers.add_parser(
+        "import-liquidations",
+        help="load realized liquidations (forceOrder JSON lines, liquidationSnapshot CSV, per-bar totals)")
+    imp.add_argument("path", help="a file, or a folder whose files are all imported")
+    imp.add_argument("--format", choices=("auto", "forceorder", "snapshot", "bars"), default="auto",
+                     help="file format (default: detected from the content)")
+    imp.add_argument("--symbol", type=str.upper, default=None,
+                     help="keep only this symbol; required for files without a symbol (snapshot CSVs not named "
+                          "<SYMBOL>-liquidationSnapshot-<date>.csv, bar files without a symbol column)")
+    imp.add_argument("--bar-seconds", type=int, default=None,
+                     help="width of a bar in per-bar files (default: the smallest timestamp spacing)")
+    imp.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
+    imp.set_defaults(func=import_command)
+
+    bt = subparsers.add_parser("backtest", help="score heatmap snapshots against realized liquidations, per bar")
+    bt.add_argument("symbol", type=str.upper)
+    bt.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
+    bt.add_argument("--end", required=True, type=_date, help="last day (inclusive), YYYY-MM-DD")
+    bt.add_argument("--variant", choices=config.VARIANTS, default=None, help="one variant (default: all)")
+    bt.add_argument("--bar-minutes", type=int, default=60, help="bar length in minutes (default 60)")
+    bt.add_argument("--top-k", type=int, default=None, help="cells flagged by the top-K test (default 10 %% of cells)")
+    bt.add_argument("--source", choices=("auto", "truth", "events", "bars"), default="auto",
+                    help="realized liquidations: simulator truth, imported/recorded events, or per-bar totals")
+    bt.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    bt.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
+    bt.set_defaults(func=backtest_command)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _connect(warehouse: str | None, must_exist: bool):
+    import duckdb
+
+    path = Path(warehouse) if warehouse else config.warehouse_path()
+    if must_exist and not path.is_file():
+        raise FileNotFoundError(f"no warehouse at {path} (materialize the pipeline first or pass --warehouse)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as e:
+        raise OSError(f"cannot open {path}: {e} (is a Dagster run or another process writing to it?)") from e
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """Import one file or every file of a folder; prints one line per file."""
+    from liq_pipeline.market import liquidation_imports as li
+
+    target = Path(args.path)
+    if not target.exists():
+        return _error(f"{target}: no such file or folder")
+    files = sorted(p for p in target.iterdir() if p.is_file() and not p.name.startswith(".")) if target.is_dir() else [target]
+    if not files:
+        return _error(f"{target}: the folder holds no files")
+    try:
+        con = _connect(args.warehouse, must_exist=False)
+    except OSError as e:
+        return _error(str(e))
+    failures = 0
+    with con:
+        for path in files:
+            try:
+                r = li.import_liquidation_file(con, path, args.format, args.symbol, args.bar_seconds)
+            except li.LiquidationImportError as e:
+                print(f"error: {e}", file=sys.stderr)
+                failures += 1
+                continue
+            span = f"{r.first_time} … {r.last_time}" if r.rows else "no rows"
+            print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}")
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def _fmt(value, pattern: str = "{:.3f}") -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else pattern.format(value)
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    """Run the backtest for each requested variant and print its scores (table or JSON)."""
+    from liq_pipeline.assets.validation import backtest
+
+    if args.end < args.start:
+        return _error(f"--end {args.end} is before --start {args.start}")
+    try:
+        con = _connect(args.warehouse, must_exist=True)
+    except OSError as e:
+        return _error(str(e))
+    variants = [args.variant] if args.variant else list(config.VARIANTS)
+    try:
+        with con:
+            results = {v: backtest(con, args.symbol, args.start, args.end, v, args.bar_minutes, args.top_k,
+                                   args.source).metrics for v in variants}
+    except ValueError as e:
+        return _error(str(e))
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+        return EXIT_OK
+    print(f"{args.symbol} {args.start} … {args.end}, {args.bar_minutes}-minute bars")
+    header = f"{'variant':<12} {'bars':>5} {'source':>7} {'rho':>7} {'naive rho':>9} {'prec@K':>7} {'recall':>7} " \
+             f"{'FP':>4} {'naive prec':>10} {'lift':>6}  status"
+    print(header)
+    for variant, m in results.items():
+        top, naive = m.get("top_k_model", {}), m.get("top_k_naive", {})
+        print(f"{variant:<12} {m.get('bars_scored', 0):>5} {m.get('realized_source', '-'):>7} "
+              f"{_fmt((m.get('spearman') or {}).get('r')):>7} {_fmt((m.get('naive_spearman') or {}).get('r')):>9} "
+              f"{_fmt(top.get('precision'), '{:.2f}'):>7} "
+              f"{_fmt(top.get('recall'), '{:.2f}'):>7} {top.get('false_positives', '-'):>4} "
+              f"{_fmt(naive.get('precision'), '{:.2f}'):>10} {_fmt(m.get('lift_precision'), '{:.2f}'):>6}  "
+              f"{m.get('status', '')}")
+    notes = {m["note"] for m in results.values() if m.get("note")}
+    for note in sorted(notes):
+        print(f"note: {note}")
+    return EXIT_OK

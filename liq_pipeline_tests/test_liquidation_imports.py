@@ -1,0 +1,149 @@
+"""User liquidation files (forceOrder JSON lines, liquidationSnapshot CSV, per-bar totals) land in the warehouse
+correctly: format detection, side mapping, duplicate removal, idempotent re-import, clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from liq_pipeline.market import liquidation_imports as li
+
+FORCE_ORDER = (
+    '{"e":"forceOrder","E":1736899205120,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC","q":"0.250",'
+    '"p":"95990.10","ap":"96012.40","X":"FILLED","l":"0.250","z":"0.250","T":1736899205117}}\n'
+    '{"e":"forceOrder","E":1736899206120,"o":{"s":"ETHUSDT","S":"BUY","o":"LIMIT","f":"IOC","q":"2.000",'
+    '"p":"3300.00","ap":"3301.00","X":"FILLED","l":"2.000","z":"2.000","T":1736899206117}}\n'
+)
+SNAPSHOT_HEADER = ("time,side,order_type,time_in_force,original_quantity,price,average_price,order_status,"
+                   "last_fill_quantity,accumulated_fill_quantity\n")
+SNAPSHOT_ROWS = ("1736899205117,SELL,LIMIT,IOC,0.5,95000.0,95100.0,FILLED,0.5,0.5\n"
+                 "1736899205117,SELL,LIMIT,IOC,0.5,95000.0,95100.0,FILLED,0.5,0.5\n"
+                 "1736902805117,BUY,LIMIT,IOC,1.0,97000.0,0,FILLED,1.0,1.0\n")
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+    yield c
+    c.close()
+
+
+def test_detects_each_format(tmp_path):
+    (tmp_path / "a.jsonl").write_text(FORCE_ORDER)
+    (tmp_path / "b.csv").write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
+    (tmp_path / "c.csv").write_text(SNAPSHOT_ROWS)
+    (tmp_path / "d.csv").write_text("timestamp,long_usd,short_usd\n2025-01-15T00:00:00Z,1,2\n")
+    assert [li.detect_format(tmp_path / n) for n in ("a.jsonl", "b.csv", "c.csv", "d.csv")] == [
+        "forceorder", "snapshot", "snapshot", "bars"]
+    (tmp_path / "e.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(li.LiquidationImportError, match="unknown liquidation file format"):
+        li.detect_format(tmp_path / "e.csv")
+
+
+def test_force_order_lines_map_sell_to_long_and_filter_symbol(tmp_path, con):
+    path = tmp_path / "stream.jsonl"
+    path.write_text(FORCE_ORDER + FORCE_ORDER)  # recorded twice: duplicates dropped
+    result = li.import_liquidation_file(con, path, symbol="BTCUSDT")
+    assert result.format == "forceorder" and result.rows == 1 and result.symbols == ("BTCUSDT",)
+    side, notional, day, source = con.execute(
+        "SELECT side, notional_usd, day, source FROM raw.realized_liquidations").fetchone()
+    assert side == "long" and notional == pytest.approx(0.25 * 96012.40)
+    assert day == dt.date(2025, 1, 15) and source == "file:stream.jsonl"
+
+
+def test_snapshot_dedupes_rows_and_uses_symbol_from_file_name(tmp_path, con):
+    path = tmp_path / "BTCUSDT-liquidationSnapshot-2025-01-15.csv"
+    path.write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
+    result = li.import_liquidation_file(con, path)
+    assert result.rows == 2 and result.symbols == ("BTCUSDT",)
+    rows = con.execute("SELECT side, notional_usd FROM raw.realized_liquidations ORDER BY trade_time").fetchall()
+    # the short's average price is 0: notional falls back to the order price
+    assert rows == [("long", pytest.approx(0.5 * 95100.0)), ("short", pytest.approx(97000.0))]
+
+
+def test_snapshot_without_symbol_is_a_clear_error(tmp_path):
+    path = tmp_path / "liq.csv"
+    path.write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
+    with pytest.raises(li.LiquidationImportError, match="--symbol"):
+        li.read_liquidation_file(path)
+
+
+def test_bars_infer_width_from_spacing_and_accept_epochs(tmp_path, con):
+    path = tmp_path / "provider.csv"
+    # ms epochs, hourly with a missing bar: width stays one hour
+    path.write_text("Timestamp,Long,Short\n1736899200000,100,50\n1736902800000,0,10\n1736910000000,5,5\n")
+    result = li.import_liquidation_file(con, path, symbol="BTCUSDT")
+    assert result.table == li.BARS_TABLE and result.rows == 3
+    widths = con.execute("SELECT DISTINCT bar_end - bar_start FROM raw.realized_liquidation_bars").fetchall()
+    assert widths == [(dt.timedelta(hours=1),)]
+    first = con.execute("SELECT bar_start, long_usd FROM raw.realized_liquidation_bars ORDER BY bar_start").fetchone()
+    assert first == (dt.datetime(2025, 1, 15, 0, 0), 100.0)
+
+
+def test_bars_reject_negative_amounts(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("timestamp,long_usd,short_usd\n2025-01-15 00:00:00,-1,2\n")
+    with pytest.raises(li.LiquidationImportError, match="non-negative"):
+        li.read_liquidation_file(path, symbol="BTCUSDT")
+
+
+def test_reimport_replaces_the_file_rows(tmp_path, con):
+    path = tmp_path / "stream.jsonl"
+    path.write_text(FORCE_ORDER)
+    li.import_liquidation_file(con, path)
+    li.import_liquidation_file(con, path)
+    assert con.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 2
+    path.write_text(FORCE_ORDER.splitlines()[0] + "\n")
+    li.import_liquidation_file(con, path)
+    assert con.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 1
+
+
+def test_folder_import_reports_bad_files_and_loads_the_rest(tmp_path, con):
+    folder = tmp_path / "liquidations"
+    folder.mkdir()
+    (folder / "good.jsonl").write_text(FORCE_ORDER)
+    (folder / "broken.jsonl").write_text('{"e":"trade"}\n')
+    (folder / ".hidden").write_text("ignored")
+    results, errors = li.import_liquidation_folder(con, folder)
+    assert [r.rows for r in results] == [2]
+    assert len(errors) == 1 and "broken.jsonl, line 1" in errors[0]
+
+
+def test_bad_format_name(tmp_path):
+    (tmp_path / "x.csv").write_text("a\n")
+    with pytest.raises(li.LiquidationImportError, match="format must be one of"):
+        li.read_liquidation_file(tmp_path / "x.csv", fmt="excel")
+
+
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    from liq_pipeline import validation_cli
+
+    parser = argparse.ArgumentParser(prog="liq")
+    validation_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_imports_a_folder_and_reports_bad_files_without_traceback(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "BTCUSDT-liquidationSnapshot-2025-01-15.csv").write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
+    (folder / "z.csv").write_text("what,is,this\n")
+    db = tmp_path / "w.duckdb"
+    assert _cli(["import-liquidations", str(folder), "--warehouse", str(db)]) == 2
+    out, err = capsys.readouterr()
+    assert "2 rows (snapshot)" in out and "z.csv: unknown liquidation file format" in err and "Traceback" not in err
+    with duckdb.connect(str(db)) as c:
+        assert c.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 2
+
+
+def test_cli_missing_path_and_missing_warehouse_are_clear_errors(tmp_path, capsys):
+    assert _cli(["import-liquidations", str(tmp_path / "nope.csv"), "--warehouse", str(tmp_path / "w.duckdb")]) == 2
+    assert _cli(["backtest", "BTCUSDT", "--start", "2026-01-01", "--end", "2026-01-02",
+                 "--warehouse", str(tmp_path / "missing.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "no warehouse" in err

@@ -1,0 +1,360 @@
+"""Validation suite on a hand-made warehouse: the checks run with their partition, the monthly report grades
+and stores its figures, ground truth separates a good from a bad estimate, and the backtest scores bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from liq_pipeline import partitions
+from liq_pipeline.assets import validation as v
+from liq_pipeline.model import scoring
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.warehouse.schema import ensure_tables
+
+SYMBOL = "BTCUSDT"
+DAYS = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+MARK = 100_000.0
+OI_USD = 1e9
+GRID = grid_for(SYMBOL)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    ensure_tables(con, table)
+    con.register("_rows", frame)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def _funding(i: int) -> float:
+    return 0.0001 + 0.0003 * np.sin(i)
+
+
+def _levels(day, variant, long_prices, short_prices, notional=1e6):
+    prices = list(long_prices) + list(short_prices)
+    return pd.DataFrame({
+        "symbol": SYMBOL, "day": day, "variant": variant, "as_of": dt.datetime.combine(day, dt.time(23, 59)),
+        "side": ["long"] * len(long_prices) + ["short"] * len(short_prices),
+        "bin_id": GRID.bin_id(np.array(prices)), "price": prices, "notional_usd": notional,
+        "collateral_usd": notional / 10})
+
+
+def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good=True, funding_flat=False):
+    """10 days of BTCUSDT: signals, 4-variant distributions (ofi long ratio tracks funding), levels, raw
+    inputs complete, funding, simulator truth matching one variant's levels."""
+    con = duckdb.connect(str(path))
+    rng = np.random.default_rng(7)
+    signals, dist, levels, funding, klines, oi, trades = [], [], [], [], [], [], []
+    true_long, true_short = [95_000.0, 97_000.0], [103_000.0]
+    for i, day in enumerate(DAYS):
+        f = 0.0001 if funding_flat else _funding(i)
+        signals.append({"symbol": SYMBOL, "day": day, "as_of": dt.datetime.combine(day, dt.time(23, 59)),
+                        "mark_price": MARK, "oi_usd": OI_USD, "oi_24h_ago_usd": OI_USD, "oi_delta": 0.0,
+                        "funding_rate_8h": f, "flags": ""})
+        for h in (0, 8, 16):
+            t = dt.datetime.combine(day, dt.time(h))
+            funding.append({"symbol": SYMBOL, "day": day, "calc_time": t, "funding_time": t, "funding_interval_hours": 8,
+                            "last_funding_rate": f, "funding_rate_8h": f, "source": "test"})
+        ratio = float(scoring.funding_implied_long_ratio(f)) + rng.normal(0, 0.005)
+        for variant in ("volume_5050", "ofi", "funding", "hybrid"):
+            share = {"volume_5050": 0.5, "ofi": ratio, "funding": 0.5, "hybrid": ratio}[variant]
+            total = OI_USD * (1.02 if (variant == "funding" and day == oi_error_day) else 1.0)
+            bins = GRID.bin_id(np.array([99_000.0, 100_000.0, 101_000.0]))
+            dist.append(pd.DataFrame({
+                "symbol": SYMBOL, "day": day, "variant": variant, "as_of": dt.datetime.combine(day, dt.time(23, 59)),
+                "bin_id": bins, "price_mid": GRID.mid(bins), "long_usd": total * share / 3,
+                "short_usd": total * (1 - share) / 3, "long_share_pre_funding": share}))
+            good = (variant == "hybrid") == hybrid_good
+            lp = true_long if good else [80_000.0, 85_000.0]
+            sp = true_short if good else [120_000.0]
+            if variant == "ofi":
+                lp, sp = true_long, true_short
+            if day == wrong_long_day and variant == "hybrid":
+                lp = lp + [100_500.0]  # a long level above the mark: should have been consumed
+            levels.append(_levels(day, variant, lp, sp))
+        for interval, n in (("1h", 24),):
+            times = [dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=h) for h in range(n)]
+            klines.append(pd.DataFrame({"symbol": SYMBOL, "day": day, "interval": interval, "open_time": times,
+                                        "open": MARK, "high": MARK * 1.001, "low": MARK * 0.999, "close": MARK,
+                                        "close_time": [t + dt.timedelta(minutes=59, seconds=59) for t in times],
+                                        "source": "test"}))
+        oi.append(pd.DataFrame({"symbol": SYMBOL, "day": day,
+                                "create_time": [dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=5 * k) for k in range(288)],
+                                "sum_open_interest": 1.0, "sum_open_interest_value": OI_USD, "is_stale": False,
+                                "source": "test"}))
+        # 100 aggregate trades with one id missing per day (99 % complete)
+        ids = np.delete(np.arange(1000 * i, 1000 * i + 101), 50)
+        trades.append(pd.DataFrame({"symbol": SYMBOL, "day": day, "agg_trade_id": ids, "price": MARK, "quantity": 0.01,
+                                    "first_trade_id": ids, "last_trade_id": ids,
+                                    "transact_time": dt.datetime.combine(day, dt.time(12)), "is_buyer_maker": False}))
+    _insert(con, "model.position_signals", pd.DataFrame(signals))
+    _insert(con, "model.position_distribution", pd.concat(dist))
+    _insert(con, "model.liquidation_levels", pd.concat(levels))
+    _insert(con, "raw.funding_rates", pd.DataFrame(funding))
+    _insert(con, "raw.klines", pd.concat(klines))
+    _insert(con, "raw.mark_price_klines", pd.concat(klines))
+    _insert(con, "raw.open_interest", pd.concat(oi))
+    _insert(con, "raw.agg_trades", pd.concat(trades))
+    # Truth: three 10x positions opened on day 1, still open; their liq prices match the good levels' bins.
+    _insert(con, "truth.positions", pd.DataFrame({
+        "symbol": SYMBOL, "day": DAYS[0], "position_id": [1, 2, 3], "side": ["long", "long", "short"],
+        "open_time": dt.datetime(2026, 1, 1, 1), "close_time": pd.NaT, "entry_price": MARK,
+        "quantity": [10.0, 10.0, 10.0], "leverage": [20.0, 33.0, 33.0], "isolated_margin_usd": 50_000.0,
+        "liq_price": [true_long[0], true_long[1], true_short[0]], "bracket": 1, "outcome": "open"}))
+    con.close()
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "w.duckdb"
+    yield path
+    gc.collect()
+
+
+@dg.asset(partitions_def=partitions.symbol_day, name="position_distribution")
+def _position_distribution_stub() -> dg.MaterializeResult:
+    """Stand-in for the model asset: the rows are already in the test warehouse."""
+    return dg.MaterializeResult()
+
+
+@dg.asset(partitions_def=partitions.symbol_day, name="liquidation_levels")
+def _liquidation_levels_stub() -> dg.MaterializeResult:
+    return dg.MaterializeResult()
+
+
+def _run_checks(path, day):
+    result = dg.materialize(
+        [_position_distribution_stub, _liquidation_levels_stub, v.oi_is_conserved, v.longs_liquidate_below_mark,
+         v.shorts_liquidate_above_mark, v.long_ratio_tracks_funding],
+        partition_key=partitions.key_for(SYMBOL, day), resources={"duckdb": DuckDBResource(database=str(path))},
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_checks_pass_on_a_consistent_partition(warehouse):
+    build_warehouse(warehouse)
+    checks = _run_checks(warehouse, DAYS[-1])
+    assert set(checks) == {"oi_is_conserved", "longs_liquidate_below_mark", "shorts_liquidate_above_mark",
+                           "long_ratio_tracks_funding"}
+    assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
+    funding = checks["long_ratio_tracks_funding"]
+    assert funding.metadata["variant_tested"].value == "ofi"
+    assert funding.metadata["verdict"].value == "pass"
+
+
+def test_checks_see_their_own_partition(warehouse):
+    build_warehouse(warehouse, oi_error_day=DAYS[4], wrong_long_day=DAYS[4])
+    bad = _run_checks(warehouse, DAYS[4])
+    assert not bad["oi_is_conserved"].passed
+    assert bad["oi_is_conserved"].severity == dg.AssetCheckSeverity.ERROR
+    assert bad["oi_is_conserved"].metadata["max_error_pct"].value == pytest.approx(2.0)
+    assert not bad["longs_liquidate_below_mark"].passed and bad["shorts_liquidate_above_mark"].passed
+    assert bad["longs_liquidate_below_mark"].metadata["wrong_levels"].value == 1
+    good = _run_checks(warehouse, DAYS[5])
+    assert good["oi_is_conserved"].passed and good["longs_liquidate_below_mark"].passed
+
+
+def test_constant_funding_is_inconclusive(warehouse):
+    build_warehouse(warehouse, funding_flat=True)
+    check = _run_checks(warehouse, DAYS[-1])["long_ratio_tracks_funding"]
+    assert check.metadata["verdict"].value == "inconclusive"
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith("inconclusive")
+
+
+def test_data_quality_from_raw_tables(warehouse):
+    build_warehouse(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        dq = v.data_quality(con, SYMBOL, DAYS[:5])
+        missing_day = v.data_quality(con, SYMBOL, DAYS[:5] + [dt.date(2026, 1, 20)])
+    assert dq["klines"] == pytest.approx(1.0) and dq["open_interest"] == pytest.approx(1.0)
+    assert dq["agg_trades"] == pytest.approx(100 / 101) and dq["score"] == pytest.approx(100 / 101)
+    assert missing_day["klines"] == pytest.approx(5 / 6)
+
+
+def test_ground_truth_separates_good_and_bad_estimates(warehouse):
+    build_warehouse(warehouse, hybrid_good=True)
+    with duckdb.connect(str(warehouse)) as con:
+        rows = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
+    assert rows["hybrid"]["overlap_levels"] == pytest.approx(1.0)
+    assert rows["volume_5050"]["overlap_levels"] == pytest.approx(0.0)
+    assert rows["hybrid"]["long_share_true"] == pytest.approx(2 / 3)
+    assert rows["volume_5050"]["long_share_error"] == pytest.approx(abs(0.5 - 2 / 3))
+    # simplified EP·(1 − 1/L + 0.004) against the hand-set truth liq prices
+    expected = np.mean([abs(100_000 * (1 - 1 / 20 + 0.004) - 95_000) / 95_000,
+                        abs(100_000 * (1 - 1 / 33 + 0.004) - 97_000) / 97_000,
+                        abs(100_000 * (1 + 1 / 33 - 0.004) - 103_000) / 103_000])
+    assert rows["hybrid"]["simplified_formula_mare"] == pytest.approx(expected)
+
+
+def test_positions_closed_before_the_day_end_are_not_true_exposure(warehouse):
+    build_warehouse(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE truth.positions SET close_time = TIMESTAMP '2026-01-03 12:00:00' WHERE position_id = 3")
+        before = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[1])}
+        after = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
+    assert before["hybrid"]["long_share_true"] == pytest.approx(2 / 3)
+    assert after["hybrid"]["long_share_true"] == pytest.approx(1.0)
+
+
+def _report_run(warehouse):
+    from liq_pipeline.assets.validation import hybrid_beats_volume_baseline, validation_report
+
+    return dg.materialize([validation_report, hybrid_beats_volume_baseline], partition_key="2026-01-01",
+                          resources={"duckdb": DuckDBResource(database=str(warehouse))},
+                          instance=dg.DagsterInstance.ephemeral())
+
+
+def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
+    build_warehouse(warehouse, hybrid_good=True)
+    result = _report_run(warehouse)
+    assert result.success
+    report = json.loads((tmp_path / "data" / "reports" / "validation-2026-01.json").read_text())
+    btc = report["symbols"][SYMBOL]
+    assert btc["days"] == 10 and btc["funding_correlation_check"]["variant_tested"] == "ofi"
+    assert btc["funding_correlation_check"]["verdict"] == "pass"
+    # volume_5050's split is constant: r undefined → fc 0, inconclusive, F
+    flat = btc["variants"]["volume_5050"]["grade"]
+    assert flat["inconclusive"] and flat["fc_score"] == 0 and flat["letter"] == "F"
+    ofi = btc["variants"]["ofi"]
+    assert ofi["grade"]["letter"] == "A" and ofi["directional"]["accuracy"] == 1.0
+    assert ofi["oi_conservation"]["mean_error_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert report["symbols"]["ETHUSDT"]["status"] == "no position distribution in this month"
+    meta = result.asset_materializations_for_node("validation_report")[0].metadata
+    assert "| ofi | **A**" in meta["report"].value
+    assert "data:image/png;base64," in meta["report"].value
+    assert btc["funding_correlation_check"]["daily"][0]["day"] == "2026-01-01"
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["hybrid_beats_volume_baseline"].passed
+    with duckdb.connect(str(warehouse)) as con:
+        letter_rows = con.execute("""SELECT variant, verdict FROM model.validation_results
+                                     WHERE test = 'grade' AND metric = 'total' ORDER BY variant""").fetchall()
+    assert dict(letter_rows)["ofi"] == "A"
+    # re-running replaces the month's rows instead of adding to them
+    n = duckdb.connect(str(warehouse)).execute("SELECT count(*) FROM model.validation_results").fetchone()[0]
+    gc.collect()
+    assert _report_run(warehouse).success
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("SELECT count(*) FROM model.validation_results").fetchone()[0] == n
+
+
+def test_hybrid_worse_than_baseline_fails_the_check(warehouse):
+    build_warehouse(warehouse, hybrid_good=False)
+    result = _report_run(warehouse)
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "hybrid_beats_volume_baseline")
+    assert not check.passed and "hybrid worse" in check.description
+
+
+def _backtest_warehouse(path):
+    """One day of 1h mark bars; a snapshot at 00:00 with a long level at 95k and a short level at 105k; the
+    mark dips through 95k in bar 3 and spikes through 105k in bar 7, where the truth liquidates."""
+    con = duckdb.connect(str(path))
+    day = dt.date(2026, 1, 2)
+    t0 = dt.datetime.combine(day, dt.time())
+    highs, lows = np.full(24, 100_400.0), np.full(24, 99_600.0)
+    lows[3], highs[7] = 94_900.0, 105_100.0
+    _insert(con, "raw.mark_price_klines", pd.DataFrame({
+        "symbol": SYMBOL, "day": day, "interval": "1h", "open_time": [t0 + dt.timedelta(hours=h) for h in range(24)],
+        "open": MARK, "high": highs, "low": lows, "close": MARK,
+        "close_time": [t0 + dt.timedelta(hours=h, minutes=59) for h in range(24)], "source": "test"}))
+    snap = pd.DataFrame({"symbol": SYMBOL, "day": day, "variant": "hybrid", "snapshot_time": t0 + dt.timedelta(hours=1),
+                         "side": ["long", "short", "long"], "bin_id": GRID.bin_id(np.array([95_000.0, 105_000.0, 60_000.0])),
+                         "price": [95_000.0, 105_000.0, 60_000.0], "notional_usd": [1e6, 2e6, 5e6]})
+    _insert(con, "model.liquidation_heatmap", snap)
+    _insert(con, "truth.liquidations", pd.DataFrame({
+        "symbol": SYMBOL, "day": day, "position_id": [1, 2], "liq_time": [t0 + dt.timedelta(hours=3, minutes=10),
+                                                                         t0 + dt.timedelta(hours=7, minutes=5)],
+        "side": ["long", "short"], "price": [95_000.0, 105_000.0], "quantity": [5.0, 4.0],
+        "notional_usd": [475_000.0, 420_000.0]}))
+    return con
+
+
+def test_backtest_scores_bars_from_the_snapshot_at_bar_start(tmp_path):
+    con = _backtest_warehouse(tmp_path / "b.duckdb")
+    res = v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2)
+    con.close()
+    m = res.metrics
+    # the snapshot is at 01:00, so the 00:00 bar has no prediction
+    assert m["bars"] == 24 and m["bars_scored"] == 23 and m["bars_without_snapshot"] == 1
+    assert m["realized_source"] == "truth" and m["realized_long_usd"] == pytest.approx(475_000.0)
+    bar3 = res.bars.set_index("bar_start").loc[pd.Timestamp("2026-01-02 03:00")]
+    assert bar3["pred_long"] == pytest.approx(1e6) and bar3["pred_short"] == 0
+    assert m["top_k_model"]["precision"] == 1.0 and m["top_k_model"]["false_positives"] == 0
+    assert m["spearman"]["r"] > 0.5
+    # with K = 4 only two cells carry a prediction: no more flags, no invented false positives
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    wide = v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=4).metrics
+    con.close()
+    assert wide["top_k_model"]["true_positives"] == 2
+    # the naive baseline (all notional at the mark, leverage mix) flags the same two bars here
+    assert wide["top_k_naive"]["recall"] == pytest.approx(1.0)
+
+
+def test_backtest_events_source_dedupes_across_sources(tmp_path):
+    con = _backtest_warehouse(tmp_path / "b.duckdb")
+    con.execute("DELETE FROM truth.liquidations")
+    row = {"symbol": SYMBOL, "day": dt.date(2026, 1, 2), "event_time": dt.datetime(2026, 1, 2, 3, 10),
+           "trade_time": dt.datetime(2026, 1, 2, 3, 10), "side": "long", "price": 95_000.0, "avg_price": 95_000.0,
+           "quantity": 1.0, "notional_usd": 95_000.0}
+    _insert(con, "raw.realized_liquidations", pd.DataFrame([row | {"source": "forceOrder_ws"}, row | {"source": "file:x"}]))
+    source, bars = v.realized_per_bar(con, SYMBOL, dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 3), 60)
+    con.close()
+    assert source == "events" and bars["real_long"].sum() == pytest.approx(95_000.0)
+
+
+def test_backtest_rejects_bad_bar_length(tmp_path):
+    with duckdb.connect(str(tmp_path / "x.duckdb")) as con, pytest.raises(ValueError, match="divide a day"):
+        v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), bar_minutes=7)
+
+
+def test_realized_liquidations_asset_loads_the_drop_folder(warehouse, tmp_path):
+    folder = tmp_path / "data" / "liquidations"
+    folder.mkdir(parents=True)
+    (folder / "bars.csv").write_text("timestamp,long_usd,short_usd,symbol\n2026-01-02 03:00:00,475000,0,BTCUSDT\n"
+                                     "2026-01-02 04:00:00,0,0,BTCUSDT\n")
+    result = dg.materialize([v.realized_liquidations], resources={"duckdb": DuckDBResource(database=str(warehouse))},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert result.asset_materializations_for_node("realized_liquidations")[0].metadata["rows"].value == 2
+    (folder / "broken.csv").write_text("nonsense\n")
+    gc.collect()
+    failed = dg.materialize([v.realized_liquidations], resources={"duckdb": DuckDBResource(database=str(warehouse))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not failed.success
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("SELECT count(*) FROM raw.realized_liquidation_bars").fetchone()[0] == 2
+
+
+def test_backtest_cli_prints_a_table(tmp_path, capsys):
+    import argparse
+
+    from liq_pipeline import validation_cli
+
+    _backtest_warehouse(tmp_path / "b.duckdb").close()
+    parser = argparse.ArgumentParser(prog="liq")
+    validation_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["backtest", SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid",
+                              "--top-k", "2", "--json", "--warehouse", str(tmp_path / "b.duckdb")])
+    assert args.func(args) == 0
+    metrics = json.loads(capsys.readouterr().out)["hybrid"]
+    assert metrics["top_k_model"]["precision"] == 1.0 and metrics["realized_source"] == "truth"
+
+
+def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
+    build_warehouse(warehouse, oi_error_day=DAYS[-1])
+    result = dg.materialize([_position_distribution_stub, v.oi_is_conserved],
+                            selection=dg.AssetSelection.checks(v.oi_is_conserved),
+                            resources={"duckdb": DuckDBResource(database=str(warehouse))},
+                            instance=dg.DagsterInstance.ephemeral())
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and "latest materialized day" in check.metadata["note"].value
+    assert str(DAYS[-1]) in check.metadata["per_variant"].value
