@@ -1,0 +1,504 @@
+"""The live layer: REST gap fill for days the archive has not published, the "now" heatmap, and the
+signed bracket refresh.
+
+Plain functions over a DuckDB connection and a `FapiClient`; the Dagster assets (assets/live.py) and the
+CLI (live_cli.py) are thin wrappers around them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from liq_pipeline import config
+from liq_pipeline.market.parsers import STALE_OI_RUN_ROWS
+from liq_pipeline.market.rest import FapiClient, FapiError, to_ms
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.levels import LeverageMix, SizeBuckets
+from liq_pipeline.model.margin import LONG, BracketTable, load_bracket_tables, table_for
+from liq_pipeline.model.positions import (
+    PositionSignals,
+    build_distributions,
+    levels_at_risk,
+    mark_extremes_since,
+)
+from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.schema import ensure_tables
+
+#: Value of the `source` column (klines, OI, funding) and of ingest_log.status for REST-filled partitions.
+REST_SOURCE = "rest"
+
+
+# ============================================================================================ gap fill
+@dataclass(frozen=True)
+class GapFillResult:
+    symbol: str
+    day: dt.date
+    rows: dict[str, int]  # table -> rows stored for the partition
+    skipped: dict[str, str]  # table -> why it was not filled
+
+
+def _log_rest(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, table: str, endpoint: str, rows: int) -> None:
+    """Record in raw.ingest_log that REST (not the archive) fed the partition: status 'rest'. The archive
+    sensor looks for these rows; the archive ingest overwrites them when it re-materializes the day."""
+    ensure_tables(con, "raw.ingest_log")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?", [symbol, day, table])
+        con.execute("INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, NULL, ?, ?, now()::TIMESTAMP)",
+                    [symbol, day, table, endpoint, REST_SOURCE, rows])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame: pd.DataFrame,
+                 select: str) -> int:
+    """replace_partition from a registered DataFrame `_rest` (select may use ? for symbol and day)."""
+    _settle(con)
+    con.register("_rest", frame)
+    try:
+        return replace_partition(con, table, symbol, day, select, [symbol, day])
+    finally:
+        _settle(con)
+        con.unregister("_rest")
+
+
+def _settle(con: duckdb.DuckDBPyConnection) -> None:
+    """Finish any half-read result: DuckDB 2 refuses register/unregister while one is pending (a caller's
+    or replace_partition's own `fetchone`)."""
+    con.execute("SELECT 1").fetchall()
+
+
+def funding_interval_hours(funding_ms: np.ndarray) -> np.ndarray:
+    """Funding interval (h) of each settlement from the spacing of settlement times (binance-data.md §6:
+    never assume 8h). Each row takes the gap to its predecessor (the first row its successor's), rounded
+    to whole hours so the archive's +1 ms jitter disappears; a lone settlement is assumed 8h."""
+    t = np.asarray(funding_ms, dtype=np.float64)
+    if t.size < 2:
+        return np.full(t.size, 8, dtype=np.int64)
+    gaps = np.round(np.diff(t) / 3_600_000).astype(np.int64)
+    return np.concatenate([gaps[:1], gaps])
+
+
+def fill_day_from_rest(
+    con: duckdb.DuckDBPyConnection, client: FapiClient, symbol: str, day: dt.date, kline_interval: str = "1m",
+    mark_kline_interval: str | None = None,
+) -> GapFillResult:
+    """Fill the raw partitions of (symbol, day) from fapi REST, for days the archive has not published.
+
+    Writes raw.klines and raw.mark_price_klines (closed candles), raw.agg_trades (paged within the
+    aggTrades limits), raw.open_interest (openInterestHist 5m, only inside its 30-day window) and
+    raw.funding_rates (settlements of the day), each with `replace_partition`. Klines, OI and funding rows
+    carry source='rest'; every table gets an ingest_log row with status 'rest'. A table REST cannot serve
+    (OI older than 30 days) is reported in `skipped`, not faked.
+
+    Cost: aggTrades weighs 20 per 1,000 trades, so a busy BTCUSDT day (1-2 M aggregate trades) needs
+    20-40k weight, i.e. 10-20 minutes at the default budget of 80 % of 2,400 per minute; klines cost 10.
+    """
+    start_ms = to_ms(day)
+    end_ms = start_ms + 86_400_000 - 1
+    now_ms = int(client.clock() * 1000)
+    if start_ms > now_ms:
+        raise ValueError(f"{symbol} {day}: the day has not started yet (now {dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC):%Y-%m-%d %H:%M} UTC)")
+    rows: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+
+    kline_select = """SELECT ?::VARCHAR AS symbol, ?::DATE AS day, '{interval}' AS interval,
+        open_time::TIMESTAMP AS open_time, open, high, low, close, volume, close_time::TIMESTAMP AS close_time,
+        quote_volume, count AS trade_count, taker_buy_volume, taker_buy_quote_volume, '{source}' AS source
+        FROM _rest ORDER BY open_time"""
+    for table, mark, interval in (("raw.klines", False, kline_interval),
+                                  ("raw.mark_price_klines", True, mark_kline_interval or kline_interval)):
+        frame = client.klines(symbol, interval, start_ms, end_ms, mark=mark)
+        rows[table] = _write_frame(con, table, symbol, day, frame,
+                                   kline_select.format(interval=interval, source=REST_SOURCE))
+        _log_rest(con, symbol, day, table, "/fapi/v1/markPriceKlines" if mark else "/fapi/v1/klines", rows[table])
+
+    trades = client.agg_trades(symbol, start_ms, end_ms)
+    rows["raw.agg_trades"] = _write_frame(con, "raw.agg_trades", symbol, day, trades, """
+        SELECT ?::VARCHAR AS symbol, ?::DATE AS day, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+               transact_time::TIMESTAMP AS transact_time, is_buyer_maker FROM _rest ORDER BY agg_trade_id""")
+    _log_rest(con, symbol, day, "raw.agg_trades", "/fapi/v1/aggTrades", rows["raw.agg_trades"])
+
+    try:
+        oi = client.open_interest_hist(symbol, start_ms, end_ms, period="5m")
+    except ValueError as e:
+        skipped["raw.open_interest"] = str(e)
+    else:
+        # Same stale-run rule as the metrics parser: a run of identical OI values longer than an hour is
+        # forward-filled upstream, i.e. missing data.
+        rows["raw.open_interest"] = _write_frame(con, "raw.open_interest", symbol, day, oi, f"""
+            SELECT ?::VARCHAR AS symbol, ?::DATE AS day, create_time::TIMESTAMP AS create_time, sum_open_interest,
+                   sum_open_interest_value, NULL AS count_toptrader_long_short_ratio,
+                   NULL AS sum_toptrader_long_short_ratio, NULL AS count_long_short_ratio,
+                   NULL AS sum_taker_long_short_vol_ratio,
+                   count(*) OVER (PARTITION BY run_id) > {STALE_OI_RUN_ROWS} AS is_stale, '{REST_SOURCE}' AS source
+            FROM (SELECT *, sum(CASE WHEN sum_open_interest IS DISTINCT FROM prev THEN 1 ELSE 0 END)
+                              OVER (ORDER BY create_time) AS run_id
+                  FROM (SELECT *, lag(sum_open_interest) OVER (ORDER BY create_time) AS prev FROM _rest))
+            ORDER BY create_time""")
+        _log_rest(con, symbol, day, "raw.open_interest", "/futures/data/openInterestHist", rows["raw.open_interest"])
+
+    # One day of look-back so the first settlement of the day has a predecessor to measure its interval.
+    funding = client.funding_rates(symbol, start_ms - 86_400_000, end_ms)
+    funding["funding_interval_hours"] = funding_interval_hours(funding["ts_ms"].to_numpy())
+    funding = funding[funding["ts_ms"] >= start_ms]
+    rows["raw.funding_rates"] = _write_frame(con, "raw.funding_rates", symbol, day, funding, f"""
+        SELECT ?::VARCHAR AS symbol, ?::DATE AS day, funding_time::TIMESTAMP AS calc_time,
+               funding_time::TIMESTAMP AS funding_time, funding_interval_hours::INTEGER AS funding_interval_hours,
+               funding_rate AS last_funding_rate, funding_rate * 8.0 / funding_interval_hours AS funding_rate_8h,
+               '{REST_SOURCE}' AS source
+        FROM _rest ORDER BY funding_time""")
+    _log_rest(con, symbol, day, "raw.funding_rates", "/fapi/v1/fundingRate", rows["raw.funding_rates"])
+    return GapFillResult(symbol, day, rows, skipped)
+
+
+def rest_filled_partitions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """(symbol, day, table_name) whose stored rows came from REST (ingest_log status 'rest')."""
+    if not table_exists(con, "raw.ingest_log"):
+        return pd.DataFrame({"symbol": [], "day": [], "table_name": []})
+    return con.execute("SELECT symbol, day, table_name FROM raw.ingest_log WHERE status = ? "
+                       "ORDER BY day, symbol, table_name", [REST_SOURCE]).df()
+
+
+# ============================================================================================ now heatmap
+@dataclass(frozen=True)
+class LiveSignals:
+    """The live inputs of the hybrid model, with what failed (flags) and how long each call took."""
+
+    as_of: dt.datetime
+    mark_price: float | None
+    oi_usd: float | None
+    oi_24h_ago_usd: float | None
+    funding_rate_8h: float | None
+    flags: tuple[str, ...]
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class BaselineSignals:
+    """The warehouse's last model.position_signals row: the fallback of every live signal."""
+
+    day: dt.date | None
+    mark_price: float | None = None
+    oi_usd: float | None = None
+    oi_24h_ago_usd: float | None = None
+    funding_rate_8h: float | None = None
+
+
+def _fetch_mark(client: FapiClient, symbol: str) -> float:
+    return client.premium_index(symbol).mark_price
+
+
+def _fetch_oi_base(client: FapiClient, symbol: str) -> float:
+    return client.open_interest(symbol).open_interest
+
+
+def _fetch_oi_24h_usd(client: FapiClient, symbol: str) -> float:
+    """USDT OI of the first 5m openInterestHist sample at or after now − 24 h."""
+    start = int(client.clock() * 1000) - 86_400_000
+    hist = client.open_interest_hist(symbol, start, start + 900_000, period="5m")
+    if hist.empty:
+        raise FapiError(f"/futures/data/openInterestHist: no {symbol} sample within 15 min after now − 24 h")
+    return float(hist["sum_open_interest_value"].iloc[0])
+
+
+def _fetch_funding_8h(client: FapiClient, symbol: str) -> float:
+    """Last settled funding rate as an 8h-equivalent (rate × 8 / interval hours, liquidation-math.md §8.2)."""
+    funding = client.last_funding(symbol)
+    if funding.empty:
+        raise FapiError(f"/fapi/v1/fundingRate: no {symbol} settlement in the last 3 days")
+    hours = funding_interval_hours(funding["ts_ms"].to_numpy())
+    return float(funding["funding_rate"].iloc[-1] * 8.0 / hours[-1])
+
+
+SIGNAL_FETCHERS: dict[str, Callable[[FapiClient, str], float]] = {
+    "mark_price": _fetch_mark,
+    "oi_base": _fetch_oi_base,
+    "oi_24h_ago_usd": _fetch_oi_24h_usd,
+    "funding_rate_8h": _fetch_funding_8h,
+}
+
+
+def fetch_live_signals(client: FapiClient, symbol: str, baseline: BaselineSignals, budget_s: float = 1.0) -> LiveSignals:
+    """Fetch the four live signals in parallel within `budget_s` seconds.
+
+    A signal that fails or does not answer in time falls back to the baseline value and adds a flag
+    `<signal>_fallback:<reason>` (or `<signal>_missing` when the warehouse has no baseline either).
+    OI in USD = openInterest (base) × mark price. Latency is wall-clock per call (ms); calls cut by the
+    budget report the budget.
+    """
+    t0 = time.perf_counter()
+    pool = cf.ThreadPoolExecutor(max_workers=len(SIGNAL_FETCHERS), thread_name_prefix="live-signal")
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[FapiClient, str], float]) -> float:
+        started[name] = time.perf_counter()
+        try:
+            return fn(client, symbol)
+        finally:
+            finished[name] = time.perf_counter()
+
+    futures = {pool.submit(timed, name, fn): name for name, fn in SIGNAL_FETCHERS.items()}
+    done, _ = cf.wait(futures, timeout=budget_s)
+    # Late calls keep running in their threads but nobody waits for them (the budget is the contract).
+    pool.shutdown(wait=False, cancel_futures=True)
+    values: dict[str, float | None] = {}
+    flags: list[str] = []
+    latency: dict[str, float] = {}
+    for fut, name in futures.items():
+        if fut in done and fut.exception() is None:
+            values[name] = float(fut.result())
+            latency[name] = (finished[name] - started[name]) * 1000
+            continue
+        values[name] = None
+        if fut in done:
+            err = fut.exception()
+            reason = f"{type(err).__name__}: {err}"
+            latency[name] = (finished[name] - started[name]) * 1000
+        else:
+            reason = f"no answer within {budget_s:.2f} s"
+            latency[name] = budget_s * 1000
+        flags.append(f"{name}_failed:{reason}")
+    latency["signals_total"] = (time.perf_counter() - t0) * 1000
+
+    def pick(name: str, live: float | None, fallback: float | None) -> float | None:
+        if live is not None:
+            return live
+        flags.append(f"{name}_fallback_baseline" if fallback is not None else f"{name}_missing")
+        return fallback
+
+    mark = pick("mark_price", values["mark_price"], baseline.mark_price)
+    if values["oi_base"] is not None and mark is not None:
+        oi_usd = values["oi_base"] * mark
+    else:
+        oi_usd = pick("oi_usd", None, baseline.oi_usd)
+    oi_24h = pick("oi_24h_ago_usd", values["oi_24h_ago_usd"], baseline.oi_24h_ago_usd)
+    funding = pick("funding_rate_8h", values["funding_rate_8h"], baseline.funding_rate_8h)
+    as_of = dt.datetime.fromtimestamp(client.clock(), dt.UTC).replace(tzinfo=None)
+    return LiveSignals(as_of, mark, oi_usd, oi_24h, funding, tuple(flags), latency)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The latest baseline profile of a symbol joined with its OFI split, one row per grid bin."""
+
+    day: dt.date
+    bin_id: np.ndarray
+    price_mid: np.ndarray
+    notional_usd: np.ndarray
+    long_prob: np.ndarray
+    last_trade_time: np.ndarray  # datetime64, last trade in the bin over the window
+
+
+def load_baseline(con: duckdb.DuckDBPyConnection, symbol: str) -> Baseline:
+    """Latest day present in both model.volume_profile_baseline and model.ofi_bins for `symbol`."""
+    for table in ("model.volume_profile_baseline", "model.ofi_bins"):
+        if not table_exists(con, table):
+            raise LookupError(f"{table} does not exist: materialize volume_profile_baseline and ofi_bins first")
+    frame = con.execute("""
+        WITH latest AS (
+            SELECT max(b.day) AS day FROM model.volume_profile_baseline b
+            WHERE b.symbol = ? AND EXISTS (SELECT 1 FROM model.ofi_bins o WHERE o.symbol = b.symbol AND o.day = b.day))
+        SELECT b.day, b.bin_id, coalesce(o.price_mid, (b.price_low + b.price_high) / 2) AS price_mid,
+               b.notional_usd, coalesce(o.long_prob, 0.5) AS long_prob, b.last_trade_time
+        FROM model.volume_profile_baseline b JOIN latest USING (day)
+        LEFT JOIN model.ofi_bins o ON o.symbol = b.symbol AND o.day = b.day AND o.bin_id = b.bin_id
+        WHERE b.symbol = ? ORDER BY b.bin_id""", [symbol, symbol]).df()
+    if frame.empty:
+        raise LookupError(f"no volume_profile_baseline + ofi_bins rows for {symbol}: materialize them for at least one "
+                          "day before asking for the 'now' heatmap")
+    return Baseline(frame["day"].iloc[0].date() if hasattr(frame["day"].iloc[0], "date") else frame["day"].iloc[0],
+                    frame["bin_id"].to_numpy(np.int64), frame["price_mid"].to_numpy(np.float64),
+                    frame["notional_usd"].to_numpy(np.float64), frame["long_prob"].to_numpy(np.float64),
+                    frame["last_trade_time"].to_numpy("datetime64[us]"))
+
+
+def load_baseline_signals(con: duckdb.DuckDBPyConnection, symbol: str) -> BaselineSignals:
+    """Latest model.position_signals row of `symbol` (all None when the table or row is missing)."""
+    if not table_exists(con, "model.position_signals"):
+        return BaselineSignals(None)
+    row = con.execute("""SELECT day, mark_price, oi_usd, oi_24h_ago_usd, funding_rate_8h FROM model.position_signals
+                         WHERE symbol = ? ORDER BY day DESC, as_of DESC LIMIT 1""", [symbol]).fetchone()
+    return BaselineSignals(*row) if row else BaselineSignals(None)
+
+
+def load_size_buckets(con: duckdb.DuckDBPyConnection, symbol: str, n_buckets: int) -> tuple[SizeBuckets, str]:
+    """Position-size buckets from the latest day of raw.agg_trades (notional-weighted quantiles, as
+    levels.size_buckets_from_trades, computed in SQL); falls back to one bucket at the mean trade notional
+    of the latest klines (quote volume / trade count). Returns the buckets and a description."""
+    if table_exists(con, "raw.agg_trades"):
+        frame = con.execute(f"""
+            WITH d AS (SELECT max(day) AS day FROM raw.agg_trades WHERE symbol = ?),
+            t AS (SELECT price * quantity AS x FROM raw.agg_trades JOIN d USING (day)
+                  WHERE symbol = ? AND price * quantity > 0),
+            c AS (SELECT x, sum(x) OVER (ORDER BY x ROWS UNBOUNDED PRECEDING) AS cum, sum(x) OVER () AS total FROM t)
+            SELECT least(floor((cum - x) / total * {n_buckets}), {n_buckets - 1}) AS bucket,
+                   sum(x * x) / sum(x) AS size_usd, sum(x) / any_value(total) AS weight,
+                   (SELECT day FROM d) AS day
+            FROM c GROUP BY bucket ORDER BY bucket""", [symbol, symbol]).df()
+        if not frame.empty:
+            return (SizeBuckets(frame["size_usd"].to_numpy(np.float64), frame["weight"].to_numpy(np.float64)),
+                    f"aggTrades of {frame['day'].iloc[0]}")
+    if table_exists(con, "raw.klines"):
+        row = con.execute("""SELECT day, sum(quote_volume) / nullif(sum(trade_count), 0) FROM raw.klines
+                             WHERE symbol = ? AND day = (SELECT max(day) FROM raw.klines WHERE symbol = ?)
+                             GROUP BY day""", [symbol, symbol]).fetchone()
+        if row and row[1]:
+            return SizeBuckets(np.array([float(row[1])]), np.array([1.0])), f"mean trade of klines {row[0]}"
+    raise LookupError(f"no raw.agg_trades or raw.klines rows for {symbol} to derive position sizes from")
+
+
+def load_mark_candles(con: duckdb.DuckDBPyConnection, symbol: str, since: np.datetime64) -> pd.DataFrame:
+    """Mark-price candles (open_time, low, high) of `symbol` opening after `since`; empty when none stored."""
+    if not table_exists(con, "raw.mark_price_klines"):
+        return pd.DataFrame({"open_time": np.array([], dtype="datetime64[us]"), "low": [], "high": []})
+    return con.execute("""SELECT open_time, low, high FROM raw.mark_price_klines
+                          WHERE symbol = ? AND open_time > ? ORDER BY open_time""",
+                       [symbol, pd.Timestamp(since).to_pydatetime()]).df()
+
+
+@dataclass(frozen=True)
+class NowResult:
+    """The "now" heatmap: liquidation notional per side and grid bin, as of `signals.as_of`."""
+
+    symbol: str
+    baseline_day: dt.date
+    signals: LiveSignals
+    #: side ('long'/'short'), bin_id, price_low, price_high, price (notional-weighted liquidation price),
+    #: notional_usd, collateral_usd
+    levels: pd.DataFrame
+    bracket_table: str
+    sizes_from: str
+    #: Notional whose liquidation price mark has crossed since the bin last traded (dropped from `levels`).
+    crossed_usd: float
+    #: Notional beyond an incomplete bracket table or without a liquidation price.
+    unpriced_usd: float
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.signals.flags
+
+    def to_json(self) -> dict:
+        return {
+            "symbol": self.symbol, "as_of": self.signals.as_of.isoformat(), "baseline_day": self.baseline_day.isoformat(),
+            "mark_price": self.signals.mark_price, "oi_usd": self.signals.oi_usd,
+            "oi_24h_ago_usd": self.signals.oi_24h_ago_usd, "funding_rate_8h": self.signals.funding_rate_8h,
+            "flags": list(self.flags), "latency_ms": {k: round(v, 1) for k, v in self.latency_ms.items()},
+            "bracket_table": self.bracket_table, "sizes_from": self.sizes_from, "crossed_usd": self.crossed_usd, "unpriced_usd": self.unpriced_usd,
+            "levels": [{"side": r.side, "bin_id": int(r.bin_id), "price": float(r.price),
+                        "notional_usd": float(r.notional_usd)} for r in self.levels.itertuples()],
+        }
+
+
+def heatmap_now(
+    con: duckdb.DuckDBPyConnection,
+    client: FapiClient,
+    symbol: str,
+    budget_s: float = 1.0,
+    params: config.ModelParams = config.MODEL,
+    bracket_tables: list[BracketTable] | None = None,
+) -> NowResult:
+    """Liquidation levels of `symbol` now: the latest warehouse baseline (volume profile + OFI split)
+    re-weighted with live signals by the hybrid model (model.positions.build_distributions), priced with
+    the exact tiered formula (model.positions.levels_at_risk).
+
+    Signals come from REST in parallel within `budget_s` (fallback to the last model.position_signals
+    row, flagged). As in the daily pipeline, cells whose liquidation price mark has crossed since the
+    bin's last trade are dropped (stored mark candles plus the live mark); their notional is `crossed_usd`.
+    Bracket table: the one in force today among the shipped tables and the refreshed snapshots under
+    `data_dir()/brackets`.
+    """
+    t0 = time.perf_counter()
+    baseline = load_baseline(con, symbol)
+    fallback = load_baseline_signals(con, symbol)
+    live = fetch_live_signals(client, symbol, fallback, budget_s)
+    t_model = time.perf_counter()
+    if live.mark_price is None or live.oi_usd is None:
+        raise LookupError(f"{symbol}: neither REST nor model.position_signals gave a mark price and OI "
+                          f"(flags: {', '.join(live.flags)})")
+    signals = PositionSignals(as_of=live.as_of, mark_price=live.mark_price, oi_usd=live.oi_usd,
+                              oi_24h_ago_usd=live.oi_24h_ago_usd, funding_rate_8h=live.funding_rate_8h,
+                              flags=live.flags)
+    hybrid = build_distributions(baseline.price_mid, baseline.notional_usd, baseline.long_prob, signals, params)["hybrid"]
+    tables = bracket_tables if bracket_tables is not None else load_bracket_tables(config.data_dir() / "brackets")
+    choice = table_for(symbol, live.as_of.date(), tables)
+    sizes, sizes_from = load_size_buckets(con, symbol, params.size_buckets)
+    grid = grid_for(symbol, params)
+    candles = load_mark_candles(con, symbol, baseline.last_trade_time.min())
+    mark_low, mark_high = mark_extremes_since(baseline.last_trade_time, candles["open_time"].to_numpy(),
+                                              candles["low"].to_numpy(np.float64), candles["high"].to_numpy(np.float64),
+                                              live.mark_price)
+    risk = levels_at_risk(baseline.price_mid, hybrid.long_usd, hybrid.short_usd, mark_low, mark_high, grid,
+                          choice.table, LeverageMix.of(params.leverages, params.leverage_weights), sizes)
+    levels = pd.DataFrame({
+        "side": np.where(risk.side == LONG, "long", "short"),
+        "bin_id": risk.bin_id,
+        "price_low": grid.low(risk.bin_id),
+        "price_high": grid.high(risk.bin_id),
+        "price": risk.price,
+        "notional_usd": risk.notional_usd,
+        "collateral_usd": risk.collateral_usd,
+    }).sort_values(["side", "bin_id"], ignore_index=True)
+    latency = dict(live.latency_ms)
+    latency["model"] = (time.perf_counter() - t_model) * 1000
+    latency["total"] = (time.perf_counter() - t0) * 1000
+    return NowResult(symbol, baseline.day, live, levels, choice.table.id, sizes_from, risk.consumed_usd,
+                     risk.unpriced_usd, latency)
+
+
+# ============================================================================================ brackets
+def bracket_snapshot(symbol: str, brackets: list[dict], as_of: dt.date) -> dict:
+    """A leverageBracket response as a brackets.json table: id `<SYMBOL>@<date>`, complete, last cap open
+    (null) since Binance's last tier is the end of the table."""
+    if not brackets:
+        raise ValueError(f"{symbol}: leverageBracket returned no tiers")
+    tiers = sorted(brackets, key=lambda b: b["bracket"])
+    return {
+        "id": f"{symbol}@{as_of.isoformat()}",
+        "symbol": symbol,
+        "as_of": as_of.isoformat(),
+        "as_of_label": f"fetched on {as_of.isoformat()}",
+        "as_of_precision": "exact: fetched from the signed /fapi/v1/leverageBracket endpoint on this date",
+        "source": "GET /fapi/v1/leverageBracket (signed, USER_DATA) via liq_pipeline leverage_brackets asset",
+        "complete": True,
+        "tiers": [{
+            "bracket": int(t["bracket"]),
+            "notional_floor": float(t["notionalFloor"]),
+            "notional_cap": None if i == len(tiers) - 1 else float(t["notionalCap"]),
+            "max_leverage": float(t["initialLeverage"]),
+            "maint_margin_ratio": float(t["maintMarginRatio"]),
+            "cum": float(t["cum"]),
+        } for i, t in enumerate(tiers)],
+    }
+
+
+def refresh_brackets(client: FapiClient, symbols: list[str], out_dir: Path, as_of: dt.date) -> list[Path]:
+    """Fetch and store one snapshot per symbol as `out_dir/<SYMBOL>@<date>.json` (read back by
+    margin.load_bracket_tables). The table is validated (cum continuity) before it is written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for symbol in symbols:
+        snap = bracket_snapshot(symbol, client.leverage_brackets(symbol), as_of)
+        errors = BracketTable.from_dict(snap).continuity_errors()
+        if errors:
+            raise ValueError(f"{symbol}: leverageBracket tiers violate the cum continuity rule: {'; '.join(errors)}")
+        path = out_dir / f"{snap['id']}.json"
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(snap, indent=2))
+        tmp.replace(path)
+        written.append(path)
+    return written
