@@ -348,7 +348,8 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate, materialize every asset, print where to look")
     d.add_argument("--days", type=int, default=45)
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--model-days", type=int, default=7)
+    d.add_argument("--model-days", type=int, default=None,
+                   help="days modelled at the end of the range (default: all but the first week of warm-up)")
     d.set_defaults(func=cmd_demo)
 
     if load_plugins:

@@ -80,7 +80,8 @@ def _markdown(frame) -> str:
     return "\n".join([header, rule, *body])
 
 
-@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"})
+@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+          backfill_policy=dg.BackfillPolicy.single_run())
 def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Every simulated position opened on the partition's day, with its exact liquidation price and tier
     and how it ended ('open', 'closed', 'liquidated')."""
@@ -89,7 +90,8 @@ def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, ma
                  "isolated_margin_usd, liq_price, bracket, outcome", "position_id")
 
 
-@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"})
+@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+          backfill_policy=dg.BackfillPolicy.single_run())
 def true_liquidations(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Every simulated liquidation on the partition's day: time, side, exact liquidation price (USDT),
     quantity (base asset) and notional (USDT), complete (not sampled like the forceOrder stream)."""
