@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
 
@@ -67,8 +66,10 @@ def default_resources() -> dict:
     import os
 
     env = os.environ.get
+    from liq_pipeline.warehouse.resource import WarehouseResource
+
     return {
-        "duckdb": DuckDBResource(database=str(config.warehouse_path())),
+        "duckdb": WarehouseResource(database=str(config.warehouse_path())),
         "market": MarketSource(
             kind=env("LIQ_SOURCE") or "simulated",
             sim_dir=str(config.sim_archive_dir()),

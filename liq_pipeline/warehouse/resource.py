@@ -1,0 +1,61 @@
+"""The DuckDB warehouse resource: dagster-duckdb's DuckDBResource with a bounded wait for the write lock and
+errors that say what to do.
+
+One DuckDB file has one writer process. dagster-duckdb retries a failed connect for about 100 s whatever the
+cause, and then re-raises DuckDB's message. Here a missing folder is created, a lock held by another process
+is waited for up to `lock_timeout_s` seconds (a queued run usually frees it), and then `WarehouseLocked` names
+the file and the process holding it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process holds the DuckDB file's write lock."""
+
+
+def is_lock_error(error: Exception) -> bool:
+    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def connect(database: str, *, read_only: bool = False, lock_timeout_s: float = 60.0, poll_s: float = 0.5,
+            config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """Open `database`, waiting up to `lock_timeout_s` for another process's lock; raise WarehouseLocked after."""
+    if database != ":memory:" and not read_only:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout_s
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only, config=config or {})
+        except duckdb.IOException as e:
+            if not is_lock_error(e):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLocked(
+                    f"the warehouse {database} is locked by another process (DuckDB allows one writer): {e}. "
+                    "Wait for the running materialization to finish (the Dagster UI queues runs one at a time), "
+                    "or stop the process that holds it."
+                ) from e
+            time.sleep(poll_s)
+
+
+class WarehouseResource(DuckDBResource):
+    """DuckDBResource with a bounded, explained wait for the write lock (see the module docstring)."""
+
+    lock_timeout_s: float = 60.0
+
+    @contextmanager
+    def get_connection(self):
+        con = connect(self.database, lock_timeout_s=self.lock_timeout_s,
+                      config={"custom_user_agent": "dagster", **self.connection_config})
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,133 @@
+"""The whole chain on a small simulated market, through the real Definitions: simulator → archive files →
+raw tables (round trip against the simulator's ground truth) → model → heatmap → zones → validation report.
+
+This is what `make demo` does, at a scale that takes seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.market.simulator import SimConfig, simulate
+
+SYMBOL = "BTCUSDT"
+FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 4)
+DAYS = (LAST - FIRST).days + 1
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("chain")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIQ_DATA_DIR", str(tmp))
+    mp.setenv("LIQ_SYMBOLS", SYMBOL)
+    mp.setenv("LIQ_START_DATE", FIRST.isoformat())
+    for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE"):
+        mp.delenv(name, raising=False)
+    summary = simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=DAYS, seed=3, out_dir=tmp / "archive-sim",
+                                 trades_per_day=5_000, positions_per_day=400))
+
+    from liq_pipeline.definitions import build_definitions
+
+    defs = build_definitions()
+    assets = list(defs.assets) + list(defs.asset_checks)
+    resources = dict(defs.resources)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(selection, **kw):
+        kw.setdefault("tags", _range_tags(SYMBOL, FIRST, LAST))
+        result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
+                                run_config=QUIET, raise_on_error=False, **kw)
+        assert result.success
+        return result
+
+    results = {
+        "raw": run(dg.AssetSelection.groups("raw", "truth")),
+        "model": run(dg.AssetSelection.groups("model")),
+        "heatmap": run(dg.AssetSelection.groups("heatmap")),
+        "validation": run(dg.AssetSelection.groups("validation"), tags={}, partition_key=FIRST.replace(day=1).isoformat()),
+    }
+    yield {"tmp": tmp, "summary": summary.symbols[SYMBOL], "results": results, "run": run,
+           "db": tmp / "warehouse" / "liq.duckdb"}
+    mp.undo()
+
+
+def _query(chain, sql, params=None):
+    with duckdb.connect(str(chain["db"]), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_raw_tables_hold_exactly_what_the_simulator_wrote(chain):
+    rows = chain["summary"].rows
+    for table, kind in [("raw.agg_trades", "aggTrades"), ("raw.klines", "klines"),
+                        ("raw.mark_price_klines", "markPriceKlines"), ("raw.open_interest", "metrics"),
+                        ("raw.funding_rates", "fundingRate")]:
+        assert _query(chain, f"SELECT count(*) FROM {table}")[0][0] == rows[kind], table
+    # aggTrade ids are continuous across the whole range, and each trade sits in its partition day
+    lo, hi, n, outside = _query(chain, """SELECT min(agg_trade_id), max(agg_trade_id), count(*),
+        count(*) FILTER (WHERE CAST(transact_time AS DATE) <> day) FROM raw.agg_trades""")[0]
+    assert hi - lo + 1 == n and outside == 0
+
+
+def test_open_interest_equals_the_true_open_positions_at_every_sample(chain):
+    worst = _query(chain, """
+        SELECT max(abs(o.sum_open_interest - coalesce(p.open_qty, 0)))
+        FROM raw.open_interest o
+        LEFT JOIN LATERAL (SELECT sum(quantity) AS open_qty FROM truth.positions p
+                           WHERE p.open_time <= o.create_time AND (p.close_time IS NULL OR p.close_time > o.create_time)) p
+               ON true""")[0][0]
+    assert worst < 1e-6
+
+
+def test_every_true_liquidation_was_triggered_by_mark_price(chain):
+    total, crossed, orphans = _query(chain, """
+        SELECT count(*),
+               count(*) FILTER (WHERE (l.side = 'long' AND m.low <= l.price) OR (l.side = 'short' AND m.high >= l.price)),
+               count(*) FILTER (WHERE p.outcome IS DISTINCT FROM 'liquidated')
+        FROM truth.liquidations l
+        JOIN raw.mark_price_klines m ON m.symbol = l.symbol AND m.open_time = date_trunc('minute', l.liq_time)
+        LEFT JOIN truth.positions p USING (position_id)""")[0]
+    assert total == chain["summary"].liquidations > 0
+    assert crossed == total and orphans == 0
+
+
+def test_model_checks_hold_on_the_simulated_market(chain):
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed
+                   for e in chain["results"]["model"].get_asset_check_evaluations()}
+    for check in [("position_distribution", "oi_is_conserved"), ("liquidation_levels", "longs_liquidate_below_mark"),
+                  ("liquidation_levels", "shorts_liquidate_above_mark")]:
+        assert evaluations[check] is True, check
+    for table in ["model.volume_profile_daily", "model.position_distribution", "model.liquidation_levels",
+                  "model.liquidation_heatmap", "model.liquidation_zones"]:
+        days = _query(chain, f"SELECT count(DISTINCT day) FROM {table} WHERE symbol = ?", [SYMBOL])[0][0]
+        assert days == DAYS, table
+
+
+def test_rematerializing_a_heatmap_day_gives_identical_rows(chain):
+    def fingerprint():
+        return _query(chain, """SELECT day, count(*), sum(hash(COLUMNS(*)))::HUGEINT
+                                FROM model.liquidation_heatmap GROUP BY day ORDER BY day""")
+    before = fingerprint()
+    day = FIRST + dt.timedelta(days=2)
+    chain["run"](dg.AssetSelection.assets("liquidation_heatmap"), tags={},
+                 partition_key=dg.MultiPartitionKey({"date": day.isoformat(), "symbol": SYMBOL}))
+    assert fingerprint() == before
+
+
+def test_validation_report_scores_against_ground_truth(chain):
+    report = json.loads((chain["tmp"] / "reports" / f"validation-{FIRST:%Y-%m}.json").read_text())
+    sym = report["symbols"][SYMBOL]
+    assert sym["ground_truth"]["available"] is True
+    for variant in ("volume_5050", "ofi", "funding", "hybrid"):
+        gt = sym["variants"][variant]["ground_truth"]
+        assert gt["exact_formula_mare"] == 0.0 < gt["simplified_formula_mare"]
+        assert 0.0 < gt["overlap_levels"] <= 1.0
+        assert sym["variants"][variant]["grade"]["letter"] in {"A", "B", "C", "F"}
+    checks = {e.check_name for e in chain["results"]["validation"].get_asset_check_evaluations()}
+    assert "hybrid_beats_volume_baseline" in checks
