@@ -101,5 +101,27 @@ class ModelParams:
     heatmap_half_life_hours: float | None = None
 
 
-MODEL = ModelParams()
+def _model_from_env() -> ModelParams:
+    """ModelParams with the documented overrides: LIQ_WINDOW_DAYS, LIQ_BIN_MODE, LIQ_HEATMAP_STEP_MINUTES,
+    LIQ_HEATMAP_HALF_LIFE_HOURS (empty = no decay)."""
+    defaults = ModelParams()
+    half_life = _env("LIQ_HEATMAP_HALF_LIFE_HOURS", "")
+    params = ModelParams(
+        window_days=int(_env("LIQ_WINDOW_DAYS", str(defaults.window_days))),
+        bin_mode=_env("LIQ_BIN_MODE", defaults.bin_mode),
+        heatmap_step_minutes=int(_env("LIQ_HEATMAP_STEP_MINUTES", str(defaults.heatmap_step_minutes))),
+        heatmap_half_life_hours=float(half_life) if half_life else None,
+    )
+    if params.window_days < 1:
+        raise ValueError(f"LIQ_WINDOW_DAYS must be >= 1, got {params.window_days}")
+    if params.bin_mode not in ("relative", "fixed"):
+        raise ValueError(f"LIQ_BIN_MODE must be 'relative' or 'fixed', got {params.bin_mode!r}")
+    if params.heatmap_step_minutes < 1 or 1440 % params.heatmap_step_minutes:
+        raise ValueError(f"LIQ_HEATMAP_STEP_MINUTES must divide a day (1, 5, 15, 60, ...), got {params.heatmap_step_minutes}")
+    if params.heatmap_half_life_hours is not None and params.heatmap_half_life_hours <= 0:
+        raise ValueError("LIQ_HEATMAP_HALF_LIFE_HOURS must be positive (leave it empty for no decay)")
+    return params
+
+
+MODEL = _model_from_env()
 VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
