@@ -102,13 +102,15 @@ def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> 
             raise CliError(f"{symbol} ({variant}): not materialized: {materialize_hint(symbol, None)}")
         return row[0], row[1]
     day = (at - dt.timedelta(milliseconds=1)).date() if at.time() == dt.time() else at.date()
+    # One scan of two days (row-group statistics skip the rest): the snapshot and whether `day` exists.
     row = con.execute(
-        """SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.liquidation_heatmap
-           WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d AND snapshot_time <= $at""",
+        """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),
+                  arg_max(day, snapshot_time) FILTER (WHERE snapshot_time <= $at),
+                  coalesce(bool_or(day = $d), false)
+           FROM model.liquidation_heatmap
+           WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d""",
         {"s": symbol, "v": variant, "d": day, "at": at}).fetchone()
-    has_day = con.execute("SELECT count(*) > 0 FROM model.liquidation_heatmap WHERE symbol = ? AND variant = ? "
-                          "AND day = ?", [symbol, variant, day]).fetchone()[0]
-    if not has_day or row[0] is None:
+    if not row[2] or row[0] is None:
         raise CliError(f"{symbol} {day} ({variant}): not materialized: {materialize_hint(symbol, day)}")
     return row[0], row[1]
 
