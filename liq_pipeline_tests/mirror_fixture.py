@@ -10,11 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from liq_pipeline.market.formats import AGG_TRADES_COLUMNS, FUNDING_RATE_COLUMNS, KLINES_COLUMNS, METRICS_COLUMNS, ArchiveFile
+from liq_pipeline.market.formats import (
+    AGG_TRADES_COLUMNS,
+    FUNDING_RATE_COLUMNS,
+    KLINES_COLUMNS,
+    METRICS_COLUMNS,
+    ArchiveFile,
+)
 
 
 def _ms(t: dt.datetime) -> int:
-    return int(t.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(t.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def write_zip(root: Path, spec: ArchiveFile, header: tuple[str, ...] | None, rows: list[tuple], checksum: bool = True) -> Path:

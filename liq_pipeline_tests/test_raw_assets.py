@@ -83,7 +83,7 @@ def test_data_quality_checks_pass_on_clean_data(tmp_path, mirror):
 
 def test_id_gaps_and_sparse_open_interest_are_flagged(tmp_path, mirror):
     trades = [(1, 90000.0, 0.1, 1, 1, 1767571200000 + i, "true") for i in range(3)]
-    trades = [(i, *t[1:]) for i, t in zip([1, 2, 9], trades)]
+    trades = [(i, *t[1:]) for i, t in zip([1, 2, 9], trades, strict=False)]
     write_zip(mirror, ArchiveFile("aggTrades", "BTCUSDT", DAY), None, trades)
     hourly = [((dt.datetime(2026, 1, 5) + dt.timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S"), "BTCUSDT",
                1000 + h, 9e7 + h, "", "", "", "") for h in range(24)]

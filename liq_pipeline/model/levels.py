@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
-from liq_pipeline.model.margin import LONG, SHORT, BracketTable, isolated_liquidation_price_at_leverage, max_leverage_at
+from liq_pipeline.model.margin import (
+    LONG,
+    SHORT,
+    BracketTable,
+    isolated_liquidation_price_at_leverage,
+    max_leverage_at,
+)
 
 
 @dataclass(frozen=True)
