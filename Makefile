@@ -32,5 +32,13 @@ lint: install
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python scripts/serve.py $(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
+# The browser test: Debian's chromium (installed with apt when missing; never a downloaded browser).
+test-e2e: install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python -m pytest -q -m e2e liq_pipeline_tests/e2e
+
+bench: install
+	$(BIN)/python bench/run.py
+
 clean-data:
 	rm -rf data/archive-sim data/warehouse data/reports data/cache

@@ -1,0 +1,392 @@
+"""`make bench`: measure the pipeline against the physical limit and the naive approach, on simulated data.
+
+Prints a table and writes bench/results.json. Sections (issue 8): ingest vs unzip+read_csv; daily refresh
+and its growth with the window; `liq heatmap` query latency; the time-evolving heatmap over 30 days of 1m
+candles; peak RSS of a 30-day backfill; naive per-bin / per-candle loops side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def _timeit(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "python": platform.python_version(),
+            "duckdb": duckdb.__version__, "platform": platform.platform()}
+
+
+def bench_ingest(work: Path, trades: int) -> dict:
+    """(a) one day of `trades` aggTrades: pipeline ingest against unzip + DuckDB read_csv into a table."""
+    from liq_pipeline.market.archive import ArchiveClient
+    from liq_pipeline.market.formats import ArchiveFile
+    from liq_pipeline.market.ingest import ingest_partition
+    from liq_pipeline.market.parsers import agg_trades_select, read_csv_sql
+    from liq_pipeline.market.simulator import SimConfig, simulate
+
+    day = dt.date(2026, 1, 1)
+    sim_dir = work / "sim-ingest"
+    t = time.perf_counter()
+    simulate(SimConfig(symbols=("BTCUSDT",), start=day, days=1, seed=1, out_dir=sim_dir, trades_per_day=trades))
+    sim_s = time.perf_counter() - t
+    spec = ArchiveFile("aggTrades", "BTCUSDT", day)
+    zip_path = sim_dir / spec.relpath
+
+    def limit():
+        with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(Path(tmp) / "l.duckdb")) as con:
+            with zipfile.ZipFile(zip_path) as z:
+                csv = Path(z.extract(spec.csv_name, tmp))
+            con.execute(f"CREATE TABLE t AS SELECT * FROM {read_csv_sql(csv, 'aggTrades')}")
+
+    client = ArchiveClient(mirror_dir=sim_dir, cache_dir=work / "cache")
+
+    def pipeline():
+        with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(Path(tmp) / "p.duckdb")) as con:
+            ingest_partition(con, client, "raw.agg_trades", "BTCUSDT", day, spec,
+                             lambda csv, only_day: agg_trades_select(csv, "BTCUSDT", day, only_day))
+
+    limit_s, pipeline_s = _timeit(limit), _timeit(pipeline)
+    with zipfile.ZipFile(zip_path) as z:
+        rows = sum(1 for _ in z.open(spec.csv_name)) - 1
+    return {"rows": rows, "zip_mb": round(zip_path.stat().st_size / 2**20, 1), "simulate_s": round(sim_s, 1),
+            "limit_s": round(limit_s, 3), "pipeline_s": round(pipeline_s, 3),
+            "ratio": round(pipeline_s / limit_s, 2), "target_ratio": 1.5}
+
+
+# ---------------------------------------------------------------------------------------------- a series
+SYMBOL = "BTCUSDT"
+START = dt.date(2026, 1, 1)
+SERIES_DAYS = 90
+SERIES_SEED = 5
+
+
+class Series:
+    """A simulated symbol over SERIES_DAYS days in its own data folder, and jobs that run on it."""
+
+    def __init__(self, work: Path, trades_per_day: int, days: int = SERIES_DAYS):
+        self.trades_per_day, self.days = trades_per_day, days
+        self.data = work / f"series-{SYMBOL}-{days}d-{trades_per_day}"
+        self.sim = self.data / "archive-sim"
+        self.db = self.data / "warehouse" / "liq.duckdb"
+        self.env = {**os.environ, "LIQ_DATA_DIR": str(self.data), "LIQ_SYMBOLS": SYMBOL,
+                    "LIQ_START_DATE": START.isoformat(), "LIQ_SOURCE": "simulated"}
+        for name in ("LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_WINDOW_DAYS", "LIQ_PROFILE_SOURCE"):
+            self.env.pop(name, None)
+
+    def day(self, n: int) -> dt.date:
+        return START + dt.timedelta(days=n - 1)
+
+    def simulate(self) -> float:
+        from liq_pipeline.demo import _simulation_current
+        from liq_pipeline.market.simulator import SimConfig, simulate
+
+        if _simulation_current(self.sim, (SYMBOL,), START, self.days, SERIES_SEED):
+            manifest = json.loads((self.sim / "simulation.json").read_text())
+            if manifest["config"].get("trades_per_day") == self.trades_per_day:
+                return 0.0
+        shutil.rmtree(self.data, ignore_errors=True)
+        t = time.perf_counter()
+        simulate(SimConfig(symbols=(SYMBOL,), start=START, days=self.days, seed=SERIES_SEED, out_dir=self.sim,
+                           trades_per_day=self.trades_per_day))
+        return time.perf_counter() - t
+
+    def job(self, stage: str, first: int, last: int, repeat: int = 1, **env) -> dict:
+        """Run bench/job.py in a fresh process (its own peak RSS, its own settings)."""
+        cmd = [sys.executable, str(ROOT / "bench" / "job.py"), "--stage", stage, "--symbol", SYMBOL,
+               "--first", self.day(first).isoformat(), "--last", self.day(last).isoformat(), "--repeat", str(repeat)]
+        out = subprocess.run(cmd, env={**self.env, **env}, capture_output=True, text=True, cwd=ROOT)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+        if out.returncode != 0 or not lines:
+            raise RuntimeError(f"bench job {stage} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+        return json.loads(lines[-1])
+
+
+def prepare_series(work: Path, trades_per_day: int, backfill_days: int = 30,
+                   days: int = SERIES_DAYS) -> tuple[Series, dict]:
+    """Simulate, backfill the first `backfill_days` days through every stage (peak RSS measured), then the raw
+    tables and daily profiles of the remaining days (the refresh needs up to 90 days of them)."""
+    series = Series(work, trades_per_day, days)
+    info = {"trades_per_day": trades_per_day, "days": days, "simulate_s": round(series.simulate(), 1)}
+    shutil.rmtree(series.db.parent, ignore_errors=True)
+    backfill = series.job("backfill", 1, backfill_days)
+    info["backfill"] = {"days": backfill_days, "seconds": round(backfill["seconds"], 1),
+                        "peak_rss_mb": round(backfill["peak_rss_mb"])}
+    rest = [series.job(stage, backfill_days + 1, days) for stage in ("raw", "profiles")] if days > backfill_days else []
+    info["raw_and_profiles_of_remaining_days_s"] = round(sum(r["seconds"] for r in rest), 1)
+    return series, info
+
+
+def bench_refresh(series: Series, windows: tuple[int, ...] = (7, 30, 90)) -> dict:
+    """(b) the daily refresh of the last day, daily profile → levels, for windows of 7, 30 and 90 days
+    (best of 3, each in a fresh process, Dagster's run overhead included)."""
+    windows = tuple(w for w in windows if w <= series.days)
+    out = {"windows": list(windows)}
+    for window in windows:
+        r = series.job("refresh", series.days, series.days, repeat=3, LIQ_WINDOW_DAYS=str(window))
+        out[f"window_{window}_s"] = round(r["seconds"], 3)
+    out["growth"] = round(out[f"window_{windows[-1]}_s"] / out[f"window_{windows[0]}_s"], 2)
+    return out
+
+
+def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
+    """(c) `liq heatmap` answers: n in-process calls at random instants, and one cold process."""
+    import contextlib
+    import io
+    import random
+
+    from liq_pipeline import cli
+
+    rng = random.Random(1)
+    latencies = []
+    for _ in range(n):
+        at = dt.datetime.combine(series.day(2), dt.time()) + dt.timedelta(minutes=rng.randrange((backfill_days - 1) * 1440))
+        argv = ["heatmap", SYMBOL, "--at", at.strftime("%Y-%m-%dT%H:%M"), "--format", "json",
+                "--warehouse", str(series.db)]
+        sink = io.StringIO()
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(sink):
+            code = cli.main(argv)
+        latencies.append(time.perf_counter() - t)
+        if code != 0:
+            raise RuntimeError(f"liq {' '.join(argv)} exited {code}")
+    latencies.sort()
+    # The same queries on a connection held open (a notebook or a service), where DuckDB's caches are warm.
+    held = []
+    with cli.connect_read_only(series.db) as con:
+        for _ in range(n):
+            at = dt.datetime.combine(series.day(2), dt.time()) + dt.timedelta(minutes=rng.randrange((backfill_days - 1) * 1440))
+            t = time.perf_counter()
+            snapshot, day = cli.resolve_snapshot(con, SYMBOL, "hybrid", at)
+            cli.snapshot_levels(con, SYMBOL, "hybrid", snapshot, day)
+            cli._mark_at(con, SYMBOL, snapshot)
+            held.append(time.perf_counter() - t)
+    held.sort()
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "liq_pipeline.cli", "heatmap", SYMBOL, "--warehouse", str(series.db)],
+                   env=series.env, capture_output=True, check=True, cwd=ROOT)
+    cold = time.perf_counter() - t
+    return {"queries": n, "p50_ms": round(1000 * latencies[n // 2], 1),
+            "p99_ms": round(1000 * latencies[min(n - 1, int(n * 0.99))], 1),
+            "open_connection_p50_ms": round(1000 * held[n // 2], 1),
+            "open_connection_p99_ms": round(1000 * held[min(n - 1, int(n * 0.99))], 1),
+            "cold_process_s": round(cold, 2)}
+
+
+def _heatmap_days(series: Series, days: list[int]) -> tuple[float, list]:
+    from liq_pipeline.assets.heatmap import compute_heatmap_day
+
+    results = []
+    with duckdb.connect(str(series.db), read_only=True) as con:
+        t = time.perf_counter()
+        for n in days:
+            results.append(compute_heatmap_day(con, SYMBOL, series.day(n)))
+        return time.perf_counter() - t, results
+
+
+def bench_heatmap(series: Series, backfill_days: int, naive_days: int = 2) -> dict:
+    """(d) the time-evolving heatmap, every variant, over `backfill_days` days of 1m candles (inputs read
+    from DuckDB, start state of the previous day); (f) the same days with a per-candle, per-level loop."""
+    from naive import evolve_per_level_loop
+
+    import liq_pipeline.assets.heatmap as asset_module
+
+    seconds, _ = _heatmap_days(series, list(range(1, backfill_days + 1)))
+    days = list(range(2, 2 + naive_days))
+    vec_s, vec = _heatmap_days(series, days)
+    original = asset_module.hm.evolve
+    asset_module.hm.evolve = evolve_per_level_loop
+    try:
+        naive_s, naive = _heatmap_days(series, days)
+    finally:
+        asset_module.hm.evolve = original
+    for a, b in zip(vec, naive, strict=False):
+        for variant in a.variants:
+            ea, eb = a.variants[variant].evolution, b.variants[variant].evolution
+            if not (np.array_equal(ea.step, eb.step) and np.array_equal(ea.bin_id, eb.bin_id)
+                    and np.allclose(ea.notional_usd, eb.notional_usd, rtol=1e-9)):
+                raise AssertionError(f"naive heatmap differs from model.heatmap.evolve ({variant})")
+    candles = backfill_days * 1440
+    return {"days": backfill_days, "mark_candles": candles, "variants": len(vec[0].variants),
+            "seconds": round(seconds, 2), "naive_days": naive_days, "vectorised_same_days_s": round(vec_s, 2),
+            "naive_same_days_s": round(naive_s, 2), "naive_ratio": round(naive_s / vec_s, 1)}
+
+
+def bench_ofi(series: Series, day: int = 30) -> dict:
+    """(f) OFI over the 30-day window: the pipeline (sum of stored daily profiles, SQL) against a script that
+    loads the window's trades into pandas and loops over the price bins. Same numbers, checked."""
+    from naive import load_window_trades, ofi_per_bin_loop
+
+    from liq_pipeline.model import profile
+    from liq_pipeline.model.grid import grid_for
+
+    d = series.day(day)
+    params = {"symbol": SYMBOL, "day": d, "window_start": d - dt.timedelta(days=29)}
+    with duckdb.connect(str(series.db), read_only=True) as con:
+        def pipeline():
+            frame = con.execute(profile.baseline_sql(), params).df()
+            return dict(zip(frame["bin_id"].astype(int), profile.ofi(frame["buy_qty"], frame["sell_qty"]), strict=False))
+
+        t = time.perf_counter()
+        ours = pipeline()
+        ours_s = time.perf_counter() - t
+        t = time.perf_counter()
+        trades = load_window_trades(con, SYMBOL, params["window_start"], d)
+        naive = ofi_per_bin_loop(trades, grid_for(SYMBOL))
+        naive_s = time.perf_counter() - t
+    if ours.keys() != naive.keys() or not np.allclose([ours[k] for k in ours], [naive[k] for k in ours], atol=1e-9):
+        raise AssertionError("naive OFI differs from the pipeline's")
+    return {"window_days": 30, "trades": len(trades), "bins": len(ours), "pipeline_s": round(ours_s, 3),
+            "naive_s": round(naive_s, 2), "naive_ratio": round(naive_s / ours_s, 1)}
+
+
+def bench_parquet(work: Path) -> dict | None:
+    """Issue 9's backfill comparison, when bench/parquet.py exists."""
+    if not (ROOT / "bench" / "parquet.py").exists():
+        return None
+    from parquet import bench_parquet_backfill
+
+    return bench_parquet_backfill(work / "parquet")
+
+
+# ---------------------------------------------------------------------------------------------- report
+def table(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(metric, measured, compared with, target, verdict) rows."""
+    rows = []
+
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "MISS"
+
+    if "ingest" in results:
+        r = results["ingest"]
+        rows.append((f"a. ingest 1 day, {r['rows']:,} aggTrades", f"{r['pipeline_s']:.2f} s",
+                     f"limit {r['limit_s']:.2f} s (×{r['ratio']})", "≤ 1.5× limit", verdict(r["ratio"] <= 1.5)))
+    if "refresh" in results:
+        r = results["refresh"]
+        times = [r[f"window_{w}_s"] for w in r["windows"]]
+        rows.append((f"b. daily refresh, window {'/'.join(map(str, r['windows']))} d",
+                     " / ".join(f"{t:.2f}" for t in times) + " s",
+                     f"{r['windows'][-1]} d vs {r['windows'][0]} d ×{r['growth']}", "< 3 s, flat",
+                     verdict(max(times) < 3 and r["growth"] < 1.5)))
+    if "query" in results:
+        r = results["query"]
+        rows.append((f"c. liq heatmap --at, {r['queries']} calls", f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms",
+                     f"cold process {r['cold_process_s']} s", "p99 < 50 ms", verdict(r["p99_ms"] < 50)))
+        rows.append(("c. same queries, connection held open",
+                     f"p50 {r['open_connection_p50_ms']} ms, p99 {r['open_connection_p99_ms']} ms", "", "p99 < 50 ms",
+                     verdict(r["open_connection_p99_ms"] < 50)))
+    if "heatmap" in results:
+        r = results["heatmap"]
+        rows.append((f"d. heatmap {r['days']} d of 1m candles, {r['variants']} variants", f"{r['seconds']:.2f} s",
+                     "", "< 3 s", verdict(r["seconds"] < 3)))
+        rows.append((f"f. heatmap, per-candle loop ({r['naive_days']} d)", f"{r['vectorised_same_days_s']:.2f} s",
+                     f"naive {r['naive_same_days_s']:.2f} s (×{r['naive_ratio']})", "faster", verdict(r["naive_ratio"] > 1)))
+    if "series" in results:
+        r = results["series"]["backfill"]
+        rows.append((f"e. peak RSS, {r['days']}-day backfill", f"{r['peak_rss_mb']:,} MB", f"{r['seconds']} s",
+                     "< 2048 MB", verdict(r["peak_rss_mb"] < 2048)))
+    if "ofi" in results:
+        r = results["ofi"]
+        rows.append((f"f. OFI, 30-day window, {r['trades']:,} trades", f"{r['pipeline_s'] * 1000:.0f} ms",
+                     f"naive {r['naive_s']:.2f} s (×{r['naive_ratio']})", "faster", verdict(r["naive_ratio"] > 1)))
+    for name, value in (results.get("parquet") or {}).get("rows", {}).items():
+        rows.append((f"parquet: {name}", str(value), "", "", ""))
+    return rows
+
+
+def print_table(rows) -> None:
+    widths = [max(len(str(r[i])) for r in rows + [("metric", "measured", "compared with", "target", "")])
+              for i in range(5)]
+    line = "  ".join(f"{h:<{w}}" for h, w in zip(("metric", "measured", "compared with", "target", ""), widths, strict=False))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(f"{str(v):<{w}}" for v, w in zip(r, widths, strict=False)))
+
+
+SECTIONS = ("ingest", "series", "refresh", "query", "heatmap", "ofi", "parquet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trades", type=int, default=1_600_000, help="aggTrades in the ingest day")
+    parser.add_argument("--series-trades", type=int, default=200_000,
+                        help=f"aggTrades per day of the {SERIES_DAYS}-day series (refresh, query, heatmap, RSS)")
+    parser.add_argument("--backfill-days", type=int, default=30)
+    parser.add_argument("--series-days", type=int, default=SERIES_DAYS)
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT / "bench"))
+    wanted = set(args.only or SECTIONS)
+    results = {"machine": machine(), "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    t0 = time.perf_counter()
+
+    def run(name, fn, *a):
+        print(f"[bench] {name} ...", flush=True)
+        t = time.perf_counter()
+        results[name] = fn(*a)
+        print(f"[bench] {name}: {json.dumps(results[name])} ({time.perf_counter() - t:.0f} s)", flush=True)
+
+    if "ingest" in wanted:
+        run("ingest", bench_ingest, args.work, args.trades)
+    if wanted & {"series", "refresh", "query", "heatmap", "ofi"}:
+        print("[bench] series: simulate and backfill ...", flush=True)
+        series, info = prepare_series(args.work, args.series_trades, args.backfill_days, args.series_days)
+        results["series"] = info
+        print(f"[bench] series: {json.dumps(info)}", flush=True)
+        if "refresh" in wanted:
+            run("refresh", bench_refresh, series)
+        if "query" in wanted:
+            run("query", bench_query, series, args.backfill_days)
+        if "heatmap" in wanted:
+            run("heatmap", bench_heatmap, series, args.backfill_days)
+        if "ofi" in wanted:
+            run("ofi", bench_ofi, series, min(30, args.backfill_days))
+    if "parquet" in wanted and (ROOT / "bench" / "parquet.py").exists():
+        run("parquet", bench_parquet, args.work)
+    results["total_s"] = round(time.perf_counter() - t0, 1)
+    print()
+    print_table(table(results))
+    m = results["machine"]
+    print(f"\n{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, DuckDB {m['duckdb']}; "
+          f"total {results['total_s']} s")
+    args.results.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The benchmark cannot rot: its naive baselines agree with the pipeline's functions, and `bench/run.py`
+runs every section end to end at a tiny scale. No timing is asserted here (CI machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model import profile
+from liq_pipeline.model.grid import grid_for
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import naive  # noqa: E402
+import run  # noqa: E402
+
+
+def test_naive_ofi_loop_matches_the_vectorised_ofi():
+    rng = np.random.default_rng(3)
+    grid = grid_for("BTCUSDT")
+    trades = pd.DataFrame({"price": rng.normal(90_000, 900, 5_000), "quantity": rng.exponential(0.05, 5_000),
+                           "is_buyer_maker": rng.random(5_000) < 0.45})
+    loop = naive.ofi_per_bin_loop(trades, grid)
+    bins = grid.bin_id(trades["price"].to_numpy())
+    frame = trades.assign(bin_id=bins, buy=np.where(trades.is_buyer_maker, 0, trades.quantity),
+                          sell=np.where(trades.is_buyer_maker, trades.quantity, 0)).groupby("bin_id")[["buy", "sell"]].sum()
+    vec = dict(zip(frame.index.astype(int), profile.ofi(frame["buy"], frame["sell"]), strict=False))
+    assert loop.keys() == vec.keys()
+    assert np.allclose([loop[k] for k in vec], [vec[k] for k in vec], atol=1e-12)
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.97])
+def test_naive_per_level_loop_matches_evolve(decay):
+    rng = np.random.default_rng(5)
+    grid = grid_for("BTCUSDT")
+    T, K = 48, 30
+    center = int(grid.bin_id(90_000.0))
+    added_bins = np.sort(rng.choice(np.arange(center - 200, center + 200), K, replace=False)).astype(np.int64)
+    added = rng.exponential(1_000.0, (T, 2, K)) * (rng.random((T, 2, K)) < 0.3)
+    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
+    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
+    high, low = mark * 1.002, mark * 0.998
+    high[5] = low[5] = np.nan  # a step without a candle consumes nothing
+    start = hm.LevelState.from_rows(np.array([1, -1]), added_bins[:2], np.array([5_000.0, 7_000.0]))
+    a = hm.evolve(start, added_bins, added, ratio, high, low, grid, decay)
+    b = naive.evolve_per_level_loop(start, added_bins, added, ratio, high, low, grid, decay)
+    assert np.array_equal(a.step, b.step) and np.array_equal(a.bin_id, b.bin_id) and np.array_equal(a.side, b.side)
+    assert np.allclose(a.notional_usd, b.notional_usd, rtol=1e-12)
+    for name in ("shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12), name
+    assert a.consumed_long_usd.sum() > 0 and a.consumed_short_usd.sum() > 0  # the data exercises consumption
+
+
+def test_bench_runs_every_section_at_tiny_scale(tmp_path):
+    results = tmp_path / "results.json"
+    assert run.main(["--trades", "20000", "--series-trades", "4000", "--series-days", "8", "--backfill-days", "3",
+                     "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+    out = json.loads(results.read_text())
+    assert out["ingest"]["rows"] == 20_000 and out["ingest"]["ratio"] > 0
+    assert out["refresh"]["windows"] == [7] and out["refresh"]["window_7_s"] > 0
+    assert out["query"]["queries"] == 200 and out["query"]["p99_ms"] >= out["query"]["p50_ms"] > 0
+    assert out["heatmap"]["days"] == 3 and out["heatmap"]["variants"] == 4
+    assert out["series"]["backfill"]["peak_rss_mb"] > 0
+    assert out["ofi"]["trades"] > 0
+    rows = run.table(out)
+    assert {r[0][:2] for r in rows} >= {"a.", "b.", "c.", "d.", "e.", "f."}
