@@ -61,10 +61,11 @@ def test_naive_per_level_loop_matches_evolve(decay):
 def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     results = tmp_path / "results.json"
     assert run.main(["--trades", "20000", "--series-trades", "4000", "--series-days", "8", "--backfill-days", "3",
-                     "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+                     "--scale-days", "2", "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
     out = json.loads(results.read_text())
     assert out["ingest"]["rows"] == 20_000 and out["ingest"]["ratio"] > 0
     assert out["refresh"]["windows"] == [7] and out["refresh"]["window_7_s"] > 0
+    assert out["refresh_at_scale"]["trades_per_day"] == 20_000 and out["refresh_at_scale"]["seconds"] > 0
     assert out["query"]["queries"] == 200 and out["query"]["p99_ms"] >= out["query"]["p50_ms"] > 0
     assert out["heatmap"]["days"] == 3 and out["heatmap"]["variants"] == 4
     assert out["series"]["backfill"]["peak_rss_mb"] > 0
