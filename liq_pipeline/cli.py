@@ -40,6 +40,10 @@ def connect_read_only(path: str | Path | None = None):
     """Open the warehouse read-only, turning a missing file or a writer's lock into a CliError."""
     import duckdb
 
+    if path is None and config.storage() == "parquet":
+        from liq_pipeline.warehouse import parquet
+
+        return parquet.connect(config.parquet_root(), read_only=True)
     path = Path(path or config.warehouse_path())
     if not path.exists():
         raise CliError(f"warehouse {path} does not exist: {materialize_hint(None, None)}")
@@ -53,9 +57,9 @@ def connect_read_only(path: str | Path | None = None):
 
 
 def _has_table(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, name]).fetchone()[0] > 0
+    from liq_pipeline.warehouse.io import table_exists
+
+    return table_exists(con, table)
 
 
 def _check_symbol(symbol: str) -> str:

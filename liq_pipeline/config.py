@@ -67,6 +67,27 @@ def warehouse_path() -> Path:
     return Path(_env("LIQ_WAREHOUSE", str(data_dir() / "warehouse" / "liq.duckdb")))
 
 
+STORAGE_KINDS = ("duckdb", "parquet")
+
+
+def storage() -> str:
+    """`LIQ_STORAGE`: `duckdb` (default, one file, one writer) or `parquet` (a file per partition)."""
+    kind = _env("LIQ_STORAGE", "duckdb")
+    if kind not in STORAGE_KINDS:
+        raise ValueError(f"LIQ_STORAGE must be one of {STORAGE_KINDS}, got {kind!r}")
+    return kind
+
+
+def parquet_root() -> str:
+    """`LIQ_PARQUET_ROOT`: a folder or an object-store URL (s3://...); default <data dir>/parquet."""
+    return _env("LIQ_PARQUET_ROOT", str(data_dir() / "parquet"))
+
+
+def max_concurrent_partitions() -> int:
+    """`LIQ_MAX_CONCURRENT`: processes of the multiprocess executor in the parquet mode (default 2)."""
+    return int(_env("LIQ_MAX_CONCURRENT", "2"))
+
+
 def sim_archive_dir() -> Path:
     return Path(_env("LIQ_SIM_DIR", str(data_dir() / "archive-sim")))
 

@@ -40,9 +40,18 @@ def build_definitions() -> dg.Definitions:
         schedules=_collect(dg.ScheduleDefinition, [schedule_module]),
         sensors=_collect(dg.SensorDefinition, modules + [schedule_module]),
         resources=default_resources(),
-        # One DuckDB file has one writer: steps of a run execute one after another.
-        executor=dg.in_process_executor,
+        executor=_executor(),
     )
+
+
+def _executor():
+    """One DuckDB file has one writer: steps of a run execute one after another, in process. With Parquet
+    partitions there is no lock, so the steps of a run go to parallel processes."""
+    from liq_pipeline import config
+
+    if config.storage() == "parquet":
+        return dg.multiprocess_executor.configured({"max_concurrent": config.max_concurrent_partitions()})
+    return dg.in_process_executor
 
 
 defs = build_definitions()

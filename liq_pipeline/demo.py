@@ -121,9 +121,8 @@ def _validation_rows(report: dict) -> list[str]:
 
 
 def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]) -> None:
-    import duckdb
 
-    from liq_pipeline.cli import format_top_zones
+    from liq_pipeline.cli import connect_read_only, format_top_zones
 
     print(f"\nreports in {config.reports_dir().resolve()}:")
     for path in sorted(config.reports_dir().glob(f"*{day.isoformat()}*")):
@@ -138,7 +137,7 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
         print(f"{'symbol':<9} {'variant':<12} {'grade':>5} {'score':>6} {'overlap':>8} {'long_err':>9} "
               f"{'spearman':>9} {'naive':>7}")
         print("\n".join(_validation_rows(json.loads(path.read_text()))))
-    with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
+    with connect_read_only() as con:
         for symbol in symbols:
             print(f"\n{symbol} {day}: top liquidation zones (hybrid)")
             print(format_top_zones(con, symbol, day, "hybrid", n=3))

@@ -31,8 +31,7 @@ from liq_pipeline.model.positions import (
     levels_at_risk,
     mark_extremes_since,
 )
-from liq_pipeline.warehouse.io import replace_partition, table_exists
-from liq_pipeline.warehouse.schema import ensure_tables
+from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition, table_exists
 
 #: Value of the `source` column (klines, OI, funding) and of ingest_log.status for REST-filled partitions.
 REST_SOURCE = "rest"
@@ -50,16 +49,7 @@ class GapFillResult:
 def _log_rest(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, table: str, endpoint: str, rows: int) -> None:
     """Record in raw.ingest_log that REST (not the archive) fed the partition: status 'rest'. The archive
     sensor looks for these rows; the archive ingest overwrites them when it re-materializes the day."""
-    ensure_tables(con, "raw.ingest_log")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?", [symbol, day, table])
-        con.execute("INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, NULL, ?, ?, now()::TIMESTAMP)",
-                    [symbol, day, table, endpoint, REST_SOURCE, rows])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    replace_ingest_log(con, symbol, day, table, endpoint, None, REST_SOURCE, rows)
 
 
 def _write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame: pd.DataFrame,

@@ -69,7 +69,8 @@ def default_resources() -> dict:
     from liq_pipeline.warehouse.resource import WarehouseResource
 
     return {
-        "duckdb": WarehouseResource(database=str(config.warehouse_path())),
+        "duckdb": WarehouseResource(database=str(config.warehouse_path()), storage=config.storage(),
+                                    parquet_root=config.parquet_root()),
         "market": MarketSource(
             kind=env("LIQ_SOURCE") or "simulated",
             sim_dir=str(config.sim_archive_dir()),

@@ -17,8 +17,7 @@ import duckdb
 from liq_pipeline.market.archive import ArchiveClient, MissingArchiveFile
 from liq_pipeline.market.formats import ArchiveFile
 from liq_pipeline.market.parsers import MalformedArchiveFile, describe_duckdb_error
-from liq_pipeline.warehouse.io import replace_partition
-from liq_pipeline.warehouse.schema import ensure_tables
+from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition
 
 #: (csv path, only_day) -> SELECT producing the raw table's columns for the partition.
 SelectBuilder = Callable[[Path, bool], str]
@@ -44,21 +43,8 @@ class IngestResult:
 
 def _log(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
     """One row per (symbol, day, table): which file fed the partition, its checksum and outcome."""
-    ensure_tables(con, "raw.ingest_log")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(
-            "DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?",
-            [result.symbol, result.day, result.table],
-        )
-        con.execute(
-            "INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [result.symbol, result.day, result.table, result.file_name, result.sha256, result.status, result.rows],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    replace_ingest_log(con, result.symbol, result.day, result.table, result.file_name, result.sha256,
+                       result.status, result.rows)
 
 
 def ingest_partition(

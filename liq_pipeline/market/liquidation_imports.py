@@ -24,6 +24,7 @@ import pandas as pd
 
 from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
 from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
+from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.schema import ensure_tables
 
 FORMATS = ("auto", "forceorder", "snapshot", "bars")
@@ -237,6 +238,7 @@ def read_liquidation_file(path: Path, fmt: str = "auto", symbol: str | None = No
 
 def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> int:
     """Replace every row of `table` tagged `source` with `frame`, in one transaction; returns rows written."""
+    parquet.refuse(con, "importing liquidations")
     ensure_tables(con, table)
     # DuckDB 2 refuses to register a frame while a result is half-read; a finished statement clears it.
     con.execute("SELECT 1").fetchall()

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.schema import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def append_liquidations(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> 
     """
     if frame.empty:
         return 0
+    parquet.refuse(con, "recording liquidations")
     ensure_tables(con, TABLE)
     # DuckDB 2 refuses register/unregister while a result is half-read; a finished statement clears it.
     con.execute("SELECT 1").fetchall()

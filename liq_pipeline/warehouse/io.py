@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.schema import TABLES, ensure_tables
 
 
@@ -27,6 +28,9 @@ def replace_partition(
     """
     if table not in TABLES:
         raise KeyError(f"unknown warehouse table {table!r}")
+    root = parquet.root_of(con)
+    if root is not None:  # LIQ_STORAGE=parquet: one file per partition, written then renamed
+        return parquet.write_partition(con, root, table, symbol, day, select_sql, params)
     ensure_tables(con, table)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -45,9 +49,34 @@ def count_partition(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `table` exists (a table, or a view in the parquet storage mode)."""
     schema, name = table.split(".")
     # duckdb_tables() is about twice as fast as information_schema.tables (the heatmap asks per day).
     row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, name]
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $n) "
+        "+ (SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $n)", {"s": schema, "n": name}
     ).fetchall()
     return bool(row[0][0])
+
+
+def replace_ingest_log(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, table_name: str,
+                       file_name: str | None, sha256: str | None, status: str, rows: int) -> None:
+    """The one raw.ingest_log row of (symbol, day, table_name): which file fed the partition, and how."""
+    values = [symbol, day, table_name, file_name, sha256, status, rows]
+    select = ("SELECT ?::VARCHAR AS symbol, ?::DATE AS day, ?::VARCHAR AS table_name, ?::VARCHAR AS file_name, "
+              "?::VARCHAR AS sha256, ?::VARCHAR AS status, ?::BIGINT AS rows, now()::TIMESTAMP AS ingested_at")
+    root = parquet.root_of(con)
+    if root is not None:
+        parquet.write_partition(con, root, "raw.ingest_log", symbol, day, select, values,
+                                part=table_name.replace(".", "_"))
+        return
+    ensure_tables(con, "raw.ingest_log")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?",
+                    [symbol, day, table_name])
+        con.execute(f"INSERT INTO raw.ingest_log BY NAME {select}", values)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

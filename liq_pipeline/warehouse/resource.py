@@ -47,14 +47,25 @@ def connect(database: str, *, read_only: bool = False, lock_timeout_s: float = 6
 
 
 class WarehouseResource(DuckDBResource):
-    """DuckDBResource with a bounded, explained wait for the write lock (see the module docstring)."""
+    """DuckDBResource with a bounded, explained wait for the write lock (see the module docstring).
+
+    With `storage="parquet"` the connection is an in-memory DuckDB whose tables are views over the Parquet
+    partitions under `parquet_root` (warehouse/parquet.py): no lock, partitions can run in parallel.
+    """
 
     lock_timeout_s: float = 60.0
+    storage: str = "duckdb"
+    parquet_root: str = ""
 
     @contextmanager
     def get_connection(self):
-        con = connect(self.database, lock_timeout_s=self.lock_timeout_s,
-                      config={"custom_user_agent": "dagster", **self.connection_config})
+        if self.storage == "parquet":
+            from liq_pipeline.warehouse import parquet
+
+            con = parquet.connect(self.parquet_root)
+        else:
+            con = connect(self.database, lock_timeout_s=self.lock_timeout_s,
+                          config={"custom_user_agent": "dagster", **self.connection_config})
         try:
             yield con
         finally:

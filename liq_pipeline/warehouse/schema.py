@@ -253,6 +253,11 @@ def ddl(table: str) -> str:
 
 
 def ensure_tables(con, *tables: str) -> None:
-    """Create the named tables (all when none are named)."""
+    """Create the named tables (all when none are named); in the parquet storage mode they are views that
+    exist from the start (warehouse/parquet.py), so there is nothing to create."""
+    from liq_pipeline.warehouse.parquet import root_of
+
+    if root_of(con) is not None:
+        return
     for table in tables or tuple(TABLES):
         con.execute(ddl(table))
