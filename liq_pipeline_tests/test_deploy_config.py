@@ -1,0 +1,54 @@
+"""The Kubernetes deployment files parse, name classes that exist in the pinned dagster-k8s and
+dagster-postgres, and their configs validate against those classes' schemas. No cluster is needed."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster._config import validate_config
+from dagster._core.instance.config import dagster_instance_config
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
+
+
+@pytest.fixture
+def instance_config(tmp_path, monkeypatch):
+    for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(name, "x")
+    shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    return config
+
+
+def _configurable(entry: dict):
+    cls = getattr(importlib.import_module(entry["module"]), entry["class"])
+    result = validate_config(cls.config_type(), entry.get("config", {}))
+    assert result.success, [e.message for e in result.errors]
+    return cls
+
+
+def test_production_instance_uses_k8s_runs_and_postgres_storage(instance_config):
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster_k8s import K8sRunLauncher
+
+    assert _configurable(instance_config["run_launcher"]) is K8sRunLauncher
+    assert _configurable(instance_config["run_coordinator"]) is QueuedRunCoordinator
+    assert set(instance_config["storage"]) == {"postgres"}
+    importlib.import_module("dagster_postgres")  # the storage classes' package is installed
+    assert instance_config["run_launcher"]["config"]["env_config_maps"] == ["liq-pipeline-env"]
+
+
+def test_helm_values_run_the_definitions_with_parquet_storage():
+    values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "liq_pipeline.definitions"]
+    importlib.import_module(deployment["dagsterApiGrpcArgs"][1])
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert env["LIQ_STORAGE"] == "parquet" and env["LIQ_PARQUET_ROOT"].startswith("s3://")
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert values["postgresql"]["enabled"] is True
