@@ -281,13 +281,11 @@ def bench_ofi(series: Series, day: int = 30) -> dict:
             "naive_s": round(naive_s, 2), "naive_ratio": round(naive_s / ours_s, 1)}
 
 
-def bench_parquet(work: Path) -> dict | None:
-    """Issue 9's backfill comparison, when bench/parquet.py exists."""
-    if not (ROOT / "bench" / "parquet.py").exists():
-        return None
+def bench_parquet(work: Path, trades_per_day: int) -> dict:
+    """Issue 9's backfill comparison: 8 symbol-days, DuckDB with one writer vs Parquet in two processes."""
     from parquet import bench_parquet_backfill
 
-    return bench_parquet_backfill(work / "parquet")
+    return bench_parquet_backfill(work / "parquet", trades_per_day)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -334,8 +332,11 @@ def table(results: dict) -> list[tuple[str, str, str, str, str]]:
         r = results["ofi"]
         rows.append((f"f. OFI, 30-day window, {r['trades']:,} trades", f"{r['pipeline_s'] * 1000:.0f} ms",
                      f"naive {r['naive_s']:.2f} s (×{r['naive_ratio']})", "faster", verdict(r["naive_ratio"] > 1)))
-    for name, value in (results.get("parquet") or {}).get("rows", {}).items():
-        rows.append((f"parquet: {name}", str(value), "", "", ""))
+    if "parquet" in results:
+        r = results["parquet"]
+        rows.append((f"g. backfill {r['symbol_days']} symbol-days, parquet ×2 processes",
+                     f"{r['parquet_two_processes_s']:.1f} s", f"duckdb, one writer {r['duckdb_one_writer_s']:.1f} s "
+                     f"(×{r['speedup']})", "same tables", "pass" if r["same_results"] else "MISS"))
     return rows
 
 
@@ -359,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"aggTrades per day of the {SERIES_DAYS}-day series (refresh, query, heatmap, RSS)")
     parser.add_argument("--backfill-days", type=int, default=30)
     parser.add_argument("--series-days", type=int, default=SERIES_DAYS)
+    parser.add_argument("--parquet-trades", type=int, default=200_000,
+                        help="aggTrades per symbol-day of the Parquet-vs-DuckDB backfill")
     parser.add_argument("--scale-days", type=int, default=8, help="days simulated at --trades for the refresh at scale")
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench")
@@ -393,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             run("heatmap", bench_heatmap, series, args.backfill_days)
         if "ofi" in wanted:
             run("ofi", bench_ofi, series, min(30, args.backfill_days))
-    if "parquet" in wanted and (ROOT / "bench" / "parquet.py").exists():
-        run("parquet", bench_parquet, args.work)
+    if "parquet" in wanted:
+        run("parquet", bench_parquet, args.work, args.parquet_trades)
     results["total_s"] = round(time.perf_counter() - t0, 1)
     print()
     print_table(table(results))

@@ -61,7 +61,8 @@ def test_naive_per_level_loop_matches_evolve(decay):
 def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     results = tmp_path / "results.json"
     assert run.main(["--trades", "20000", "--series-trades", "4000", "--series-days", "8", "--backfill-days", "3",
-                     "--scale-days", "2", "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+                     "--scale-days", "2", "--parquet-trades", "3000", "--work", str(tmp_path / "work"),
+                     "--results", str(results)]) == 0
     out = json.loads(results.read_text())
     assert out["ingest"]["rows"] == 20_000 and out["ingest"]["ratio"] > 0
     assert out["refresh"]["windows"] == [7] and out["refresh"]["window_7_s"] > 0
@@ -70,5 +71,6 @@ def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     assert out["heatmap"]["days"] == 3 and out["heatmap"]["variants"] == 4
     assert out["series"]["backfill"]["peak_rss_mb"] > 0
     assert out["ofi"]["trades"] > 0
+    assert out["parquet"]["symbol_days"] == 8 and out["parquet"]["same_results"] is True
     rows = run.table(out)
-    assert {r[0][:2] for r in rows} >= {"a.", "b.", "c.", "d.", "e.", "f."}
+    assert {r[0][:2] for r in rows} >= {"a.", "b.", "c.", "d.", "e.", "f.", "g."}
