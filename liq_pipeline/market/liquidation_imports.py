@@ -25,6 +25,7 @@ import pandas as pd
 from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
 from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
 from liq_pipeline.warehouse import parquet
+from liq_pipeline.warehouse.io import registered_frame, transaction
 from liq_pipeline.warehouse.schema import ensure_tables
 
 FORMATS = ("auto", "forceorder", "snapshot", "bars")
@@ -240,20 +241,9 @@ def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, fram
     """Replace every row of `table` tagged `source` with `frame`, in one transaction; returns rows written."""
     parquet.refuse(con, "importing liquidations")
     ensure_tables(con, table)
-    # DuckDB 2 refuses to register a frame while a result is half-read; a finished statement clears it.
-    con.execute("SELECT 1").fetchall()
-    con.register("_liq_import", frame)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with registered_frame(con, "_liq_import", frame), transaction(con):
         con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liq_import")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("SELECT 1").fetchall()
-        con.unregister("_liq_import")
     return int(len(frame))
 
 

@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from liq_pipeline.warehouse import parquet
+from liq_pipeline.warehouse.io import registered_frame, transaction
 from liq_pipeline.warehouse.schema import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,8 @@ def append_liquidations(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> 
         return 0
     parquet.refuse(con, "recording liquidations")
     ensure_tables(con, TABLE)
-    # DuckDB 2 refuses register/unregister while a result is half-read; a finished statement clears it.
-    con.execute("SELECT 1").fetchall()
     on = " AND ".join(f"t.{k} = b.{k}" for k in DEDUP_KEY)
-    con.register("_liq_batch", frame)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with registered_frame(con, "_liq_batch", frame), transaction(con):
         before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
         con.execute(f"""
             INSERT INTO {TABLE} BY NAME
@@ -119,13 +116,6 @@ def append_liquidations(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> 
                 WHERE NOT EXISTS (SELECT 1 FROM {TABLE} t WHERE {on})
             ) WHERE rn = 1""")
         after = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("SELECT 1").fetchall()
-        con.unregister("_liq_batch")
     return int(after - before)
 
 

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 
 from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.schema import TABLES, ensure_tables
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT around the block; ROLLBACK and re-raise if it fails, so nothing half-written stays."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def registered_frame(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterator[str]:
+    """`frame` visible to SQL as `name` inside the block. DuckDB 2 refuses register/unregister while a
+    result is half-read; a finished statement before each clears it."""
+    con.execute("SELECT 1").fetchall()
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.execute("SELECT 1").fetchall()
+        con.unregister(name)
 
 
 def replace_partition(
@@ -32,14 +58,9 @@ def replace_partition(
     if root is not None:  # LIQ_STORAGE=parquet: one file per partition, written then renamed
         return parquet.write_partition(con, root, table, symbol, day, select_sql, params)
     ensure_tables(con, table)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
         con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return count_partition(con, table, symbol, day)
 
 
@@ -71,12 +92,7 @@ def replace_ingest_log(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
                                 part=table_name.replace(".", "_"))
         return
     ensure_tables(con, "raw.ingest_log")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?",
                     [symbol, day, table_name])
         con.execute(f"INSERT INTO raw.ingest_log BY NAME {select}", values)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
