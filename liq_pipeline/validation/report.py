@@ -327,6 +327,27 @@ def yardstick_markdown(rows: list[dict], columns: tuple = YARDSTICK_COLUMNS) -> 
     return "\n".join(out)
 
 
+#: The columns `make demo` prints in the terminal (the full set is in the markdown table).
+TERMINAL_COLUMNS = (
+    ("symbol", "symbol", "{}"), ("variant", "variant", "{}"), ("grade", "grade", "{}"),
+    ("overlap", "overlap", "{:.3f}"), ("ceiling", "ceiling", "{:.3f}"), ("overlap_over_ceiling", "/ceil", "{:.0%}"),
+    ("overlap_over_ceiling_1pct", "/ceil 1%", "{:.0%}"), ("distance_log", "distance (oracle)", "{}"),
+    ("map_rho", "map ρ", "{:.3f}"), ("leverage_only_rho", "lev ρ", "{:.3f}"), ("bar_range_rho", "range ρ", "{:.3f}"),
+    ("side_excursion_rho", "exc ρ", "{:.3f}"), ("partial_rho", "partial", "{:+.3f}"), ("recall", "recall", "{:.2f}"),
+    ("lift_rho", "lift ρ", "{:+.3f}"),
+)
+
+
+def yardstick_text(report: dict, columns: tuple = TERMINAL_COLUMNS) -> list[str]:
+    """The yardstick rows as aligned text lines, header first."""
+    rows = yardstick_rows(report)
+    cells = [[h for _, h, _ in columns]] + [[r[k] if isinstance(r.get(k), str) else fmt(r.get(k), f)
+                                              for k, _, f in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in cells]
+
+
 def report_markdown(report: dict) -> str:
     """The report as markdown for the Dagster UI: per symbol the seed tests, then the yardstick table."""
     lines = [f"## Validation {report['month']}", "", f"Grade: {report['grade_formula']}.", ""]
