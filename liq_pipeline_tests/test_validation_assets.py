@@ -235,7 +235,7 @@ def _report_run(warehouse):
                           instance=dg.DagsterInstance.ephemeral())
 
 
-def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
+def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys):
     build_warehouse(warehouse, hybrid_good=True)
     result = _report_run(warehouse)
     assert result.success
@@ -258,6 +258,20 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
     assert btc["funding_correlation_check"]["intervals"][0]["settle_time"] == "2026-01-01T08:00:00"
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["hybrid_beats_volume_baseline"].passed
+    # the yardstick table, as `liq validation-table --markdown` prints it for the README
+    import argparse
+
+    from liq_pipeline import validation_cli
+
+    parser = argparse.ArgumentParser(prog="liq")
+    validation_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["validation-table", "--markdown", "--reports", str(tmp_path / "data" / "reports")])
+    capsys.readouterr()
+    assert args.func(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| month | symbol | variant | grade | overlap 0.1 % | ceiling 0.1 % | overlap / ceiling")
+    hybrid = next(line for line in table if "| BTCUSDT | hybrid |" in line)
+    assert "| 1.000 |" in hybrid and "| – |" in hybrid  # overlap 1 with the truth; no backtest without liquidations
     with duckdb.connect(str(warehouse)) as con:
         letter_rows = con.execute("""SELECT variant, verdict FROM model.validation_results
                                      WHERE test = 'grade' AND metric = 'total' ORDER BY variant""").fetchall()

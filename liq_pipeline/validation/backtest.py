@@ -74,10 +74,12 @@ def bar_frame(candles: pd.DataFrame, bar_minutes: int, candle_minutes: int) -> p
     if candles.empty:
         return pd.DataFrame({"bar_start": pd.Series([], dtype="datetime64[us]"), "open": [], "high": [], "low": [],
                              "candles": pd.Series([], dtype="int64")})
-    return duckdb.sql(f"""
-        SELECT time_bucket(INTERVAL '{int(bar_minutes)} minutes', open_time::TIMESTAMP) AS bar_start,
-               arg_min(open, open_time) AS open, max(high) AS high, min(low) AS low, count(*) AS candles
-        FROM candles GROUP BY 1 ORDER BY 1""").df().astype({"bar_start": "datetime64[us]"})
+    with duckdb.connect() as mem:  # a private in-memory database: no shared state between callers
+        mem.register("candles", candles)
+        return mem.execute(f"""
+            SELECT time_bucket(INTERVAL '{int(bar_minutes)} minutes', open_time::TIMESTAMP) AS bar_start,
+                   arg_min(open, open_time) AS open, max(high) AS high, min(low) AS low, count(*) AS candles
+            FROM candles GROUP BY 1 ORDER BY 1""").df().astype({"bar_start": "datetime64[us]"})
 
 
 def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
@@ -89,7 +91,10 @@ def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
     when no snapshot is recent enough), pred_long, pred_short (USD in range) and total_long, total_short
     (the snapshot's whole notional per side, which the leverage-only baseline redistributes).
     """
-    out = duckdb.sql("""
+    with duckdb.connect() as mem:
+        mem.register("bars", bars)
+        mem.register("heatmap", heatmap)
+        out = mem.execute("""
         WITH snaps AS (SELECT DISTINCT snapshot_time::TIMESTAMP AS snapshot_time FROM heatmap),
         bar_snap AS (
             SELECT b.*, CASE WHEN b.bar_start - s.snapshot_time <= $age THEN s.snapshot_time END AS snap
@@ -106,7 +111,7 @@ def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
                coalesce(p.pred_long, 0) AS pred_long, coalesce(p.pred_short, 0) AS pred_short,
                coalesce(p.total_long, 0) AS total_long, coalesce(p.total_short, 0) AS total_short
         FROM bar_snap b LEFT JOIN pred p USING (bar_start) ORDER BY b.bar_start""",
-        params={"age": max_snapshot_age}).df()
+            {"age": max_snapshot_age}).df()
     return out.astype({"bar_start": "datetime64[us]"})
 
 
