@@ -345,7 +345,7 @@ def test_backtest_scores_bars_from_the_snapshot_at_bar_start(tmp_path):
     assert wide["baselines"]["leverage_only"]["top_k"]["recall"] == pytest.approx(1.0)
     # side excursion (open − low for longs, high − open for shorts) ranks the two liquidating cells first too
     assert wide["baselines"]["side_excursion"]["top_k"]["notional_recall"] == pytest.approx(1.0)
-    assert wide["price_series"] == "mark" and wide["candle_interval"] == "1h"
+    assert wide["price_series"] == "mark" and wide["candle_minutes"] == [60]
 
 
 def test_backtest_events_source_dedupes_across_sources(tmp_path):
@@ -427,7 +427,7 @@ def _backtest_cli(path, *argv):
     ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--source", "events"],
      "no realized liquidations from source events"),
     ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--bar-minutes", "30"],
-     "30-minute bars cannot be cut from the finest price candles available (60-minute)"),
+     "30-minute bars cannot be cut from the finest price candles available (60-minute"),
 ])
 def test_backtest_cli_exits_2_with_one_line_when_nothing_can_be_scored(tmp_path, capsys, argv, message):
     _backtest_warehouse(tmp_path / "b.duckdb").close()
@@ -453,3 +453,13 @@ def test_oracle_map_spreads_unknown_leverage_over_the_mix_that_survived():
     assert np.sort(oracle.notional_usd[~long_]) == pytest.approx([2_000.0, 3_000.0, 5_000.0])
     dead = truth.oracle_map(positions[:1], lev, w, table, np.array([50_000.0]), np.array([100_500.0]))
     assert dead.unplaced_positions == 1 and dead.notional_usd.size == 0
+
+
+def test_backtest_without_mark_candles_prices_bars_from_last_price_klines_and_says_so(tmp_path):
+    con = _backtest_warehouse(tmp_path / "b.duckdb")
+    ensure_tables(con, "raw.klines")
+    con.execute("INSERT INTO raw.klines BY NAME SELECT * FROM raw.mark_price_klines")
+    con.execute("DELETE FROM raw.mark_price_klines")
+    m = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2).metrics
+    con.close()
+    assert m["status"] == "scored" and m["price_series"] == "last" and "23 bars priced from last-price" in m["price_note"]
