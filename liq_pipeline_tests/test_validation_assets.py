@@ -145,9 +145,14 @@ def _liquidation_levels_stub() -> dg.MaterializeResult:
     return dg.MaterializeResult()
 
 
+@dg.asset(partitions_def=partitions.symbol_day, name="liquidation_heatmap")
+def _liquidation_heatmap_stub() -> dg.MaterializeResult:
+    return dg.MaterializeResult()
+
+
 def _run_checks(path, day):
     result = dg.materialize(
-        [_position_distribution_stub, _liquidation_levels_stub, v.oi_is_conserved, v.longs_liquidate_below_mark,
+        [_position_distribution_stub, _liquidation_levels_stub, _liquidation_heatmap_stub, v.oi_is_conserved, v.longs_liquidate_below_mark,
          v.shorts_liquidate_above_mark, v.long_ratio_tracks_funding],
         partition_key=partitions.key_for(SYMBOL, day), resources={"duckdb": DuckDBResource(database=str(path))},
         instance=dg.DagsterInstance.ephemeral())

@@ -125,13 +125,13 @@ def shorts_liquidate_above_mark(context: dg.AssetCheckExecutionContext, duckdb: 
     return _directional_check(context, duckdb, "short")
 
 
-@dg.asset_check(asset=dg.AssetKey("position_distribution"), description=(
+@dg.asset_check(asset=dg.AssetKey("liquidation_heatmap"), description=(
     "Pearson r between the funding-free (ofi) heatmap long share averaged over each funding settlement interval "
     "and 0.5 + 0.3·tanh(1000·f) of that interval's rate, over the 30 days ending at the partition day "
     "(liquidation-math.md §9.1-§9.2); on simulated data the metadata shows what the true long share scores."))
 def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
-        targets, note = _check_targets(context, con, "model.position_distribution")
+        targets, note = _check_targets(context, con, "model.liquidation_heatmap")
         results = []
         for symbol in sorted({s for s, _ in targets}):
             end = max(d for s, d in targets if s == symbol)
