@@ -46,7 +46,9 @@ def _mean(values) -> float | None:
 #: Month means of the per-day ground-truth figures kept per variant (validation/truth.py).
 GROUND_TRUTH_FIGURES = (
     "overlap_levels", "overlap_levels_long", "overlap_levels_short", "overlap_levels_1pct", "overlap_heatmap_eod",
-    "ceiling", "ceiling_1pct", "overlap_over_ceiling", "overlap_over_ceiling_1pct", "overlap_heatmap_eod_over_ceiling",
+    "ceiling", "ceiling_long", "ceiling_short", "ceiling_1pct", "overlap_over_ceiling", "overlap_over_ceiling_1pct",
+    "overlap_levels_long_over_ceiling", "overlap_levels_short_over_ceiling", "overlap_heatmap_eod_over_ceiling",
+    "overlap_heatmap_eod_1pct", "overlap_heatmap_eod_over_ceiling_1pct",
     "distance_log", "distance_log_ceiling", "long_share_error", "simplified_formula_mare", "exact_formula_mare")
 #: The pair `hybrid_beats_volume_baseline` compares, and the level of its bootstrap interval over days.
 CHALLENGER, BASELINE_VARIANT = "hybrid", "volume_5050"

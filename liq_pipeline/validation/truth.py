@@ -222,6 +222,8 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
         lv_coarse = _overlaps(_binned(levels["side"], levels["price"], levels["notional_usd"], coarse), true_coarse)
         hm = _overlaps(heat.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum(), true_fine) \
             if not heat.empty else {}
+        hm_coarse = _overlaps(_binned(heat["side"], heat["price"], heat["notional_usd"], coarse), true_coarse) \
+            if not heat.empty else {}
         lv_notional = levels["notional_usd"].to_numpy(np.float64)
         share = float(lv_notional[levels["side"].to_numpy(dtype=str) == "long"].sum() / lv_notional.sum()) \
             if lv_notional.sum() > 0 else float("nan")
@@ -235,6 +237,10 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
             "overlap_over_ceiling": ratio(lv["overlap"], "ceiling"),
             "overlap_over_ceiling_1pct": ratio(lv_coarse["overlap"], "ceiling_1pct"),
             "overlap_heatmap_eod_over_ceiling": ratio(hm.get("overlap", float("nan")), "ceiling"),
+            "overlap_heatmap_eod_1pct": hm_coarse.get("overlap", float("nan")),
+            "overlap_heatmap_eod_over_ceiling_1pct": ratio(hm_coarse.get("overlap", float("nan")), "ceiling_1pct"),
+            "overlap_levels_long_over_ceiling": ratio(lv["overlap_long"], "ceiling_long"),
+            "overlap_levels_short_over_ceiling": ratio(lv["overlap_short"], "ceiling_short"),
             "distance_log": _distance(levels["side"], levels["price"], levels["notional_usd"], t_side, t_price,
                                       t_notional),
             "oracle_unplaced_positions": ceiling.get("oracle_unplaced_positions", 0),
