@@ -401,6 +401,12 @@ def test_backtest_cli_prints_a_table(tmp_path, capsys):
     assert args.func(args) == 0
     metrics = json.loads(capsys.readouterr().out)["hybrid"]
     assert metrics["top_k_model"]["precision"] == 1.0 and metrics["realized_source"] == "truth"
+    args = parser.parse_args(["backtest", SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid",
+                              "--warehouse", str(tmp_path / "b.duckdb")])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert "60-minute bars from 60-minute mark-price candles, realized: truth" in text[0]
+    assert "strongest baseline" in text[2] and text[3].startswith("hybrid") and "scored" in text[3]
 
 
 def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
