@@ -474,3 +474,18 @@ def test_backtest_without_mark_candles_prices_bars_from_last_price_klines_and_sa
     m = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2).metrics
     con.close()
     assert m["status"] == "scored" and m["price_series"] == "last" and "23 bars priced from last-price" in m["price_note"]
+
+
+def test_hybrid_comparison_on_realized_data_uses_daily_partial_spearman():
+    from liq_pipeline.validation.report import hybrid_comparison
+
+    def variants(hybrid_r, base_r, n=6):
+        daily = lambda r: [{"day": f"2026-01-0{i + 1}", "partial_spearman": r + 0.01 * (i % 2)} for i in range(n)]  # noqa: E731
+        return {"hybrid": {"backtest": {"daily": daily(hybrid_r)}}, "volume_5050": {"backtest": {"daily": daily(base_r)}}}
+
+    better = hybrid_comparison(variants(0.30, 0.20), [])
+    assert better["measure"] == "backtest.partial_spearman" and better["verdict"] == "pass"
+    assert better["difference"]["low"] == pytest.approx(0.10)
+    assert hybrid_comparison(variants(0.25, 0.25), [])["verdict"] == "fail"
+    assert hybrid_comparison(variants(0.3, 0.2, n=2), [])["verdict"] == "inconclusive"
+    assert hybrid_comparison({}, [])["verdict"] == "inconclusive"
