@@ -420,6 +420,22 @@ def test_funding_sign_follows_a_strong_long_or_short_imbalance(tmp_path):
         assert np.sign(rate[1:] - 0.0001).tolist() == [sign, sign]
 
 
+def test_order_flow_carries_the_speculative_long_share_only_when_openers_take(tmp_path):
+    # Openers always takers: the flow of each 15 minutes leans to the side speculators opened; openers
+    # takers half the time: no signal (momentum noise, closes, providers and liquidations carry none here).
+    r = {}
+    for share in (1.0, 0.5):
+        out = tmp_path / f"taker{share}"
+        simulate(tiny(out, symbols=("ETHUSDT",), start=dt.date(2026, 1, 5), seed=1, positions_per_day=3_000,
+                      trades_per_day=12_000, taker_open_share=share))
+        trades = pd.concat([read_zip_csv(out, ArchiveFile("aggTrades", "ETHUSDT", dt.date(2026, 1, 5) + dt.timedelta(days=i)))
+                            for i in range(DAYS)], ignore_index=True)
+        r[share], buckets = sim_realism.ofi_vs_entry_long_share_in_time(trades, positions(out, "ETHUSDT"))
+        assert buckets > 100
+    assert r[1.0] > 0.4, r
+    assert abs(r[0.5]) < 0.15, r
+
+
 def test_invalid_configs_fail_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="leverage_weights"):
         simulate(tiny(tmp_path, leverage_weights=(0.5,) * 11))
@@ -427,6 +443,12 @@ def test_invalid_configs_fail_with_a_clear_message(tmp_path):
         simulate(tiny(tmp_path, days=0))
     with pytest.raises(margin.BracketError, match="DOGEUSDT"):
         simulate(tiny(tmp_path, symbols=("DOGEUSDT",)))
+    with pytest.raises(ValueError, match="unknown scenario 'storm'"):
+        SimConfig.for_scenario("storm")
+    with pytest.raises(ValueError, match="taker_open_share"):
+        simulate(tiny(tmp_path, taker_open_share=1.5))
+    cascade = SimConfig.for_scenario("cascade", seed=3)
+    assert (cascade.scenario, cascade.seed) == ("cascade", 3) and cascade.liquidation_impact > SimConfig().liquidation_impact
 
 
 def test_manifest_records_config_seed_and_summary(sim):

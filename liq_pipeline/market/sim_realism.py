@@ -119,6 +119,7 @@ def symbol_figures(root: Path, symbol: str) -> dict:
     largest = (notional.groupby(spec_open["day"]).max() / oi_day_end.reindex(notional.groupby(spec_open["day"]).max().index))
     volume = (trades["price"] * trades["quantity"]).sum() / len(days)
     r_ofi, n_bins = ofi_vs_entry_long_share(trades, positions)
+    r_ofi_time, n_buckets = ofi_vs_entry_long_share_in_time(trades, positions)
     liq = pd.read_parquet(truth / "liquidations" / f"{symbol}.parquet")
     return {
         "symbol": symbol,
@@ -128,6 +129,8 @@ def symbol_figures(root: Path, symbol: str) -> dict:
         "speculative_long_share_max": float(spec_share[ok].max()) if ok.any() else float("nan"),
         "ofi_vs_entry_long_share_r": r_ofi,
         "ofi_bins": n_bins,
+        "ofi_vs_entry_long_share_r_15min": r_ofi_time,
+        "ofi_buckets": n_buckets,
         "public_ratio_vs_true_ratio_r": ratios,
         "largest_position_share_max": float(largest.max()) if len(largest) else float("nan"),
         "mean_oi_usd": float(np.nanmean(oi * mark)),
@@ -156,10 +159,33 @@ def format_figures(figs: dict[str, dict]) -> str:
             f"(OI/volume {f['oi_to_daily_volume']:.2f}), providers hold {f['provider_share_of_oi']:.0%} of the long side",
             f"  OI = Σ long = Σ short: max error {f['oi_long_short_max_abs_error']:.3g} / {f['oi_vs_longs_max_abs_error']:.3g} "
             f"(base units); speculative long share {f['speculative_long_share_min']:.0%}–{f['speculative_long_share_max']:.0%}",
-            f"  OFI vs true speculative long share of entries: r = {f['ofi_vs_entry_long_share_r']:+.2f} over {f['ofi_bins']} bins",
+            f"  OFI vs true speculative long share of entries: r = {f['ofi_vs_entry_long_share_r']:+.2f} over "
+            f"{f['ofi_bins']} price bins of {OFI_BIN_BPS:g} bp, {f['ofi_vs_entry_long_share_r_15min']:+.2f} over "
+            f"{f['ofi_buckets']} 15-minute buckets",
             "  public ratios vs true speculative long/short ratio (log r): "
             + ", ".join(f"{k.replace('_long_short_ratio', '')} {v:+.2f}" for k, v in r.items()),
             f"  largest position ≤ {f['largest_position_share_max']:.1%} of OI; {f['liquidations_per_day']:.0f} liquidations "
             f"(${f['liquidated_usd_per_day'] / 1e6:,.2f} M) a day; highest tier {f['max_bracket']}",
         ]
     return "\n".join(lines)
+
+
+def ofi_vs_entry_long_share_in_time(trades: pd.DataFrame, positions: pd.DataFrame, minutes: int = 15,
+                                    min_entries: int = OFI_MIN_ENTRIES) -> tuple[float, int]:
+    """Pearson r across time buckets of `minutes` between the order-flow imbalance of all aggTrades and
+    the true speculative long share of the positions opened in the bucket. Returns (r, buckets)."""
+    width = minutes * 60_000
+    tb = trades["transact_time"].to_numpy() // width
+    q = trades["quantity"].to_numpy()
+    buy = trades["is_buyer_maker"].str.lower().to_numpy() == "false"
+    flow = pd.DataFrame({"bin": tb, "signed": np.where(buy, q, -q), "q": q}).groupby("bin").sum()
+    pb = positions["open_time"].to_numpy().astype("datetime64[ms]").astype(np.int64) // width
+    is_long = (positions["side"] == "long").to_numpy()
+    pq_ = positions["quantity"].to_numpy()
+    ent = pd.DataFrame({"bin": pb, "long": pq_ * is_long, "q": pq_, "n": 1}).groupby("bin").sum()
+    ent = ent[ent["n"] >= min_entries]
+    joined = pd.concat([(flow["signed"] / flow["q"]).rename("ofi"), (ent["long"] / ent["q"]).rename("share")],
+                       axis=1, join="inner")
+    if len(joined) < 3:
+        return float("nan"), len(joined)
+    return float(np.corrcoef(joined["ofi"], joined["share"])[0, 1]), len(joined)
