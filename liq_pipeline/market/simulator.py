@@ -102,8 +102,8 @@ class SimConfig:
     """Simulation parameters. Per-symbol values are `(symbol, value)` pairs so the config stays hashable.
 
     Defaults (scenario `calm`) give a calm-to-volatile crypto market: BTC ~90,000 at 50 % annual vol,
-    ETH ~3,000 at 65 %, 0.4 jumps a day of ~1.2 %, regimes drifting ±0.4 %/day, 12,000 new speculative
-    positions per symbol-day held ~24 h (median), Pareto sizes with α = 1.5; the README explains each.
+    ETH ~3,000 at 65 %, 0.4 jumps a day of ~1.2 %, regimes drifting ±0.4 %/day, 9,000 new speculative
+    positions per symbol-day held ~40 h (median), Pareto sizes with α = 1.5; the README explains each.
     Use `SimConfig.for_scenario(name, ...)` for the other scenarios.
     """
 
@@ -128,15 +128,18 @@ class SimConfig:
     #: Laplace scale of a jump's log-return.
     jump_scale: float = 0.012
     # ---- speculators ----------------------------------------------------------------------------
-    positions_per_day: int = 12_000
+    positions_per_day: int = 9_000
     leverages: tuple[float, ...] = (2, 3, 5, 10, 15, 20, 25, 50, 75, 100, 125)
     leverage_weights: tuple[float, ...] = (0.03, 0.05, 0.09, 0.17, 0.14, 0.18, 0.13, 0.10, 0.04, 0.04, 0.03)
     #: Entry notional ~ Pareto(size_min_usd, alpha), truncated at size_max_usd (USDT).
     size_min_usd: float = 1_000.0
     size_tail_alpha: float = 1.5
-    size_max_usd: float = 8_000_000.0
+    size_max_usd: float = 2_500_000.0
+    #: Larger accounts use less leverage: the drawn leverage is scaled by (notional / size_min_usd)^−exponent
+    #: and floored to an integer >= 2 (an assumption; Binance's tiers cap leverage in the same direction).
+    leverage_size_exponent: float = 0.25
     #: Share of speculators in cross margin: their whole account balance backs the position.
-    cross_margin_share: float = 0.25
+    cross_margin_share: float = 0.5
     #: Account balance / position margin ~ 1 + lognormal(median, sigma): free collateral besides the margin.
     balance_multiple_median: float = 1.5
     balance_multiple_sigma: float = 0.9
@@ -146,7 +149,7 @@ class SimConfig:
     margin_add_trigger: float = 0.6
     margin_add_range: tuple[float, float] = (0.3, 1.0)
     #: Planned holding time ~ lognormal with this median (hours) and log-sd.
-    median_hold_hours: float = 24.0
+    median_hold_hours: float = 40.0
     hold_sigma: float = 1.4
     #: Take-profit at a PnL of this median multiple of the margin (log-sd tp_sigma).
     take_profit_margin_multiple: float = 0.8
@@ -170,7 +173,7 @@ class SimConfig:
     basis_traders: int = 8
     #: Basis traders' short target as a share of the speculators' gross notional at baseline funding,
     #: scaled by 1 + basis_funding_sensitivity · (F − I), clipped to [0, 2].
-    basis_share: float = 0.25
+    basis_share: float = 0.4
     basis_funding_sensitivity: float = 2_000.0
     #: A basis trader revisits its target on average every this many minutes and closes half the gap.
     basis_rebalance_minutes: float = 30.0
@@ -222,6 +225,8 @@ class SimConfig:
             raise ValueError("need 0 < size_min_usd < size_max_usd")
         if self.size_tail_alpha <= 0:
             raise ValueError("size_tail_alpha must be > 0")
+        if self.leverage_size_exponent < 0:
+            raise ValueError("leverage_size_exponent must be >= 0")
         if len(self.regime_long_probs) != len(self.regime_drifts_per_day):
             raise ValueError("regime_long_probs and regime_drifts_per_day need the same length")
         if (24 * 60) % (self.funding_interval_hours * 60) != 0:
@@ -881,7 +886,8 @@ class _SymbolSim:
         # it (ETH fixture) use 1/(2·MMR), which reproduces BTC's published 150/100/75/50 within rounding.
         tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
         max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
-        lev = np.minimum(pre["o_lev"][sl_], max_lev)
+        lev = np.maximum(2.0, np.floor(pre["o_lev"][sl_] * (notional / cfg.size_min_usd) ** -cfg.leverage_size_exponent))
+        lev = np.minimum(lev, max_lev)
         mark_at = path_day[minute * 60 + offset // 1000]
         taker = pre["o_taker_u"][sl_] < cfg.taker_open_share
         # A taker crosses the spread (a long buys one tick above mark); a maker rests one tick inside.
