@@ -515,3 +515,22 @@ def test_truth_assets_fail_clearly_when_the_simulation_is_missing(tmp_path):
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error
     assert "ground truth" in failure.message and "simulate" in failure.message
+
+
+def test_truth_assets_add_new_columns_to_a_warehouse_made_by_the_older_simulator(sim, tmp_path):
+    root, _ = sim
+    res = _resources(tmp_path, root)
+    old_ddl = "\n".join(line for line in TABLES["truth.positions"].strip().splitlines()
+                        if "margin_mode" not in line and "account_balance_usd" not in line).rstrip(",")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE SCHEMA truth")
+        con.execute(f"CREATE TABLE truth.positions ({old_ddl})")
+    result = dg.materialize([truth.true_positions, truth.true_open_positions], resources=res,
+                            partition_key=dg.MultiPartitionKey({"date": days()[0].isoformat(), "symbol": "BTCUSDT"}),
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        modes = {r[0] for r in con.execute("SELECT DISTINCT margin_mode FROM truth.positions").fetchall()}
+        populations = {r[0] for r in con.execute("SELECT DISTINCT population FROM truth.open_positions").fetchall()}
+    assert modes == {"isolated", "cross"}
+    assert populations == {"speculator", "market_maker", "basis"}
