@@ -70,6 +70,11 @@ _EPOCH = dt.date(1970, 1, 1)
 #: exits inside the block are caught up on the recorded mark path: it divides the 5-minute metrics grid
 #: and the funding interval, so samples and settlements always see every earlier open.
 OPEN_BLOCK_MINUTES = 5
+#: The per-minute exit scan looks only at rows with a trigger within this fraction of the mark or an exit
+#: planned within NEAR_MINUTES; the set is rebuilt when the mark leaves half the band, on time, and after
+#: anything that moves triggers closer (settlements) or renumbers rows (compaction).
+NEAR_BAND = 0.015
+NEAR_MINUTES = 30
 #: Outcome codes used inside the simulator; the truth tables use the strings.
 _OPEN, _CLOSED, _LIQUIDATED = 0, 1, 2
 _OUTCOMES = np.array(["open", "closed", "liquidated"])
@@ -399,7 +404,8 @@ class _Book:
         self.n += k
         self._view()
 
-    def remove(self, idx: np.ndarray) -> None:
+    def remove(self, idx: np.ndarray) -> bool:
+        """Mark rows `idx` dead; True when the arrays were compacted (row numbers changed)."""
         a = self.a
         a["alive"][idx] = False
         for name in ("lo_trig", "hi_trig", "liq", "sl", "tp", "add_trig"):
@@ -414,6 +420,8 @@ class _Book:
                 col[:m] = col[: self.n][keep]
             self.n, self.dead = m, 0
             self._view()
+            return True
+        return False
 
 
 class _Chunks:
@@ -467,6 +475,9 @@ class _SymbolSim:
         self.pending_impact = 0.0  # log-impact of the last minute's liquidations, applied next minute
         self.impact_offset = 0.0  # current temporary displacement of the mark (log)
         self.book = _Book()
+        self.near: np.ndarray | None = None  # rows the exit scan looks at (see NEAR_BAND)
+        self.near_lo = self.near_hi = 0.0
+        self.near_until = 0
         self.spec_long = 0  # Σ lots of open speculative longs / shorts (exact integers)
         self.spec_short = 0
         # Providers: market makers first, then basis traders. Signed inventory in lots (one-way mode: one
@@ -683,6 +694,7 @@ class _SymbolSim:
             a["margin"][live] -= pay
             a["funding"][live] += pay
             self._reprice(live, table)
+            self.near = None  # liquidation prices moved
         prov_pay = self.prov_inv / self.qty_scale * self.mark * rate
         self.prov_equity -= prov_pay
         self.prov_funding += prov_pay
@@ -773,9 +785,22 @@ class _SymbolSim:
         of isolated traders whose alert level was touched (they react after the minute, so a liquidation
         earlier in the same minute wins)."""
         a = self.book.a
-        cand = (a["lo_trig"] >= path.min()) | (a["hi_trig"] <= path.max()) | (a["planned_ms"] < t0 + MS_PER_MINUTE)
-        if cand.any():
-            self._check(np.flatnonzero(cand), path, t0, None, day, table, ev)
+        pmin, pmax = path.min(), path.max()
+        t_end = t0 + MS_PER_MINUTE
+        if self.near is None or pmin < self.near_lo or pmax > self.near_hi or t_end > self.near_until:
+            # Rows that could fire soon: a trigger within NEAR_BAND of the mark or an exit planned within
+            # NEAR_MINUTES. The others cannot fire while the mark stays within half the band: exact.
+            ref = self.mark
+            self.near = np.flatnonzero((a["lo_trig"] >= ref * (1 - NEAR_BAND)) | (a["hi_trig"] <= ref * (1 + NEAR_BAND))
+                                       | (a["planned_ms"] < t0 + NEAR_MINUTES * MS_PER_MINUTE))
+            self.near_lo, self.near_hi = ref * (1 - NEAR_BAND / 2), ref * (1 + NEAR_BAND / 2)
+            self.near_until = t0 + NEAR_MINUTES * MS_PER_MINUTE
+            if pmin < self.near_lo or pmax > self.near_hi:  # a move beyond half the band within this minute
+                self.near = np.flatnonzero(a["alive"])
+        near = self.near
+        cand = near[(a["lo_trig"][near] >= pmin) | (a["hi_trig"][near] <= pmax) | (a["planned_ms"][near] < t_end)]
+        if cand.size:
+            self._check(cand, path, t0, None, day, table, ev)
 
     def _check(self, idx: np.ndarray, path: np.ndarray, t0: int, start: np.ndarray | None, day: dt.date,
                table: margin.BracketTable, ev: _Chunks) -> None:
@@ -857,7 +882,8 @@ class _SymbolSim:
             self.pending_impact = float(np.clip(self.pending_impact + impact, -cap, cap))
         self.spec_long -= int(lots[side > 0].sum())
         self.spec_short -= int(lots[side < 0].sum())
-        self.book.remove(idx)
+        if self.book.remove(idx):
+            self.near = None  # rows renumbered
 
     def _top_up(self, idx: np.ndarray, time_ms: int, table: margin.BracketTable) -> None:
         """Move `add_frac` of the margin (at most the free collateral) into the isolated margin."""
@@ -926,6 +952,8 @@ class _SymbolSim:
         add_trig = np.where(adds, entry + cfg.margin_add_trigger * (liq - entry), np.nan)
         lo, hi = _triggers(side, liq, sl, tp, add_trig)
         first_row = self.book.n
+        if self.near is not None:
+            self.near = np.r_[self.near, np.arange(first_row, first_row + k)]
         self.book.add(pid=pid, side=side, lots=lots, entry=entry, liq=liq, bracket=bracket, sl=sl, tp=tp,
                       lo_trig=lo, hi_trig=hi, planned_ms=open_ms + pre["o_hold_ms"][sl_idx], margin=wallet,
                       free=free, cross=cross, funding=np.zeros(k), add_trig=add_trig,
