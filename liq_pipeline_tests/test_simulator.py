@@ -305,6 +305,17 @@ def test_every_liquidation_happened_at_the_liquidation_price_in_force_when_mark_
         in_force = margin.tiered_liquidation_price(side, merged["quantity"], merged["entry_price"], wallet, table)
         np.testing.assert_allclose(merged["price"], in_force.price, rtol=1e-9)
         assert (merged["price"] != merged["liq_price"]).any(), "funding moved some liquidation prices"
+        # The forced order's price is the bankruptcy price with the margin in force (what the public
+        # liquidationSnapshot / forceOrder records carry).
+        snap = pd.concat([pd.read_csv(root / "truth" / "liquidationSnapshot" / symbol / f"{symbol}-liquidationSnapshot-{d}.csv")
+                          for d in days()], ignore_index=True)
+        sign = np.where(merged["side"] == "long", 1.0, -1.0)
+        bankrupt = np.maximum(np.round(merged["entry_price"] - sign * wallet / merged["quantity"], 1 if symbol == "BTCUSDT" else 2),
+                              0.01)
+        by_time = merged.assign(bankrupt=bankrupt, t=merged["liq_time"].astype("datetime64[ms]").astype("int64"))
+        joined = snap.merge(by_time, left_on="time", right_on="t")
+        assert len(joined) >= len(snap)
+        np.testing.assert_allclose(joined["price_x"], joined["bankrupt"], atol=0.011)
         con = duckdb.connect()
         con.register("mark", _mark_klines(root, symbol))
         con.register("liq", liq)
