@@ -201,7 +201,7 @@ class SimConfig:
     noise_volume_share: float = 0.2
     noise_sigma: float = 1.6
     noise_momentum: float = 0.2
-    zip_level: int = 6
+    zip_level: int = 3
     #: Symbols simulated in parallel processes (1 = in this process).
     workers: int = 2
 
@@ -475,6 +475,7 @@ class _SymbolSim:
         self.pending_impact = 0.0  # log-impact of the last minute's liquidations, applied next minute
         self.impact_offset = 0.0  # current temporary displacement of the mark (log)
         self.book = _Book()
+        self.pending_fills: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.near: np.ndarray | None = None  # rows the exit scan looks at (see NEAR_BAND)
         self.near_lo = self.near_hi = 0.0
         self.near_until = 0
@@ -560,6 +561,7 @@ class _SymbolSim:
                 if n_open:
                     self._opens(day_ms, path_day, b0, m, day, table, pre, off, n_open, ev)
                     off += n_open
+            self._apply_fills()
             self._providers_rebalance(t0, m, pre, ev)
             gross = self.spec_long + self.spec_short
             imbalance = (self.spec_long - self.spec_short) / gross if gross else 0.0
@@ -626,7 +628,8 @@ class _SymbolSim:
         provider with a position one more. count_long_short_ratio: accounts net long / net short, all
         accounts; the top-trader ratios use the top 20 % of accounts by margin balance (wallet + uPnL):
         count = accounts long / short among them, sum = their long / short quantity."""
-        a = {k: v[self.book.a["alive"]] for k, v in self.book.a.items() if k in ("side", "lots", "entry", "margin", "free")}
+        live = np.flatnonzero(self.book.a["alive"])
+        a = {k: self.book.a[k][live] for k in ("side", "lots", "entry", "margin", "free")}
         oi = self.spec_long + int(np.clip(self.prov_inv, 0, None).sum())
         if oi != self.spec_short + int(np.clip(-self.prov_inv, 0, None).sum()):
             raise AssertionError(f"{self.symbol}: open interest is not conserved at {t0}")
@@ -717,10 +720,18 @@ class _SymbolSim:
         a["hi_trig"][idx] = hi
 
     def _fill_providers(self, side: np.ndarray, lots: np.ndarray, price: np.ndarray) -> None:
-        """Speculative fills (side = the speculator's change of position: +1 bought, −1 sold) against
-        market makers drawn by weight: each maker's inventory moves by the opposite."""
-        if side.size == 0:
+        """Queue speculative fills (side = the speculator's change of position: +1 bought, −1 sold); they
+        are applied against the market makers once per minute (`_apply_fills`)."""
+        if side.size:
+            self.pending_fills.append((side, lots, price))
+
+    def _apply_fills(self) -> None:
+        """The minute's speculative fills against market makers drawn by weight: each maker's inventory
+        moves by the opposite, its entry by the fills' average price."""
+        if not self.pending_fills:
             return
+        side, lots, price = (np.concatenate(x) for x in zip(*self.pending_fills, strict=True))
+        self.pending_fills.clear()
         mm = np.minimum(np.searchsorted(self.mm_cum, self.rng.random(side.size) * self.mm_cum[-1], side="right"),
                         self.n_mm - 1)
         k = self.prov_inv.size
