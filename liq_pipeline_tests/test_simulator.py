@@ -199,6 +199,11 @@ def test_open_interest_is_sum_long_and_sum_short_at_every_sample(sim):
         assert longs.max() > 0
         # Both populations hold each side at some time: providers are the counterparty, not a mirror.
         assert prov_long.max() > 0 and prov_short.max() > 0
+        # Providers: low effective leverage, liquidation prices far from the mark at every sample.
+        held = prov[prov["position_quantity"] != 0]
+        assert (held["position_quantity"].abs() * held["mark_price"] / held["equity_usd"]).max() < 3
+        far = ~np.isfinite(held["liq_price"]) | (np.abs(held["liq_price"] / held["mark_price"] - 1) > 0.3)
+        assert far.all()
         assert (spec_long > spec_short).any() or (spec_short > spec_long).any()
 
 
