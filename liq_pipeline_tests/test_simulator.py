@@ -216,13 +216,16 @@ def test_public_ratios_come_from_accounts_not_from_the_exact_book(sim):
         spec_long, spec_short = sim_realism.speculative_lots_at(pos, t)
         warm = t >= t[0] + np.timedelta64(6, "h")  # a book of a few hundred accounts at least
         true_ratio = spec_long[warm] / spec_short[warm]
-        for col in ("count_long_short_ratio", "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio"):
+        # All-accounts counts track the crowd closely (as on Binance); the top-trader ratios, where the
+        # providers' balances weigh, much less.
+        for col, r_max in (("count_long_short_ratio", 0.99), ("count_toptrader_long_short_ratio", 0.95),
+                           ("sum_toptrader_long_short_ratio", 0.95)):
             public = metrics[col].to_numpy(dtype=float)[warm]
             assert np.isfinite(public).all() and (public > 0).all(), col
-            # Not the speculators' notional long/short ratio, and not a function of it: account counts,
+            # Not the speculators' long/short quantity ratio, and not a function of it: account counts,
             # balances and the providers' accounts enter.
             assert np.median(np.abs(np.log(public / true_ratio))) > 0.01, col
-            assert abs(np.corrcoef(np.log(public), np.log(true_ratio))[0, 1]) < 0.97, col
+            assert abs(np.corrcoef(np.log(public), np.log(true_ratio))[0, 1]) < r_max, col
         # The providers (largest balances) are in the top 20 % and hold the other side of the crowd.
         assert prov["account_id"].nunique() >= 2
 

@@ -263,7 +263,7 @@ class SimConfig:
     def expected_speculative_gross_usd(self) -> float:
         """Rough steady-state open speculative notional: opens/day × mean size × mean holding (days).
 
-        Used only to size the providers' capital and the first basis target; the mean holding time is
+        Used only to size the providers' capital; the mean holding time is
         the lognormal mean shortened by a factor 0.6 for the stops, take-profits and liquidations."""
         a, lo, hi = self.size_tail_alpha, self.size_min_usd, self.size_max_usd
         mean_size = lo * a / (a - 1) * (1 - (lo / hi) ** (a - 1)) if a != 1 else lo * np.log(hi / lo)
@@ -496,7 +496,6 @@ class _SymbolSim:
         self.prov_entry = np.full(k_mm + k_b, self.mark)
         self.prov_funding = np.zeros(k_mm + k_b)
         self.table = margin.table_for(symbol, cfg.start).table  # bracket table of the day being simulated
-        self.spec_gross_ema = cfg.expected_speculative_gross_usd() / self.mark * self.qty_scale
         self.next_position_id = 1
         self.next_agg_id = 1
         self.next_trade_id = 1
@@ -565,7 +564,6 @@ class _SymbolSim:
             self._providers_rebalance(t0, m, pre, ev)
             gross = self.spec_long + self.spec_short
             imbalance = (self.spec_long - self.spec_short) / gross if gross else 0.0
-            self.spec_gross_ema += (gross - self.spec_gross_ema) / 1440.0
             samples = np.round(cfg.premium_gain * imbalance + cfg.premium_noise * pre["premium_z"][m], 8)
             premium_day[m] = samples
             self.premium_sum += float(samples.mean())
@@ -763,7 +761,8 @@ class _SymbolSim:
             due = np.flatnonzero(pre["basis_u"][m, :k_b] < 1.0 / cfg.basis_rebalance_minutes)
             if due.size:
                 scale = np.clip(1 + cfg.basis_funding_sensitivity * (self.last_funding - cfg.interest_rate), 0, 2)
-                target = -cfg.basis_share * self.spec_gross_ema * scale * self.basis_w[due]
+                gross = self.spec_long + self.spec_short
+                target = -cfg.basis_share * gross * scale * self.basis_w[due]
                 gap = np.round((target - self.prov_inv[self.n_mm + due]) / 2).astype(np.int64)
                 min_lots = 1_000.0 / self.mark * self.qty_scale
                 for j, g in zip(due, gap, strict=True):
