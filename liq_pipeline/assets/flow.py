@@ -34,6 +34,17 @@ def _ms(t) -> np.ndarray:
     return np.asarray(t).astype("datetime64[ms]").astype(np.int64)
 
 
+def _as_of(sample_ms: np.ndarray, values: np.ndarray, instants_ms: np.ndarray, max_age_ms: int) -> np.ndarray:
+    """The last sample at or before each instant (sorted samples), nan when none or older than max_age_ms."""
+    out = np.full(instants_ms.shape, np.nan)
+    if sample_ms.size == 0:
+        return out
+    idx = np.searchsorted(sample_ms, instants_ms, side="right") - 1
+    fresh = (idx >= 0) & (instants_ms - sample_ms[np.maximum(idx, 0)] <= max_age_ms)
+    out[fresh] = np.asarray(values, dtype=np.float64)[idx[fresh]]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
                      params: ModelParams = MODEL, flow: FlowParams = FLOW) -> tuple[fl.FlowInputs, list[str]]:
@@ -85,10 +96,7 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         t_f = _ms(f["funding_time"])
         inside = t_f > _ms(np.datetime64(start))
         settle_ms, settle_rate = t_f[inside], np.asarray(f["last_funding_rate"], dtype=np.float64)[inside]
-        step_end = _ms(d.step_end)
-        idx = np.searchsorted(t_f, step_end, side="right") - 1
-        fresh = (idx >= 0) & (step_end - t_f[np.maximum(idx, 0)] <= 9 * fl.MS_PER_HOUR)
-        funding_8h = np.where(fresh, np.asarray(f["funding_rate_8h"], dtype=np.float64)[np.maximum(idx, 0)], np.nan)
+        funding_8h = _as_of(t_f, f["funding_rate_8h"], _ms(d.step_end), 9 * fl.MS_PER_HOUR)
 
     premium = np.full(T, np.nan)
     if table_exists(con, "raw.premium_index_klines"):
@@ -105,13 +113,8 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
                            WHERE symbol = $symbol AND day BETWEEN $d0 AND $day AND create_time <= $end
                              AND count_long_short_ratio > 0 AND NOT is_stale ORDER BY create_time""",
                         {"symbol": symbol, "day": day, "end": end, "d0": day - dt.timedelta(days=1)}).fetchnumpy()
-        t_m = _ms(m["create_time"])
-        step_end = _ms(d.step_end)
-        idx = np.searchsorted(t_m, step_end, side="right") - 1
-        fresh = (idx >= 0) & (step_end - t_m[np.maximum(idx, 0)] <= 2 * fl.MS_PER_HOUR)
-        r_acc = np.asarray(m["r"], dtype=np.float64)
-        accounts = np.where(fresh, r_acc[np.maximum(idx, 0)] / (1.0 + r_acc[np.maximum(idx, 0)]), np.nan) \
-            if r_acc.size else accounts
+        r = _as_of(_ms(m["create_time"]), m["r"], _ms(d.step_end), 2 * fl.MS_PER_HOUR)
+        accounts = r / (1.0 + r)
 
     sizes = (size_buckets_from_trades(d.trade_sizes_usd, flow.size_buckets) if d.trade_sizes_usd.size
              else SizeBuckets(np.array([10_000.0]), np.array([1.0])))
