@@ -89,12 +89,12 @@ def test_funding_moves_liquidation_prices_towards_the_mark_of_the_payer():
     assert np.allclose(day2.end_book.funding_paid[old], before.funding_paid.max() + 0.001)
 
 
-def test_high_leverage_leaves_the_book_first():
-    prior = fl.SideMix.prior()
-    day = run(make_inputs())
-    book = day.end_book
+def test_a_leverage_dependent_hazard_closes_high_leverage_first():
+    params = dataclasses.replace(FLOW, leverage_hazard_exponent=0.5)
+    prior = fl.SideMix.prior(params)
+    book = run(make_inputs(), params=params).end_book
     for d in (1, 2):
-        book = run(make_inputs(day=d), start=book).end_book
+        book = run(make_inputs(day=d), start=book, params=params).end_book
     share_at_open = prior.long
     held = np.bincount(book.lev_bucket, weights=book.notional_usd, minlength=share_at_open.size)
     held = held / held.sum()
