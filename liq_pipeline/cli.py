@@ -300,19 +300,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(f"--start {args.start!r} is not a date like 2026-01-01") from None
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     kwargs = {} if args.trades_per_day is None else {"trades_per_day": args.trades_per_day}
+    if args.taker_open_share is not None:
+        kwargs["taker_open_share"] = args.taker_open_share
     try:
-        cfg = SimConfig(symbols=symbols, start=start, days=args.days, seed=args.seed, out_dir=Path(args.out), **kwargs)
+        cfg = SimConfig.for_scenario(args.scenario, symbols=symbols, start=start, days=args.days, seed=args.seed,
+                                     out_dir=Path(args.out), **kwargs)
         summary = simulate(cfg, progress=print)
-    except ValueError as e:  # invalid configuration (validate(), unknown bracket table)
+    except ValueError as e:  # invalid configuration (validate(), unknown scenario or bracket table)
         raise CliError(f"simulate: {e}") from None
     print(json.dumps(summary.to_json(), indent=1, default=str))
+    if args.figures:
+        from liq_pipeline.market import sim_realism
+
+        print(sim_realism.format_figures(sim_realism.figures(Path(args.out))))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from liq_pipeline.demo import run_demo
 
-    return run_demo(days=args.days, seed=args.seed, model_days=args.model_days)
+    return run_demo(days=args.days, seed=args.seed, model_days=args.model_days, scenario=args.scenario)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -350,6 +357,10 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--out", default=str(config.sim_archive_dir()))
     s.add_argument("--start", default=config.DEFAULT_START_DATE.isoformat())
     s.add_argument("--trades-per-day", type=int, default=None, help="aggTrades per symbol-day (simulator default)")
+    s.add_argument("--scenario", default="calm", help="calm (default), trending or cascade")
+    s.add_argument("--taker-open-share", type=float, default=None,
+                   help="probability that a speculative opener takes liquidity (0.5 = no order-flow signal)")
+    s.add_argument("--figures", action="store_true", help="print the realism figures of the simulated market")
     s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("demo", help="simulate, materialize every asset, print where to look")
@@ -357,6 +368,7 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--model-days", type=int, default=None,
                    help="days modelled at the end of the range (default: all but the first week of warm-up)")
+    d.add_argument("--scenario", default="calm", help="simulated market: calm (default), trending or cascade")
     d.set_defaults(func=cmd_demo)
 
     if load_plugins:

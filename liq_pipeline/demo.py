@@ -26,13 +26,14 @@ def _ensure_dagster_home() -> Path:
     return home
 
 
-def _simulation_current(out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, seed: int) -> bool:
+def _simulation_current(out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, seed: int,
+                        scenario: str = "calm") -> bool:
     manifest = out_dir / "simulation.json"
     if not manifest.exists():
         return False
     cfg = json.loads(manifest.read_text()).get("config", {})
     return (tuple(cfg.get("symbols", ())) == symbols and cfg.get("start") == start.isoformat()
-            and cfg.get("days") == days and cfg.get("seed") == seed)
+            and cfg.get("days") == days and cfg.get("seed") == seed and cfg.get("scenario") == scenario)
 
 
 def _range_tags(symbol: str, first: dt.date, last: dt.date) -> dict[str, str]:
@@ -48,9 +49,10 @@ WARM_UP_DAYS = 7
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None) -> int:
-    """Simulate `days` days for the configured symbols, ingest everything, model the last `model_days`
-    (default: all but the first week), validate every month touched, print where to look."""
+def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scenario: str = "calm") -> int:
+    """Simulate `days` days of `scenario` for the configured symbols, ingest everything, model the last
+    `model_days` (default: all but the first week), validate every month touched, print where to look.
+    One data dir holds one simulated market: use LIQ_DATA_DIR to keep several scenario/seed pairs."""
     _ensure_dagster_home()
     warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
     import dagster as dg
@@ -63,11 +65,12 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None) -> in
     model_days = max(1, days - WARM_UP_DAYS - 1) if model_days is None else model_days
     out_dir = config.sim_archive_dir()
     t0 = time.time()
-    if _simulation_current(out_dir, symbols, start, days, seed):
+    if _simulation_current(out_dir, symbols, start, days, seed, scenario):
         print(f"simulated archive up to date: {out_dir}")
     else:
-        print(f"simulating {', '.join(symbols)} × {days} days (seed {seed}) into {out_dir} ...")
-        simulate(SimConfig(symbols=symbols, start=start, days=days, seed=seed, out_dir=out_dir), progress=print)
+        print(f"simulating {', '.join(symbols)} × {days} days ({scenario}, seed {seed}) into {out_dir} ...")
+        simulate(SimConfig.for_scenario(scenario, symbols=symbols, start=start, days=days, seed=seed, out_dir=out_dir),
+                 progress=print)
         print(f"  simulated in {time.time() - t0:.0f} s")
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)

@@ -143,19 +143,24 @@ def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(simulator, "simulate", fake_simulate)
     argv = ["simulate", "--symbols", "BTCUSDT,ETHUSDT", "--days", "3", "--seed", "11", "--out", str(tmp_path / "sim"),
-            "--start", "2026-01-02", "--trades-per-day", "5000"]
+            "--start", "2026-01-02", "--trades-per-day", "5000", "--scenario", "cascade", "--taker-open-share", "0.5"]
     assert cli.main(argv) == 0
     cfg = seen["cfg"]
     assert (cfg.symbols, cfg.start, cfg.days, cfg.seed, cfg.out_dir, cfg.trades_per_day) == (
         ("BTCUSDT", "ETHUSDT"), dt.date(2026, 1, 2), 3, 11, tmp_path / "sim", 5000)
+    assert (cfg.scenario, cfg.liquidation_impact, cfg.taker_open_share) == (
+        "cascade", simulator.SCENARIOS["cascade"]["liquidation_impact"], 0.5)
     assert json.loads(capsys.readouterr().out) == {"files": 0}
     assert cli.main(["simulate", "--start", "Jan 2"]) == 2
+    assert cli.main(["simulate", "--scenario", "storm"]) == 2
+    assert "unknown scenario 'storm'" in capsys.readouterr().err
 
 
 def test_demo_calls_run_demo(monkeypatch):
     import liq_pipeline.demo as demo
 
-    monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": None} else 1)
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": None,
+                                                                 "scenario": "calm"} else 1)
     assert cli.main(["demo"]) == 7
     assert cli.main(["demo", "--model-days", "3"]) == 1  # a different flag reaches run_demo
 

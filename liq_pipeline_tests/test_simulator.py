@@ -17,7 +17,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline.assets import truth
-from liq_pipeline.market import formats
+from liq_pipeline.market import formats, sim_realism
 from liq_pipeline.market.formats import ArchiveFile
 from liq_pipeline.market.simulator import SimConfig, epoch_ms, simulate
 from liq_pipeline.model import margin
@@ -31,7 +31,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 def tiny(out: Path, **kw) -> SimConfig:
-    base = dict(symbols=SYMBOLS, start=START, days=DAYS, seed=11, out_dir=out, trades_per_day=3_000,
+    base = dict(symbols=SYMBOLS, start=START, days=DAYS, seed=11, out_dir=out, trades_per_day=6_000,
                 positions_per_day=1_500, workers=1)
     base.update(kw)
     return SimConfig(**base)
@@ -99,7 +99,8 @@ def _all_specs() -> list[ArchiveFile]:
     for symbol in SYMBOLS:
         for day in days():
             specs += [ArchiveFile("aggTrades", symbol, day), ArchiveFile("klines", symbol, day, interval="1m"),
-                      ArchiveFile("markPriceKlines", symbol, day, interval="1m"), ArchiveFile("metrics", symbol, day)]
+                      ArchiveFile("markPriceKlines", symbol, day, interval="1m"),
+                      ArchiveFile("premiumIndexKlines", symbol, day, interval="1m"), ArchiveFile("metrics", symbol, day)]
         specs += [ArchiveFile("fundingRate", symbol, dt.date(2026, 1, 1), cadence="monthly"),
                   ArchiveFile("fundingRate", symbol, dt.date(2026, 2, 1), cadence="monthly")]
     return specs
@@ -115,7 +116,8 @@ def test_every_archive_file_has_a_valid_checksum_and_the_documented_header(sim):
             (info,) = zf.infolist()
             assert info.filename == spec.csv_name and info.date_time == (1980, 1, 1, 0, 0, 0)
             first_line = zf.read(info).split(b"\n", 1)[0].decode()
-        assert first_line == ",".join(formats.COLUMNS[spec.kind])
+        assert first_line == ",".join(formats.KLINES_COLUMNS if spec.kind in formats.KLINE_KINDS
+                                      else formats.COLUMNS[spec.kind])
 
 
 def test_agg_trades_ids_are_continuous_across_days_and_sides_are_lowercase_booleans(sim):
@@ -172,26 +174,52 @@ def test_truth_parquet_columns_are_exactly_the_warehouse_tables(sim):
         assert (pos["day"] == pos["open_time"].dt.date).all()
 
 
-def test_open_interest_equals_the_sum_of_open_positions_at_every_sample(sim):
+def providers(root: Path, symbol: str) -> pd.DataFrame:
+    return pd.read_parquet(root / "truth" / "providers" / f"{symbol}.parquet")
+
+
+def _metrics(root: Path, symbol: str) -> pd.DataFrame:
+    return pd.concat([read_zip_csv(root, ArchiveFile("metrics", symbol, d)) for d in days()], ignore_index=True)
+
+
+def test_open_interest_is_sum_long_and_sum_short_at_every_sample(sim):
     root, _ = sim
     for symbol in SYMBOLS:
-        pos = positions(root, symbol)
-        metrics = pd.concat([read_zip_csv(root, ArchiveFile("metrics", symbol, d)) for d in days()])
+        pos, prov = positions(root, symbol), providers(root, symbol)
+        metrics = _metrics(root, symbol)
         assert len(metrics) == 288 * DAYS and (metrics["symbol"] == symbol).all()
-        sample = pd.to_datetime(metrics["create_time"]).to_numpy()
-        open_t = pos["open_time"].to_numpy()
-        close_t = pos["close_time"].to_numpy()
-        close_t = np.where(np.isnat(close_t), np.datetime64("2262-01-01", "ms"), close_t)
+        t = pd.to_datetime(metrics["create_time"]).to_numpy().astype("datetime64[ms]")
         # A sample at t is the book before the events of minute t: opened before t, not yet closed.
-        alive = (open_t[None, :] < sample[:, None]) & (close_t[None, :] >= sample[:, None])
-        expected = alive.astype(float) @ pos["quantity"].to_numpy()
-        np.testing.assert_allclose(metrics["sum_open_interest"].to_numpy(), expected, rtol=0, atol=1e-6)
-        assert expected.max() > 0
-        longs = alive[:, (pos["side"] == "long").to_numpy()].sum(axis=1)
-        shorts = alive[:, (pos["side"] == "short").to_numpy()].sum(axis=1)
-        ok = shorts > 0
-        np.testing.assert_allclose(metrics["count_long_short_ratio"].to_numpy()[ok], (longs / np.maximum(shorts, 1))[ok],
-                                   rtol=1e-7)
+        spec_long, spec_short = sim_realism.speculative_lots_at(pos, t)
+        prov_long, prov_short = sim_realism.provider_lots_at(prov, t)
+        assert len(prov) == len(t) * prov["account_id"].nunique()
+        longs, shorts = spec_long + prov_long, spec_short + prov_short
+        np.testing.assert_allclose(longs, shorts, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(metrics["sum_open_interest"].to_numpy(), longs, rtol=0, atol=1e-6)
+        assert longs.max() > 0
+        # Both populations hold each side at some time: providers are the counterparty, not a mirror.
+        assert prov_long.max() > 0 and prov_short.max() > 0
+        assert (spec_long > spec_short).any() or (spec_short > spec_long).any()
+
+
+def test_public_ratios_come_from_accounts_not_from_the_exact_book(sim):
+    root, _ = sim
+    for symbol in SYMBOLS:
+        pos, prov = positions(root, symbol), providers(root, symbol)
+        metrics = _metrics(root, symbol)
+        t = pd.to_datetime(metrics["create_time"]).to_numpy().astype("datetime64[ms]")
+        spec_long, spec_short = sim_realism.speculative_lots_at(pos, t)
+        warm = t >= t[0] + np.timedelta64(6, "h")  # a book of a few hundred accounts at least
+        true_ratio = spec_long[warm] / spec_short[warm]
+        for col in ("count_long_short_ratio", "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio"):
+            public = metrics[col].to_numpy(dtype=float)[warm]
+            assert np.isfinite(public).all() and (public > 0).all(), col
+            # Not the speculators' notional long/short ratio, and not a function of it: account counts,
+            # balances and the providers' accounts enter.
+            assert np.median(np.abs(np.log(public / true_ratio))) > 0.01, col
+            assert abs(np.corrcoef(np.log(public), np.log(true_ratio))[0, 1]) < 0.97, col
+        # The providers (largest balances) are in the top 20 % and hold the other side of the crowd.
+        assert prov["account_id"].nunique() >= 2
 
 
 def test_liquidation_prices_are_exact_tiered_binance_prices(sim):
@@ -217,7 +245,13 @@ def test_liquidation_prices_are_exact_tiered_binance_prices(sim):
 
 def test_leverage_mix_is_not_the_estimators_default(sim):
     root, _ = sim
-    lev = pd.concat([positions(root, s) for s in SYMBOLS])["leverage"]
+    pos = pd.concat([positions(root, s) for s in SYMBOLS])
+    assert set(pos["margin_mode"]) == {"isolated", "cross"}
+    cross = pos["margin_mode"] == "cross"
+    # Cross-margin leverage is the effective notional / account balance: lower, never below 1.5.
+    assert pos.loc[cross, "leverage"].min() >= 1.5 and pos.loc[cross, "leverage"].median() < pos.loc[~cross, "leverage"].median()
+    assert (pos["account_balance_usd"] >= pos["isolated_margin_usd"] * (1 - 1e-12)).all()
+    lev = pos.loc[~cross, "leverage"]
     assert lev.max() > 100 and lev.min() >= 2
     share_default = lev.isin([5, 10, 20, 50, 100]).mean()
     assert share_default < 0.75
@@ -229,7 +263,22 @@ def _mark_klines(root: Path, symbol: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def test_every_liquidation_happened_when_mark_crossed_the_exact_liquidation_price(sim):
+def _funding_paid(root: Path, symbol: str, frame: pd.DataFrame, since: pd.Series, until: pd.Series) -> np.ndarray:
+    """Σ side · quantity · mark · rate over the settlements T with since < T <= until, per row of `frame`."""
+    funding = pd.read_parquet(root / "truth" / "funding" / f"{symbol}.parquet")
+    sign = np.where(frame["side"] == "long", 1.0, -1.0)
+    paid = np.zeros(len(frame))
+    for row in funding.itertuples(index=False):
+        alive = ((since < row.funding_time) & (row.funding_time <= until)).to_numpy()
+        paid += np.where(alive, sign * frame["quantity"].to_numpy() * row.mark_price * row.funding_rate, 0.0)
+    return paid
+
+
+def _margin_changes(root: Path, symbol: str) -> pd.DataFrame:
+    return pd.read_parquet(root / "truth" / "margin_changes" / f"{symbol}.parquet")
+
+
+def test_every_liquidation_happened_at_the_liquidation_price_in_force_when_mark_crossed_it(sim):
     root, _ = sim
     for symbol in SYMBOLS:
         pos = positions(root, symbol)
@@ -237,24 +286,43 @@ def test_every_liquidation_happened_when_mark_crossed_the_exact_liquidation_pric
         assert len(liq) > 0
         merged = liq.merge(pos, on=["symbol", "position_id"], suffixes=("", "_pos"))
         assert len(merged) == len(liq) and (merged["outcome"] == "liquidated").all()
-        assert (merged["price"] == merged["liq_price"]).all() and (merged["side"] == merged["side_pos"]).all()
+        assert (merged["side"] == merged["side_pos"]).all()
         assert (merged["liq_time"] == merged["close_time"]).all()
         assert (merged["day"] == merged["liq_time"].dt.date).all()
         np.testing.assert_allclose(merged["notional_usd"], merged["quantity"] * merged["price"], rtol=1e-12)
         assert (pos["outcome"] == "liquidated").sum() == len(liq)
+        # The price in force: the opening margin (or the last top-up's) minus the funding paid since,
+        # through the exact tiered formula.
+        changes = _margin_changes(root, symbol)
+        last = changes.sort_values("change_time").groupby("position_id").last()
+        merged = merged.join(last[["change_time", "isolated_margin_usd"]].add_suffix("_top_up"), on="position_id")
+        topped = merged["change_time_top_up"].notna() & (merged["change_time_top_up"] < merged["liq_time"])
+        since = merged["open_time"].where(~topped, merged["change_time_top_up"])
+        base = merged["isolated_margin_usd"].where(~topped, merged["isolated_margin_usd_top_up"])
+        wallet = base - _funding_paid(root, symbol, merged, since, merged["liq_time"])
+        table = margin.table_for(symbol, START).table
+        side = np.where(merged["side"] == "long", margin.LONG, margin.SHORT)
+        in_force = margin.tiered_liquidation_price(side, merged["quantity"], merged["entry_price"], wallet, table)
+        np.testing.assert_allclose(merged["price"], in_force.price, rtol=1e-9)
+        assert (merged["price"] != merged["liq_price"]).any(), "funding moved some liquidation prices"
         con = duckdb.connect()
-        con.register("pos", pos)
         con.register("mark", _mark_klines(root, symbol))
-        # The liquidation minute's mark range reaches the liquidation price ...
         con.register("liq", liq)
+        # The liquidation minute's mark range reaches the price in force ...
         missed_trigger = con.execute("""
             SELECT count(*) FROM liq JOIN mark
               ON mark.open_time = epoch_ms(date_trunc('minute', liq.liq_time))
             WHERE (liq.side = 'long' AND mark.low > liq.price) OR (liq.side = 'short' AND mark.high < liq.price)
-        """).fetchone()[0]
+        """).fetchall()[0][0]
         assert missed_trigger == 0
-        # ... and no position saw mark cross its liquidation price in any full minute of its life before
-        # it ended (checks start the minute after opening).
+        # ... and no position whose price never moved (no settlement, no top-up in its life) saw mark cross
+        # it in any full minute of its life before it ended (checks start the minute after opening).
+        funding = pd.read_parquet(root / "truth" / "funding" / f"{symbol}.parquet")["funding_time"].to_numpy()
+        open_t, close_t = pos["open_time"].to_numpy(), pos["close_time"].fillna(pd.Timestamp("2262-01-01")).to_numpy()
+        settled = ((funding[None, :] > open_t[:, None]) & (funding[None, :] <= close_t[:, None])).any(axis=1)
+        fixed = pos[~settled & ~pos["position_id"].isin(changes["position_id"]).to_numpy()]
+        assert len(fixed) > 100
+        con.register("pos", fixed)
         crossed_earlier = con.execute("""
             SELECT count(*) FROM pos JOIN mark
               ON mark.open_time > epoch_ms(date_trunc('minute', pos.open_time))
@@ -262,6 +330,35 @@ def test_every_liquidation_happened_when_mark_crossed_the_exact_liquidation_pric
             WHERE (pos.side = 'long' AND mark.low <= pos.liq_price) OR (pos.side = 'short' AND mark.high >= pos.liq_price)
         """).fetchone()[0]
         assert crossed_earlier == 0
+
+
+def test_funding_paid_moves_isolated_margins_and_liquidation_prices(sim):
+    root, _ = sim
+    for symbol in SYMBOLS:
+        pos = positions(root, symbol).set_index("position_id")
+        state = pd.read_parquet(root / "truth" / "open_positions" / f"{symbol}.parquet")
+        spec = state[(state["population"] == "speculator") & ~state["position_id"].isin(_margin_changes(root, symbol)["position_id"])]
+        opened = pos.loc[spec["position_id"]]
+        assert (spec["margin_mode"].to_numpy() == opened["margin_mode"].to_numpy()).all()
+        end = pd.to_datetime(spec["day"]) + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)  # before the 00:00 settlement
+        expected = _funding_paid(root, symbol, spec.reset_index(drop=True), opened["open_time"].reset_index(drop=True),
+                                 end.reset_index(drop=True))
+        np.testing.assert_allclose(spec["funding_paid_usd"], expected, rtol=1e-9, atol=1e-9)
+        assert (np.abs(expected) > 0).mean() > 0.5
+        np.testing.assert_allclose(spec["isolated_margin_usd"], opened["isolated_margin_usd"].to_numpy() - expected,
+                                   rtol=1e-9)
+        side = np.where(spec["side"] == "long", margin.LONG, margin.SHORT)
+        table = margin.table_for(symbol, START).table
+        exact = margin.tiered_liquidation_price(side, spec["quantity"], spec["entry_price"], spec["isolated_margin_usd"], table)
+        np.testing.assert_allclose(spec["liq_price"], exact.price, rtol=1e-12)
+        moved = spec["liq_price"].to_numpy() != opened["liq_price"].to_numpy()
+        assert moved.mean() > 0.5, "funding paid out of the margin moves the liquidation price"
+        # Top-ups move the price away from the mark.
+        changes = _margin_changes(root, symbol).merge(pos.reset_index(), on="position_id", suffixes=("", "_open"))
+        assert len(changes) > 0
+        away = np.where(changes["side"] == "long", changes["liq_price"] < changes["liq_price_open"],
+                        changes["liq_price"] > changes["liq_price_open"])
+        assert away.mean() > 0.9
 
 
 def test_liquidation_snapshot_and_force_order_records_match_the_truth(sim):
@@ -323,6 +420,22 @@ def test_funding_sign_follows_a_strong_long_or_short_imbalance(tmp_path):
         assert np.sign(rate[1:] - 0.0001).tolist() == [sign, sign]
 
 
+def test_order_flow_carries_the_speculative_long_share_only_when_openers_take(tmp_path):
+    # Openers always takers: the flow of each 15 minutes leans to the side speculators opened; openers
+    # takers half the time: no signal (momentum noise, closes, providers and liquidations carry none here).
+    r = {}
+    for share in (1.0, 0.5):
+        out = tmp_path / f"taker{share}"
+        simulate(tiny(out, symbols=("ETHUSDT",), start=dt.date(2026, 1, 5), seed=1, positions_per_day=3_000,
+                      trades_per_day=12_000, taker_open_share=share))
+        trades = pd.concat([read_zip_csv(out, ArchiveFile("aggTrades", "ETHUSDT", dt.date(2026, 1, 5) + dt.timedelta(days=i)))
+                            for i in range(DAYS)], ignore_index=True)
+        r[share], buckets = sim_realism.ofi_vs_entry_long_share_in_time(trades, positions(out, "ETHUSDT"))
+        assert buckets > 100
+    assert r[1.0] > 0.4, r
+    assert abs(r[0.5]) < 0.15, r
+
+
 def test_invalid_configs_fail_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="leverage_weights"):
         simulate(tiny(tmp_path, leverage_weights=(0.5,) * 11))
@@ -330,6 +443,12 @@ def test_invalid_configs_fail_with_a_clear_message(tmp_path):
         simulate(tiny(tmp_path, days=0))
     with pytest.raises(margin.BracketError, match="DOGEUSDT"):
         simulate(tiny(tmp_path, symbols=("DOGEUSDT",)))
+    with pytest.raises(ValueError, match="unknown scenario 'storm'"):
+        SimConfig.for_scenario("storm")
+    with pytest.raises(ValueError, match="taker_open_share"):
+        simulate(tiny(tmp_path, taker_open_share=1.5))
+    cascade = SimConfig.for_scenario("cascade", seed=3)
+    assert (cascade.scenario, cascade.seed) == ("cascade", 3) and cascade.liquidation_impact > SimConfig().liquidation_impact
 
 
 def test_manifest_records_config_seed_and_summary(sim):

@@ -1,7 +1,9 @@
 """Ground truth of the simulated market: the positions and liquidations the estimator is scored against.
 
 Reads the simulator's parquet files (`market.truth_dir`) for the partition's day into `truth.positions`
-(positions opened that day) and `truth.liquidations` (liquidations that happened that day).
+(speculative positions opened that day, as opened), `truth.open_positions` (every position open at the
+end of that day, speculators' and providers', with the margin and liquidation price then in force) and
+`truth.liquidations` (liquidations that happened that day).
 
 Ground truth exists only for the simulated source. With a mirror or Binance source these assets do not
 fail (a full-graph run on real data must not break on them): they leave the tables untouched and
@@ -61,7 +63,11 @@ def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: Mar
 
 def _summary(con, table: str, symbol: str, day) -> str:
     """Counts and notional by side (and outcome for positions) of the last partition, as markdown."""
-    if table == "truth.positions":
+    if table == "truth.open_positions":
+        sql = ("SELECT population, side, count(*) AS positions, round(sum(quantity * mark_price)) AS notional_usd, "
+               "round(sum(funding_paid_usd)) AS funding_paid_usd FROM truth.open_positions "
+               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
+    elif table == "truth.positions":
         sql = ("SELECT side, outcome, count(*) AS positions, round(sum(quantity * entry_price)) AS notional_usd, "
                "round(avg(leverage), 1) AS mean_leverage, max(bracket) AS max_bracket FROM truth.positions "
                "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
@@ -83,11 +89,24 @@ def _markdown(frame) -> str:
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run())
 def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
-    """Every simulated position opened on the partition's day, with its exact liquidation price and tier
-    and how it ended ('open', 'closed', 'liquidated')."""
+    """Every simulated speculative position opened on the partition's day, with its exact liquidation price
+    and tier at opening, its margin mode and account balance, and how it ended ('open', 'closed',
+    'liquidated')."""
     return _load(context, duckdb, market, "positions", "truth.positions",
                  "symbol, day, position_id, side, open_time, close_time, entry_price, quantity, leverage, "
-                 "isolated_margin_usd, liq_price, bracket, outcome", "position_id")
+                 "isolated_margin_usd, liq_price, bracket, outcome, margin_mode, account_balance_usd", "position_id")
+
+
+@dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
+          backfill_policy=dg.BackfillPolicy.single_run())
+def true_open_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                        market: MarketSource) -> dg.MaterializeResult:
+    """Every position open at the end of the partition's day, speculators' (by position) and providers'
+    (market makers and basis traders, by account: position_id = -account), with the margin, liquidation
+    price (nan: none) and tier then in force and the funding paid so far."""
+    return _load(context, duckdb, market, "open_positions", "truth.open_positions",
+                 "symbol, day, position_id, population, side, margin_mode, entry_price, quantity, leverage, "
+                 "isolated_margin_usd, liq_price, bracket, funding_paid_usd, mark_price", "position_id")
 
 
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},

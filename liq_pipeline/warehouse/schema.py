@@ -102,7 +102,27 @@ TABLES: dict[str, str] = {
         isolated_margin_usd DOUBLE NOT NULL,
         liq_price DOUBLE NOT NULL,
         bracket INTEGER NOT NULL,
-        outcome VARCHAR NOT NULL
+        outcome VARCHAR NOT NULL,
+        margin_mode VARCHAR,
+        account_balance_usd DOUBLE
+    """,
+    # Every position open at the end of `day` with the margin and liquidation price then in force
+    # (funding and margin top-ups move them); providers' holdings carry position_id = -account.
+    "truth.open_positions": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        position_id BIGINT NOT NULL,
+        population VARCHAR NOT NULL,
+        side VARCHAR NOT NULL,
+        margin_mode VARCHAR NOT NULL,
+        entry_price DOUBLE NOT NULL,
+        quantity DOUBLE NOT NULL,
+        leverage DOUBLE,
+        isolated_margin_usd DOUBLE NOT NULL,
+        liq_price DOUBLE,
+        bracket INTEGER NOT NULL,
+        funding_paid_usd DOUBLE NOT NULL,
+        mark_price DOUBLE NOT NULL
     """,
     "truth.liquidations": """
         symbol VARCHAR NOT NULL,
