@@ -40,6 +40,7 @@ TABLES: dict[str, str] = {
     """,
     "raw.klines": _KLINE_COLUMNS,
     "raw.mark_price_klines": _KLINE_COLUMNS,
+    "raw.premium_index_klines": _KLINE_COLUMNS,
     "raw.open_interest": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
