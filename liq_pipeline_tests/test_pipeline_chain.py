@@ -75,14 +75,17 @@ def test_raw_tables_hold_exactly_what_the_simulator_wrote(chain):
     assert hi - lo + 1 == n and outside == 0
 
 
-def test_open_interest_equals_the_true_open_positions_at_every_sample(chain):
-    worst = _query(chain, """
-        SELECT max(abs(o.sum_open_interest - coalesce(p.open_qty, 0)))
-        FROM raw.open_interest o
-        LEFT JOIN LATERAL (SELECT sum(quantity) AS open_qty FROM truth.positions p
-                           WHERE p.open_time <= o.create_time AND (p.close_time IS NULL OR p.close_time > o.create_time)) p
-               ON true""")[0][0]
-    assert worst < 1e-6
+def test_open_interest_is_sum_long_and_sum_short_of_the_true_open_positions_at_day_ends(chain):
+    # Every contract has a holder on each side (speculators and providers): the 00:00 sample of D+1 is the
+    # book at the end of D.
+    n, worst_oi, worst_sides = _query(chain, """
+        WITH book AS (
+            SELECT day, sum(quantity) FILTER (WHERE side = 'long') AS longs,
+                   sum(quantity) FILTER (WHERE side = 'short') AS shorts
+            FROM truth.open_positions GROUP BY day)
+        SELECT count(*), max(abs(o.sum_open_interest - b.longs)), max(abs(b.longs - b.shorts))
+        FROM book b JOIN raw.open_interest o ON o.create_time = b.day + INTERVAL 1 DAY""")[0]
+    assert n == DAYS - 1 and worst_oi < 1e-6 and worst_sides < 1e-6
 
 
 def test_every_true_liquidation_was_triggered_by_mark_price(chain):

@@ -199,6 +199,11 @@ def test_open_interest_is_sum_long_and_sum_short_at_every_sample(sim):
         assert longs.max() > 0
         # Both populations hold each side at some time: providers are the counterparty, not a mirror.
         assert prov_long.max() > 0 and prov_short.max() > 0
+        # Providers: low effective leverage, liquidation prices far from the mark at every sample.
+        held = prov[prov["position_quantity"] != 0]
+        assert (held["position_quantity"].abs() * held["mark_price"] / held["equity_usd"]).max() < 3
+        far = ~np.isfinite(held["liq_price"]) | (np.abs(held["liq_price"] / held["mark_price"] - 1) > 0.3)
+        assert far.all()
         assert (spec_long > spec_short).any() or (spec_short > spec_long).any()
 
 
@@ -305,6 +310,17 @@ def test_every_liquidation_happened_at_the_liquidation_price_in_force_when_mark_
         in_force = margin.tiered_liquidation_price(side, merged["quantity"], merged["entry_price"], wallet, table)
         np.testing.assert_allclose(merged["price"], in_force.price, rtol=1e-9)
         assert (merged["price"] != merged["liq_price"]).any(), "funding moved some liquidation prices"
+        # The forced order's price is the bankruptcy price with the margin in force (what the public
+        # liquidationSnapshot / forceOrder records carry).
+        snap = pd.concat([pd.read_csv(root / "truth" / "liquidationSnapshot" / symbol / f"{symbol}-liquidationSnapshot-{d}.csv")
+                          for d in days()], ignore_index=True)
+        sign = np.where(merged["side"] == "long", 1.0, -1.0)
+        bankrupt = np.maximum(np.round(merged["entry_price"] - sign * wallet / merged["quantity"], 1 if symbol == "BTCUSDT" else 2),
+                              0.01)
+        by_time = merged.assign(bankrupt=bankrupt, t=merged["liq_time"].astype("datetime64[ms]").astype("int64"))
+        joined = snap.merge(by_time, left_on="time", right_on="t")
+        assert len(joined) >= len(snap)
+        np.testing.assert_allclose(joined["price_x"], joined["bankrupt"], atol=0.011)
         con = duckdb.connect()
         con.register("mark", _mark_klines(root, symbol))
         con.register("liq", liq)
@@ -515,3 +531,22 @@ def test_truth_assets_fail_clearly_when_the_simulation_is_missing(tmp_path):
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error
     assert "ground truth" in failure.message and "simulate" in failure.message
+
+
+def test_truth_assets_add_new_columns_to_a_warehouse_made_by_the_older_simulator(sim, tmp_path):
+    root, _ = sim
+    res = _resources(tmp_path, root)
+    old_ddl = "\n".join(line for line in TABLES["truth.positions"].strip().splitlines()
+                        if "margin_mode" not in line and "account_balance_usd" not in line).rstrip(",")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE SCHEMA truth")
+        con.execute(f"CREATE TABLE truth.positions ({old_ddl})")
+    result = dg.materialize([truth.true_positions, truth.true_open_positions], resources=res,
+                            partition_key=dg.MultiPartitionKey({"date": days()[0].isoformat(), "symbol": "BTCUSDT"}),
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        modes = {r[0] for r in con.execute("SELECT DISTINCT margin_mode FROM truth.positions").fetchall()}
+        populations = {r[0] for r in con.execute("SELECT DISTINCT population FROM truth.open_positions").fetchall()}
+    assert modes == {"isolated", "cross"}
+    assert populations == {"speculator", "market_maker", "basis"}

@@ -17,7 +17,9 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.io import replace_partition
+from liq_pipeline.warehouse.schema import TABLES, ensure_tables
 
 GROUP = "truth"
 SKIPPED = "skipped: ground truth exists only for the simulated source (market.kind = 'simulated')"
@@ -34,6 +36,21 @@ def _truth_file(market: MarketSource, kind: str, symbol: str) -> Path:
     return path
 
 
+def _add_new_columns(con, table: str) -> None:
+    """A warehouse made by an older simulator lacks the columns added since (margin_mode, ...): add them
+    (NULL for the rows already stored) so the insert by name works. Nothing to do in the parquet mode."""
+    if parquet.root_of(con) is not None:
+        return
+    ensure_tables(con, table)
+    schema, name = table.split(".")
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                                      "AND table_name = ?", [schema, name]).fetchall()}
+    for line in TABLES[table].strip().splitlines():
+        column, kind = line.strip().rstrip(",").split()[:2]
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource, kind: str,
           table: str, columns: str, order_by: str) -> dg.MaterializeResult:
     if not market.is_simulated:
@@ -42,6 +59,7 @@ def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: Mar
     rows: dict[str, int] = {}
     preview = ""
     with duckdb.get_connection() as con:
+        _add_new_columns(con, table)
         for symbol, day in partitions.symbol_days(context):
             path = str(_truth_file(market, kind, symbol))
             select = (f"SELECT {columns} FROM read_parquet(?) WHERE symbol = ? AND day = ? "

@@ -121,6 +121,10 @@ def symbol_figures(root: Path, symbol: str) -> dict:
     r_ofi, n_bins = ofi_vs_entry_long_share(trades, positions)
     r_ofi_time, n_buckets = ofi_vs_entry_long_share_in_time(trades, positions)
     liq = pd.read_parquet(truth / "liquidations" / f"{symbol}.parquet")
+    held = providers[providers["position_quantity"] != 0]
+    prov_lev = (held["position_quantity"].abs() * held["mark_price"] / held["equity_usd"]).max() if len(held) else 0.0
+    # Distance from the mark to a provider's liquidation price (inf when none): how far they are from it.
+    dist = (np.abs(held["liq_price"] / held["mark_price"] - 1)).where(np.isfinite(held["liq_price"]), np.inf)
     return {
         "symbol": symbol,
         "oi_long_short_max_abs_error": float(np.nanmax(np.abs(longs - shorts))),
@@ -140,6 +144,8 @@ def symbol_figures(root: Path, symbol: str) -> dict:
         "liquidations_per_day": len(liq) / len(days),
         "liquidated_usd_per_day": float(liq["notional_usd"].sum() / len(days)),
         "max_bracket": int(positions["bracket"].max()) if len(positions) else 0,
+        "provider_max_leverage": float(prov_lev),
+        "provider_min_liq_distance": float(dist.min()) if len(dist) else float("inf"),
     }
 
 
@@ -166,6 +172,8 @@ def format_figures(figs: dict[str, dict]) -> str:
             + ", ".join(f"{k.replace('_long_short_ratio', '')} {v:+.2f}" for k, v in r.items()),
             f"  largest position ≤ {f['largest_position_share_max']:.1%} of OI; {f['liquidations_per_day']:.0f} liquidations "
             f"(${f['liquidated_usd_per_day'] / 1e6:,.2f} M) a day; highest tier {f['max_bracket']}",
+            f"  providers: effective leverage ≤ {f['provider_max_leverage']:.2f}, liquidation price ≥ "
+            f"{f['provider_min_liq_distance']:.0%} from the mark at every sample",
         ]
     return "\n".join(lines)
 

@@ -70,6 +70,11 @@ _EPOCH = dt.date(1970, 1, 1)
 #: exits inside the block are caught up on the recorded mark path: it divides the 5-minute metrics grid
 #: and the funding interval, so samples and settlements always see every earlier open.
 OPEN_BLOCK_MINUTES = 5
+#: The per-minute exit scan looks only at rows with a trigger within this fraction of the mark or an exit
+#: planned within NEAR_MINUTES; the set is rebuilt when the mark leaves half the band, on time, and after
+#: anything that moves triggers closer (settlements) or renumbers rows (compaction).
+NEAR_BAND = 0.015
+NEAR_MINUTES = 30
 #: Outcome codes used inside the simulator; the truth tables use the strings.
 _OPEN, _CLOSED, _LIQUIDATED = 0, 1, 2
 _OUTCOMES = np.array(["open", "closed", "liquidated"])
@@ -102,8 +107,8 @@ class SimConfig:
     """Simulation parameters. Per-symbol values are `(symbol, value)` pairs so the config stays hashable.
 
     Defaults (scenario `calm`) give a calm-to-volatile crypto market: BTC ~90,000 at 50 % annual vol,
-    ETH ~3,000 at 65 %, 0.4 jumps a day of ~1.2 %, regimes drifting ±0.4 %/day, 12,000 new speculative
-    positions per symbol-day held ~24 h (median), Pareto sizes with α = 1.5; the README explains each.
+    ETH ~3,000 at 65 %, 0.4 jumps a day of ~1.2 %, regimes drifting ±0.4 %/day, 9,000 new speculative
+    positions per symbol-day held ~40 h (median), Pareto sizes with α = 1.5; the README explains each.
     Use `SimConfig.for_scenario(name, ...)` for the other scenarios.
     """
 
@@ -128,15 +133,18 @@ class SimConfig:
     #: Laplace scale of a jump's log-return.
     jump_scale: float = 0.012
     # ---- speculators ----------------------------------------------------------------------------
-    positions_per_day: int = 12_000
+    positions_per_day: int = 9_000
     leverages: tuple[float, ...] = (2, 3, 5, 10, 15, 20, 25, 50, 75, 100, 125)
     leverage_weights: tuple[float, ...] = (0.03, 0.05, 0.09, 0.17, 0.14, 0.18, 0.13, 0.10, 0.04, 0.04, 0.03)
     #: Entry notional ~ Pareto(size_min_usd, alpha), truncated at size_max_usd (USDT).
     size_min_usd: float = 1_000.0
     size_tail_alpha: float = 1.5
-    size_max_usd: float = 8_000_000.0
+    size_max_usd: float = 2_500_000.0
+    #: Larger accounts use less leverage: the drawn leverage is scaled by (notional / size_min_usd)^−exponent
+    #: and floored to an integer >= 2 (an assumption; Binance's tiers cap leverage in the same direction).
+    leverage_size_exponent: float = 0.25
     #: Share of speculators in cross margin: their whole account balance backs the position.
-    cross_margin_share: float = 0.25
+    cross_margin_share: float = 0.5
     #: Account balance / position margin ~ 1 + lognormal(median, sigma): free collateral besides the margin.
     balance_multiple_median: float = 1.5
     balance_multiple_sigma: float = 0.9
@@ -146,7 +154,7 @@ class SimConfig:
     margin_add_trigger: float = 0.6
     margin_add_range: tuple[float, float] = (0.3, 1.0)
     #: Planned holding time ~ lognormal with this median (hours) and log-sd.
-    median_hold_hours: float = 24.0
+    median_hold_hours: float = 40.0
     hold_sigma: float = 1.4
     #: Take-profit at a PnL of this median multiple of the margin (log-sd tp_sigma).
     take_profit_margin_multiple: float = 0.8
@@ -170,7 +178,7 @@ class SimConfig:
     basis_traders: int = 8
     #: Basis traders' short target as a share of the speculators' gross notional at baseline funding,
     #: scaled by 1 + basis_funding_sensitivity · (F − I), clipped to [0, 2].
-    basis_share: float = 0.25
+    basis_share: float = 0.4
     basis_funding_sensitivity: float = 2_000.0
     #: A basis trader revisits its target on average every this many minutes and closes half the gap.
     basis_rebalance_minutes: float = 30.0
@@ -193,7 +201,7 @@ class SimConfig:
     noise_volume_share: float = 0.2
     noise_sigma: float = 1.6
     noise_momentum: float = 0.2
-    zip_level: int = 6
+    zip_level: int = 3
     #: Symbols simulated in parallel processes (1 = in this process).
     workers: int = 2
 
@@ -222,6 +230,8 @@ class SimConfig:
             raise ValueError("need 0 < size_min_usd < size_max_usd")
         if self.size_tail_alpha <= 0:
             raise ValueError("size_tail_alpha must be > 0")
+        if self.leverage_size_exponent < 0:
+            raise ValueError("leverage_size_exponent must be >= 0")
         if len(self.regime_long_probs) != len(self.regime_drifts_per_day):
             raise ValueError("regime_long_probs and regime_drifts_per_day need the same length")
         if (24 * 60) % (self.funding_interval_hours * 60) != 0:
@@ -394,7 +404,8 @@ class _Book:
         self.n += k
         self._view()
 
-    def remove(self, idx: np.ndarray) -> None:
+    def remove(self, idx: np.ndarray) -> bool:
+        """Mark rows `idx` dead; True when the arrays were compacted (row numbers changed)."""
         a = self.a
         a["alive"][idx] = False
         for name in ("lo_trig", "hi_trig", "liq", "sl", "tp", "add_trig"):
@@ -409,6 +420,8 @@ class _Book:
                 col[:m] = col[: self.n][keep]
             self.n, self.dead = m, 0
             self._view()
+            return True
+        return False
 
 
 class _Chunks:
@@ -462,6 +475,10 @@ class _SymbolSim:
         self.pending_impact = 0.0  # log-impact of the last minute's liquidations, applied next minute
         self.impact_offset = 0.0  # current temporary displacement of the mark (log)
         self.book = _Book()
+        self.pending_fills: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.near: np.ndarray | None = None  # rows the exit scan looks at (see NEAR_BAND)
+        self.near_lo = self.near_hi = 0.0
+        self.near_until = 0
         self.spec_long = 0  # Σ lots of open speculative longs / shorts (exact integers)
         self.spec_short = 0
         # Providers: market makers first, then basis traders. Signed inventory in lots (one-way mode: one
@@ -544,6 +561,7 @@ class _SymbolSim:
                 if n_open:
                     self._opens(day_ms, path_day, b0, m, day, table, pre, off, n_open, ev)
                     off += n_open
+            self._apply_fills()
             self._providers_rebalance(t0, m, pre, ev)
             gross = self.spec_long + self.spec_short
             imbalance = (self.spec_long - self.spec_short) / gross if gross else 0.0
@@ -610,7 +628,8 @@ class _SymbolSim:
         provider with a position one more. count_long_short_ratio: accounts net long / net short, all
         accounts; the top-trader ratios use the top 20 % of accounts by margin balance (wallet + uPnL):
         count = accounts long / short among them, sum = their long / short quantity."""
-        a = {k: v[self.book.a["alive"]] for k, v in self.book.a.items() if k in ("side", "lots", "entry", "margin", "free")}
+        live = np.flatnonzero(self.book.a["alive"])
+        a = {k: self.book.a[k][live] for k in ("side", "lots", "entry", "margin", "free")}
         oi = self.spec_long + int(np.clip(self.prov_inv, 0, None).sum())
         if oi != self.spec_short + int(np.clip(-self.prov_inv, 0, None).sum()):
             raise AssertionError(f"{self.symbol}: open interest is not conserved at {t0}")
@@ -678,6 +697,7 @@ class _SymbolSim:
             a["margin"][live] -= pay
             a["funding"][live] += pay
             self._reprice(live, table)
+            self.near = None  # liquidation prices moved
         prov_pay = self.prov_inv / self.qty_scale * self.mark * rate
         self.prov_equity -= prov_pay
         self.prov_funding += prov_pay
@@ -700,10 +720,18 @@ class _SymbolSim:
         a["hi_trig"][idx] = hi
 
     def _fill_providers(self, side: np.ndarray, lots: np.ndarray, price: np.ndarray) -> None:
-        """Speculative fills (side = the speculator's change of position: +1 bought, −1 sold) against
-        market makers drawn by weight: each maker's inventory moves by the opposite."""
-        if side.size == 0:
+        """Queue speculative fills (side = the speculator's change of position: +1 bought, −1 sold); they
+        are applied against the market makers once per minute (`_apply_fills`)."""
+        if side.size:
+            self.pending_fills.append((side, lots, price))
+
+    def _apply_fills(self) -> None:
+        """The minute's speculative fills against market makers drawn by weight: each maker's inventory
+        moves by the opposite, its entry by the fills' average price."""
+        if not self.pending_fills:
             return
+        side, lots, price = (np.concatenate(x) for x in zip(*self.pending_fills, strict=True))
+        self.pending_fills.clear()
         mm = np.minimum(np.searchsorted(self.mm_cum, self.rng.random(side.size) * self.mm_cum[-1], side="right"),
                         self.n_mm - 1)
         k = self.prov_inv.size
@@ -768,9 +796,22 @@ class _SymbolSim:
         of isolated traders whose alert level was touched (they react after the minute, so a liquidation
         earlier in the same minute wins)."""
         a = self.book.a
-        cand = (a["lo_trig"] >= path.min()) | (a["hi_trig"] <= path.max()) | (a["planned_ms"] < t0 + MS_PER_MINUTE)
-        if cand.any():
-            self._check(np.flatnonzero(cand), path, t0, None, day, table, ev)
+        pmin, pmax = path.min(), path.max()
+        t_end = t0 + MS_PER_MINUTE
+        if self.near is None or pmin < self.near_lo or pmax > self.near_hi or t_end > self.near_until:
+            # Rows that could fire soon: a trigger within NEAR_BAND of the mark or an exit planned within
+            # NEAR_MINUTES. The others cannot fire while the mark stays within half the band: exact.
+            ref = self.mark
+            self.near = np.flatnonzero((a["lo_trig"] >= ref * (1 - NEAR_BAND)) | (a["hi_trig"] <= ref * (1 + NEAR_BAND))
+                                       | (a["planned_ms"] < t0 + NEAR_MINUTES * MS_PER_MINUTE))
+            self.near_lo, self.near_hi = ref * (1 - NEAR_BAND / 2), ref * (1 + NEAR_BAND / 2)
+            self.near_until = t0 + NEAR_MINUTES * MS_PER_MINUTE
+            if pmin < self.near_lo or pmax > self.near_hi:  # a move beyond half the band within this minute
+                self.near = np.flatnonzero(a["alive"])
+        near = self.near
+        cand = near[(a["lo_trig"][near] >= pmin) | (a["hi_trig"][near] <= pmax) | (a["planned_ms"][near] < t_end)]
+        if cand.size:
+            self._check(cand, path, t0, None, day, table, ev)
 
     def _check(self, idx: np.ndarray, path: np.ndarray, t0: int, start: np.ndarray | None, day: dt.date,
                table: margin.BracketTable, ev: _Chunks) -> None:
@@ -852,7 +893,8 @@ class _SymbolSim:
             self.pending_impact = float(np.clip(self.pending_impact + impact, -cap, cap))
         self.spec_long -= int(lots[side > 0].sum())
         self.spec_short -= int(lots[side < 0].sum())
-        self.book.remove(idx)
+        if self.book.remove(idx):
+            self.near = None  # rows renumbered
 
     def _top_up(self, idx: np.ndarray, time_ms: int, table: margin.BracketTable) -> None:
         """Move `add_frac` of the margin (at most the free collateral) into the isolated margin."""
@@ -881,7 +923,8 @@ class _SymbolSim:
         # it (ETH fixture) use 1/(2·MMR), which reproduces BTC's published 150/100/75/50 within rounding.
         tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
         max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
-        lev = np.minimum(pre["o_lev"][sl_], max_lev)
+        lev = np.maximum(2.0, np.floor(pre["o_lev"][sl_] * (notional / cfg.size_min_usd) ** -cfg.leverage_size_exponent))
+        lev = np.minimum(lev, max_lev)
         mark_at = path_day[minute * 60 + offset // 1000]
         taker = pre["o_taker_u"][sl_] < cfg.taker_open_share
         # A taker crosses the spread (a long buys one tick above mark); a maker rests one tick inside.
@@ -920,6 +963,8 @@ class _SymbolSim:
         add_trig = np.where(adds, entry + cfg.margin_add_trigger * (liq - entry), np.nan)
         lo, hi = _triggers(side, liq, sl, tp, add_trig)
         first_row = self.book.n
+        if self.near is not None:
+            self.near = np.r_[self.near, np.arange(first_row, first_row + k)]
         self.book.add(pid=pid, side=side, lots=lots, entry=entry, liq=liq, bracket=bracket, sl=sl, tp=tp,
                       lo_trig=lo, hi_trig=hi, planned_ms=open_ms + pre["o_hold_ms"][sl_idx], margin=wallet,
                       free=free, cross=cross, funding=np.zeros(k), add_trig=add_trig,
@@ -1287,6 +1332,7 @@ class _SymbolSim:
 def _write_parquet(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    # Row groups of 64k rows: the truth assets read one day at a time and skip the others by statistics.
+    pq.write_table(table, tmp, compression="zstd", row_group_size=65_536)
     os.replace(tmp, path)
 
