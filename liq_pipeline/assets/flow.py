@@ -24,9 +24,6 @@ from liq_pipeline.model.margin import table_for
 from liq_pipeline.warehouse.io import registered_frame, replace_partition, table_exists
 
 GROUP = "model"
-#: Tables the flow engine reads: only what Binance publishes (and what the user imported).
-PUBLIC_INPUTS = ("raw.agg_trades", "raw.klines", "raw.mark_price_klines", "raw.open_interest", "raw.funding_rates",
-                 "raw.premium_index_klines", "raw.realized_liquidations", "raw.realized_liquidation_bars")
 SIDES = ("long", "short")
 
 
@@ -355,7 +352,8 @@ def flow_distribution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
 # ---------------------------------------------------------------------------------------------- asset
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest", "funding_rates")])
+          deps=[dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest", "funding_rates",
+                                         "premium_index_klines")])
 def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The `flow` variant's book of position cohorts (model/flow.py), evolved through the day from D−1's
     book: gross opens at traded prices split by public crowding signals, closes by a survival model with
