@@ -156,7 +156,7 @@ def _format_zone_table(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def format_top_zones(con, symbol: str, day: dt.date, variant: str = "hybrid", n: int = 3) -> str:
+def format_top_zones(con, symbol: str, day: dt.date, variant: str = config.DEFAULT_VARIANT, n: int = 3) -> str:
     """Top `n` zones per side of (symbol, day, variant) as a text table; a "not materialized" line (with the
     command to run) when there are none. Used by `liq zones` and at the end of `make demo`."""
     rows = _zone_rows(con, symbol, day, variant, n)
@@ -330,7 +330,8 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     h = sub.add_parser("heatmap", help="liquidation levels of SYMBOL at a time (from the warehouse)")
     h.add_argument("symbol")
     h.add_argument("--at", help="UTC time, e.g. 2026-01-05T12:00 (default: the latest snapshot)")
-    h.add_argument("--variant", default="hybrid", help=f"one of {', '.join(config.VARIANTS)} (default hybrid)")
+    h.add_argument("--variant", default=config.DEFAULT_VARIANT,
+                   help=f"one of {', '.join(config.VARIANTS)} (default {config.DEFAULT_VARIANT})")
     h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
     h.add_argument("--out", help="output file for png/html (default under the reports directory)")
     h.add_argument("--top", type=int, default=10, help="levels per side in the table (default 10)")
@@ -343,7 +344,7 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     z = sub.add_parser("zones", help="liquidation zones of SYMBOL at the end of a day")
     z.add_argument("symbol")
     z.add_argument("--day", help="YYYY-MM-DD (default: the latest materialized day)")
-    z.add_argument("--variant", default="hybrid")
+    z.add_argument("--variant", default=config.DEFAULT_VARIANT)
     z.add_argument("--format", choices=("table", "json"), default="table")
     z.add_argument("--top", type=int, default=5, help="zones per side (default 5)")
     z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")

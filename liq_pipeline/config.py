@@ -145,4 +145,43 @@ def _model_from_env() -> ModelParams:
 
 
 MODEL = _model_from_env()
-VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """Priors and settings of the `flow` variant (model/flow.py), recorded in asset metadata.
+
+    Each prior is a documented assumption; the leverage mix and the leveraged share per side are
+    re-learned every day from public liquidations when there are any (model.flow_parameters).
+    """
+
+    #: Leverage buckets up to the bracket maximum (125x on BTCUSDT; capped per size by the table).
+    leverages: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 50.0, 75.0, 125.0)
+    #: Prior mix over `leverages` at open (weights sum to 1): retail-heavy at 10-20x with a tail to the max.
+    prior_weights: tuple[float, ...] = (0.08, 0.17, 0.27, 0.24, 0.14, 0.06, 0.04)
+    #: Book turnover: gross closes ≈ ln2 / half-life of the book per hour (positions live hours, not weeks).
+    half_life_hours: float = 16.0
+    #: Closing hazard ∝ (leverage / 10)^exponent beyond liquidation. 0: leverage shortens a position's life
+    #: only through its own liquidation price (measured on the dev market, seed 7: 0.5 cut the overlap with
+    #: the true map from 0.46 to 0.38, 1.0 to 0.28, because it emptied the book near the mark).
+    leverage_hazard_exponent: float = 0.0
+    #: Closing hazard ∝ 1 / (1 + age / age_scale): young positions churn more than old ones.
+    age_hazard_hours: float = 12.0
+    #: Cohorts older than this leave the book (their survival is negligible under the hazard above).
+    max_age_days: int = 7
+    #: Position-size buckets (notional-weighted quantiles of the day's trades): tier and leverage cap.
+    size_buckets: int = 3
+    #: Trailing window of public liquidations the mix and leveraged share are fitted on.
+    calibration_days: int = 7
+    #: Ridge weight pulling the fitted mix towards the prior (relative to the data's own scale).
+    ridge: float = 0.5
+    #: Leveraged share of the book per side when no public liquidations exist.
+    prior_leveraged_share: float = 1.0
+
+
+FLOW = FlowParams()
+SEED_VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
+#: The seed's four variants and `flow` (the cohort model of model/flow.py).
+VARIANTS = SEED_VARIANTS + ("flow",)
+#: The variant the CLI, the pictures and the zones summary show unless told otherwise.
+DEFAULT_VARIANT = "hybrid"

@@ -10,6 +10,7 @@ from liq_pipeline.resources import default_resources
 ASSET_MODULES = (
     "liq_pipeline.assets.raw",
     "liq_pipeline.assets.truth",
+    "liq_pipeline.assets.flow",
     "liq_pipeline.assets.model",
     "liq_pipeline.assets.heatmap",
     "liq_pipeline.assets.validation",

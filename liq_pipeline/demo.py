@@ -86,7 +86,9 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
         ("baseline, OFI, distributions, levels", dg.AssetSelection.groups("model") - dg.AssetSelection.assets("volume_profile_daily"), first_model),
         ("heatmap and zones", dg.AssetSelection.groups("heatmap"), first_model + dt.timedelta(days=1)),
     ]
-    for label, selection, first in stages:
+    for i, (label, selection, first) in enumerate(stages):
+        if i == 1:
+            _import_public_liquidations(out_dir, symbols)
         for symbol in symbols:
             t = time.time()
             result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
@@ -106,6 +108,26 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     _print_summary(symbols, last, months)
     print(f"\ndemo finished in {time.time() - t0:.0f} s; `make ui` opens the Dagster UI on http://127.0.0.1:3000")
     return 0
+
+
+def _import_public_liquidations(out_dir: Path, symbols: tuple[str, ...]) -> None:
+    """Load the simulated market's public forceOrder stream into raw.realized_liquidations, as the live
+    recorder would have captured it: the only liquidation data the `flow` variant calibrates on."""
+    import duckdb
+
+    from liq_pipeline.market.liquidation_imports import import_liquidation_file
+
+    if config.storage() != "duckdb":
+        print("public liquidation stream not imported (LIQ_STORAGE=parquet): flow keeps its prior leverage mix")
+        return
+    t = time.time()
+    with duckdb.connect(str(config.warehouse_path())) as con:
+        for symbol in symbols:
+            path = out_dir / "truth" / "forceOrder" / f"{symbol}.jsonl"
+            if path.exists():
+                rows = import_liquidation_file(con, path)  # replaces an earlier import of the file
+                print(f"{'public liquidation stream (forceOrder)':<40} {symbol}: {rows.rows:,} "
+                      f"records ({time.time() - t:.1f} s)")
 
 
 def _validation_rows(report: dict) -> list[str]:

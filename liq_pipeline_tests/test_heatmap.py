@@ -13,6 +13,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
+from liq_pipeline.assets.flow import flow_book
 from liq_pipeline.assets.heatmap import compute_heatmap_day, liquidation_heatmap, liquidation_zones
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model.grid import grid_for
@@ -298,7 +299,7 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
             insert_trades(c, day, close)
             insert_oi(c, day, 1e9 * (1 + 0.05 * np.sin(np.arange(288) / 20)))
     result = dg.materialize(
-        [liquidation_heatmap, liquidation_zones], resources={"duckdb": DuckDBResource(database=str(db))},
+        [flow_book, liquidation_heatmap, liquidation_zones], resources={"duckdb": DuckDBResource(database=str(db))},
         tags={"dagster/asset_partition_range_start": f"{prev.isoformat()}|{SYMBOL}",
               "dagster/asset_partition_range_end": f"{DAY.isoformat()}|{SYMBOL}"},
         instance=dg.DagsterInstance.ephemeral())

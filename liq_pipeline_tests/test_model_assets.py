@@ -11,14 +11,14 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
-from liq_pipeline.assets import model
+from liq_pipeline.assets import flow, model
 from liq_pipeline.config import MODEL, VARIANTS
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.schema import ensure_tables
 
 SYMBOL = "BTCUSDT"
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
-MODEL_ASSETS = [model.volume_profile_daily, model.volume_profile_baseline, model.ofi_bins,
+MODEL_ASSETS = [model.volume_profile_daily, model.volume_profile_baseline, model.ofi_bins, flow.flow_book,
                 model.position_distribution, model.liquidation_levels]
 #: OI (USDT) at 00:00 of DAYS[0]; it grows 0.1 % per hour, so ΔOI over 24 h is +2.4 %.
 OI0 = 8.0e9

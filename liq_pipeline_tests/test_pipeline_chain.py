@@ -136,3 +136,52 @@ def test_validation_report_scores_against_ground_truth(chain):
         assert sym["variants"][variant]["grade"]["letter"] in {"A", "B", "C", "F"}
     checks = {e.check_name for e in chain["results"]["validation"].get_asset_check_evaluations()}
     assert "hybrid_beats_volume_baseline" in checks
+
+
+def test_flow_levels_heatmap_and_distribution_come_from_one_engine(chain):
+    # The heatmap's flow rows are flow_book's snapshots, and the levels are its last snapshot.
+    diff = _query(chain, """
+        SELECT count(*) FROM (SELECT day, snapshot_time, side, bin_id, notional_usd FROM model.flow_snapshots
+                              EXCEPT SELECT day, snapshot_time, side, bin_id, notional_usd
+                              FROM model.liquidation_heatmap WHERE variant = 'flow')""")[0][0]
+    assert diff == 0
+    worst = _query(chain, """
+        WITH last AS (SELECT day, side, bin_id, notional_usd FROM model.flow_snapshots s
+                      WHERE snapshot_time = (SELECT max(snapshot_time) FROM model.flow_snapshots WHERE day = s.day)),
+             lv AS (SELECT day, side, bin_id, sum(notional_usd) AS n FROM model.liquidation_levels
+                    WHERE variant = 'flow' GROUP BY ALL)
+        SELECT max(abs(coalesce(l.n, 0) - coalesce(s.notional_usd, 0)) / (SELECT max(notional_usd) FROM last))
+        FROM lv l FULL JOIN last s USING (day, side, bin_id)""")[0][0]
+    assert worst < 1e-6
+    oi_err = _query(chain, """
+        SELECT max(abs(d.total - s.oi_usd) / s.oi_usd) FROM
+            (SELECT day, sum(long_usd + short_usd) AS total FROM model.position_distribution
+             WHERE variant = 'flow' GROUP BY day) d JOIN model.position_signals s USING (day)""")[0][0]
+    assert oi_err < 1e-9
+
+
+def test_flow_estimate_is_unchanged_when_the_simulator_truth_is_gone(chain):
+    from liq_pipeline.market.liquidation_imports import import_liquidation_file
+
+    with duckdb.connect(str(chain["db"])) as con:
+        import_liquidation_file(con, chain["tmp"] / "archive-sim" / "truth" / "forceOrder" / f"{SYMBOL}.jsonl")
+
+    def fingerprint():
+        return [_query(chain, f"SELECT count(*), sum(hash(COLUMNS(*)))::HUGEINT FROM {t}")[0]
+                for t in ("model.flow_book", "model.flow_snapshots", "model.flow_steps", "model.flow_parameters")]
+
+    chain["run"](dg.AssetSelection.assets("flow_book"))
+    learned = _query(chain, "SELECT count(*) FROM model.flow_parameters WHERE source = 'learned'")[0][0]
+    assert learned > 0  # the mix was fitted on the public forceOrder stream, not taken from the prior
+    before = fingerprint()
+    with duckdb.connect(str(chain["db"])) as con:
+        for t in ("positions", "liquidations"):
+            con.execute(f"ALTER TABLE truth.{t} RENAME TO hidden_{t}")
+    try:
+        chain["run"](dg.AssetSelection.assets("flow_book"))
+        assert fingerprint() == before
+    finally:
+        with duckdb.connect(str(chain["db"])) as con:
+            for t in ("positions", "liquidations"):
+                con.execute(f"DROP TABLE IF EXISTS truth.{t}")
+                con.execute(f"ALTER TABLE truth.hidden_{t} RENAME TO {t}")

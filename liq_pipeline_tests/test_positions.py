@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline.config import MODEL, VARIANTS
+from liq_pipeline.config import MODEL, SEED_VARIANTS
 from liq_pipeline.model import positions as pos
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets, project_levels
@@ -35,7 +35,7 @@ def totals(d):
 def test_every_variant_is_built_and_scaled_to_open_interest():
     for s in (signals(), signals(funding_rate_8h=0.0004, oi_24h_ago_usd=6e9), signals(funding_rate_8h=-0.0003)):
         dists = build_distributions(PRICE, NOTIONAL, P_LONG, s)
-        assert tuple(dists) == VARIANTS
+        assert tuple(dists) == SEED_VARIANTS
         for d in dists.values():
             assert totals(d) == pytest.approx(8e9, rel=1e-12)
             assert np.all(d.long_usd >= 0) and np.all(d.short_usd >= 0)

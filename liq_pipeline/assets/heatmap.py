@@ -19,7 +19,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, VARIANTS, ModelParams
+from liq_pipeline.config import DEFAULT_VARIANT, KLINE_INTERVAL_MS, MODEL, VARIANTS, ModelParams
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import zones as zn
 from liq_pipeline.model.grid import PriceGrid, grid_for
@@ -29,7 +29,7 @@ from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse.io import replace_partition, table_exists
 
 GROUP = "heatmap"
-PICTURE_VARIANT = "hybrid" if "hybrid" in VARIANTS else VARIANTS[0]
+PICTURE_VARIANT = DEFAULT_VARIANT if DEFAULT_VARIANT in VARIANTS else VARIANTS[0]
 
 _INTERVAL_MS_SQL = "CASE interval " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in KLINE_INTERVAL_MS.items()) + " END"
 
@@ -260,6 +260,10 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
     decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)
     results = {}
     for variant in variants:
+        if variant == "flow":
+            results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end), "flow_book D-1",
+                                             "")
+            continue
         start, start_state = load_start_state(con, symbol, day, variant)
         note = ""
         if kernel is not None:
@@ -272,6 +276,34 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         if note:
             flags.append(f"{variant}: {note}")
     return HeatmapDay(inputs, grid, results, flags, dropped)
+
+
+def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, step_end: np.ndarray) -> hm.Evolution:
+    """The `flow` variant's snapshots of the day as computed by flow_book (model/flow.py, one engine), in the
+    Evolution layout of the other variants; bookkeeping: consumption per step from model.flow_steps."""
+    if not table_exists(con, "model.flow_snapshots"):
+        raise LookupError(f"{symbol} {day}: model.flow_snapshots does not exist; materialize flow_book first")
+    rows = con.execute("""SELECT snapshot_time, side, bin_id, notional_usd FROM model.flow_snapshots
+                          WHERE symbol = ? AND day = ? ORDER BY snapshot_time, side, bin_id""", [symbol, day]).fetchnumpy()
+    if rows["side"].size == 0:
+        raise LookupError(f"{symbol} {day}: no flow snapshots; materialize flow_book for this partition first")
+    T = step_end.size
+    step = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(rows["snapshot_time"]).astype("datetime64[ms]"))
+    side = np.where(rows["side"] == "long", 1, -1)
+    last = step == step.max()
+    consumed = np.zeros((T, 2))
+    if table_exists(con, "model.flow_steps"):
+        c = con.execute("""SELECT step_end, side, sum(consumed_usd) AS usd FROM model.flow_steps
+                           WHERE symbol = ? AND day = ? GROUP BY ALL""", [symbol, day]).fetchnumpy()
+        k = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(c["step_end"]).astype("datetime64[ms]"))
+        ok = k < T
+        np.add.at(consumed, (k[ok], np.where(c["side"][ok] == "long", 0, 1)), np.asarray(c["usd"], float)[ok])
+    zeros = np.zeros(T)
+    return hm.Evolution(step=step, side=side, bin_id=np.asarray(rows["bin_id"], np.int64),
+                        notional_usd=np.asarray(rows["notional_usd"], np.float64),
+                        end_state=hm.LevelState.from_rows(side[last], rows["bin_id"][last], rows["notional_usd"][last]),
+                        added_usd=zeros, shrunk_usd=zeros, consumed_long_usd=consumed[:, 0],
+                        consumed_short_usd=consumed[:, 1], decayed_usd=zeros)
 
 
 def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float) -> dict[str, zn.Zones]:
@@ -327,7 +359,7 @@ def picture_for(result: HeatmapDay, variant: str, zones: pd.DataFrame | None = N
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey(k) for k in ("position_distribution", "liquidation_levels", "open_interest",
-                                   "mark_price_klines", "klines", "agg_trades")],
+                                   "mark_price_klines", "klines", "agg_trades", "flow_book")],
 )
 def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation levels over time: snapshots every `heatmap_step_minutes` (15 by default) for every

@@ -14,12 +14,14 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.config import MODEL, VARIANTS
+from liq_pipeline.assets.flow import flow_distribution, flow_levels
+from liq_pipeline.config import MODEL, SEED_VARIANTS, VARIANTS
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
 from liq_pipeline.model.margin import LONG, load_bracket_tables, table_for
 from liq_pipeline.model.positions import (
+    Distribution,
     PositionSignals,
     build_distributions,
     levels_at_risk,
@@ -196,11 +198,12 @@ def _signals_frame(symbol: str, day: dt.date, s: PositionSignals) -> pd.DataFram
                "funding_rate_8h": "float64"})
 
 
-@dg.asset(**_ASSET, deps=[ofi_bins, volume_profile_baseline, dg.AssetKey("open_interest"),
+@dg.asset(**_ASSET, deps=[ofi_bins, volume_profile_baseline, dg.AssetKey("open_interest"), dg.AssetKey("flow_book"),
                           dg.AssetKey("funding_rates"), dg.AssetKey("mark_price_klines"), dg.AssetKey("klines")])
 def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Open interest spread over entry-price bins and sides in four variants (liquidation-math.md §8):
-    volume_5050, ofi, funding, hybrid; each scaled so Σ(long + short) = OI (USDT) at the end of the day.
+    volume_5050, ofi, funding, hybrid; plus `flow`, the end book of flow_book per entry bin; each scaled
+    so Σ(long + short) = OI (USDT) at the end of the day.
 
     Also writes model.position_signals: the one record of real-time inputs (mark, OI now and 24h before,
     funding) taken from the raw tables with no lookahead; a missing signal turns its step off, flagged.
@@ -226,6 +229,19 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
                 "symbol": symbol, "day": day, "variant": v, "as_of": as_of, "bin_id": bins["bin_id"].to_numpy(),
                 "price_mid": bins["price_mid"].to_numpy(), "long_usd": d.long_usd, "short_usd": d.short_usd,
                 "long_share_pre_funding": d.long_share_pre_funding}) for v, d in dists.items()], ignore_index=True)
+            if "flow" in VARIANTS:
+                fd = flow_distribution(con, symbol, day, grid_for(symbol), signals.oi_usd)
+                if fd.empty:
+                    raise dg.Failure(f"{symbol} {day}: no model.flow_book rows; materialize flow_book first")
+                total = (fd["long_usd"] + fd["short_usd"]).to_numpy()
+                frame = pd.concat([frame, pd.DataFrame({
+                    "symbol": symbol, "day": day, "variant": "flow", "as_of": as_of, "bin_id": fd["bin_id"].to_numpy(),
+                    "price_mid": fd["price_mid"].to_numpy(), "long_usd": fd["long_usd"].to_numpy(),
+                    "short_usd": fd["short_usd"].to_numpy(),
+                    "long_share_pre_funding": np.divide(fd["long_usd"].to_numpy(), total, out=np.full(total.size, 0.5),
+                                                        where=total > 0)})], ignore_index=True)
+                dists["flow"] = Distribution("flow", fd["long_usd"].to_numpy(), fd["short_usd"].to_numpy(),
+                                             np.zeros(0), signals.flags)
             _write_frame(con, "model.position_distribution", symbol, day, frame)
             for v, d in dists.items():
                 total = d.long_usd.sum() + d.short_usd.sum()
@@ -288,7 +304,7 @@ def _mark_candles(con, symbol: str, start: dt.date, as_of: dt.datetime) -> tuple
 
 
 @dg.asset(**_ASSET, deps=[position_distribution, volume_profile_baseline, dg.AssetKey("agg_trades"),
-                          dg.AssetKey("mark_price_klines")])
+                          dg.AssetKey("mark_price_klines"), dg.AssetKey("flow_book")])
 def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation notional at risk per price bin, side and variant, as of the end of the day.
 
@@ -326,7 +342,7 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             mark_now = float(marks[0][0]) if marks and marks[0][0] is not None else None
             candles, candles_note = _mark_candles(con, symbol, profile.window_start(day), as_of)
             frames = []
-            for variant in VARIANTS:
+            for variant in SEED_VARIANTS:
                 d = dist[dist["variant"] == variant]
                 low, high = mark_extremes_since(d["last_trade_time"].to_numpy(), candles["open_time"].to_numpy(),
                                                 candles["low"].to_numpy(), candles["high"].to_numpy(), mark_now)
@@ -340,6 +356,12 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 summary.append(f"| {symbol} | {day} | {variant} | {lv.notional_usd[is_long].sum():,.0f} | "
                                f"{lv.notional_usd[~is_long].sum():,.0f} | {lv.consumed_usd:,.0f} | "
                                f"{lv.unpriced_usd:,.0f} |")
+            if "flow" in VARIANTS:
+                # The flow variant's levels are its end book (the same engine as its heatmap), not a re-projection.
+                lv = flow_levels(con, symbol, day, grid)
+                frames.append(lv.assign(symbol=symbol, day=day, variant="flow", as_of=as_of))
+                summary.append(f"| {symbol} | {day} | flow | {lv.loc[lv['side'] == 'long', 'notional_usd'].sum():,.0f} | "
+                               f"{lv.loc[lv['side'] == 'short', 'notional_usd'].sum():,.0f} | see flow_book | 0 |")
             frame = pd.concat(frames, ignore_index=True)
             _write_frame(con, "model.liquidation_levels", symbol, day, frame)
             hybrid = frame[frame["variant"] == "hybrid"]

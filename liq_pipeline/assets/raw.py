@@ -201,6 +201,9 @@ klines = _kline_asset("klines", "klines", "raw.klines", "kline_interval",
                       "Last-price klines (1m by default; 5m, 15m, 1h accepted); each row carries its interval.")
 mark_price_klines = _kline_asset("mark_price_klines", "markPriceKlines", "raw.mark_price_klines", "mark_kline_interval",
                                  "Mark-price klines: liquidations trigger on mark price, so consumption uses these.")
+premium_index_klines = _kline_asset(
+    "premium_index_klines", "premiumIndexKlines", "raw.premium_index_klines", "mark_kline_interval",
+    "Premium-index klines (the premium funding averages): a crowding signal of the `flow` variant.")
 
 
 # ---------------------------------------------------------------------------------------------- metrics

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
-from liq_pipeline.config import MODEL, VARIANTS, ModelParams
+from liq_pipeline.config import MODEL, SEED_VARIANTS, ModelParams
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets
 from liq_pipeline.model.margin import (
@@ -181,7 +181,7 @@ def oi_delta_multiplier(price_mid: np.ndarray, mark_price: float | None, delta: 
 
 def build_distributions(price_mid: np.ndarray, notional_usd: np.ndarray, long_prob: np.ndarray,
                         signals: PositionSignals, params: ModelParams = MODEL) -> dict[str, Distribution]:
-    """The four variants of config.VARIANTS over the bins of a window volume profile.
+    """The seed's four variants (config.SEED_VARIANTS) over the bins of a window volume profile.
 
     Inputs per bin: `price_mid` (USD), traded `notional_usd` over the window (USD, the entry weight) and
     the OFI `long_prob` (profile.long_probability). Variants (liquidation-math.md §8):
@@ -227,7 +227,7 @@ def build_distributions(price_mid: np.ndarray, notional_usd: np.ndarray, long_pr
         "hybrid": (p * notional * near, (1 - p) * notional * near, f_long, f_short, delta_flags),
     }
     out: dict[str, Distribution] = {}
-    for variant in VARIANTS:
+    for variant in SEED_VARIANTS:
         long_pre, short_pre, m_long, m_short, extra = steps[variant]
         total_pre = long_pre + short_pre
         share = np.divide(long_pre, total_pre, out=np.full_like(total_pre, 0.5), where=total_pre > 0)

@@ -42,7 +42,9 @@ def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date)
     count (each position draws its leverage independently of its size). Values capped by a tier's max
     leverage are part of the mix as they were opened."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    rows = con.execute("""SELECT leverage, count(*) FROM truth.positions WHERE symbol = ? AND open_time < ?
+    # Whole leverages: the simulator v2 draws leverage on a continuum (tens of thousands of distinct values),
+    # and the oracle's (positions × leverages) arrays must stay small.
+    rows = con.execute("""SELECT greatest(round(leverage), 1), count(*) FROM truth.positions WHERE symbol = ? AND open_time < ?
                           GROUP BY 1 ORDER BY 1""", [symbol, end]).fetchall()
     lev = np.array([r[0] for r in rows], dtype=np.float64)
     w = np.array([r[1] for r in rows], dtype=np.float64)

@@ -40,6 +40,7 @@ TABLES: dict[str, str] = {
     """,
     "raw.klines": _KLINE_COLUMNS,
     "raw.mark_price_klines": _KLINE_COLUMNS,
+    "raw.premium_index_klines": _KLINE_COLUMNS,
     "raw.open_interest": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
@@ -238,6 +239,54 @@ TABLES: dict[str, str] = {
         notional_usd DOUBLE NOT NULL,
         distance_pct DOUBLE NOT NULL,
         share_of_side DOUBLE NOT NULL
+    """,
+    # ---- the `flow` variant (model/flow.py): its book, its per-step bookkeeping, what it learned -----
+    # The book at the end of the day: one row per cell (open hour, side, entry price, leverage bucket, size).
+    "model.flow_book": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        open_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        entry_price DOUBLE NOT NULL,
+        lev_bucket INTEGER NOT NULL,
+        leverage DOUBLE NOT NULL,
+        size_usd DOUBLE NOT NULL,
+        mmr DOUBLE NOT NULL,
+        lp_open DOUBLE NOT NULL,
+        funding_paid DOUBLE NOT NULL,
+        weight DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+    """,
+    # Snapshots of the flow liquidation map (scaled by the leveraged share per side), every heatmap step.
+    "model.flow_snapshots": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        snapshot_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        bin_id BIGINT NOT NULL,
+        price DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+    """,
+    # Book notional consumed by the mark path per step, side and leverage bucket, and per unit of the
+    # bucket's mix weight (what the calibration regresses public liquidations on).
+    "model.flow_steps": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        step_end TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        leverage DOUBLE NOT NULL,
+        consumed_usd DOUBLE NOT NULL,
+        consumed_per_weight_usd DOUBLE NOT NULL
+    """,
+    # Every parameter the flow variant learned (or took from its prior) as of the end of the day.
+    "model.flow_parameters": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        parameter VARCHAR NOT NULL,
+        side VARCHAR NOT NULL,
+        value DOUBLE,
+        source VARCHAR NOT NULL,
+        detail VARCHAR NOT NULL
     """,
     # ---- validation (issue 6) -------------------------------------------------------------------------
     # Per-bar liquidation totals as commercial providers export them (timestamp, long_usd, short_usd),

@@ -1,0 +1,144 @@
+"""The `flow` engine (model/flow.py): conservation, consumption direction, funding creep, survival by
+leverage, crowding signals and the calibration of the leverage mix from liquidations."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from liq_pipeline.config import FLOW
+from liq_pipeline.model import flow as fl
+from liq_pipeline.model.grid import PriceGrid
+from liq_pipeline.model.levels import SizeBuckets
+from liq_pipeline.model.margin import table_for
+
+GRID = PriceGrid("relative", 0.001)
+TABLE = table_for("BTCUSDT", __import__("datetime").date(2026, 1, 10)).table
+DAY0_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+STEP_MS = 15 * 60_000
+
+
+def make_inputs(T=96, day=0, price=90_000.0, oi=10e6, oi_path=None, high=None, low=None, funding=None, **over):
+    start = DAY0_MS + day * 86_400_000 + np.arange(T) * STEP_MS
+    oi_path = np.full(T + 1, oi) if oi_path is None else np.asarray(oi_path, dtype=float)
+    traded = np.full((T, 1), 1e6)
+    settle_ms, settle_rate = (np.zeros(0, np.int64), np.zeros(0)) if funding is None else funding
+    base = dict(
+        step_start_ms=start, step_ms=STEP_MS,
+        mark_high=np.full(T, price * 1.001) if high is None else np.asarray(high, float),
+        mark_low=np.full(T, price * 0.999) if low is None else np.asarray(low, float),
+        oi_start_usd=oi_path[:-1], oi_end_usd=oi_path[1:], entry_price=np.array([price]), traded_usd=traded,
+        taker_buy_usd=np.full(T, 5e5), taker_sell_usd=np.full(T, 5e5), settle_ms=settle_ms, settle_rate=settle_rate,
+        funding_8h=np.full(T, np.nan), premium=np.full(T, np.nan), account_long_share=np.full(T, np.nan),
+        sizes=SizeBuckets(np.array([5_000.0, 50_000.0]), np.array([0.5, 0.5])))
+    base.update(over)
+    return fl.FlowInputs(**base)
+
+
+def run(inputs, start=None, mix=None, params=FLOW):
+    return fl.run_day(start or fl.Book.empty(), inputs, GRID, TABLE, mix or fl.SideMix.prior(params), params)
+
+
+def test_book_follows_open_interest_once_full():
+    day1 = run(make_inputs())
+    # Cold start: the book fills from the turnover opens and is then held at OI by the closes.
+    assert day1.end_book.total_usd == pytest.approx(10e6, rel=1e-6)
+    path = np.linspace(10e6, 12e6, 97)
+    day2 = run(make_inputs(day=1, oi_path=path), start=day1.end_book)
+    assert day2.end_book.total_usd == pytest.approx(12e6, rel=1e-6)
+    # Every dollar is accounted for: start + opened = end + closed + consumed + expired.
+    lhs = day1.end_book.total_usd + day2.opened_usd.sum()
+    rhs = day2.end_book.total_usd + day2.closed_usd.sum() + day2.consumed_usd.sum() + day2.expired_usd
+    assert lhs == pytest.approx(rhs, rel=1e-9)
+
+
+def test_opens_are_gross_not_net():
+    flat = run(make_inputs())
+    # OI does not move, yet positions open (turnover) and close all day.
+    assert flat.opened_usd.sum() > 0.5 * 10e6 and flat.closed_usd[48:].sum() > 0
+
+
+def test_longs_are_consumed_when_the_mark_falls_through_them_and_shorts_when_it_rises():
+    day1 = run(make_inputs())
+    T = 96
+    low = np.full(T, 89_910.0)
+    low[50] = 90_000 * 0.90  # a 10 % wick down in one step
+    day2 = run(make_inputs(day=1, low=low), start=day1.end_book)
+    assert day2.consumed_usd[50, 0] > 0 and day2.consumed_usd[50, 1] == 0
+    lp = day2.end_book.liq_price()
+    # What is left of the longs opened before the wick sits below it; no short was touched.
+    before = (day2.end_book.side > 0) & (day2.end_book.open_ms < DAY0_MS + 86_400_000 + 48 * STEP_MS)  # hours before the wick
+    assert np.all(lp[before & (day2.end_book.notional_usd > 0)] < 90_000 * 0.90)
+    high = np.full(T, 90_090.0)
+    high[10] = 90_000 * 1.10
+    day3 = run(make_inputs(day=1, high=high), start=day1.end_book)
+    assert day3.consumed_usd[10, 1] > 0 and day3.consumed_usd[10, 0] == 0
+
+
+def test_funding_moves_liquidation_prices_towards_the_mark_of_the_payer():
+    day1 = run(make_inputs())
+    settle = (np.array([DAY0_MS + 32 * 3_600_000]), np.array([0.001]))  # longs pay 0.1 % at 08:00 on day 2
+    day2 = run(make_inputs(day=1, funding=settle), start=day1.end_book)
+    before = day1.end_book
+    after = fl.Book.from_columns({**before.columns(), "funding_paid": before.funding_paid + 0.001})
+    moved = after.liq_price() - before.liq_price()
+    # Long and short LPs both rise by about EP × 0.1 %: longs towards the mark, shorts away from it.
+    assert np.allclose(moved, before.entry_price * 0.001, rtol=0.06)
+    assert day2.funding_settled.sum() == pytest.approx(0.001)
+    old = day2.end_book.open_ms < DAY0_MS + 86_400_000
+    assert np.allclose(day2.end_book.funding_paid[old], before.funding_paid.max() + 0.001)
+
+
+def test_a_leverage_dependent_hazard_closes_high_leverage_first():
+    params = dataclasses.replace(FLOW, leverage_hazard_exponent=0.5)
+    prior = fl.SideMix.prior(params)
+    book = run(make_inputs(), params=params).end_book
+    for d in (1, 2):
+        book = run(make_inputs(day=d), start=book, params=params).end_book
+    share_at_open = prior.long
+    held = np.bincount(book.lev_bucket, weights=book.notional_usd, minlength=share_at_open.size)
+    held = held / held.sum()
+    # The surviving book holds less of the high-leverage buckets than they were opened with.
+    assert held[-1] < share_at_open[-1] and held[0] > share_at_open[0]
+
+
+def test_crowding_follows_funding_and_flags_missing_signals():
+    T = 96
+    p, signals, flags = fl.crowding(make_inputs())
+    assert np.allclose(p, 0.5) and fl.FLAG_NO_FUNDING in flags and fl.FLAG_NO_PREMIUM in flags
+    assert fl.FLAG_NO_TAKER in flags  # OI flat: no step with rising OI
+    hot = make_inputs(funding_8h=np.full(T, 0.0006), account_long_share=np.full(T, 0.6))
+    p, _, flags = fl.crowding(hot)
+    assert np.all(p > 0.55) and fl.FLAG_NO_FUNDING not in flags and fl.FLAG_NO_ACCOUNTS not in flags
+    cold = make_inputs(funding_8h=np.full(T, -0.0004))
+    assert np.all(fl.crowding(cold)[0] < 0.5)
+
+
+def test_calibration_recovers_the_mix_that_generated_the_liquidations():
+    rng = np.random.default_rng(3)
+    L = len(FLOW.leverages)
+    U = rng.gamma(0.3, 1e5, size=(24 * 7, L)) * (rng.random((24 * 7, L)) < 0.3)
+    true_w = np.array([0.02, 0.05, 0.1, 0.23, 0.3, 0.15, 0.15])
+    R = U @ (0.4 * true_w)
+    fit = fl.fit_side(U, R, np.asarray(FLOW.prior_weights), 1.0, ridge=1e-4)
+    assert fit.source == "learned"
+    assert fit.leveraged_share == pytest.approx(0.4, rel=0.05)
+    assert np.abs(fit.weights - true_w).max() < 0.03
+
+
+def test_calibration_falls_back_to_the_prior_without_liquidations():
+    L = len(FLOW.leverages)
+    fit = fl.fit_side(np.ones((10, L)), np.zeros(10), np.asarray(FLOW.prior_weights), 1.0)
+    assert fit.source == "prior" and np.allclose(fit.weights, FLOW.prior_weights)
+    with pytest.raises(ValueError, match="does not match"):
+        fl.fit_side(np.ones((10, L)), np.zeros(9), np.asarray(FLOW.prior_weights), 1.0)
+
+
+def test_bad_inputs_are_refused_with_the_shape_expected():
+    with pytest.raises(ValueError, match="mark_low has shape"):
+        run(make_inputs(mark_low=np.zeros(3)))
+    with pytest.raises(ValueError, match="side must be"):
+        fl.Book.from_columns({**fl.Book.empty().columns(), "side": np.array([0]),
+                              **{f: np.zeros(1) for f in fl.Book.FIELDS if f != "side"}})
+    with pytest.raises(ValueError, match="prior_weights"):
+        fl.SideMix.prior(dataclasses.replace(FLOW, prior_weights=(1.0,)))
