@@ -1,0 +1,335 @@
+"""The real-data scorecard (`liq score-real`, `make score-real`): the whole chain on a local kline-only mirror
+in its own data directory, the mirror's realized liquidations imported, and every variant's heatmap scored
+against them with the backtest.
+
+The mirror is read in place (LIQ_SOURCE=mirror) and everything generated goes to a separate LIQ_DATA_DIR,
+never the demo's warehouse. The settings are environment variables read when the Definitions load, so the
+chain must run in a process whose environment was set first: `run_chain` checks that it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from liq_pipeline import config
+
+#: The development window of real BTCUSDT data, relative to the repository root (read in place, never copied).
+DEFAULT_REAL_DATA = Path("..") / "shared" / "data" / "real-btcusdt-2025-12-05_2026-02-20"
+#: Environment variable that points at another copy of that folder (or another kline-only mirror).
+REAL_DATA_ENV = "LIQ_REAL_DATA_DIR"
+#: Default data directory of the scorecard, beside the demo's `data/` folders but never its warehouse.
+DEFAULT_DATA_DIR = Path("data") / "score-real"
+#: Days at the start of the window that only warm up the volume profile (as the demo's WARM_UP_DAYS).
+WARM_UP_DAYS = 7
+#: Raw tables a kline-only mirror has (no aggTrades).
+RAW_ASSETS = ("klines", "mark_price_klines", "open_interest", "funding_rates")
+#: Dagster's per-event DEBUG lines would bury the progress lines; warnings and errors still print.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+_KLINE_FILE = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\w+)-(?P<day>\d{4}-\d{2}-\d{2})\.zip$")
+
+
+def repo_root() -> Path:
+    """The repository (the folder that holds `liq_pipeline/`)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path:
+    """`LIQ_REAL_DATA_DIR`, else `../shared/data/real-btcusdt-2025-12-05_2026-02-20` next to the repository."""
+    configured = os.environ.get(REAL_DATA_ENV, "").strip()
+    return Path(configured).expanduser().resolve() if configured else (repo_root() / DEFAULT_REAL_DATA).resolve()
+
+
+@dataclass(frozen=True)
+class MirrorLayout:
+    """What a kline-only mirror holds for one symbol: its days and the finest kline intervals."""
+
+    symbol: str
+    first_day: dt.date
+    last_day: dt.date
+    kline_interval: str
+    mark_interval: str
+
+
+def _intervals(folder: Path) -> list[str]:
+    found = [p.name for p in folder.iterdir() if p.is_dir() and p.name in config.KLINE_INTERVAL_MS] \
+        if folder.is_dir() else []
+    return sorted(found, key=config.KLINE_INTERVAL_MS.get)
+
+
+def inspect_mirror(mirror_dir: Path, symbol: str) -> MirrorLayout:
+    """Days and finest intervals of `symbol` in a mirror (data.binance.vision layout), from its file names.
+
+    Raises FileNotFoundError naming what is missing: the folder, daily klines or mark-price klines.
+    """
+    root = Path(mirror_dir) / "data" / "futures" / "um" / "daily"
+    if not Path(mirror_dir).is_dir():
+        raise FileNotFoundError(f"no mirror folder at {mirror_dir} (set {REAL_DATA_ENV} or pass --mirror)")
+    kline_intervals = _intervals(root / "klines" / symbol)
+    mark_intervals = _intervals(root / "markPriceKlines" / symbol)
+    if not kline_intervals:
+        raise FileNotFoundError(f"{mirror_dir}: no daily klines of {symbol} (data/futures/um/daily/klines/{symbol}/)")
+    if not mark_intervals:
+        raise FileNotFoundError(f"{mirror_dir}: no daily mark-price klines of {symbol} "
+                                f"(data/futures/um/daily/markPriceKlines/{symbol}/)")
+    days = sorted(dt.date.fromisoformat(m["day"]) for p in (root / "klines" / symbol / kline_intervals[0]).iterdir()
+                  if (m := _KLINE_FILE.match(p.name)))
+    if not days:
+        raise FileNotFoundError(f"{mirror_dir}: no {kline_intervals[0]} kline zips of {symbol}")
+    return MirrorLayout(symbol, days[0], days[-1], kline_intervals[0], mark_intervals[0])
+
+
+@dataclass(frozen=True)
+class RealRun:
+    """One scorecard run: the mirror (read in place), its liquidation file, the days, the data directory."""
+
+    mirror_dir: Path
+    liquidations: Path | None
+    layout: MirrorLayout
+    data_dir: Path
+    #: Days first_day .. score_from − 1 warm up the profile; score_from .. last_day are modelled and scored.
+    score_from: dt.date
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def symbol(self) -> str:
+        return self.layout.symbol
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data_dir / "warehouse" / "liq.duckdb"
+
+    def env(self) -> dict[str, str]:
+        """The LIQ_* settings of the run (README "Pointing it at real Binance data")."""
+        return {
+            "LIQ_SOURCE": "mirror", "LIQ_MIRROR_DIR": str(Path(self.mirror_dir).resolve()),
+            "LIQ_SYMBOLS": self.symbol, "LIQ_START_DATE": self.first_day.isoformat(),
+            "LIQ_KLINE_INTERVAL": self.layout.kline_interval, "LIQ_MARK_KLINE_INTERVAL": self.layout.mark_interval,
+            "LIQ_PROFILE_SOURCE": "klines", "LIQ_DATA_DIR": str(Path(self.data_dir).resolve()),
+            "LIQ_WAREHOUSE": str(self.warehouse.resolve()), "LIQ_STORAGE": "duckdb",
+        }
+
+
+def plan_run(mirror_dir: Path, data_dir: Path, symbol: str = "BTCUSDT", liquidations: Path | None = None,
+             first_day: dt.date | None = None, last_day: dt.date | None = None,
+             warm_up_days: int = WARM_UP_DAYS) -> RealRun:
+    """The run over [first_day, last_day] (default: every day of the mirror); the first `warm_up_days` only
+    build the volume profile. `liquidations` defaults to `realized_liquidations_1h.csv` in the mirror."""
+    layout = inspect_mirror(mirror_dir, symbol)
+    first = first_day or layout.first_day
+    last = last_day or layout.last_day
+    if not layout.first_day <= first <= last <= layout.last_day:
+        raise ValueError(f"days {first} … {last} are not inside the mirror's {layout.first_day} … {layout.last_day}")
+    if warm_up_days < 1:
+        raise ValueError("warm_up_days must be at least 1: the heatmap of a day starts from the levels of the day before")
+    score_from = first + dt.timedelta(days=warm_up_days)
+    if score_from > last:
+        raise ValueError(f"{warm_up_days} warm-up days leave no day to score in {first} … {last}")
+    if liquidations is None:
+        default = Path(mirror_dir) / "realized_liquidations_1h.csv"
+        liquidations = default if default.is_file() else None
+    return RealRun(Path(mirror_dir), liquidations, layout, Path(data_dir), score_from, first, last)
+
+
+def check_environment(run: RealRun) -> None:
+    """Refuse to run when the process's settings or already-loaded partitions are not the run's."""
+    import sys
+
+    wrong = {k: os.environ.get(k) for k, v in run.env().items() if os.environ.get(k) != v}
+    if wrong:
+        raise RuntimeError(f"the environment is not set for this run ({', '.join(sorted(wrong))}): "
+                           "call os.environ.update(run.env()) before importing liq_pipeline.definitions")
+    if "liq_pipeline.partitions" in sys.modules:
+        from liq_pipeline import partitions
+
+        start = partitions.daily.start.date()
+        if start > run.first_day or run.symbol not in partitions.symbols.get_partition_keys():
+            raise RuntimeError("liq_pipeline.partitions was loaded with other settings (start "
+                               f"{start}); run the scorecard in a fresh process (liq score-real)")
+
+
+@dataclass
+class StageTime:
+    label: str
+    first: dt.date
+    last: dt.date
+    seconds: float
+    ok: bool
+
+
+def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> list[StageTime]:
+    """Materialize raw → model → heatmap over the run's days through the real Definitions, one run per stage
+    (days in order), on an ephemeral Dagster instance. Raises RuntimeError when a stage fails."""
+    check_environment(run)
+    warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
+    import dagster as dg
+
+    from liq_pipeline.definitions import build_definitions
+
+    run.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    defs = build_definitions()
+    assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    resources = dict(defs.resources or {})
+    instance = dg.DagsterInstance.ephemeral()
+    model_from = run.score_from - dt.timedelta(days=1)  # the heatmap of day D starts from the levels of D − 1
+    stages = [
+        ("raw klines, mark klines, OI, funding", dg.AssetSelection.assets(*RAW_ASSETS), run.first_day),
+        ("daily volume profiles", dg.AssetSelection.assets("volume_profile_daily"), run.first_day),
+        ("baseline, OFI, distributions, levels",
+         dg.AssetSelection.groups("model") - dg.AssetSelection.assets("volume_profile_daily"), model_from),
+        ("heatmap and zones", dg.AssetSelection.groups("heatmap"), run.score_from),
+    ]
+    times = []
+    for label, selection, first in stages:
+        t = time.perf_counter()
+        tags = {"dagster/asset_partition_range_start": f"{first.isoformat()}|{run.symbol}",
+                "dagster/asset_partition_range_end": f"{run.last_day.isoformat()}|{run.symbol}"}
+        result = dg.materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags,
+                                run_config=QUIET, raise_on_error=False)
+        times.append(StageTime(label, first, run.last_day, time.perf_counter() - t, result.success))
+        progress(f"{label:<40} {run.symbol} {first}…{run.last_day}: "
+                 f"{'ok' if result.success else 'FAILED'} ({times[-1].seconds:.1f} s)")
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_failure]
+            reason = failures[0].message if failures else "see the run's events"
+            raise RuntimeError(f"{label} failed: {reason}")
+    return times
+
+
+# ------------------------------------------------------------------------------------------- scorecard
+#: The targets of issue 20 for the best variant on the development window.
+TARGETS = {"partial_spearman": 0.35, "top10_recall_vs_excursion": 1.2, "empty_bar_share": 0.05}
+
+
+@dataclass
+class Scorecard:
+    symbol: str
+    first_scored_day: dt.date
+    last_day: dt.date
+    realized_file: str
+    realized_rows: int
+    variants: dict[str, dict] = field(default_factory=dict)
+    learned: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: Seconds per stage of the run that produced it (filled by the command).
+    timings: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return _clean(asdict(self))
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def import_realized(con, run: RealRun) -> tuple[str, int, tuple[str, ...]]:
+    """Import the run's liquidation file into the warehouse: (file name, rows, what was understood)."""
+    from liq_pipeline.market import liquidation_imports as li
+
+    if run.liquidations is None:
+        raise FileNotFoundError(f"{run.mirror_dir}: no realized_liquidations_1h.csv (pass --liquidations)")
+    result = li.import_liquidation_file(con, run.liquidations, symbol=run.symbol)
+    return Path(run.liquidations).name, result.rows, result.understood
+
+
+def _variant_scores(metrics: dict) -> dict:
+    """The scorecard's figures of one variant from the backtest's metrics."""
+    top, naive_top = metrics.get("top_k_model") or {}, metrics.get("top_k_naive") or {}
+    return {
+        "status": metrics.get("status"),
+        "bars_scored": metrics.get("bars_scored"),
+        "spearman_map": (metrics.get("spearman") or {}).get("r"),
+        "spearman_naive": (metrics.get("naive_spearman") or {}).get("r"),
+        "spearman_long": (metrics.get("spearman_long") or {}).get("r"),
+        "spearman_short": (metrics.get("spearman_short") or {}).get("r"),
+        "top10_notional_recall_map": top.get("notional_recall"),
+        "top10_notional_recall_naive": naive_top.get("notional_recall"),
+        "top10_precision_map": top.get("precision"),
+        "realized_usd": (metrics.get("realized_long_usd") or 0.0) + (metrics.get("realized_short_usd") or 0.0),
+        "predicted_in_range_usd": metrics.get("predicted_in_range_usd"),
+    }
+
+
+def what_the_model_learned(con, run: RealRun) -> dict:
+    """What the model took from the data versus what it assumed: its parameters (fixed in ModelParams: it does
+    not fit a leverage mix, leveraged share or survival), and the sizes it used."""
+    from liq_pipeline.config import MODEL
+
+    prior_days = con.execute(
+        """SELECT count(*) FILTER (WHERE trade_count > 0), count(*) FROM raw.klines
+           WHERE symbol = ? AND day BETWEEN ? AND ?""", [run.symbol, run.score_from, run.last_day]).fetchone()
+    return {
+        "learns": False,
+        "leverage_mix": {f"{lev:g}x": w for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)},
+        "leverage_mix_source": "fixed assumption (config.ModelParams), not fitted",
+        "leveraged_share": "not modelled: all open interest is placed as leveraged positions",
+        "survival": "not modelled: levels leave only when mark crosses them or OI falls"
+                    + (f" (half-life {MODEL.heatmap_half_life_hours} h)" if MODEL.heatmap_half_life_hours else ""),
+        "position_sizes": ("size prior (klines carry no trade counts)" if prior_days[0] == 0
+                           else f"measured on {prior_days[0]:,} of {prior_days[1]:,} klines"),
+    }
+
+
+def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
+    """Backtest every variant over the scored days against the imported per-bar liquidations."""
+    from liq_pipeline.assets.validation import backtest
+
+    rows = con.execute("SELECT count(*) FROM raw.realized_liquidation_bars WHERE symbol = ? AND bar_start >= ? "
+                       "AND bar_start < ?", [run.symbol, run.score_from, run.last_day + dt.timedelta(days=1)]
+                       ).fetchone()[0]
+    card = Scorecard(run.symbol, run.score_from, run.last_day,
+                     Path(run.liquidations).name if run.liquidations else "", int(rows))
+    for variant in config.VARIANTS:
+        result = backtest(con, run.symbol, run.score_from, run.last_day, variant, bar_minutes, None, "bars")
+        card.variants[variant] = _variant_scores(result.metrics)
+    card.learned = what_the_model_learned(con, run)
+    card.notes.append("range and side-excursion baselines, partial Spearman and the empty-bar share are not "
+                      "computed yet: they come with the backtest yardsticks (issue 13)")
+    return card
+
+
+def _f(value, spec: str = "+.3f") -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def format_scorecard(card: Scorecard) -> str:
+    """The scorecard as a text table (one line per variant) plus what the model learned and the notes."""
+    lines = [f"{card.symbol} {card.first_scored_day} … {card.last_day}: {card.realized_rows:,} realized bars "
+             f"({card.realized_file}), 1-hour bars",
+             f"{'variant':<12} {'bars':>5} {'ρ map':>7} {'ρ naive':>8} {'recall10 map':>12} {'recall10 naive':>14}"]
+    for variant, s in card.variants.items():
+        lines.append(f"{variant:<12} {s.get('bars_scored') or 0:>5} {_f(s['spearman_map']):>7} "
+                     f"{_f(s['spearman_naive']):>8} {_f(s['top10_notional_recall_map'], '.3f'):>12} "
+                     f"{_f(s['top10_notional_recall_naive'], '.3f'):>14}")
+    lines.append("learned: " + ("; ".join(f"{k}: {v}" for k, v in card.learned.items() if k != "learns")))
+    lines += [f"note: {n}" for n in card.notes]
+    return "\n".join(lines)
+
+
+def write_scorecard(card: Scorecard, reports_dir: Path) -> tuple[Path, Path]:
+    """scorecard-<symbol>-<first>-<last>.json and .txt under `reports_dir`."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"scorecard-{card.symbol}-{card.first_scored_day}-{card.last_day}"
+    js, txt = reports_dir / f"{stem}.json", reports_dir / f"{stem}.txt"
+    js.write_text(json.dumps(card.as_dict(), indent=2) + "\n")
+    txt.write_text(format_scorecard(card) + "\n")
+    return js, txt
