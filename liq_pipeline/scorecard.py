@@ -166,7 +166,35 @@ class StageTime:
     ok: bool
 
 
-def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> list[StageTime]:
+@dataclass
+class ChainReport:
+    """What the chain's runs reported: seconds per stage, and the model's flags per day (size prior,
+    missing OI, mark fallbacks) from the materializations' metadata."""
+
+    stages: list[StageTime] = field(default_factory=list)
+    #: "<symbol> <day>" → the size-prior flag of liquidation_levels (days whose sizes are the prior).
+    size_prior_days: dict[str, str] = field(default_factory=dict)
+    #: "<symbol> <day>" → the flags of liquidation_heatmap for that day.
+    heatmap_flags: dict[str, list[str]] = field(default_factory=dict)
+
+    def flag_summary(self) -> dict[str, int]:
+        """Days per kind of heatmap flag (numbers in a flag replaced by N, so kinds add up over days)."""
+        counts: dict[str, int] = {}
+        for flags in self.heatmap_flags.values():
+            for kind in {re.sub(r"[\d.,$]+\d|\d", "N", f) for f in flags}:
+                counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _metadata(result, asset: str, key: str):
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.to_user_string() == asset and key in mat.metadata:
+            return mat.metadata[key].value
+    return None
+
+
+def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> ChainReport:
     """Materialize raw → model → heatmap over the run's days through the real Definitions, one run per stage
     (days in order), on an ephemeral Dagster instance. Raises RuntimeError when a stage fails."""
     check_environment(run)
@@ -188,21 +216,24 @@ def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> list[Sta
          dg.AssetSelection.groups("model") - dg.AssetSelection.assets("volume_profile_daily"), model_from),
         ("heatmap and zones", dg.AssetSelection.groups("heatmap"), run.score_from),
     ]
-    times = []
+    report = ChainReport()
     for label, selection, first in stages:
         t = time.perf_counter()
         tags = {"dagster/asset_partition_range_start": f"{first.isoformat()}|{run.symbol}",
                 "dagster/asset_partition_range_end": f"{run.last_day.isoformat()}|{run.symbol}"}
         result = dg.materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags,
                                 run_config=QUIET, raise_on_error=False)
-        times.append(StageTime(label, first, run.last_day, time.perf_counter() - t, result.success))
+        stage = StageTime(label, first, run.last_day, time.perf_counter() - t, result.success)
+        report.stages.append(stage)
         progress(f"{label:<40} {run.symbol} {first}…{run.last_day}: "
-                 f"{'ok' if result.success else 'FAILED'} ({times[-1].seconds:.1f} s)")
+                 f"{'ok' if result.success else 'FAILED'} ({stage.seconds:.1f} s)")
         if not result.success:
             failures = [e for e in result.all_events if e.is_failure]
             reason = failures[0].message if failures else "see the run's events"
             raise RuntimeError(f"{label} failed: {reason}")
-    return times
+        report.size_prior_days.update(_metadata(result, "liquidation_levels", "size_prior_days") or {})
+        report.heatmap_flags.update(_metadata(result, "liquidation_heatmap", "flags") or {})
+    return report
 
 
 # ------------------------------------------------------------------------------------------- scorecard
@@ -219,6 +250,8 @@ class Scorecard:
     realized_rows: int
     variants: dict[str, dict] = field(default_factory=dict)
     learned: dict = field(default_factory=dict)
+    #: Days per kind of model flag over the run (size prior, OI unknown, mark fallback, ...).
+    flags: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: Seconds per stage of the run that produced it (filled by the command).
     timings: dict = field(default_factory=dict)
@@ -321,6 +354,7 @@ def format_scorecard(card: Scorecard) -> str:
                      f"{_f(s['spearman_naive']):>8} {_f(s['top10_notional_recall_map'], '.3f'):>12} "
                      f"{_f(s['top10_notional_recall_naive'], '.3f'):>14}")
     lines.append("learned: " + ("; ".join(f"{k}: {v}" for k, v in card.learned.items() if k != "learns")))
+    lines += [f"flag on {n} days: {kind}" for kind, n in card.flags.items()]
     lines += [f"note: {n}" for n in card.notes]
     return "\n".join(lines)
 

@@ -57,7 +57,7 @@ def score_real_command(args: argparse.Namespace) -> int:
           f"{run.layout.kline_interval} klines, {run.layout.mark_interval} mark klines); warehouse {run.warehouse}; "
           f"scored from {run.score_from}")
     try:
-        stages = scorecard.run_chain(run)
+        chain = scorecard.run_chain(run)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -67,7 +67,8 @@ def score_real_command(args: argparse.Namespace) -> int:
         name, rows, understood = scorecard.import_realized(con, run)
         print(f"imported {name}: {rows:,} bars; " + "; ".join(understood))
         card = scorecard.score(con, run)
-    card.timings = {s.label: round(s.seconds, 1) for s in stages}
+    card.flags = chain.flag_summary()
+    card.timings = {s.label: round(s.seconds, 1) for s in chain.stages}
     card.timings["total"] = round(time.perf_counter() - t0, 1)
     js, txt = scorecard.write_scorecard(card, run.data_dir / "reports")
     if args.json:
