@@ -107,8 +107,9 @@ def _fmt(value, pattern: str = "{:.3f}") -> str:
 
 
 def backtest_command(args: argparse.Namespace) -> int:
-    """Run the backtest for each requested variant and print its scores (table or JSON)."""
-    from liq_pipeline.assets.validation import backtest
+    """Run the backtest for each requested variant and print its scores (table or JSON); exit 2 with one
+    line when there is nothing to score (unknown symbol, no heatmap or no realized liquidations in range)."""
+    from liq_pipeline.validation.backtest import BacktestInputError, backtest, check_inputs
 
     if args.end < args.start:
         return _error(f"--end {args.end} is before --start {args.start}")
@@ -119,26 +120,34 @@ def backtest_command(args: argparse.Namespace) -> int:
     variants = [args.variant] if args.variant else list(config.VARIANTS)
     try:
         with con:
+            check_inputs(con, args.symbol, args.start, args.end, variants, args.source, args.bar_minutes)
             results = {v: backtest(con, args.symbol, args.start, args.end, v, args.bar_minutes, args.top_k,
                                    args.source).metrics for v in variants}
-    except ValueError as e:
+    except (BacktestInputError, ValueError) as e:
         return _error(str(e))
     if args.json:
         print(json.dumps(results, indent=2, default=str))
         return EXIT_OK
-    print(f"{args.symbol} {args.start} … {args.end}, {args.bar_minutes}-minute bars")
-    header = f"{'variant':<12} {'bars':>5} {'source':>7} {'rho':>7} {'naive rho':>9} {'prec@K':>7} {'recall':>7} " \
-             f"{'FP':>4} {'naive prec':>10} {'lift':>6}  status"
+    some = next(iter(results.values()))
+    print(f"{args.symbol} {args.start} … {args.end}, {args.bar_minutes}-minute bars from "
+          f"{some.get('candle_interval', '-')} {some.get('price_series', '-')}-price candles, "
+          f"realized: {some.get('realized_source', '-')}")
+    print("Spearman ρ per (bar, side) cell; partial ρ = the map's ρ given bar range and side excursion; "
+          "recall = share of realized notional in the top-10 % cells")
+    header = (f"{'variant':<12} {'bars':>5} {'map ρ':>6} {'lev-only':>8} {'range':>6} {'excurs.':>7} "
+              f"{'partial':>7} {'recall':>6} {'best base':>9} {'lift ρ':>7} {'FP':>4} {'missed':>6}  status")
     print(header)
     for variant, m in results.items():
-        top, naive = m.get("top_k_model", {}), m.get("top_k_naive", {})
-        print(f"{variant:<12} {m.get('bars_scored', 0):>5} {m.get('realized_source', '-'):>7} "
-              f"{_fmt((m.get('spearman') or {}).get('r')):>7} {_fmt((m.get('naive_spearman') or {}).get('r')):>9} "
-              f"{_fmt(top.get('precision'), '{:.2f}'):>7} "
-              f"{_fmt(top.get('recall'), '{:.2f}'):>7} {top.get('false_positives', '-'):>4} "
-              f"{_fmt(naive.get('precision'), '{:.2f}'):>10} {_fmt(m.get('lift_precision'), '{:.2f}'):>6}  "
+        base = m.get("baselines", {})
+        rho = {n: (base.get(n, {}).get("spearman") or {}).get("r") for n in ("leverage_only", "bar_range", "side_excursion")}
+        top = m.get("top_k_model", {})
+        print(f"{variant:<12} {m.get('bars_scored', 0):>5} {_fmt((m.get('spearman') or {}).get('r')):>6} "
+              f"{_fmt(rho['leverage_only']):>8} {_fmt(rho['bar_range']):>6} {_fmt(rho['side_excursion']):>7} "
+              f"{_fmt((m.get('partial_spearman') or {}).get('r')):>7} {_fmt(top.get('notional_recall'), '{:.2f}'):>6} "
+              f"{m.get('strongest_baseline') or '-':>9} {_fmt(m.get('lift_spearman'), '{:+.3f}'):>7} "
+              f"{top.get('false_positives', '-'):>4} {_fmt(m.get('realized_share_where_map_zero'), '{:.1%}'):>6}  "
               f"{m.get('status', '')}")
-    notes = {m["note"] for m in results.values() if m.get("note")}
+    notes = {m[k] for m in results.values() for k in ("note", "price_note") if m.get(k)}
     for note in sorted(notes):
         print(f"note: {note}")
     return EXIT_OK

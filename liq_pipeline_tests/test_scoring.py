@@ -141,3 +141,35 @@ def test_naive_baseline_places_levels_by_leverage():
 def test_lift():
     assert scoring.lift(0.6, 0.3) == pytest.approx(2.0)
     assert math.isnan(scoring.lift(0.6, 0.0))
+
+
+def test_partial_spearman_removes_what_the_controls_explain():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=500)
+    x = z + 0.1 * rng.normal(size=500)   # x is mostly z
+    y = z + 0.1 * rng.normal(size=500)   # so is y: related only through z
+    assert scoring.spearman(x, y).r > 0.9
+    assert abs(scoring.partial_spearman(x, y, [z]).r) < 0.15
+    w = rng.normal(size=500)
+    y2 = z + w
+    assert scoring.partial_spearman(w + 0.1 * rng.normal(size=500), y2, [z]).r > 0.8
+    assert scoring.partial_spearman(z, y, [z]).verdict == scoring.INCONCLUSIVE
+    assert scoring.partial_spearman(x[:5], y[:5], [z[:5]]).verdict == scoring.INCONCLUSIVE
+
+
+def test_bootstrap_interval_over_days():
+    clear = scoring.bootstrap_mean_interval(np.full(20, 0.05) + np.linspace(-0.01, 0.01, 20))
+    assert clear.excludes_zero and clear.low > 0 and clear.mean == pytest.approx(0.05)
+    tie = scoring.bootstrap_mean_interval(np.zeros(20))
+    assert not tie.excludes_zero
+    noisy = scoring.bootstrap_mean_interval(np.array([0.1, -0.1, 0.05, -0.05, 0.02, -0.03]))
+    assert noisy.low < 0 < noisy.high and not noisy.excludes_zero
+    assert scoring.bootstrap_mean_interval(np.array([0.1, 0.2])).low is None
+
+
+def test_log_price_distance_is_bin_free():
+    d = scoring.weighted_log_price_distance(np.array([100.0]), np.array([1.0]), np.array([101.0]), np.array([5.0]))
+    assert d == pytest.approx(math.log(1.01))
+    assert scoring.weighted_log_price_distance(np.array([100.0, 200.0]), np.array([1.0, 1.0]),
+                                               np.array([100.0, 200.0]), np.array([2.0, 2.0])) == pytest.approx(0.0)
+    assert math.isnan(scoring.weighted_log_price_distance(np.array([]), np.array([]), np.array([1.0]), np.array([1.0])))

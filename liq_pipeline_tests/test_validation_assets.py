@@ -18,6 +18,8 @@ from liq_pipeline import partitions
 from liq_pipeline.assets import validation as v
 from liq_pipeline.model import scoring
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.validation import backtest as bt
+from liq_pipeline.validation import seed, truth
 from liq_pipeline.warehouse.schema import ensure_tables
 
 SYMBOL = "BTCUSDT"
@@ -174,8 +176,8 @@ def test_constant_funding_is_inconclusive(warehouse):
 def test_data_quality_from_raw_tables(warehouse):
     build_warehouse(warehouse)
     with duckdb.connect(str(warehouse)) as con:
-        dq = v.data_quality(con, SYMBOL, DAYS[:5])
-        missing_day = v.data_quality(con, SYMBOL, DAYS[:5] + [dt.date(2026, 1, 20)])
+        dq = seed.data_quality(con, SYMBOL, DAYS[:5])
+        missing_day = seed.data_quality(con, SYMBOL, DAYS[:5] + [dt.date(2026, 1, 20)])
     assert dq["klines"] == pytest.approx(1.0) and dq["open_interest"] == pytest.approx(1.0)
     assert dq["agg_trades"] == pytest.approx(100 / 101) and dq["score"] == pytest.approx(100 / 101)
     assert missing_day["klines"] == pytest.approx(5 / 6)
@@ -184,7 +186,7 @@ def test_data_quality_from_raw_tables(warehouse):
 def test_ground_truth_separates_good_and_bad_estimates(warehouse):
     build_warehouse(warehouse, hybrid_good=True)
     with duckdb.connect(str(warehouse)) as con:
-        rows = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
+        rows = {r["variant"]: r for r in truth.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
     assert rows["hybrid"]["overlap_levels"] == pytest.approx(1.0)
     assert rows["volume_5050"]["overlap_levels"] == pytest.approx(0.0)
     assert rows["hybrid"]["long_share_true"] == pytest.approx(2 / 3)
@@ -200,8 +202,8 @@ def test_positions_closed_before_the_day_end_are_not_true_exposure(warehouse):
     build_warehouse(warehouse)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("UPDATE truth.positions SET close_time = TIMESTAMP '2026-01-03 12:00:00' WHERE position_id = 3")
-        before = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[1])}
-        after = {r["variant"]: r for r in v.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
+        before = {r["variant"]: r for r in truth.ground_truth_accuracy(con, SYMBOL, DAYS[1])}
+        after = {r["variant"]: r for r in truth.ground_truth_accuracy(con, SYMBOL, DAYS[2])}
     assert before["hybrid"]["long_share_true"] == pytest.approx(2 / 3)
     assert after["hybrid"]["long_share_true"] == pytest.approx(1.0)
 
@@ -280,7 +282,7 @@ def _backtest_warehouse(path):
 
 def test_backtest_scores_bars_from_the_snapshot_at_bar_start(tmp_path):
     con = _backtest_warehouse(tmp_path / "b.duckdb")
-    res = v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2)
+    res = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2)
     con.close()
     m = res.metrics
     # the snapshot is at 01:00, so the 00:00 bar has no prediction
@@ -292,11 +294,14 @@ def test_backtest_scores_bars_from_the_snapshot_at_bar_start(tmp_path):
     assert m["spearman"]["r"] > 0.5
     # with K = 4 only two cells carry a prediction: no more flags, no invented false positives
     con = duckdb.connect(str(tmp_path / "b.duckdb"))
-    wide = v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=4).metrics
+    wide = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=4).metrics
     con.close()
     assert wide["top_k_model"]["true_positives"] == 2
-    # the naive baseline (all notional at the mark, leverage mix) flags the same two bars here
-    assert wide["top_k_naive"]["recall"] == pytest.approx(1.0)
+    # the leverage-only baseline (all notional at the mark, leverage mix) flags the same two bars here
+    assert wide["baselines"]["leverage_only"]["top_k"]["recall"] == pytest.approx(1.0)
+    # side excursion (open − low for longs, high − open for shorts) ranks the two liquidating cells first too
+    assert wide["baselines"]["side_excursion"]["top_k"]["notional_recall"] == pytest.approx(1.0)
+    assert wide["price_series"] == "mark" and wide["candle_interval"] == "1h"
 
 
 def test_backtest_events_source_dedupes_across_sources(tmp_path):
@@ -306,14 +311,14 @@ def test_backtest_events_source_dedupes_across_sources(tmp_path):
            "trade_time": dt.datetime(2026, 1, 2, 3, 10), "side": "long", "price": 95_000.0, "avg_price": 95_000.0,
            "quantity": 1.0, "notional_usd": 95_000.0}
     _insert(con, "raw.realized_liquidations", pd.DataFrame([row | {"source": "forceOrder_ws"}, row | {"source": "file:x"}]))
-    source, bars = v.realized_per_bar(con, SYMBOL, dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 3), 60)
+    source, bars = bt.realized_per_bar(con, SYMBOL, dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 3), 60)
     con.close()
     assert source == "events" and bars["real_long"].sum() == pytest.approx(95_000.0)
 
 
 def test_backtest_rejects_bad_bar_length(tmp_path):
     with duckdb.connect(str(tmp_path / "x.duckdb")) as con, pytest.raises(ValueError, match="divide a day"):
-        v.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), bar_minutes=7)
+        bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), bar_minutes=7)
 
 
 def test_realized_liquidations_asset_loads_the_drop_folder(warehouse, tmp_path):
@@ -358,3 +363,30 @@ def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and "latest materialized day" in check.metadata["note"].value
     assert str(DAYS[-1]) in check.metadata["per_variant"].value
+
+
+def _backtest_cli(path, *argv):
+    import argparse
+
+    from liq_pipeline import validation_cli
+
+    parser = argparse.ArgumentParser(prog="liq")
+    validation_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["backtest", *argv, "--warehouse", str(path)])
+    return args.func(args)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["FOOUSDT", "--start", "2026-01-02", "--end", "2026-01-02"], "unknown symbol FOOUSDT"),
+    ([SYMBOL, "--start", "2026-03-01", "--end", "2026-03-02", "--variant", "hybrid"], "no hybrid heatmap of BTCUSDT"),
+    ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "ofi"], "no ofi heatmap"),
+    ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--source", "events"],
+     "no realized liquidations from source events"),
+    ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--bar-minutes", "30"],
+     "30-minute bars cannot be cut from the finest price candles available (60-minute)"),
+])
+def test_backtest_cli_exits_2_with_one_line_when_nothing_can_be_scored(tmp_path, capsys, argv, message):
+    _backtest_warehouse(tmp_path / "b.duckdb").close()
+    assert _backtest_cli(tmp_path / "b.duckdb", *argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err and captured.err.count("\n") == 1
