@@ -252,6 +252,9 @@ class Scorecard:
     learned: dict = field(default_factory=dict)
     #: Days per kind of model flag over the run (size prior, OI unknown, mark fallback, ...).
     flags: dict = field(default_factory=dict)
+    #: The variant with the highest partial Spearman, and the targets of issue 20 checked on it.
+    best_variant: str | None = None
+    targets: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: Seconds per stage of the run that produced it (filled by the command).
     timings: dict = field(default_factory=dict)
@@ -284,47 +287,117 @@ def import_realized(con, run: RealRun) -> tuple[str, int, tuple[str, ...]]:
     return Path(run.liquidations).name, result.rows, result.understood
 
 
+def _r(figure: dict | None) -> float | None:
+    return (figure or {}).get("r")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b and math.isfinite(a) and math.isfinite(b) else None
+
+
 def _variant_scores(metrics: dict) -> dict:
-    """The scorecard's figures of one variant from the backtest's metrics."""
-    top, naive_top = metrics.get("top_k_model") or {}, metrics.get("top_k_naive") or {}
+    """The scorecard's figures of one variant from the backtest's metrics (validation/backtest.py)."""
+    from liq_pipeline.model.scoring import bootstrap_mean_interval
+
+    base = metrics.get("baselines") or {}
+    top = (metrics.get("top_k_model") or {}).get("notional_recall")
+    recall = {name: ((base.get(name) or {}).get("top_k") or {}).get("notional_recall")
+              for name in ("bar_range", "side_excursion", "leverage_only")}
+    daily_partial = [d["partial_spearman"] for d in metrics.get("daily", []) if d.get("partial_spearman") is not None]
+    interval = bootstrap_mean_interval(daily_partial) if daily_partial else None
     return {
         "status": metrics.get("status"),
         "bars_scored": metrics.get("bars_scored"),
-        "spearman_map": (metrics.get("spearman") or {}).get("r"),
-        "spearman_naive": (metrics.get("naive_spearman") or {}).get("r"),
-        "spearman_long": (metrics.get("spearman_long") or {}).get("r"),
-        "spearman_short": (metrics.get("spearman_short") or {}).get("r"),
-        "top10_notional_recall_map": top.get("notional_recall"),
-        "top10_notional_recall_naive": naive_top.get("notional_recall"),
-        "top10_precision_map": top.get("precision"),
+        "price_series": f"{metrics.get('price_series', '-')} {metrics.get('candle_interval', '')}".strip(),
+        "spearman_map": _r(metrics.get("spearman")),
+        "spearman_bar_range": _r((base.get("bar_range") or {}).get("spearman")),
+        "spearman_side_excursion": _r((base.get("side_excursion") or {}).get("spearman")),
+        "spearman_leverage_only": _r((base.get("leverage_only") or {}).get("spearman")),
+        "partial_spearman": _r(metrics.get("partial_spearman")),
+        "partial_spearman_p": (metrics.get("partial_spearman") or {}).get("p"),
+        # The mean of the per-day partial ρ with a 90 % bootstrap interval over days (scoring.bootstrap_mean_interval).
+        "partial_spearman_daily_mean": interval.mean if interval else None,
+        "partial_spearman_daily_interval": [interval.low, interval.high] if interval else None,
+        "spearman_long": _r(metrics.get("spearman_long")),
+        "spearman_short": _r(metrics.get("spearman_short")),
+        "top10_notional_recall_map": top,
+        "top10_notional_recall_bar_range": recall["bar_range"],
+        "top10_notional_recall_side_excursion": recall["side_excursion"],
+        "top10_notional_recall_leverage_only": recall["leverage_only"],
+        "top10_recall_vs_excursion": _ratio(top, recall["side_excursion"]),
+        "realized_share_where_map_zero": metrics.get("realized_share_where_map_zero"),
         "realized_usd": (metrics.get("realized_long_usd") or 0.0) + (metrics.get("realized_short_usd") or 0.0),
         "predicted_in_range_usd": metrics.get("predicted_in_range_usd"),
     }
 
 
+def targets_for(scores: dict) -> dict[str, dict]:
+    """Each target of TARGETS: the variant's value, the threshold and whether it is met."""
+    checks = {
+        "partial_spearman": (scores.get("partial_spearman"), ">="),
+        "top10_recall_vs_excursion": (scores.get("top10_recall_vs_excursion"), ">="),
+        "empty_bar_share": (scores.get("realized_share_where_map_zero"), "<="),
+    }
+    out = {}
+    for name, (value, op) in checks.items():
+        threshold = TARGETS[name]
+        met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+        out[name] = {"value": value, "target": f"{op} {threshold}", "met": met}
+    return out
+
+
+def learned_parameters(con, symbol: str, first: dt.date, last: dt.date) -> dict:
+    """What a learning variant stored in model.flow_parameters (parameter, side, value, source) over the days:
+    the values of the last day per side, and on how many days each source ("learned", "prior") gave them.
+    Empty when no variant learns (the table is absent or has no row in the range)."""
+    import pandas as pd
+
+    from liq_pipeline.warehouse.io import table_exists
+
+    if not table_exists(con, "model.flow_parameters"):
+        return {}
+    rows = con.execute("""SELECT day, parameter, side, value, source FROM model.flow_parameters
+                          WHERE symbol = ? AND day BETWEEN ? AND ? ORDER BY day, side, parameter""",
+                       [symbol, first, last]).df()
+    if rows.empty:
+        return {}
+    last = rows["day"].max()
+    final = rows[rows["day"] == last]
+    sources = rows[rows["parameter"] == "leveraged_share"].groupby("source")["day"].nunique()
+    return {
+        "as_of": pd.Timestamp(last).date().isoformat(),
+        "values": {side: {r.parameter: (None if r.value is None or not math.isfinite(r.value) else float(r.value))
+                          for r in g.itertuples()} for side, g in final.groupby("side")},
+        "leveraged_share_source_days": {str(k): int(v) for k, v in sources.items()},
+    }
+
+
 def what_the_model_learned(con, run: RealRun) -> dict:
-    """What the model took from the data versus what it assumed: its parameters (fixed in ModelParams: it does
-    not fit a leverage mix, leveraged share or survival), and the sizes it used."""
+    """What the models took from the data and what they assumed: the seed variants' fixed parameters
+    (config.ModelParams: no fitted leverage mix, leveraged share or survival), the position sizes used, and
+    whatever a learning variant stored (`learned_parameters`)."""
     from liq_pipeline.config import MODEL
 
-    prior_days = con.execute(
+    counted = con.execute(
         """SELECT count(*) FILTER (WHERE trade_count > 0), count(*) FROM raw.klines
            WHERE symbol = ? AND day BETWEEN ? AND ?""", [run.symbol, run.score_from, run.last_day]).fetchone()
-    return {
-        "learns": False,
-        "leverage_mix": {f"{lev:g}x": w for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)},
-        "leverage_mix_source": "fixed assumption (config.ModelParams), not fitted",
-        "leveraged_share": "not modelled: all open interest is placed as leveraged positions",
-        "survival": "not modelled: levels leave only when mark crosses them or OI falls"
-                    + (f" (half-life {MODEL.heatmap_half_life_hours} h)" if MODEL.heatmap_half_life_hours else ""),
-        "position_sizes": ("size prior (klines carry no trade counts)" if prior_days[0] == 0
-                           else f"measured on {prior_days[0]:,} of {prior_days[1]:,} klines"),
+    out = {
+        "seed_leverage_mix": {f"{lev:g}x": w for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)},
+        "seed_parameters": "fixed assumptions (config.ModelParams), not fitted: all open interest is placed as "
+                           "leveraged positions, levels leave only when mark crosses them or OI falls"
+                           + (f", half-life {MODEL.heatmap_half_life_hours} h" if MODEL.heatmap_half_life_hours else ""),
+        "position_sizes": ("size prior (klines carry no trade counts)" if counted[0] == 0
+                           else f"measured on {counted[0]:,} of {counted[1]:,} klines"),
     }
+    learned = learned_parameters(con, run.symbol, run.score_from, run.last_day)
+    if learned:
+        out["learning_variant"] = learned
+    return out
 
 
 def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
     """Backtest every variant over the scored days against the imported per-bar liquidations."""
-    from liq_pipeline.assets.validation import backtest
+    from liq_pipeline.validation.backtest import backtest
 
     rows = con.execute("SELECT count(*) FROM raw.realized_liquidation_bars WHERE symbol = ? AND bar_start >= ? "
                        "AND bar_start < ?", [run.symbol, run.score_from, run.last_day + dt.timedelta(days=1)]
@@ -335,8 +408,10 @@ def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
         result = backtest(con, run.symbol, run.score_from, run.last_day, variant, bar_minutes, None, "bars")
         card.variants[variant] = _variant_scores(result.metrics)
     card.learned = what_the_model_learned(con, run)
-    card.notes.append("range and side-excursion baselines, partial Spearman and the empty-bar share are not "
-                      "computed yet: they come with the backtest yardsticks (issue 13)")
+    ranked = [v for v, s in card.variants.items() if s.get("partial_spearman") is not None]
+    if ranked:
+        card.best_variant = max(ranked, key=lambda v: card.variants[v]["partial_spearman"])
+        card.targets = targets_for(card.variants[card.best_variant])
     return card
 
 
@@ -345,15 +420,47 @@ def _f(value, spec: str = "+.3f") -> str:
 
 
 def format_scorecard(card: Scorecard) -> str:
-    """The scorecard as a text table (one line per variant) plus what the model learned and the notes."""
+    """The scorecard as text: Spearman of the map and of the baselines, partial Spearman, top-10 % notional
+    recall, the realized share where the map predicted nothing, per variant; then the targets, what the
+    model learned, the flags and the notes."""
     lines = [f"{card.symbol} {card.first_scored_day} … {card.last_day}: {card.realized_rows:,} realized bars "
-             f"({card.realized_file}), 1-hour bars",
-             f"{'variant':<12} {'bars':>5} {'ρ map':>7} {'ρ naive':>8} {'recall10 map':>12} {'recall10 naive':>14}"]
+             f"({card.realized_file}), 1-hour bars, (bar, side) cells",
+             "",
+             f"{'':<12} {'':>5} {'Spearman ρ':^31} {'partial ρ':>10} {'top-10 % notional recall':^27} "
+             f"{'realized':>9}",
+             f"{'variant':<12} {'bars':>5} {'map':>7} {'range':>7} {'excurs.':>7} {'lev.':>7} "
+             f"{'map|r,e':>10} {'map':>6} {'range':>6} {'excurs.':>7} {'×exc':>5} {'map = 0':>9}"]
     for variant, s in card.variants.items():
-        lines.append(f"{variant:<12} {s.get('bars_scored') or 0:>5} {_f(s['spearman_map']):>7} "
-                     f"{_f(s['spearman_naive']):>8} {_f(s['top10_notional_recall_map'], '.3f'):>12} "
-                     f"{_f(s['top10_notional_recall_naive'], '.3f'):>14}")
-    lines.append("learned: " + ("; ".join(f"{k}: {v}" for k, v in card.learned.items() if k != "learns")))
+        lines.append(
+            f"{variant:<12} {s.get('bars_scored') or 0:>5} {_f(s['spearman_map']):>7} {_f(s['spearman_bar_range']):>7} "
+            f"{_f(s['spearman_side_excursion']):>7} {_f(s['spearman_leverage_only']):>7} "
+            f"{_f(s['partial_spearman']):>10} {_f(s['top10_notional_recall_map'], '.3f'):>6} "
+            f"{_f(s['top10_notional_recall_bar_range'], '.3f'):>6} "
+            f"{_f(s['top10_notional_recall_side_excursion'], '.3f'):>7} {_f(s['top10_recall_vs_excursion'], '.2f'):>5} "
+            f"{_f(s['realized_share_where_map_zero'], '.1%'):>9}")
+    if card.best_variant:
+        lines += ["", f"targets (best variant by partial ρ: {card.best_variant})"]
+        for name, t in card.targets.items():
+            verdict = "-" if t["met"] is None else ("met" if t["met"] else "NOT met")
+            lines.append(f"  {name:<28} {_f(t['value'], '.3f'):>7}  target {t['target']:<7} {verdict}")
+        best = card.variants[card.best_variant]
+        if best.get("partial_spearman_daily_interval"):
+            lo, hi = best["partial_spearman_daily_interval"]
+            lines.append(f"  per-day partial ρ: mean {_f(best['partial_spearman_daily_mean'])}, "
+                         f"90 % bootstrap interval {_f(lo)} … {_f(hi)}")
+    lines += ["", "what the model learned:",
+              "  seed variants: leverage mix " + ", ".join(f"{k} {v:.0%}" for k, v in card.learned["seed_leverage_mix"].items())
+              + "; " + card.learned["seed_parameters"],
+              f"  position sizes: {card.learned['position_sizes']}"]
+    learned = card.learned.get("learning_variant")
+    if learned:
+        for side, values in learned["values"].items():
+            lines.append(f"  learning variant, {side}, as of {learned['as_of']}: "
+                         + ", ".join(f"{k} {_f(v, '.3f')}" for k, v in values.items()))
+        lines.append("  leveraged share from: " + ", ".join(f"{k} on {n} days"
+                                                            for k, n in learned["leveraged_share_source_days"].items()))
+    else:
+        lines.append("  no variant learns parameters from this data")
     lines += [f"flag on {n} days: {kind}" for kind, n in card.flags.items()]
     lines += [f"note: {n}" for n in card.notes]
     return "\n".join(lines)

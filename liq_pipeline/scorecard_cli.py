@@ -56,16 +56,19 @@ def score_real_command(args: argparse.Namespace) -> int:
     print(f"score-real: {run.symbol} {run.first_day} … {run.last_day} from {mirror} (read in place; "
           f"{run.layout.kline_interval} klines, {run.layout.mark_interval} mark klines); warehouse {run.warehouse}; "
           f"scored from {run.score_from}")
+    import duckdb
+
+    # Imported first: a variant that learns from public liquidations (walk-forward, up to each day) reads them.
+    run.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(run.warehouse)) as con:
+        name, rows, understood = scorecard.import_realized(con, run)
+    print(f"imported {name}: {rows:,} bars; " + "; ".join(understood))
     try:
         chain = scorecard.run_chain(run)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    import duckdb
-
     with duckdb.connect(str(run.warehouse)) as con:
-        name, rows, understood = scorecard.import_realized(con, run)
-        print(f"imported {name}: {rows:,} bars; " + "; ".join(understood))
         card = scorecard.score(con, run)
     card.flags = chain.flag_summary()
     card.timings = {s.label: round(s.seconds, 1) for s in chain.stages}

@@ -82,4 +82,8 @@ def test_backtest_scores_every_variant_against_the_imported_bars(scored):
         assert s["bars_scored"] == 24 * len(SCORED) - 1
         assert s["realized_usd"] == pytest.approx(truth.loc[in_scored, "notional_usd"].sum(), rel=1e-9)
         assert -1 <= s["spearman_map"] <= 1 and 0 <= s["top10_notional_recall_map"] <= 1
+        for name in ("spearman_bar_range", "spearman_side_excursion", "partial_spearman"):
+            assert -1 <= s[name] <= 1, (variant, name)
+        assert 0 <= s["realized_share_where_map_zero"] <= 1
+    assert set(card["targets"]) == {"partial_spearman", "top10_recall_vs_excursion", "empty_bar_share"}
     assert "imported realized_liquidations_1h.csv: 96 bars" in scored["out"]

@@ -60,4 +60,7 @@ def test_the_backtest_scores_the_real_liquidations_of_the_slice(run):
     for variant, s in card["variants"].items():
         assert s["status"] == "scored" and s["bars_scored"] == 24 * days - 1, variant
         assert s["realized_usd"] == pytest.approx(inside["long_usd"].sum() + inside["short_usd"].sum(), rel=1e-9)
-        assert -1 <= s["spearman_map"] <= 1
+        for name in ("spearman_map", "spearman_bar_range", "spearman_side_excursion", "partial_spearman"):
+            assert -1 <= s[name] <= 1, (variant, name)
+        assert 0 <= s["realized_share_where_map_zero"] <= 1 and s["top10_notional_recall_side_excursion"] > 0
+    assert card["best_variant"] in card["variants"] and len(card["targets"]) == 3
