@@ -178,8 +178,12 @@ class ChainReport:
     heatmap_flags: dict[str, list[str]] = field(default_factory=dict)
 
     def flag_summary(self) -> dict[str, int]:
-        """Days per kind of heatmap flag (numbers in a flag replaced by N, so kinds add up over days)."""
+        """Days per kind of flag of liquidation_levels (the size prior) and liquidation_heatmap, numbers in a
+        flag replaced by N so that kinds add up over days."""
         counts: dict[str, int] = {}
+        for reason in self.size_prior_days.values():
+            kind = "liquidation_levels " + re.sub(r"[\d.,$]+\d|\d", "N", reason)
+            counts[kind] = counts.get(kind, 0) + 1
         for flags in self.heatmap_flags.values():
             for kind in {re.sub(r"[\d.,$]+\d|\d", "N", f) for f in flags}:
                 counts[kind] = counts.get(kind, 0) + 1

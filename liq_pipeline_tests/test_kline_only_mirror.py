@@ -61,8 +61,10 @@ def test_mirror_has_the_shape_of_third_party_data(scored):
 def test_model_runs_on_klines_with_the_size_prior_flagged(scored):
     assert _query(scored, "SELECT DISTINCT source, split_known FROM model.volume_profile_daily") == [("klines_15m", False)]
     card = scored["card"]
-    prior = [kind for kind in card["flags"] if kind.startswith("size_prior:")]
+    prior = [kind for kind in card["flags"] if kind.startswith("size_prior:")]  # the heatmap's flag
     assert len(prior) == 1 and card["flags"][prior[0]] == len(SCORED)
+    # liquidation_levels also runs on the day before the first scored one (the heatmap starts from it)
+    assert card["flags"]["liquidation_levels " + prior[0]] == len(SCORED) + 1
     assert "klines has a trade count (count = N, as in third-party klines)" in prior[0]  # numbers as N
     assert card["learned"]["position_sizes"] == "size prior (klines carry no trade counts)"
     for table in ("model.liquidation_levels", "model.liquidation_heatmap", "model.liquidation_zones"):
