@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
     bt.set_defaults(func=backtest_command)
 
+    tab = subparsers.add_parser(
+        "validation-table",
+        help="the yardstick table (overlap, ceiling, distance, backtest vs baselines) of stored monthly reports")
+    tab.add_argument("months", nargs="*", help="YYYY-MM (default: every report in the reports folder)")
+    tab.add_argument("--markdown", action="store_true", help="one markdown table with every column (for the README)")
+    tab.add_argument("--reports", default=None, help="folder of validation-<YYYY-MM>.json (default <data dir>/reports)")
+    tab.set_defaults(func=table_command)
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -150,4 +158,33 @@ def backtest_command(args: argparse.Namespace) -> int:
     notes = {m[k] for m in results.values() for k in ("note", "price_note") if m.get(k)}
     for note in sorted(notes):
         print(f"note: {note}")
+    return EXIT_OK
+
+
+def table_command(args: argparse.Namespace) -> int:
+    """Print the yardstick table of the stored monthly reports (text, or markdown with every column)."""
+    from liq_pipeline.validation.report import (
+        YARDSTICK_COLUMNS,
+        yardstick_markdown,
+        yardstick_rows,
+        yardstick_text,
+    )
+
+    folder = Path(args.reports) if args.reports else config.reports_dir()
+    paths = [folder / f"validation-{m}.json" for m in args.months] if args.months else \
+        sorted(folder.glob("validation-*.json"))
+    missing = [p for p in paths if not p.is_file()]
+    if missing or not paths:
+        return _error(f"no validation report {missing[0] if missing else f'in {folder}'} (materialize "
+                      "validation_report, e.g. with make demo)")
+    try:
+        reports = [json.loads(p.read_text()) for p in paths]
+    except (OSError, ValueError) as e:
+        return _error(f"cannot read the validation reports: {e}")
+    if args.markdown:
+        print(yardstick_markdown([row for r in reports for row in yardstick_rows(r)], YARDSTICK_COLUMNS))
+        return EXIT_OK
+    for report in reports:
+        print(f"validation {report.get('month')}")
+        print("\n".join(yardstick_text(report)))
     return EXIT_OK

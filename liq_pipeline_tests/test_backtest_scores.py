@@ -24,7 +24,7 @@ def _market(n_bars: int = 96, seed: int = 3, map_knows: bool = True):
     o = 100_000 * np.exp(np.cumsum(rng.normal(0, 0.003, n_bars)))
     down, up = np.abs(rng.normal(0, 0.004, n_bars)), np.abs(rng.normal(0, 0.004, n_bars))
     lo, hi = o * (1 - down), o * (1 + up)
-    candles = pd.DataFrame({"open_time": start, "open": o, "high": hi, "low": lo})
+    candles = pd.DataFrame({"open_time": start, "open": o, "high": hi, "low": lo, "interval_minutes": 60})
     lvl_long, lvl_short = o * (1 - rng.uniform(0, 0.008, n_bars)), o * (1 + rng.uniform(0, 0.008, n_bars))
     size_long, size_short = rng.lognormal(13, 1, n_bars), rng.lognormal(13, 1, n_bars)
     heat = pd.DataFrame({"snapshot_time": np.repeat(start, 2), "side": ["long", "short"] * n_bars,
@@ -76,7 +76,7 @@ def test_realized_notional_where_the_map_predicted_nothing():
 
 def test_bars_shorter_than_the_finest_candle_are_an_error_naming_both():
     heat, candles, realized, _ = _market()
-    with pytest.raises(bt.BacktestInputError, match=r"30-minute bars .* \(60-minute\)"):
+    with pytest.raises(bt.BacktestInputError, match=r"30-minute bars .* \(60-minute"):
         bt.score_backtest(heat, candles, realized, bar_minutes=30, candle_minutes=60)
     with pytest.raises(bt.BacktestInputError, match="90-minute bars"):
         bt.bar_frame(candles, 90, 60)
@@ -89,6 +89,22 @@ def test_bars_aggregate_finer_candles():
     bars = bt.bar_frame(candles, 60, 15)
     assert bars["open"].tolist() == [1.0, 5.0] and bars["high"].tolist() == [9.0, 9.0]
     assert bars["low"].tolist() == [0.5, 1.0] and bars["candles"].tolist() == [4, 4]
+
+
+def test_each_bar_uses_its_finest_series_mark_before_last():
+    t = [T0 + dt.timedelta(minutes=15 * i) for i in range(4)] + [T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)]
+    candles = pd.DataFrame({"open_time": t + [T0 + dt.timedelta(hours=2)], "open": 100.0,
+                            "high": [101, 102, 101, 101, 105, 107, 103.0], "low": 99.0,
+                            "interval_minutes": [15, 15, 15, 15, 60, 60, 60],
+                            "series": ["mark"] * 4 + ["mark", "last", "mark"]})
+    # bar 00:00 from the 15-minute mark candles, 01:00 from the hourly mark candle, 02:00 mark before last
+    bars = bt.bar_frame(candles, 60)
+    assert bars["candle_minutes"].tolist() == [15, 60, 60] and bars["high"].tolist() == [102.0, 105.0, 103.0]
+    assert bars["price_series"].tolist() == ["mark", "mark", "mark"]
+    only_last = bt.bar_frame(candles[candles["series"] == "last"], 60)
+    assert only_last["price_series"].tolist() == ["last"]
+    with pytest.raises(bt.BacktestInputError, match=r"30-minute bars .*\(60-minute, from 2026-01-05 01:00"):
+        bt.bar_frame(candles, 30)
 
 
 def test_a_stale_snapshot_does_not_predict():

@@ -128,6 +128,8 @@ def test_validation_report_scores_against_ground_truth(chain):
         gt = sym["variants"][variant]["ground_truth"]
         assert gt["exact_formula_mare"] == 0.0 < gt["simplified_formula_mare"]
         assert 0.0 < gt["overlap_levels"] <= 1.0
+        assert 0.0 < gt["ceiling"] <= 1.0 and gt["overlap_over_ceiling"] > 0
+        assert set(sym["variants"][variant]["backtest"]["baselines"]) == {"leverage_only", "bar_range", "side_excursion"}
         assert sym["variants"][variant]["grade"]["letter"] in {"A", "B", "C", "F"}
     checks = {e.check_name for e in chain["results"]["validation"].get_asset_check_evaluations()}
     assert "hybrid_beats_volume_baseline" in checks

@@ -144,7 +144,8 @@ def test_signals_use_the_last_sample_before_as_of_never_a_later_one(con):
     add_funding(con, AS_OF, 0.0009)
     end_of_day = pos.signals_from_warehouse(con, "BTCUSDT", AS_OF, inclusive=False)
     assert (end_of_day.oi_usd, end_of_day.oi_24h_ago_usd) == (1.2e9, 1.1e9)
-    assert end_of_day.mark_price == 99_000.0 and end_of_day.funding_rate_8h == 0.0002
+    # funding settled at the as-of instant is published then: included even at the end of the day
+    assert end_of_day.mark_price == 99_000.0 and end_of_day.funding_rate_8h == 0.0009
     assert end_of_day.flags == ()
     at = pos.signals_from_warehouse(con, "BTCUSDT", AS_OF)
     assert at.oi_usd == 1.3e9 and at.funding_rate_8h == 0.0009

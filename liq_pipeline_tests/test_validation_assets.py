@@ -49,12 +49,14 @@ def _levels(day, variant, long_prices, short_prices, notional=1e6):
         "collateral_usd": notional / 10})
 
 
-def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good=True, funding_flat=False):
-    """10 days of BTCUSDT: signals, 4-variant distributions (ofi long ratio tracks funding), levels, raw
-    inputs complete, funding, simulator truth matching one variant's levels."""
+def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good=True, funding_flat=False,
+                    hybrid_same=False):
+    """10 days of BTCUSDT: signals, 4-variant distributions and heatmaps (ofi long share tracks funding),
+    levels, raw inputs complete, funding, simulator truth matching one variant's levels (hybrid's unless
+    `hybrid_good` is False; `hybrid_same` gives hybrid exactly volume_5050's levels)."""
     con = duckdb.connect(str(path))
     rng = np.random.default_rng(7)
-    signals, dist, levels, funding, klines, oi, trades = [], [], [], [], [], [], []
+    signals, dist, levels, funding, klines, oi, trades, heat = [], [], [], [], [], [], [], []
     true_long, true_short = [95_000.0, 97_000.0], [103_000.0]
     for i, day in enumerate(DAYS):
         f = 0.0001 if funding_flat else _funding(i)
@@ -79,9 +81,18 @@ def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good
             sp = true_short if good else [120_000.0]
             if variant == "ofi":
                 lp, sp = true_long, true_short
+            if hybrid_same and variant in ("hybrid", "volume_5050"):
+                lp, sp = [80_000.0, 85_000.0], [120_000.0]
             if day == wrong_long_day and variant == "hybrid":
                 lp = lp + [100_500.0]  # a long level above the mark: should have been consumed
             levels.append(_levels(day, variant, lp, sp))
+            for h in (2, 6, 10, 14, 18, 22):  # heatmap snapshots: long share = the variant's share
+                t = dt.datetime.combine(day, dt.time(h))
+                heat.append({"symbol": SYMBOL, "day": day, "variant": variant, "snapshot_time": t, "side": "long",
+                             "bin_id": int(GRID.bin_id(95_000.0)), "price": 95_000.0, "notional_usd": 1e6 * share})
+                heat.append({"symbol": SYMBOL, "day": day, "variant": variant, "snapshot_time": t, "side": "short",
+                             "bin_id": int(GRID.bin_id(105_000.0)), "price": 105_000.0,
+                             "notional_usd": 1e6 * (1 - share)})
         for interval, n in (("1h", 24),):
             times = [dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=h) for h in range(n)]
             klines.append(pd.DataFrame({"symbol": SYMBOL, "day": day, "interval": interval, "open_time": times,
@@ -100,6 +111,7 @@ def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good
     _insert(con, "model.position_signals", pd.DataFrame(signals))
     _insert(con, "model.position_distribution", pd.concat(dist))
     _insert(con, "model.liquidation_levels", pd.concat(levels))
+    _insert(con, "model.liquidation_heatmap", pd.DataFrame(heat))
     _insert(con, "raw.funding_rates", pd.DataFrame(funding))
     _insert(con, "raw.klines", pd.concat(klines))
     _insert(con, "raw.mark_price_klines", pd.concat(klines))
@@ -133,9 +145,14 @@ def _liquidation_levels_stub() -> dg.MaterializeResult:
     return dg.MaterializeResult()
 
 
+@dg.asset(partitions_def=partitions.symbol_day, name="liquidation_heatmap")
+def _liquidation_heatmap_stub() -> dg.MaterializeResult:
+    return dg.MaterializeResult()
+
+
 def _run_checks(path, day):
     result = dg.materialize(
-        [_position_distribution_stub, _liquidation_levels_stub, v.oi_is_conserved, v.longs_liquidate_below_mark,
+        [_position_distribution_stub, _liquidation_levels_stub, _liquidation_heatmap_stub, v.oi_is_conserved, v.longs_liquidate_below_mark,
          v.shorts_liquidate_above_mark, v.long_ratio_tracks_funding],
         partition_key=partitions.key_for(SYMBOL, day), resources={"duckdb": DuckDBResource(database=str(path))},
         instance=dg.DagsterInstance.ephemeral())
@@ -190,7 +207,14 @@ def test_ground_truth_separates_good_and_bad_estimates(warehouse):
     assert rows["hybrid"]["overlap_levels"] == pytest.approx(1.0)
     assert rows["volume_5050"]["overlap_levels"] == pytest.approx(0.0)
     assert rows["hybrid"]["long_share_true"] == pytest.approx(2 / 3)
-    assert rows["volume_5050"]["long_share_error"] == pytest.approx(abs(0.5 - 2 / 3))
+    # the long share is read on the surviving maps on both sides: 2 long levels and 1 short of equal notional
+    assert rows["volume_5050"]["long_share_est"] == pytest.approx(2 / 3)
+    assert rows["volume_5050"]["long_share_error"] == pytest.approx(0.0)
+    # every overlap also against the oracle's ceiling, at 0.1 % and 1 % bins, and a bin-free distance
+    hyb = rows["hybrid"]
+    assert 0 < hyb["ceiling"] <= 1 and 0 < hyb["ceiling_1pct"] <= 1
+    assert hyb["overlap_over_ceiling"] == pytest.approx(hyb["overlap_levels"] / hyb["ceiling"])
+    assert hyb["distance_log"] == pytest.approx(0.0, abs=1e-3) and rows["volume_5050"]["distance_log"] > 0.1
     # simplified EP·(1 − 1/L + 0.004) against the hand-set truth liq prices
     expected = np.mean([abs(100_000 * (1 - 1 / 20 + 0.004) - 95_000) / 95_000,
                         abs(100_000 * (1 - 1 / 33 + 0.004) - 97_000) / 97_000,
@@ -216,7 +240,7 @@ def _report_run(warehouse):
                           instance=dg.DagsterInstance.ephemeral())
 
 
-def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
+def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys):
     build_warehouse(warehouse, hybrid_good=True)
     result = _report_run(warehouse)
     assert result.success
@@ -224,9 +248,11 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
     btc = report["symbols"][SYMBOL]
     assert btc["days"] == 10 and btc["funding_correlation_check"]["variant_tested"] == "ofi"
     assert btc["funding_correlation_check"]["verdict"] == "pass"
-    # volume_5050's split is constant: r undefined → fc 0, inconclusive, F
+    # volume_5050's split is constant while funding moves: it does not track funding, r = 0 → fc 0 and F, graded
+    # on the same test as every other variant (not "inconclusive")
     flat = btc["variants"]["volume_5050"]["grade"]
-    assert flat["inconclusive"] and flat["fc_score"] == 0 and flat["letter"] == "F"
+    assert not flat["inconclusive"] and flat["fc_score"] == 0 and flat["letter"] == "F"
+    assert btc["variants"]["volume_5050"]["funding_tracking"]["verdict"] == "fail"
     ofi = btc["variants"]["ofi"]
     assert ofi["grade"]["letter"] == "A" and ofi["directional"]["accuracy"] == 1.0
     assert ofi["oi_conservation"]["mean_error_pct"] == pytest.approx(0.0, abs=1e-9)
@@ -234,9 +260,23 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path):
     meta = result.asset_materializations_for_node("validation_report")[0].metadata
     assert "| ofi | **A**" in meta["report"].value
     assert "data:image/png;base64," in meta["report"].value
-    assert btc["funding_correlation_check"]["daily"][0]["day"] == "2026-01-01"
+    assert btc["funding_correlation_check"]["intervals"][0]["settle_time"] == "2026-01-01T08:00:00"
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["hybrid_beats_volume_baseline"].passed
+    # the yardstick table, as `liq validation-table --markdown` prints it for the README
+    import argparse
+
+    from liq_pipeline import validation_cli
+
+    parser = argparse.ArgumentParser(prog="liq")
+    validation_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["validation-table", "--markdown", "--reports", str(tmp_path / "data" / "reports")])
+    capsys.readouterr()
+    assert args.func(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| month | symbol | variant | grade | overlap 0.1 % | ceiling 0.1 % | overlap / ceiling")
+    hybrid = next(line for line in table if "| BTCUSDT | hybrid |" in line)
+    assert "| 1.000 |" in hybrid and "| – |" in hybrid  # overlap 1 with the truth; no backtest without liquidations
     with duckdb.connect(str(warehouse)) as con:
         letter_rows = con.execute("""SELECT variant, verdict FROM model.validation_results
                                      WHERE test = 'grade' AND metric = 'total' ORDER BY variant""").fetchall()
@@ -253,7 +293,16 @@ def test_hybrid_worse_than_baseline_fails_the_check(warehouse):
     build_warehouse(warehouse, hybrid_good=False)
     result = _report_run(warehouse)
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "hybrid_beats_volume_baseline")
-    assert not check.passed and "hybrid worse" in check.description
+    assert not check.passed and "not shown better" in check.description
+
+
+def test_hybrid_equal_to_volume_5050_fails_the_check(warehouse):
+    build_warehouse(warehouse, hybrid_same=True)
+    result = _report_run(warehouse)
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "hybrid_beats_volume_baseline")
+    assert not check.passed
+    (low, high), = check.metadata["interval_90pct"].value.values()
+    assert low == pytest.approx(0.0) and high == pytest.approx(0.0)
 
 
 def _backtest_warehouse(path):
@@ -301,7 +350,7 @@ def test_backtest_scores_bars_from_the_snapshot_at_bar_start(tmp_path):
     assert wide["baselines"]["leverage_only"]["top_k"]["recall"] == pytest.approx(1.0)
     # side excursion (open − low for longs, high − open for shorts) ranks the two liquidating cells first too
     assert wide["baselines"]["side_excursion"]["top_k"]["notional_recall"] == pytest.approx(1.0)
-    assert wide["price_series"] == "mark" and wide["candle_interval"] == "1h"
+    assert wide["price_series"] == "mark" and wide["candle_minutes"] == [60]
 
 
 def test_backtest_events_source_dedupes_across_sources(tmp_path):
@@ -383,10 +432,39 @@ def _backtest_cli(path, *argv):
     ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--source", "events"],
      "no realized liquidations from source events"),
     ([SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid", "--bar-minutes", "30"],
-     "30-minute bars cannot be cut from the finest price candles available (60-minute)"),
+     "30-minute bars cannot be cut from the finest price candles available (60-minute"),
 ])
 def test_backtest_cli_exits_2_with_one_line_when_nothing_can_be_scored(tmp_path, capsys, argv, message):
     _backtest_warehouse(tmp_path / "b.duckdb").close()
     assert _backtest_cli(tmp_path / "b.duckdb", *argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and message in captured.err and captured.err.count("\n") == 1
+
+
+def test_oracle_map_spreads_unknown_leverage_over_the_mix_that_survived():
+    from liq_pipeline.model import margin
+
+    table = margin.table_for(SYMBOL, DAYS[0]).table
+    positions = pd.DataFrame({"side": ["long", "short"], "entry_price": [100_000.0, 100_000.0],
+                              "notional_usd": [10_000.0, 10_000.0]})
+    lev, w = np.array([10.0, 20.0, 50.0]), np.array([0.5, 0.3, 0.2])
+    # the mark fell to 93,000 after the long opened (20x and 50x would have been liquidated) and never rose
+    oracle = truth.oracle_map(positions, lev, w, table, np.array([93_000.0, 99_000.0]), np.array([100_500.0, 100_500.0]))
+    long_ = oracle.side == "long"
+    assert oracle.notional_usd[long_].sum() == pytest.approx(10_000.0) and long_.sum() == 1
+    expected = margin.isolated_liquidation_price_at_leverage(margin.LONG, 10_000.0, 100_000.0, 10.0, table).price
+    assert oracle.price[long_][0] == pytest.approx(float(expected))
+    # the short survived at every leverage: spread by the mix weights
+    assert np.sort(oracle.notional_usd[~long_]) == pytest.approx([2_000.0, 3_000.0, 5_000.0])
+    dead = truth.oracle_map(positions[:1], lev, w, table, np.array([50_000.0]), np.array([100_500.0]))
+    assert dead.unplaced_positions == 1 and dead.notional_usd.size == 0
+
+
+def test_backtest_without_mark_candles_prices_bars_from_last_price_klines_and_says_so(tmp_path):
+    con = _backtest_warehouse(tmp_path / "b.duckdb")
+    ensure_tables(con, "raw.klines")
+    con.execute("INSERT INTO raw.klines BY NAME SELECT * FROM raw.mark_price_klines")
+    con.execute("DELETE FROM raw.mark_price_klines")
+    m = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2).metrics
+    con.close()
+    assert m["status"] == "scored" and m["price_series"] == "last" and "23 bars priced from last-price" in m["price_note"]

@@ -17,7 +17,7 @@ from liq_pipeline import config, partitions
 from liq_pipeline.market import liquidation_imports
 from liq_pipeline.model import scoring
 from liq_pipeline.plots import markdown_image
-from liq_pipeline.validation.common import day_str, finite_or_none, md_table
+from liq_pipeline.validation.common import finite_or_none, md_table
 from liq_pipeline.validation.report import (
     build_report,
     clean_for_json,
@@ -30,16 +30,16 @@ from liq_pipeline.validation.seed import (
     NON_CIRCULAR_VARIANT,
     OI_TOLERANCE_PCT,
     funding_correlation,
+    funding_tracking,
     level_directions,
     oi_conservation,
+    true_settlement_long_shares,
 )
+from liq_pipeline.validation.truth import has_ground_truth
 from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "validation"
 FUNDING_WINDOW_DAYS = 30
-#: hybrid counts as worse than volume_5050 only when its score is lower by more than this (overlap or ρ):
-#: smaller differences are within day-to-day noise of a month's mean.
-NOT_WORSE_MARGIN = 0.005
 
 
 def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]], str]:
@@ -125,39 +125,50 @@ def shorts_liquidate_above_mark(context: dg.AssetCheckExecutionContext, duckdb: 
     return _directional_check(context, duckdb, "short")
 
 
-@dg.asset_check(asset=dg.AssetKey("position_distribution"), description=(
-    "Pearson r between the funding-free (ofi) daily long ratio and 0.5 + 0.3·tanh(1000·f) over the 30 days "
-    "ending at the partition day (liquidation-math.md §9.1-§9.2)."))
+@dg.asset_check(asset=dg.AssetKey("liquidation_heatmap"), description=(
+    "Pearson r between the funding-free (ofi) heatmap long share averaged over each funding settlement interval "
+    "and 0.5 + 0.3·tanh(1000·f) of that interval's rate, over the 30 days ending at the partition day "
+    "(liquidation-math.md §9.1-§9.2); on simulated data the metadata shows what the true long share scores."))
 def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
-        targets, note = _check_targets(context, con, "model.position_distribution")
+        targets, note = _check_targets(context, con, "model.liquidation_heatmap")
         results = []
         for symbol in sorted({s for s, _ in targets}):
             end = max(d for s, d in targets if s == symbol)
-            corr, daily = funding_correlation(con, symbol, end - dt.timedelta(days=FUNDING_WINDOW_DAYS - 1), end)
-            results.append((symbol, end, corr, daily))
-    verdicts = [c.verdict for _, _, c, _ in results]
+            start = end - dt.timedelta(days=FUNDING_WINDOW_DAYS - 1)
+            corr, shares = funding_correlation(con, symbol, start, end)
+            true = funding_tracking(true_settlement_long_shares(con, symbol, start, end)) \
+                if has_ground_truth(con, symbol) else None
+            results.append((symbol, end, corr, shares, true))
+    verdicts = [c.verdict for _, _, c, _, _ in results]
     conclusive = [v for v in verdicts if v != scoring.INCONCLUSIVE]
-    # Inconclusive (constant funding, too few days) is neither pass nor fail: it passes as a warning and
+    # Inconclusive (flat funding, too few intervals) is neither pass nor fail: it passes as a warning and
     # says so, so that a flat-funding month does not page anyone nor pretend to validate the model.
     passed = all(v in (scoring.PASS, scoring.MODERATE) for v in conclusive)
     overall = (scoring.INCONCLUSIVE if not conclusive else
                scoring.FAIL if scoring.FAIL in conclusive else
                scoring.MODERATE if scoring.MODERATE in conclusive else scoring.PASS)
     rows = pd.DataFrame([{"symbol": s, "window_end": e.isoformat(), "r": c.r, "p": c.p, "n": c.n,
-                          "verdict": c.verdict, "reason": c.reason} for s, e, c, _ in results])
+                          "verdict": c.verdict, "reason": c.reason,
+                          "true_share_r": t.r if t else None, "true_share_verdict": t.verdict if t else "no truth"}
+                         for s, e, c, _, t in results])
+    truth_r = {s: t.r for s, _, _, _, t in results if t is not None and t.r is not None}
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN,
-        description=f"{overall}: " + "; ".join(f"{s} r={fmt(c.r)} ({c.verdict})" for s, _, c, _ in results),
+        description=f"{overall}: " + "; ".join(f"{s} r={fmt(c.r)} ({c.verdict})" for s, _, c, _, _ in results),
         metadata={
             "verdict": overall, "variant_tested": NON_CIRCULAR_VARIANT,
             "why_this_variant": "the ofi split uses no funding input; correlating a split that used funding "
                                 "(funding, hybrid) with funding would be circular (liquidation-math.md §9.2)",
+            "rule": "long share of the heatmap averaged over each settlement interval vs the implied ratio of the "
+                    "rate settled at its end; pass r > 0.7, moderate r > 0.5 (p < 0.05); a constant share fails",
+            **({"true_long_share_r": dg.MetadataValue.json(truth_r)} if truth_r else {}),
             "window_days": FUNDING_WINDOW_DAYS, "note": note or "window ends at the run's partition day",
             "results": dg.MetadataValue.md(md_table(rows) if not rows.empty else "(no data)"),
-            "daily": dg.MetadataValue.json({s: [{"day": day_str(r.day), "long_ratio": finite_or_none(r.long_ratio),
-                                                 "funding_rate_8h": finite_or_none(r.funding_rate_8h)}
-                                                for r in daily.itertuples()] for s, _, _, daily in results}),
+            "intervals": dg.MetadataValue.json({
+                s: [{"settle_time": pd.Timestamp(r.settle_time).isoformat(), "long_share": finite_or_none(r.long_share),
+                     "funding_rate_8h": finite_or_none(r.funding_rate_8h)} for r in shares.itertuples()]
+                for s, _, _, shares, _ in results}),
         })
 
 
@@ -194,8 +205,9 @@ def validation_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
 
 
 @dg.asset_check(asset=validation_report, description=(
-    "The hybrid variant is at least as accurate as the naive volume_5050 one: ground-truth overlap when the "
-    "source is simulated, else backtest Spearman ρ; inconclusive without either."))
+    "hybrid is better than the naive volume_5050 on the primary figure: overlap / ceiling with the simulator's "
+    "truth when it exists, else the backtest's partial Spearman; the 90 % bootstrap interval over days of the "
+    "daily difference must lie above 0. Inconclusive without either figure."))
 def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     months = sorted({dt.date.fromisoformat(k) for k in context.partition_keys}) if context.has_partition_key or \
         context.has_partition_key_range else []
@@ -205,33 +217,32 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
             latest = con.execute("SELECT max(day) FROM model.validation_results").fetchone()[0]
             months = [latest] if latest else []
         frame = con.execute("""
-            SELECT symbol, day, variant, test, metric, value FROM model.validation_results
-            WHERE day IN (SELECT unnest(?::DATE[])) AND variant IN ('hybrid', 'volume_5050')
-              AND ((test = 'ground_truth' AND metric = 'overlap_levels') OR (test = 'backtest' AND metric = 'spearman.r'))""",
-            [months]).df()
-    rows, failed = [], []
+            SELECT symbol, day, metric, value, verdict, detail FROM model.validation_results
+            WHERE day IN (SELECT unnest(?::DATE[])) AND test = 'hybrid_vs_volume_5050'""", [months]).df()
+    rows = []
     for (symbol, day), part in frame.groupby(["symbol", "day"]):
-        for test, metric in (("ground_truth", "overlap_levels"), ("backtest", "spearman.r")):
-            vals = part[(part["test"] == test) & (part["metric"] == metric)].set_index("variant")["value"]
-            if {"hybrid", "volume_5050"} <= set(vals.index) and vals.notna().all():
-                better = vals["hybrid"] >= vals["volume_5050"] - NOT_WORSE_MARGIN
-                rows.append({"symbol": symbol, "month": str(day)[:7], "measure": f"{test}.{metric}",
-                             "hybrid": float(vals["hybrid"]), "volume_5050": float(vals["volume_5050"]),
-                             "hybrid_not_worse": bool(better)})
-                if not better:
-                    failed.append(f"{symbol} {str(day)[:7]}")
-                break
+        fig = part.set_index("metric")["value"]
+        rows.append({"symbol": symbol, "month": str(day)[:7], "measure": part["detail"].iloc[0],
+                     "mean_difference": fig.get("mean"), "low": fig.get("low"), "high": fig.get("high"),
+                     "level": fig.get("level"), "days": fig.get("n_days"), "verdict": part["verdict"].iloc[0]})
     table = pd.DataFrame(rows)
-    if table.empty:
+    conclusive = table[table["verdict"] != scoring.INCONCLUSIVE] if not table.empty else table
+    if conclusive.empty:
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
-                                   description="inconclusive: neither ground truth nor realized liquidations to compare",
-                                   metadata={"verdict": scoring.INCONCLUSIVE})
+                                   description="inconclusive: no daily figure of both variants to compare "
+                                               "(neither ground truth nor realized liquidations, or < 3 days)",
+                                   metadata={"verdict": scoring.INCONCLUSIVE,
+                                             "comparison": dg.MetadataValue.md(md_table(table))})
+    failed = [f"{r.symbol} {r.month}" for r in conclusive.itertuples() if r.verdict != scoring.PASS]
+    interval = {f"{r.symbol} {r.month}": [finite_or_none(r.low), finite_or_none(r.high)] for r in table.itertuples()}
     return dg.AssetCheckResult(
         passed=not failed, severity=dg.AssetCheckSeverity.WARN,
-        description=("hybrid worse than volume_5050 for " + ", ".join(failed)) if failed else
-        "hybrid at least as accurate as volume_5050 everywhere",
-        metadata={"verdict": "fail" if failed else "pass", "margin": NOT_WORSE_MARGIN,
-                  "rule": f"fails when hybrid's score is below volume_5050's by more than {NOT_WORSE_MARGIN}",
+        description=("hybrid not shown better than volume_5050 for " + ", ".join(failed)) if failed else
+        "hybrid better than volume_5050 everywhere (90 % interval above 0)",
+        metadata={"verdict": scoring.FAIL if failed else scoring.PASS,
+                  "rule": "pass when the 90 % bootstrap interval over days of the daily difference hybrid − volume_5050 "
+                          "(overlap / ceiling on simulated data, partial Spearman on realized data) lies above 0",
+                  "interval_90pct": dg.MetadataValue.json(interval),
                   "comparison": dg.MetadataValue.md(md_table(table))})
 
 

@@ -86,7 +86,8 @@ def signals_from_warehouse(con: duckdb.DuckDBPyConnection, symbol: str, as_of: d
       `raw.klines` close with a flag when there are no mark candles;
     - OI now / 24h before: `sum_open_interest_value` (USDT) of `raw.open_interest` (5-minutely or hourly);
       a forward-filled sample (`is_stale`) is used but flagged, which turns the OI-delta step off;
-    - funding: `funding_rate_8h` of the last settlement (`funding_time`) by as_of.
+    - funding: `funding_rate_8h` of the last settlement (`funding_time`) at or before as_of, also when
+      `inclusive` is False: a rate settled at the as-of instant is published then (issue 13).
     Samples older than MAX_SAMPLE_AGE (funding: MAX_FUNDING_AGE) before their instant count as missing.
     """
     if as_of.tzinfo is not None:
@@ -131,10 +132,10 @@ def signals_from_warehouse(con: duckdb.DuckDBPyConnection, symbol: str, as_of: d
 
     funding = None
     if table_exists(con, "raw.funding_rates"):
-        row = _latest(con, f"""
+        row = _latest(con, """
             SELECT funding_rate_8h FROM raw.funding_rates
             WHERE symbol = $symbol AND day BETWEEN $d_min AND $d_max
-              AND funding_time {op} $t AND funding_time >= $t_min
+              AND funding_time <= $t AND funding_time >= $t_min
             ORDER BY funding_time DESC LIMIT 1""", window(as_of, MAX_FUNDING_AGE))
         funding = None if row is None else float(row[0])
     if funding is None:

@@ -58,26 +58,53 @@ class BacktestResult:
 # Plain functions on frames
 # =====================================================================================================
 
-def bar_frame(candles: pd.DataFrame, bar_minutes: int, candle_minutes: int) -> pd.DataFrame:
-    """Cut candles into bars: bar_start, open (first candle's open), high (max), low (min), candles (count).
+def bar_frame(candles: pd.DataFrame, bar_minutes: int, candle_minutes: int | None = None) -> pd.DataFrame:
+    """Cut candles into bars: bar_start, open (first candle's open), high (max), low (min), candles (count),
+    candle_minutes and price_series of the candles used.
 
-    `candles` has open_time (naive UTC), open, high, low, all of one interval of `candle_minutes`. A bar
-    shorter than a candle, or not a whole number of candles, cannot be priced from them: BacktestInputError
-    naming both intervals (never a silent drop of the bars that fall inside a candle).
+    `candles` has open_time (naive UTC), open, high, low, and either a column `interval_minutes` (candles
+    of several intervals mixed) or one interval given as `candle_minutes`; an optional `series` column
+    ('mark' or 'last'). Each bar uses the finest series available for it: mark candles before last-price
+    candles, then the shortest interval with a candle in the bar. A bar shorter than that interval, or
+    not a whole number of its candles, cannot be priced from them: BacktestInputError naming both
+    intervals (never a silent drop or a bar scored against a longer candle's range).
     """
     if bar_minutes <= 0 or 1440 % bar_minutes:
         raise BacktestInputError(f"bar length must divide a day into whole bars, got {bar_minutes} minutes")
-    if bar_minutes < candle_minutes or bar_minutes % candle_minutes:
+    frame = candles.copy()
+    if "interval_minutes" not in frame:
+        if candle_minutes is None:
+            raise ValueError("candles need an interval_minutes column or candle_minutes")
+        frame["interval_minutes"] = candle_minutes
+    if "series" not in frame:
+        frame["series"] = "mark"
+    if frame.empty:
+        return pd.DataFrame({"bar_start": pd.Series([], dtype="datetime64[us]"), "open": [], "high": [], "low": [],
+                             "candles": pd.Series([], dtype="int64"), "candle_minutes": pd.Series([], dtype="int64"),
+                             "price_series": pd.Series([], dtype=str)})
+    with duckdb.connect() as mem:  # a private in-memory database: no shared state between callers
+        mem.register("candles", frame[["open_time", "open", "high", "low", "interval_minutes", "series"]])
+        bars = mem.execute(f"""
+            WITH c AS (
+                SELECT time_bucket(INTERVAL '{int(bar_minutes)} minutes', open_time::TIMESTAMP) AS bar_start, *,
+                       CASE WHEN series = 'mark' THEN 0 ELSE 1 END AS series_rank
+                FROM candles),
+            pick AS (
+                SELECT bar_start, arg_min(series, (series_rank, interval_minutes)) AS series,
+                       arg_min(interval_minutes, (series_rank, interval_minutes)) AS interval_minutes
+                FROM c GROUP BY bar_start)
+            SELECT bar_start, arg_min(c.open, c.open_time) AS open, max(c.high) AS high, min(c.low) AS low,
+                   count(*) AS candles, any_value(interval_minutes)::BIGINT AS candle_minutes,
+                   any_value(series) AS price_series
+            FROM c JOIN pick USING (bar_start, series, interval_minutes)
+            GROUP BY bar_start ORDER BY bar_start""").df().astype({"bar_start": "datetime64[us]"})
+    bad = bars[(bars["candle_minutes"] > bar_minutes) | (bar_minutes % bars["candle_minutes"] != 0)]
+    if not bad.empty:
+        finest = int(bad["candle_minutes"].iloc[0])
         raise BacktestInputError(
             f"{bar_minutes}-minute bars cannot be cut from the finest price candles available "
-            f"({candle_minutes}-minute): use bars of a multiple of {candle_minutes} minutes")
-    if candles.empty:
-        return pd.DataFrame({"bar_start": pd.Series([], dtype="datetime64[us]"), "open": [], "high": [], "low": [],
-                             "candles": pd.Series([], dtype="int64")})
-    return duckdb.sql(f"""
-        SELECT time_bucket(INTERVAL '{int(bar_minutes)} minutes', open_time::TIMESTAMP) AS bar_start,
-               arg_min(open, open_time) AS open, max(high) AS high, min(low) AS low, count(*) AS candles
-        FROM candles GROUP BY 1 ORDER BY 1""").df().astype({"bar_start": "datetime64[us]"})
+            f"({finest}-minute, from {bad['bar_start'].iloc[0]}): use bars of a multiple of {finest} minutes")
+    return bars
 
 
 def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
@@ -89,7 +116,10 @@ def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
     when no snapshot is recent enough), pred_long, pred_short (USD in range) and total_long, total_short
     (the snapshot's whole notional per side, which the leverage-only baseline redistributes).
     """
-    out = duckdb.sql("""
+    with duckdb.connect() as mem:
+        mem.register("bars", bars)
+        mem.register("heatmap", heatmap)
+        out = mem.execute("""
         WITH snaps AS (SELECT DISTINCT snapshot_time::TIMESTAMP AS snapshot_time FROM heatmap),
         bar_snap AS (
             SELECT b.*, CASE WHEN b.bar_start - s.snapshot_time <= $age THEN s.snapshot_time END AS snap
@@ -106,7 +136,7 @@ def attach_predictions(bars: pd.DataFrame, heatmap: pd.DataFrame,
                coalesce(p.pred_long, 0) AS pred_long, coalesce(p.pred_short, 0) AS pred_short,
                coalesce(p.total_long, 0) AS total_long, coalesce(p.total_short, 0) AS total_short
         FROM bar_snap b LEFT JOIN pred p USING (bar_start) ORDER BY b.bar_start""",
-        params={"age": max_snapshot_age}).df()
+            {"age": max_snapshot_age}).df()
     return out.astype({"bar_start": "datetime64[us]"})
 
 
@@ -215,7 +245,7 @@ def score_bars(bars: pd.DataFrame, top_k: int | None = None, top_share: float = 
 
 
 def score_backtest(heatmap: pd.DataFrame, candles: pd.DataFrame, realized: pd.DataFrame, *, bar_minutes: int = 60,
-                   candle_minutes: int = 60, open_interest: pd.DataFrame | None = None,
+                   candle_minutes: int | None = None, open_interest: pd.DataFrame | None = None,
                    leverages: tuple[float, ...] = MODEL.leverages,
                    leverage_weights: tuple[float, ...] = MODEL.leverage_weights, mmr: float = FALLBACK_MMR,
                    top_k: int | None = None, top_share: float = TOP_K_SHARE,
@@ -224,7 +254,8 @@ def score_backtest(heatmap: pd.DataFrame, candles: pd.DataFrame, realized: pd.Da
 
     Inputs (naive UTC timestamps, USD):
     - `heatmap`: snapshot_time, side ('long'/'short'), price, notional_usd: any liquidation map over time;
-    - `candles`: open_time, open, high, low of one interval of `candle_minutes` (mark price preferably);
+    - `candles`: open_time, open, high, low, with interval_minutes (or one interval given as
+      `candle_minutes`) and optionally series 'mark'/'last'; each bar uses its finest series (bar_frame);
     - `realized`: bar_start, real_long, real_short: realized liquidation notional per bar of `bar_minutes`;
     - `open_interest` (optional): time, oi_usd, scales the bar-range and side-excursion baselines.
     Steps: bar_frame → attach_predictions → attach_realized → attach_baselines → score_bars (see each).
@@ -295,17 +326,17 @@ def realized_per_bar(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
     return "none", pd.DataFrame({"bar_start": pd.Series([], dtype="datetime64[us]"), "real_long": [], "real_short": []})
 
 
-def finest_price_series(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetime,
-                        end: dt.datetime) -> tuple[str, str, str] | None:
-    """(table, kind 'mark'|'last', interval) of the finest candles covering [start, end): mark-price
-    candles when there are any, else last-price candles. None when neither table has a candle."""
+def price_candles(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Every stored candle of [start, end) of the mark-price and the last-price klines, every interval:
+    open_time, open, high, low, interval_minutes, series ('mark' / 'last'); `bar_frame` picks per bar."""
+    parts = []
     for table, kind in PRICE_TABLES:
-        rows = con.execute(f"""SELECT DISTINCT interval FROM {table}
-                               WHERE symbol = ? AND open_time >= ? AND open_time < ?""", [symbol, start, end]).fetchall()
-        known = [r[0] for r in rows if r[0] in KLINE_INTERVAL_MS]
-        if known:
-            return table, kind, min(known, key=KLINE_INTERVAL_MS.get)
-    return None
+        frame = con.execute(f"""SELECT open_time, open, high, low, interval FROM {table}
+                                WHERE symbol = ? AND open_time >= ? AND open_time < ?""", [symbol, start, end]).df()
+        frame = frame[frame["interval"].isin(list(KLINE_INTERVAL_MS))]
+        parts.append(frame.assign(interval_minutes=frame["interval"].map(KLINE_INTERVAL_MS) // 60_000,
+                                  series=kind).drop(columns="interval"))
+    return pd.concat(parts, ignore_index=True)
 
 
 def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date, variant: str = "hybrid",
@@ -314,8 +345,8 @@ def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: d
     """Score a variant's model.liquidation_heatmap against realized liquidations over the days start..end
     (inclusive): loads the frames of `score_backtest` from the warehouse and runs it.
 
-    Price series: the finest mark-price candles stored for the range, else last-price candles (flagged
-    `price_series: last` in the metrics). Realized: `realized_per_bar`. OI: raw.open_interest (non-stale
+    Price series: per bar the finest candles stored (mark-price klines, else last-price klines, flagged
+    in `price_series` and `price_note`; bar_frame). Realized: `realized_per_bar`. OI: raw.open_interest (non-stale
     samples). Leverage-only baseline: the model's leverage mix at tier-1 MMR of the symbol's bracket table.
     Raises BacktestInputError for a bad bar length or bars finer than the candles.
     """
@@ -327,14 +358,10 @@ def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: d
     t0 = dt.datetime.combine(start, dt.time())
     t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
     result = BacktestResult(symbol, variant, start, end, bar_minutes, "none")
-    series = finest_price_series(con, symbol, t0, t1)
-    if series is None:
+    candles = price_candles(con, symbol, t0, t1)
+    if candles.empty:
         result.metrics = {"status": "no price candles (mark or last) in the range"}
         return result
-    table, kind, interval = series
-    candles = con.execute(f"""SELECT open_time, open, high, low FROM {table}
-                              WHERE symbol = ? AND interval = ? AND open_time >= ? AND open_time < ?""",
-                          [symbol, interval, t0, t1]).df()
     heatmap = con.execute("""SELECT snapshot_time, side, price, notional_usd FROM model.liquidation_heatmap
                              WHERE symbol = ? AND variant = ? AND snapshot_time < ? AND snapshot_time >= ?""",
                           [symbol, variant, t1, t0 - MAX_SNAPSHOT_AGE]).df()
@@ -348,12 +375,15 @@ def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: d
     except margin.BracketError:
         mmr = FALLBACK_MMR
     metrics, bars = score_backtest(
-        heatmap, candles, realized, bar_minutes=bar_minutes, candle_minutes=KLINE_INTERVAL_MS[interval] // 60_000,
+        heatmap, candles, realized, bar_minutes=bar_minutes,
         open_interest=oi, leverages=np.asarray(params.leverages), leverage_weights=np.asarray(params.leverage_weights),
         mmr=mmr, top_k=top_k)
-    metrics = {"price_series": kind, "candle_interval": interval, "realized_source": source, **metrics}
-    if kind == "last":
-        metrics["price_note"] = "no mark-price candles: bars priced from last-price klines"
+    series = sorted(set(bars["price_series"])) if not bars.empty else []
+    minutes = sorted(set(bars["candle_minutes"].astype(int))) if not bars.empty else []
+    metrics = {"price_series": "+".join(series) or "-", "candle_minutes": minutes, "realized_source": source, **metrics}
+    if "last" in series:
+        n_last = int((bars["price_series"] == "last").sum())
+        metrics["price_note"] = f"{n_last} bars priced from last-price klines (no mark-price candles for them)"
     if source == "events":
         metrics["note"] = "forceOrder stream totals are a lower bound (one event per symbol per second)"
     if source == "none" and metrics.get("status") == "scored":
@@ -383,7 +413,7 @@ def check_inputs(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, en
     if missing:
         raise BacktestInputError(f"no {', '.join(missing)} heatmap of {symbol} between {start} and {end} "
                                  "(materialize liquidation_heatmap for those days)")
-    if finest_price_series(con, symbol, t0, t1) is None:
+    if price_candles(con, symbol, t0, t1).empty:
         raise BacktestInputError(f"no price candles (mark or last) of {symbol} between {start} and {end}")
     source, _ = realized_per_bar(con, symbol, t0, t1, bar_minutes, realized_source)
     if source == "none":

@@ -17,14 +17,16 @@ import pandas as pd
 from liq_pipeline.config import MODEL, VARIANTS, ModelParams
 from liq_pipeline.model import scoring
 from liq_pipeline.validation.backtest import backtest
-from liq_pipeline.validation.common import day_str, ensure_read_tables, finite_or_none
+from liq_pipeline.validation.common import ensure_read_tables, finite_or_none
 from liq_pipeline.validation.seed import (
     NON_CIRCULAR_VARIANT,
     OI_TOLERANCE_PCT,
     data_quality,
     funding_correlation,
+    funding_tracking,
     level_directions,
     oi_conservation,
+    true_settlement_long_shares,
 )
 from liq_pipeline.validation.truth import ground_truth_accuracy, has_ground_truth
 from liq_pipeline.warehouse.io import replace_partition
@@ -39,6 +41,70 @@ def _mean(values) -> float | None:
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     return float(arr.mean()) if arr.size else None
+
+
+#: Month means of the per-day ground-truth figures kept per variant (validation/truth.py).
+GROUND_TRUTH_FIGURES = (
+    "overlap_levels", "overlap_levels_long", "overlap_levels_short", "overlap_levels_1pct", "overlap_heatmap_eod",
+    "ceiling", "ceiling_long", "ceiling_short", "ceiling_1pct", "overlap_over_ceiling", "overlap_over_ceiling_1pct",
+    "overlap_levels_long_over_ceiling", "overlap_levels_short_over_ceiling", "overlap_heatmap_eod_over_ceiling",
+    "overlap_heatmap_eod_1pct", "overlap_heatmap_eod_over_ceiling_1pct",
+    "distance_log", "distance_log_ceiling", "long_share_error", "simplified_formula_mare", "exact_formula_mare")
+#: The pair `hybrid_beats_volume_baseline` compares, and the level of its bootstrap interval over days.
+CHALLENGER, BASELINE_VARIANT = "hybrid", "volume_5050"
+BOOTSTRAP_LEVEL = 0.90
+
+
+def funding_check(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, last: dt.date,
+                  with_truth: bool) -> dict:
+    """The funding test of the funding-free variant (seed.funding_correlation), with, on simulated data,
+    the same test on the simulator's true long share: what a perfect estimate would score."""
+    corr, shares = funding_correlation(con, symbol, first, last, NON_CIRCULAR_VARIANT)
+    out = {
+        "variant_tested": NON_CIRCULAR_VARIANT,
+        "why": "its long/short split uses no funding input; correlating a split that used funding would be circular "
+               "(liquidation-math.md §9.2)",
+        "rule": "Pearson r of the heatmap's long share averaged over each funding settlement interval against "
+                "0.5 + 0.3·tanh(1000·f) of the rate settled at the end of that interval",
+        **corr.as_dict(),
+    }
+    intervals = shares[["settle_time", "funding_rate_8h", "long_share", "implied_long_ratio"]].copy()
+    if with_truth:
+        true_shares = true_settlement_long_shares(con, symbol, first, last)
+        out["truth"] = funding_tracking(true_shares).as_dict()
+        intervals = intervals.merge(true_shares[["settle_time", "long_share"]].rename(
+            columns={"long_share": "true_long_share"}), on="settle_time", how="outer").sort_values("settle_time")
+    out["intervals"] = [{k: (pd.Timestamp(v).isoformat() if k == "settle_time" else finite_or_none(v))
+                         for k, v in row.items()} for row in intervals.to_dict("records")]
+    return out
+
+
+def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
+    """Is hybrid better than volume_5050 on the primary figure? Per-day differences hybrid − volume_5050 of
+    overlap / ceiling when ground truth exists, else of the backtest's partial Spearman (the map's ρ
+    given bar range and side excursion); the mean with a 90 % percentile bootstrap interval over days
+    (scoring.bootstrap_mean_interval). Verdict pass when the interval lies above 0, fail otherwise,
+    inconclusive without either figure or with fewer than 3 days."""
+    def by_day(rows, key):
+        return {r["day"]: r.get(key) for r in rows if r.get(key) is not None and math.isfinite(r.get(key))}
+
+    if gt_rows:
+        measure = "ground_truth.overlap_over_ceiling"
+        a = by_day([r for r in gt_rows if r["variant"] == CHALLENGER], "overlap_over_ceiling")
+        b = by_day([r for r in gt_rows if r["variant"] == BASELINE_VARIANT], "overlap_over_ceiling")
+    else:
+        measure = "backtest.partial_spearman"
+        a = by_day(per_variant.get(CHALLENGER, {}).get("backtest", {}).get("daily", []), "partial_spearman")
+        b = by_day(per_variant.get(BASELINE_VARIANT, {}).get("backtest", {}).get("daily", []), "partial_spearman")
+    days = sorted(set(a) & set(b))
+    interval = scoring.bootstrap_mean_interval(np.array([a[d] - b[d] for d in days]), BOOTSTRAP_LEVEL)
+    if interval.low is None:
+        verdict = scoring.INCONCLUSIVE
+    else:
+        verdict = scoring.PASS if interval.low > 0 else scoring.FAIL
+    return {"measure": measure, "challenger": CHALLENGER, "baseline": BASELINE_VARIANT,
+            "difference": interval.as_dict(), "verdict": verdict,
+            "daily": [{"day": d, CHALLENGER: a[d], BASELINE_VARIANT: b[d]} for d in days]}
 
 
 def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.date,
@@ -57,19 +123,10 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
         return report
     dq = data_quality(con, symbol, days)
     report["data_quality"] = dq
-    check_corr, check_daily = funding_correlation(con, symbol, first, last, NON_CIRCULAR_VARIANT)
-    report["funding_correlation_check"] = {
-        "variant_tested": NON_CIRCULAR_VARIANT,
-        "why": "its long/short split uses no funding input; correlating a split that used funding would be circular "
-               "(liquidation-math.md §9.2)",
-        **check_corr.as_dict(),
-        "daily": [{"day": day_str(d.day), "long_ratio": finite_or_none(d.long_ratio),
-                   "funding_rate_8h": finite_or_none(d.funding_rate_8h),
-                   "implied_long_ratio": finite_or_none(d.implied_long_ratio)} for d in check_daily.itertuples()],
-    }
+    truth = has_ground_truth(con, symbol)
+    report["funding_correlation_check"] = funding_check(con, symbol, first, last, truth)
     oi = pd.concat([oi_conservation(con, symbol, d).assign(day=d) for d in days], ignore_index=True)
     directions = level_directions(con, symbol, first, last, params)
-    truth = has_ground_truth(con, symbol)
     gt_rows = [row for d in days for row in ground_truth_accuracy(con, symbol, d, variants, params)] if truth else []
     report["ground_truth"] = {"available": truth, "daily": gt_rows}
     per_variant = {}
@@ -81,7 +138,7 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
         mean_err = float(np.nanmean(v_oi)) if np.isfinite(v_oi).any() else None
         g = scoring.grade(corr.r, mean_err, accuracy if math.isfinite(accuracy) else None, dq.get("score"))
         entry = {
-            "funding_correlation_pre_funding": corr.as_dict(),
+            "funding_tracking": corr.as_dict(),
             "oi_conservation": {"days": int(np.isfinite(v_oi).sum()), "mean_error_pct": mean_err,
                                 "max_error_pct": float(np.nanmax(v_oi)) if np.isfinite(v_oi).any() else None,
                                 "days_over_1pct": int((v_oi >= OI_TOLERANCE_PCT).sum())},
@@ -91,13 +148,13 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
         }
         v_gt = [r for r in gt_rows if r["variant"] == variant]
         if v_gt:
-            entry["ground_truth"] = {k: _mean(r[k] for r in v_gt) for k in (
-                "overlap_levels", "overlap_levels_long", "overlap_levels_short", "overlap_heatmap_eod",
-                "long_share_error", "simplified_formula_mare", "exact_formula_mare")} | {"days": len(v_gt)}
+            entry["ground_truth"] = {k: _mean(r.get(k) for r in v_gt) for k in GROUND_TRUTH_FIGURES} | {
+                "days": len(v_gt)}
         if run_backtest:
             entry["backtest"] = backtest(con, symbol, first, last, variant, params=params).metrics
         per_variant[variant] = entry
     report["variants"] = per_variant
+    report["hybrid_vs_volume_5050"] = hybrid_comparison(per_variant, gt_rows)
     report["status"] = "inconclusive" if all(v["grade"]["inconclusive"] for v in per_variant.values()) else "graded"
     return report
 
@@ -149,6 +206,16 @@ def report_rows(report: dict, symbol: str) -> pd.DataFrame:
     if check:
         rows.append({"symbol": symbol, "day": first, "variant": check["variant_tested"], "test": "funding_correlation_check",
                      "metric": "r", "value": check["r"], "verdict": check["verdict"], "detail": check["reason"] or None})
+        if check.get("truth"):
+            rows.append({"symbol": symbol, "day": first, "variant": "truth", "test": "funding_correlation_check",
+                         "metric": "r", "value": check["truth"]["r"], "verdict": check["truth"]["verdict"],
+                         "detail": "the same test on the simulator's true long share"})
+    comparison = sym.get("hybrid_vs_volume_5050")
+    if comparison:
+        for metric, value in comparison["difference"].items():
+            rows.append({"symbol": symbol, "day": first, "variant": comparison["challenger"],
+                         "test": "hybrid_vs_volume_5050", "metric": metric, "value": finite_or_none(value),
+                         "verdict": comparison["verdict"], "detail": comparison["measure"]})
     return pd.DataFrame(rows, columns=["symbol", "day", "variant", "test", "metric", "value", "verdict", "detail"])
 
 
@@ -200,8 +267,91 @@ def fmt(value, pattern: str = "{:.3f}") -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else pattern.format(value)
 
 
+#: Columns of the yardstick table (`yardstick_rows`): key, header, format.
+YARDSTICK_COLUMNS = (
+    ("month", "month", "{}"), ("symbol", "symbol", "{}"), ("variant", "variant", "{}"), ("grade", "grade", "{}"),
+    ("overlap", "overlap 0.1 %", "{:.3f}"), ("ceiling", "ceiling 0.1 %", "{:.3f}"),
+    ("overlap_over_ceiling", "overlap / ceiling", "{:.0%}"), ("overlap_1pct", "overlap 1 %", "{:.3f}"),
+    ("ceiling_1pct", "ceiling 1 %", "{:.3f}"), ("overlap_over_ceiling_1pct", "/ ceiling 1 %", "{:.0%}"),
+    ("distance_log", "distance (oracle)", "{:.4f}"), ("long_share_error", "long-share err", "{:.3f}"),
+    ("map_rho", "map ρ", "{:.3f}"), ("leverage_only_rho", "leverage-only ρ", "{:.3f}"),
+    ("bar_range_rho", "range ρ", "{:.3f}"), ("side_excursion_rho", "excursion ρ", "{:.3f}"),
+    ("partial_rho", "partial ρ", "{:+.3f}"), ("recall", "top-10 % recall map", "{:.2f}"),
+    ("recall_baselines", "recall lev / range / exc", "{}"), ("missed", "realized where map = 0", "{:.1%}"),
+    ("lift_rho", "lift ρ vs strongest", "{:+.3f}"),
+)
+
+
+def yardstick_rows(report: dict) -> list[dict]:
+    """One row per symbol and variant of a report with the honest yardsticks (issue 13): overlap with the
+    true map, the oracle's ceiling and their ratio at 0.1 % and 1 % bins, the bin-free distance, the
+    backtest Spearman of the map and the three baselines, the partial ρ, top-10 % notional recall and the
+    lift against the strongest baseline. Missing figures are None (real data has no ceiling)."""
+    rows = []
+    for symbol, sym in report.get("symbols", {}).items():
+        for variant, v in sym.get("variants", {}).items():
+            gt, bt, g = v.get("ground_truth") or {}, v.get("backtest") or {}, v.get("grade") or {}
+            base = bt.get("baselines") or {}
+
+            def rho(name, base=base):
+                return ((base.get(name) or {}).get("spearman") or {}).get("r")
+
+            def recall(name, base=base):
+                return ((base.get(name) or {}).get("top_k") or {}).get("notional_recall")
+
+            distance = None
+            if gt.get("distance_log") is not None:
+                distance = f"{gt['distance_log']:.4f} ({fmt(gt.get('distance_log_ceiling'), '{:.4f}')})"
+            rows.append({
+                "month": report.get("month"), "symbol": symbol, "variant": variant,
+                "grade": f"{g.get('letter', '-')} ({g.get('total', float('nan')):.1f})",
+                "overlap": gt.get("overlap_levels"), "ceiling": gt.get("ceiling"),
+                "overlap_over_ceiling": gt.get("overlap_over_ceiling"), "overlap_1pct": gt.get("overlap_levels_1pct"),
+                "ceiling_1pct": gt.get("ceiling_1pct"), "overlap_over_ceiling_1pct": gt.get("overlap_over_ceiling_1pct"),
+                "distance_log": distance, "long_share_error": gt.get("long_share_error"),
+                "map_rho": (bt.get("spearman") or {}).get("r"), "leverage_only_rho": rho("leverage_only"),
+                "bar_range_rho": rho("bar_range"), "side_excursion_rho": rho("side_excursion"),
+                "partial_rho": (bt.get("partial_spearman") or {}).get("r"),
+                "recall": (bt.get("top_k_model") or {}).get("notional_recall"),
+                "recall_baselines": " / ".join(fmt(recall(n), "{:.2f}") for n in
+                                               ("leverage_only", "bar_range", "side_excursion")) if base else None,
+                "missed": bt.get("realized_share_where_map_zero"), "lift_rho": bt.get("lift_spearman"),
+            })
+    return rows
+
+
+def yardstick_markdown(rows: list[dict], columns: tuple = YARDSTICK_COLUMNS) -> str:
+    """The yardstick rows as one markdown table ("–" for a figure that does not exist)."""
+    out = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(r.get(k), f) if not isinstance(r.get(k), str) else r[k]
+                                     for k, _, f in columns) + " |")
+    return "\n".join(out)
+
+
+#: The columns `make demo` prints in the terminal (the full set is in the markdown table).
+TERMINAL_COLUMNS = (
+    ("symbol", "symbol", "{}"), ("variant", "variant", "{}"), ("grade", "grade", "{}"),
+    ("overlap", "overlap", "{:.3f}"), ("ceiling", "ceiling", "{:.3f}"), ("overlap_over_ceiling", "/ceil", "{:.0%}"),
+    ("overlap_over_ceiling_1pct", "/ceil 1%", "{:.0%}"), ("distance_log", "distance (oracle)", "{}"),
+    ("map_rho", "map ρ", "{:.3f}"), ("leverage_only_rho", "lev ρ", "{:.3f}"), ("bar_range_rho", "range ρ", "{:.3f}"),
+    ("side_excursion_rho", "exc ρ", "{:.3f}"), ("partial_rho", "partial", "{:+.3f}"), ("recall", "recall", "{:.2f}"),
+    ("lift_rho", "lift ρ", "{:+.3f}"),
+)
+
+
+def yardstick_text(report: dict, columns: tuple = TERMINAL_COLUMNS) -> list[str]:
+    """The yardstick rows as aligned text lines, header first."""
+    rows = yardstick_rows(report)
+    cells = [[h for _, h, _ in columns]] + [[r[k] if isinstance(r.get(k), str) else fmt(r.get(k), f)
+                                              for k, _, f in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in cells]
+
+
 def report_markdown(report: dict) -> str:
-    """The report as markdown for the Dagster UI: one table per symbol, one row per variant."""
+    """The report as markdown for the Dagster UI: per symbol the seed tests, then the yardstick table."""
     lines = [f"## Validation {report['month']}", "", f"Grade: {report['grade_formula']}.", ""]
     for symbol, sym in report["symbols"].items():
         lines.append(f"### {symbol}: {sym.get('days', 0)} days")
@@ -210,41 +360,45 @@ def report_markdown(report: dict) -> str:
             continue
         dq = sym["data_quality"]
         check = sym["funding_correlation_check"]
+        truth = check.get("truth")
+        cmp_ = sym.get("hybrid_vs_volume_5050") or {}
+        diff = cmp_.get("difference") or {}
         lines += [
             "",
             f"Data quality {fmt(dq.get('score'), '{:.1%}')} (klines {fmt(dq.get('klines'), '{:.1%}')}, mark klines "
             f"{fmt(dq.get('mark_price_klines'), '{:.1%}')}, OI {fmt(dq.get('open_interest'), '{:.1%}')}, aggTrades ids "
             f"{fmt(dq.get('agg_trades'), '{:.2%}')}).",
-            f"Funding correlation (variant `{check['variant_tested']}`, {check['why']}): r = {fmt(check['r'])}, "
-            f"p = {fmt(check['p'], '{:.2g}')}, n = {check['n']}: **{check['verdict']}** {check['reason']}",
+            f"Funding (variant `{check['variant_tested']}`, {check['why']}; {check['rule']}): r = {fmt(check['r'])}, "
+            f"p = {fmt(check['p'], '{:.2g}')}, n = {check['n']}: **{check['verdict']}** {check['reason']}"
+            + (f" The simulator's true long share scores r = {fmt(truth['r'])} ({truth['verdict']}) on the same test."
+               if truth else ""),
+            f"Hybrid vs volume_5050 on {cmp_.get('measure', '–')}: mean daily difference {fmt(diff.get('mean'), '{:+.4f}')}, "
+            f"{fmt(diff.get('level'), '{:.0%}')} bootstrap interval [{fmt(diff.get('low'), '{:+.4f}')}, "
+            f"{fmt(diff.get('high'), '{:+.4f}')}] over {diff.get('n_days', 0)} days: **{cmp_.get('verdict', '–')}**.",
             "",
-            "| variant | grade | total | r (pre-funding) | OI err % mean / max | direction ok | GT overlap | "
-            "GT long-share err | backtest ρ (naive) | precision@K (naive) | lift precision / notional recall |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| variant | grade | total | funding r | OI err % mean / max | direction ok |",
+            "|---|---|---|---|---|---|",
         ]
         for variant, v in sym["variants"].items():
             g, oi, d = v["grade"], v["oi_conservation"], v["directional"]
-            gt = v.get("ground_truth", {})
-            bt = v.get("backtest", {})
-            top, naive = bt.get("top_k_model", {}), bt.get("top_k_naive", {})
             letter = g["letter"] + (" (inconclusive)" if g["inconclusive"] else "")
             lines.append(
-                f"| {variant} | **{letter}** | {g['total']:.1f} | {fmt(v['funding_correlation_pre_funding']['r'])} | "
+                f"| {variant} | **{letter}** | {g['total']:.1f} | {fmt(v['funding_tracking']['r'])} | "
                 f"{fmt(oi['mean_error_pct'], '{:.3f}')} / {fmt(oi['max_error_pct'], '{:.3f}')} | "
-                f"{fmt(d['accuracy'], '{:.2%}')} | {fmt(gt.get('overlap_levels'))} | {fmt(gt.get('long_share_error'))} | "
-                f"{fmt((bt.get('spearman') or {}).get('r'))} ({fmt((bt.get('naive_spearman') or {}).get('r'))}) | "
-                f"{fmt(top.get('precision'), '{:.2f}')} ({fmt(naive.get('precision'), '{:.2f}')}) | "
-                f"{fmt(bt.get('lift_precision'), '{:.2f}')} / {fmt(bt.get('lift_notional_recall'), '{:.2f}')} |")
+                f"{fmt(d['accuracy'], '{:.2%}')} |")
+        lines += ["", yardstick_markdown(yardstick_rows({"month": report["month"], "symbols": {symbol: sym}}))]
         some = next(iter(sym["variants"].values()))
         if "ground_truth" in some:
             lines += ["", f"Simplified formula vs exact truth: mean abs relative error "
                           f"{fmt(some['ground_truth']['simplified_formula_mare'], '{:.4%}')}; our exact formula "
-                          f"{fmt(some['ground_truth']['exact_formula_mare'], '{:.2e}')}."]
+                          f"{fmt(some['ground_truth']['exact_formula_mare'], '{:.2e}')}. Ceiling: the oracle map that "
+                          "knows every open position's entry, size and side and spreads its leverage over the true "
+                          "mix that survived its mark path."]
         sources = {v.get("backtest", {}).get("realized_source") for v in sym["variants"].values()} - {None}
         if sources - {"none"}:
             lines += ["", f"Backtest realized source: {', '.join(sorted(sources))}; bars of 1 h, K = 10 % of the "
-                          "(bar, side) cells; lift = model / naive baseline (same notional at the mark, leverage mix, "
-                          "no volume profile)."]
+                          "(bar, side) cells; baselines: leverage-only (same notional at the mark, leverage mix), bar "
+                          "range and side excursion (× OI); partial ρ = the map's ρ given range and excursion."]
         elif sources:
             lines += ["", "Backtest: no realized liquidations for this month (simulator truth, recorded or imported)."]
         lines.append("")
@@ -252,22 +406,27 @@ def report_markdown(report: dict) -> str:
 
 
 def funding_picture_png(report: dict) -> bytes | None:
-    """PNG: per symbol, the funding-free daily long ratio against the funding-implied ratio (None without data)."""
+    """PNG: per symbol, the funding-free long share per settlement interval against the implied ratio of
+    that interval's rate (and the true long share on simulated data); None without data."""
     import matplotlib.pyplot as plt  # liq_pipeline.plots, imported above, selected the Agg backend
 
-    series = {s: sym["funding_correlation_check"]["daily"] for s, sym in report["symbols"].items()
-              if sym.get("funding_correlation_check", {}).get("daily")}
+    series = {s: sym["funding_correlation_check"]["intervals"] for s, sym in report["symbols"].items()
+              if sym.get("funding_correlation_check", {}).get("intervals")}
     if not series:
         return None
     fig, axes = plt.subplots(len(series), 1, figsize=(9, 2.6 * len(series)), squeeze=False)
-    for ax, (symbol, daily) in zip(axes[:, 0], series.items(), strict=True):
-        days = [dt.date.fromisoformat(d["day"]) for d in daily]
-        est = [np.nan if d["long_ratio"] is None else d["long_ratio"] for d in daily]
-        implied = [np.nan if d["implied_long_ratio"] is None else d["implied_long_ratio"] for d in daily]
-        ax.plot(days, est, marker="o", label=f"{NON_CIRCULAR_VARIANT} long ratio (no funding input)")
-        ax.plot(days, implied, marker="s", label="0.5 + 0.3·tanh(1000·f)")
+    for ax, (symbol, intervals) in zip(axes[:, 0], series.items(), strict=True):
+        times = [dt.datetime.fromisoformat(d["settle_time"]) for d in intervals]
+
+        def col(key, rows=intervals):
+            return [np.nan if r.get(key) is None else r[key] for r in rows]
+
+        ax.plot(times, col("long_share"), marker=".", label=f"{NON_CIRCULAR_VARIANT} long share (no funding input)")
+        ax.plot(times, col("implied_long_ratio"), marker=".", label="0.5 + 0.3·tanh(1000·f)")
+        if any(r.get("true_long_share") is not None for r in intervals):
+            ax.plot(times, col("true_long_share"), lw=1, color="grey", label="true long share (simulator)")
         ax.set_title(symbol, fontsize=10)
-        ax.set_ylabel("long ratio")
+        ax.set_ylabel("long share")
         ax.legend(fontsize=8, loc="best")
     fig.autofmt_xdate()
     fig.tight_layout()

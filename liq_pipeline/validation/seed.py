@@ -61,44 +61,85 @@ def level_directions(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
     return frame
 
 
-def daily_long_ratios(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date,
-                      variant: str) -> pd.DataFrame:
-    """Per day: the variant's long ratio Σlong / Σ(long+short) and its notional-weighted pre-funding share,
-    beside the daily mean settled funding (8h-equivalent) and the funding-implied ratio 0.5 + 0.3·tanh(1000·f).
+#: Sampling step of the true long share inside each settlement interval.
+TRUTH_SAMPLE_MINUTES = 60
 
-    Columns: day, long_ratio, long_ratio_pre_funding, funding_rate_8h, implied_long_ratio.
-    """
-    ensure_read_tables(con)
-    frame = con.execute("""
-        WITH est AS (
-            SELECT day, sum(long_usd) / nullif(sum(long_usd + short_usd), 0) AS long_ratio,
-                   sum(long_share_pre_funding * (long_usd + short_usd)) / nullif(sum(long_usd + short_usd), 0)
-                       AS long_ratio_pre_funding
-            FROM model.position_distribution
-            WHERE symbol = ? AND variant = ? AND day BETWEEN ? AND ?
-            GROUP BY day),
-        funding AS (
-            SELECT CAST(funding_time AS DATE) AS day, avg(funding_rate_8h) AS funding_rate_8h
-            FROM raw.funding_rates
-            WHERE symbol = ? AND funding_time >= ? AND funding_time < ?
-            GROUP BY 1)
-        SELECT est.day, est.long_ratio, est.long_ratio_pre_funding, funding.funding_rate_8h
-        FROM est LEFT JOIN funding USING (day) ORDER BY est.day""",
-        [symbol, variant, start, end, symbol, start, end + dt.timedelta(days=1)]).df()
+
+def _per_settlement(con: duckdb.DuckDBPyConnection, shares_sql: str, params: dict) -> pd.DataFrame:
+    """Mean of a sampled long share (`shares_sql` yields t, long_share) over each settlement interval
+    [previous settlement, settlement), beside that settlement's rate: the rate Binance computes from the
+    premium over exactly that interval. Only settlements in ($t0, $t1] of $symbol."""
+    frame = con.execute(f"""
+        WITH f AS (
+            SELECT funding_time, any_value(funding_rate_8h) AS funding_rate_8h,
+                   any_value(funding_interval_hours) AS hours
+            FROM raw.funding_rates WHERE symbol = $symbol AND funding_time > $t0 AND funding_time <= $t1
+            GROUP BY funding_time),
+        s AS ({shares_sql})
+        SELECT f.funding_time AS settle_time, any_value(f.funding_rate_8h) AS funding_rate_8h,
+               avg(s.long_share) AS long_share, count(*) AS samples
+        FROM s ASOF JOIN f ON f.funding_time > s.t
+        WHERE f.funding_time - s.t <= to_hours(f.hours)
+        GROUP BY 1 ORDER BY 1""", params).df()
     frame["implied_long_ratio"] = scoring.funding_implied_long_ratio(frame["funding_rate_8h"].astype("float64"))
     return frame
 
 
+def settlement_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date,
+                           variant: str) -> pd.DataFrame:
+    """Per funding settlement of days start..end: the variant's long share Σlong / Σ(long + short) of its
+    liquidation heatmap (the surviving map), averaged over the snapshots inside the settlement interval,
+    beside that interval's rate (8h-equivalent) and the implied ratio 0.5 + 0.3·tanh(1000·f).
+
+    Columns: settle_time, funding_rate_8h, long_share, samples, implied_long_ratio.
+    """
+    ensure_read_tables(con)
+    t0, t1 = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+    return _per_settlement(con, """
+        SELECT snapshot_time AS t, sum(notional_usd) FILTER (WHERE side = 'long') / nullif(sum(notional_usd), 0)
+               AS long_share
+        FROM model.liquidation_heatmap
+        WHERE symbol = $symbol AND variant = $variant AND snapshot_time >= $t0 AND snapshot_time < $t1
+        GROUP BY 1""", {"symbol": symbol, "variant": variant, "t0": t0, "t1": t1})
+
+
+def true_settlement_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date,
+                                sample_minutes: int = TRUTH_SAMPLE_MINUTES) -> pd.DataFrame:
+    """The same as settlement_long_shares for the simulator's truth: the long share of the notional (at
+    entry) of the positions open at each sample instant (every `sample_minutes`), averaged per settlement
+    interval. What a perfect estimate would show: the ceiling of the funding check."""
+    ensure_read_tables(con)
+    t0, t1 = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+    return _per_settlement(con, f"""
+        WITH ts AS (SELECT unnest(generate_series($t0, $t1 - INTERVAL 1 MINUTE,
+                                                  INTERVAL {int(sample_minutes)} MINUTE)) AS t)
+        SELECT ts.t, sum(p.quantity * p.entry_price) FILTER (WHERE p.side = 'long')
+                     / nullif(sum(p.quantity * p.entry_price), 0) AS long_share
+        FROM ts JOIN truth.positions p
+          ON p.symbol = $symbol AND p.open_time <= ts.t AND (p.close_time IS NULL OR p.close_time > ts.t)
+        GROUP BY ts.t""", {"symbol": symbol, "t0": t0, "t1": t1})
+
+
+def funding_tracking(shares: pd.DataFrame) -> scoring.Correlation:
+    """Pearson r between the long share per settlement interval and the implied ratio of that interval's
+    rate (liquidation-math.md §9.1 verdicts). A constant long share while funding moves does not track
+    funding: r = 0, fail (not inconclusive); flat funding or fewer than 3 intervals is inconclusive."""
+    share = shares["long_share"].to_numpy(dtype=np.float64)
+    implied = shares["implied_long_ratio"].to_numpy(dtype=np.float64)
+    ok = np.isfinite(share) & np.isfinite(implied)
+    if ok.sum() >= 3 and np.ptp(implied[ok]) > 0 and np.ptp(share[ok]) <= 1e-12:
+        return scoring.Correlation("pearson", 0.0, 1.0, int(ok.sum()), scoring.FAIL,
+                                   "the long share is constant while funding moves: it does not track funding")
+    return scoring.pearson(share, implied)
+
+
 def funding_correlation(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date,
                         variant: str = NON_CIRCULAR_VARIANT) -> tuple[scoring.Correlation, pd.DataFrame]:
-    """Pearson r between a variant's daily pre-funding long ratio and the funding-implied ratio (§9.1-§9.2).
-
-    The pre-funding share is what the split looked like before the funding step, so the correlation never
-    measures the model's own construction; for the `ofi` variant it equals its final split.
-    """
-    daily = daily_long_ratios(con, symbol, start, end, variant)
-    return scoring.pearson(daily["long_ratio_pre_funding"].to_numpy(dtype=np.float64),
-                           daily["implied_long_ratio"].to_numpy(dtype=np.float64)), daily
+    """funding_tracking of a variant's heatmap long share per settlement interval over days start..end
+    (§9.1-§9.2). For the `ofi` variant the split uses no funding input, so the test is not circular; for
+    funding and hybrid the rate of the previous settlement entered the split (stated in the report)."""
+    shares = settlement_long_shares(con, symbol, start, end, variant)
+    return funding_tracking(shares), shares
 
 
 def data_quality(con: duckdb.DuckDBPyConnection, symbol: str, days: list[dt.date]) -> dict:

@@ -5,6 +5,7 @@ Validation layer only: nothing here is ever read by the estimator."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -12,9 +13,11 @@ import pandas as pd
 
 from liq_pipeline.config import MODEL, VARIANTS, ModelParams
 from liq_pipeline.model import margin, scoring
-from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.validation.common import ensure_read_tables
 
+#: The coarse bins every overlap is also reported at (relative width): 1 %.
+COARSE_BIN_WIDTH = 0.01
 #: Flat MMR of the "simplified" formula as most heatmap tools use it (liquidation-math.md §7).
 SIMPLIFIED_MMR = 0.004
 
@@ -27,11 +30,102 @@ def has_ground_truth(con: duckdb.DuckDBPyConnection, symbol: str) -> bool:
 def _true_open_positions(con, symbol: str, day: dt.date) -> pd.DataFrame:
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     return con.execute("""
-        SELECT side, entry_price, quantity, leverage, isolated_margin_usd, liq_price,
+        SELECT side, open_time, entry_price, quantity, leverage, isolated_margin_usd, liq_price,
                quantity * entry_price AS notional_usd
         FROM truth.positions
         WHERE symbol = ? AND open_time < ? AND (close_time IS NULL OR close_time >= ?)""",
         [symbol, end, end]).df()
+
+
+def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """(leverages, weights): the leverages of every true position opened by the end of `day`, weighted by
+    count (each position draws its leverage independently of its size). Values capped by a tier's max
+    leverage are part of the mix as they were opened."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    rows = con.execute("""SELECT leverage, count(*) FROM truth.positions WHERE symbol = ? AND open_time < ?
+                          GROUP BY 1 ORDER BY 1""", [symbol, end]).fetchall()
+    lev = np.array([r[0] for r in rows], dtype=np.float64)
+    w = np.array([r[1] for r in rows], dtype=np.float64)
+    return lev, (w / w.sum() if w.size else w)
+
+
+def _mark_extremes_after(con, symbol: str, since: np.ndarray, end: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest low / highest high of the finest mark candles opening at or after each instant and before
+    `end` (±inf when none): the path a position opened at that instant has lived through."""
+    row = con.execute("""SELECT interval FROM raw.mark_price_klines WHERE symbol = ? AND open_time < ?
+                         GROUP BY interval ORDER BY min(close_time - open_time) LIMIT 1""", [symbol, end]).fetchone()
+    if row is None:
+        return np.full(since.shape, -np.inf), np.full(since.shape, np.inf)
+    start = pd.Timestamp(since.min()).to_pydatetime() if since.size else end
+    candles = con.execute("""SELECT open_time, low, high FROM raw.mark_price_klines
+                             WHERE symbol = ? AND interval = ? AND open_time >= ? AND open_time < ?
+                             ORDER BY open_time""", [symbol, row[0], start, end]).df()
+    t = candles["open_time"].to_numpy().astype("datetime64[us]")
+    lo = np.append(np.minimum.accumulate(candles["low"].to_numpy(np.float64)[::-1])[::-1], np.inf)
+    hi = np.append(np.maximum.accumulate(candles["high"].to_numpy(np.float64)[::-1])[::-1], -np.inf)
+    first = np.searchsorted(t, since.astype("datetime64[us]"), side="left")
+    return lo[first], hi[first]
+
+
+@dataclass(frozen=True)
+class OracleMap:
+    """The best map an estimator could draw without knowing leverage: per true open position, its notional
+    spread over the leverages of the true mix it could have and still be open (`side` 'long'/'short')."""
+
+    side: np.ndarray
+    price: np.ndarray
+    notional_usd: np.ndarray
+    #: Open positions for which no leverage of the mix survives their mark path (left out of the map).
+    unplaced_positions: int
+
+
+def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarray, table: margin.BracketTable,
+               mark_low_after: np.ndarray, mark_high_after: np.ndarray) -> OracleMap:
+    """The ceiling's map (issue 13): every true open position at its exact entry, size and side; its
+    leverage unknown, so its notional is spread over the true mix `leverages`/`weights`, each leverage
+    capped at the max leverage of the position's tier (the exchange's rule; 1/(2·MMR) where the table
+    has none), conditioned on having survived its mark path: a leverage whose liquidation price the mark
+    has reached since the open (long: price ≥ lowest low; short: ≤ highest high) gets weight 0, the rest
+    are renormalised (Bayes with a survival likelihood of 0 or 1). Prices from the exact isolated formula
+    with WB = N/L (margin.isolated_liquidation_price_at_leverage), as the positions were opened.
+    """
+    notional = positions["notional_usd"].to_numpy(np.float64)
+    entry = positions["entry_price"].to_numpy(np.float64)
+    is_long = positions["side"].to_numpy(dtype=str) == "long"
+    side = np.where(is_long, margin.LONG, margin.SHORT)
+    tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
+    max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
+    lev = np.minimum(np.asarray(leverages, dtype=np.float64)[None, :], max_lev[:, None])  # (P, J)
+    lp = margin.isolated_liquidation_price_at_leverage(side[:, None], notional[:, None], entry[:, None], lev, table).price
+    alive = np.isfinite(lp) & (lp > 0) & np.where(is_long[:, None], lp < mark_low_after[:, None],
+                                                  lp > mark_high_after[:, None])
+    w = np.where(alive, np.asarray(weights, dtype=np.float64)[None, :], 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    placed = total[:, 0] > 0
+    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    keep = w > 0
+    return OracleMap(np.broadcast_to(np.where(is_long, "long", "short")[:, None], lp.shape)[keep], lp[keep],
+                     (notional[:, None] * w)[keep], int((~placed).sum()))
+
+
+def _binned(side: np.ndarray, price: np.ndarray, notional: np.ndarray, grid: PriceGrid) -> pd.DataFrame:
+    frame = pd.DataFrame({"side": np.asarray(side, dtype=str), "bin_id": grid.bin_id(np.asarray(price, np.float64)),
+                          "notional_usd": np.asarray(notional, dtype=np.float64)})
+    return frame.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum()
+
+
+def _distance(est_side, est_price, est_notional, true_side, true_price, true_notional) -> float:
+    """Notional-weighted log-price 1-Wasserstein distance per side, averaged with the true side shares."""
+    es, ts = np.asarray(est_side, dtype=str), np.asarray(true_side, dtype=str)
+    tn = np.asarray(true_notional, dtype=np.float64)
+    parts, weights = [], []
+    for side in ("long", "short"):
+        d = scoring.weighted_log_price_distance(np.asarray(est_price)[es == side], np.asarray(est_notional)[es == side],
+                                                np.asarray(true_price)[ts == side], tn[ts == side])
+        if np.isfinite(d):
+            parts.append(d)
+            weights.append(tn[ts == side].sum())
+    return float(np.average(parts, weights=weights)) if parts and sum(weights) > 0 else float("nan")
 
 
 def _side_bin_weights(con, sql: str, params: list) -> pd.DataFrame:
@@ -54,14 +148,21 @@ def _overlaps(est: pd.DataFrame, true: pd.DataFrame) -> dict:
 
 def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
                           variants: tuple[str, ...] = VARIANTS, params: ModelParams = MODEL) -> list[dict]:
-    """Per variant, how the estimate of day D compares with the simulator's positions open at the end of D.
+    """Per variant, how the estimate of day D compares with the simulator's positions open at the end of D,
+    and how that compares with the best achievable (the oracle map's ceiling).
 
     True liquidation map: positions with open_time < D+1 and (close_time NULL or ≥ D+1), notional at entry
-    (quantity × entry_price) binned at their exact `liq_price` on grid_for(symbol). Estimated: the
-    variant's model.liquidation_levels of D, and the end-of-day snapshot of model.liquidation_heatmap.
-    Figures: overlap 1 − ½Σ|p_est − p_true| (joint and per side), long-share error |est − true| of notional
-    (estimate from the position distribution), and the mean absolute relative error of the simplified
-    formula (flat MMR 0.4 %, liquidation-math.md §6) and of our exact tiered formula against the truth.
+    (quantity × entry_price) at their exact `liq_price`. Estimated: the variant's model.liquidation_levels
+    of D (the surviving map: consumption already applied) and the end-of-day model.liquidation_heatmap
+    snapshot. Ceiling: the same overlap for `oracle_map` (every open position known except its leverage).
+    Figures per variant:
+    - overlap 1 − ½Σ|p_est − p_true| on (side, bin) at the model grid (0.1 % by default) and at 1 % bins
+      (estimated levels re-binned by their price), per side, and each divided by the ceiling;
+    - `distance_log`: bin-free notional-weighted 1-Wasserstein distance of log liquidation prices (per
+      side, averaged with the true side shares), and the oracle's;
+    - long-share error |est − true| with both shares taken on surviving maps (levels vs open positions);
+    - the mean absolute relative error of the simplified formula (flat MMR 0.4 %, liquidation-math.md §6)
+      and of our exact tiered formula against the truth.
     An empty list when the truth has no open position that day.
     """
     ensure_read_tables(con)
@@ -69,53 +170,82 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
     if positions.empty:
         return []
     grid = grid_for(symbol, params)
-    priced = positions[positions["liq_price"] > 0]
-    true_map = pd.DataFrame({"side": priced["side"].to_numpy(dtype=str),
-                             "bin_id": grid.bin_id(priced["liq_price"].to_numpy()),
-                             "notional_usd": priced["notional_usd"].to_numpy()}
-                            ).groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum()
+    coarse = PriceGrid("relative", COARSE_BIN_WIDTH)
+    priced = positions[positions["liq_price"] > 0].reset_index(drop=True)
+    t_side, t_price = priced["side"].to_numpy(dtype=str), priced["liq_price"].to_numpy(np.float64)
+    t_notional = priced["notional_usd"].to_numpy(np.float64)
+    true_fine, true_coarse = (_binned(t_side, t_price, t_notional, g) for g in (grid, coarse))
     notional = positions["notional_usd"].to_numpy()
     true_long_share = float(notional[positions["side"].to_numpy(dtype=str) == "long"].sum() / notional.sum())
 
-    side = np.where(priced["side"].to_numpy(dtype=str) == "long", margin.LONG, margin.SHORT)
+    side = np.where(t_side == "long", margin.LONG, margin.SHORT)
     simplified = margin.simplified_liquidation_price(side, priced["entry_price"].to_numpy(),
                                                      priced["leverage"].to_numpy(), SIMPLIFIED_MMR)
-    simplified_mare = scoring.mean_abs_relative_error(simplified, priced["liq_price"].to_numpy())
+    simplified_mare = scoring.mean_abs_relative_error(simplified, t_price)
+    ceiling: dict = {}
     try:
         table = margin.table_for(symbol, day).table
         exact = margin.tiered_liquidation_price(side, priced["quantity"].to_numpy(), priced["entry_price"].to_numpy(),
                                                 priced["isolated_margin_usd"].to_numpy(), table).price
-        exact_mare = scoring.mean_abs_relative_error(exact, priced["liq_price"].to_numpy())
+        exact_mare = scoring.mean_abs_relative_error(exact, t_price)
+        lev, w = true_leverage_mix(con, symbol, day)
+        low, high = _mark_extremes_after(con, symbol, priced["open_time"].to_numpy(),
+                                         dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
+        oracle = oracle_map(priced, lev, w, table, low, high)
+        fine = _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, grid), true_fine)
+        ceiling = {"ceiling": fine["overlap"], "ceiling_long": fine["overlap_long"],
+                   "ceiling_short": fine["overlap_short"],
+                   "ceiling_1pct": _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, coarse),
+                                             true_coarse)["overlap"],
+                   "distance_log_ceiling": _distance(oracle.side, oracle.price, oracle.notional_usd,
+                                                     t_side, t_price, t_notional),
+                   "oracle_unplaced_positions": oracle.unplaced_positions}
     except margin.BracketError:
         exact_mare = float("nan")
 
-    shares = con.execute("""SELECT variant, sum(long_usd) / nullif(sum(long_usd + short_usd), 0)
-                            FROM model.position_distribution WHERE symbol = ? AND day = ? GROUP BY variant""",
-                         [symbol, day]).fetchall()
-    est_share = {v: s for v, s in shares}
+    def ratio(value: float, key: str) -> float:
+        c = ceiling.get(key, float("nan"))
+        return value / c if np.isfinite(value) and np.isfinite(c) and c > 0 else float("nan")
+
     rows = []
     for variant in variants:
-        levels = _side_bin_weights(con, """SELECT side, bin_id, notional_usd FROM model.liquidation_levels
-                                           WHERE symbol = ? AND day = ? AND variant = ?""", [symbol, day, variant])
-        heat = _side_bin_weights(con, """
-            SELECT side, bin_id, notional_usd FROM model.liquidation_heatmap
+        levels = con.execute("""SELECT side, bin_id, price, notional_usd FROM model.liquidation_levels
+                                WHERE symbol = ? AND day = ? AND variant = ?""", [symbol, day, variant]).df()
+        heat = con.execute("""
+            SELECT side, bin_id, price, notional_usd FROM model.liquidation_heatmap
             WHERE symbol = ? AND day = ? AND variant = ? AND snapshot_time = (
                 SELECT max(snapshot_time) FROM model.liquidation_heatmap WHERE symbol = ? AND day = ? AND variant = ?)""",
-            [symbol, day, variant, symbol, day, variant])
-        if levels.empty and heat.empty and variant not in est_share:
+            [symbol, day, variant, symbol, day, variant]).df()
+        if levels.empty and heat.empty:
             continue
-        lv = _overlaps(levels, true_map)
-        hm = _overlaps(heat, true_map) if not heat.empty else {}
-        share = est_share.get(variant)
+        lv = _overlaps(levels.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum(), true_fine)
+        lv_coarse = _overlaps(_binned(levels["side"], levels["price"], levels["notional_usd"], coarse), true_coarse)
+        hm = _overlaps(heat.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum(), true_fine) \
+            if not heat.empty else {}
+        hm_coarse = _overlaps(_binned(heat["side"], heat["price"], heat["notional_usd"], coarse), true_coarse) \
+            if not heat.empty else {}
+        lv_notional = levels["notional_usd"].to_numpy(np.float64)
+        share = float(lv_notional[levels["side"].to_numpy(dtype=str) == "long"].sum() / lv_notional.sum()) \
+            if lv_notional.sum() > 0 else float("nan")
         rows.append({
             "symbol": symbol, "day": day.isoformat(), "variant": variant,
             "true_positions": int(len(positions)), "true_notional_usd": float(notional.sum()),
             "overlap_levels": lv["overlap"], "overlap_levels_long": lv["overlap_long"],
-            "overlap_levels_short": lv["overlap_short"],
+            "overlap_levels_short": lv["overlap_short"], "overlap_levels_1pct": lv_coarse["overlap"],
             "overlap_heatmap_eod": hm.get("overlap", float("nan")),
-            "long_share_est": float(share) if share is not None else float("nan"),
-            "long_share_true": true_long_share,
-            "long_share_error": abs(float(share) - true_long_share) if share is not None else float("nan"),
+            **{k: v for k, v in ceiling.items() if k != "oracle_unplaced_positions"},
+            "overlap_over_ceiling": ratio(lv["overlap"], "ceiling"),
+            "overlap_over_ceiling_1pct": ratio(lv_coarse["overlap"], "ceiling_1pct"),
+            "overlap_heatmap_eod_over_ceiling": ratio(hm.get("overlap", float("nan")), "ceiling"),
+            "overlap_heatmap_eod_1pct": hm_coarse.get("overlap", float("nan")),
+            "overlap_heatmap_eod_over_ceiling_1pct": ratio(hm_coarse.get("overlap", float("nan")), "ceiling_1pct"),
+            "overlap_levels_long_over_ceiling": ratio(lv["overlap_long"], "ceiling_long"),
+            "overlap_levels_short_over_ceiling": ratio(lv["overlap_short"], "ceiling_short"),
+            "distance_log": _distance(levels["side"], levels["price"], levels["notional_usd"], t_side, t_price,
+                                      t_notional),
+            "oracle_unplaced_positions": ceiling.get("oracle_unplaced_positions", 0),
+            "long_share_est": share, "long_share_true": true_long_share,
+            "long_share_error": abs(share - true_long_share),
             "simplified_formula_mare": simplified_mare, "exact_formula_mare": exact_mare,
         })
     return rows
