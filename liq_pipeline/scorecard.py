@@ -312,7 +312,9 @@ def _variant_scores(metrics: dict) -> dict:
     return {
         "status": metrics.get("status"),
         "bars_scored": metrics.get("bars_scored"),
-        "price_series": f"{metrics.get('price_series', '-')} {metrics.get('candle_interval', '')}".strip(),
+        # Which candles priced the bars (mark, else last-price) and their minutes (validation/backtest.py).
+        "price_series": metrics.get("price_series"),
+        "candle_minutes": metrics.get("candle_minutes"),
         "spearman_map": _r(metrics.get("spearman")),
         "spearman_bar_range": _r((base.get("bar_range") or {}).get("spearman")),
         "spearman_side_excursion": _r((base.get("side_excursion") or {}).get("spearman")),
