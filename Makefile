@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui bench test-e2e lint install clean-data score-real
+.PHONY: demo test ui bench test-e2e lint install clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,11 @@ test-e2e: install
 bench: install
 	$(BIN)/python bench/run.py
 
-# The real-data scorecard: the chain on the real BTCUSDT window (../shared/data/..., or $LIQ_REAL_DATA_DIR),
-# read in place, in its own data directory data/score-real/ (never the demo's warehouse).
-score-real: install
-	$(BIN)/liq score-real
-
 clean-data:
 	rm -rf data/archive-sim data/warehouse data/reports data/cache
+
+# The real-data scorecard: the chain on the real BTCUSDT window (../shared/data/..., or $LIQ_REAL_DATA_DIR),
+# read in place, in its own data directory data/score-real/ (never the demo's warehouse).
+.PHONY: score-real
+score-real: install
+	$(BIN)/liq score-real

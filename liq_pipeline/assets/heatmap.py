@@ -27,7 +27,6 @@ from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse.io import replace_partition, table_exists
-from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 GROUP = "heatmap"
 PICTURE_VARIANT = "hybrid" if "hybrid" in VARIANTS else VARIANTS[0]
@@ -51,6 +50,7 @@ class DayInputs:
     mark_close: np.ndarray  # (T,) last close in the step (picture line, end-of-day mark)
     entry_bins: np.ndarray  # (E,)
     traded_usd: np.ndarray  # (T, E) traded notional per step and entry bin
+    trade_sizes_usd: np.ndarray  # trade (or per-candle mean trade) notionals for the size buckets
     flags: list[str] = field(default_factory=list)
     mark_source: str = "mark_price_klines"
 
@@ -105,8 +105,10 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
                 FROM raw.agg_trades
                 WHERE symbol = $symbol AND day = $day AND transact_time >= $start AND transact_time < $end
                 GROUP BY step, bin_id""", params).fetchnumpy()
+        sizes = con.execute("SELECT price * quantity AS usd FROM raw.agg_trades WHERE symbol = ? AND day = ?",
+                            [symbol, day]).fetchnumpy()["usd"]
     elif _has_rows(con, "raw.klines", symbol, day):
-        flags.append("no aggTrades: entry prices from last-price klines")
+        flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
                        {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, sum(quote_volume) AS usd
@@ -114,9 +116,12 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
                 WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
                   AND quote_volume > 0
                 GROUP BY step, bin_id""", params).fetchnumpy()
+        sizes = con.execute("SELECT quote_volume / trade_count AS usd FROM raw.klines WHERE symbol = ? AND day = ? "
+                            "AND trade_count > 0 AND quote_volume > 0", [symbol, day]).fetchnumpy()["usd"]
     else:
         flags.append("no aggTrades and no klines for the day: no new levels can be placed")
         traded = {"step": np.zeros(0, np.int64), "bin_id": np.zeros(0, np.int64), "usd": np.zeros(0)}
+        sizes = np.zeros(0)
     entry_bins, col = np.unique(np.asarray(traded["bin_id"], dtype=np.int64), return_inverse=True)
     traded_usd = np.zeros((n_steps, entry_bins.size))
     np.add.at(traded_usd, (np.asarray(traded["step"], dtype=np.int64), col.ravel()),
@@ -162,7 +167,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     if unknown:
         flags.append(f"open interest unknown at the bounds of {unknown} of {n_steps} steps: no change applied there")
     return DayInputs(symbol, day, step_minutes, step_end, oi_start, oi_end, mark_high, mark_low, mark_close,
-                     entry_bins, traded_usd, flags, mark_source)
+                     entry_bins, traded_usd, np.asarray(sizes, dtype=np.float64), flags, mark_source)
 
 
 def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str
@@ -237,6 +242,8 @@ class HeatmapDay:
 def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
                         params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS) -> HeatmapDay:
     """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py)."""
+    from liq_pipeline.warehouse.trade_sizes import day_size_choice
+
     grid = grid_for(symbol, params)
     inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes)
     flags = list(inputs.flags)
@@ -249,6 +256,7 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         choice = table_for(symbol, day)
         if choice.note:
             flags.append(choice.note)
+        # One size rule for every map (warehouse/trade_sizes.py): trades, else the documented prior, flagged.
         size_choice = day_size_choice(con, symbol, day, params.size_buckets)
         if size_choice.is_prior:
             flags.append(size_choice.flag)

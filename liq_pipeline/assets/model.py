@@ -289,10 +289,10 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     that low, or a short level at or below that high, has been liquidated already and is dropped (its
     notional is reported as consumed). So every long level left is below the mark, every short above.
     """
+    size_flags: dict[str, str] = {}  # "<symbol> <day>" → why its sizes are the prior (model/sizes.py)
     tables = load_bracket_tables(config.data_dir() / "brackets")
     mix = LeverageMix.of(MODEL.leverages, MODEL.leverage_weights)
     summary, preview, chart = [], "", ""
-    size_flags: dict[str, str] = {}
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
             as_of = as_of_for(day)
