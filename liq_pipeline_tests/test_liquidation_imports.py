@@ -67,9 +67,9 @@ def test_snapshot_without_symbol_is_a_clear_error(tmp_path):
     path = tmp_path / "liq.csv"
     path.write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
     with pytest.raises(li.LiquidationImportError, match="--symbol"):
-        li.read_liquidation_file(path, configured=["BTCUSDT", "ETHUSDT"])
+        li.read_liquidation_snapshot(path, configured=["BTCUSDT", "ETHUSDT"])
     # with one configured symbol there is nothing to choose
-    assert li.read_liquidation_file(path, configured=["BTCUSDT"])[2]["symbol"].unique().tolist() == ["BTCUSDT"]
+    assert li.read_liquidation_snapshot(path, configured=["BTCUSDT"])["symbol"].unique().tolist() == ["BTCUSDT"]
 
 
 def test_bars_infer_width_from_spacing_and_accept_epochs(tmp_path, con):
@@ -108,11 +108,12 @@ BAR_SPELLINGS = {
 
 
 @pytest.mark.parametrize("spelling", sorted(BAR_SPELLINGS))
-def test_bar_spellings_read_the_same_bars(tmp_path, con, spelling):
+def test_bar_spellings_read_the_same_bars(tmp_path, con, spelling, monkeypatch):
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT")
     path = tmp_path / "bars.csv"
     path.write_text(BAR_SPELLINGS[spelling])
     assert li.detect_format(path) == "bars"
-    result = li.import_liquidation_file(con, path, configured=["BTCUSDT"])  # no --symbol: the one configured
+    result = li.import_liquidation_file(con, path)  # no --symbol: the one configured
     assert (result.rows, result.symbols, result.bar_seconds) == (3, ("BTCUSDT",), 3600)  # a missing hour: still 1 h
     assert (result.first_time, result.last_time) == (dt.datetime(2025, 12, 5, 0), dt.datetime(2025, 12, 5, 3))
     assert any("bar width 1 h" in line for line in result.understood)
@@ -126,9 +127,9 @@ def test_bars_without_symbol_need_one_configured_symbol_or_the_option(tmp_path):
     path = tmp_path / "bars.csv"
     path.write_text(BAR_SPELLINGS["bar_start_utc,bar_start_ms"])
     with pytest.raises(li.LiquidationImportError, match="names no symbol and 2 symbols are configured"):
-        li.read_liquidation_file(path, configured=["BTCUSDT", "ETHUSDT"])
-    fmt, _, frame = li.read_liquidation_file(path, symbol="ETHUSDT", configured=["BTCUSDT", "ETHUSDT"])
-    assert fmt == "bars" and frame["symbol"].unique().tolist() == ["ETHUSDT"]
+        li.read_liquidation_bars(path, configured=["BTCUSDT", "ETHUSDT"])
+    frame = li.read_liquidation_bars(path, symbol="ETHUSDT", configured=["BTCUSDT", "ETHUSDT"])
+    assert frame["symbol"].unique().tolist() == ["ETHUSDT"]
 
 
 def test_bar_start_columns_that_disagree_are_refused(tmp_path):
@@ -136,7 +137,7 @@ def test_bar_start_columns_that_disagree_are_refused(tmp_path):
     path.write_text("bar_start_utc,bar_start_ms,long_usd,short_usd\n2025-12-05T00:00:00Z,1764892800000,1,2\n"
                     "2025-12-05T01:00:00Z,1764892800000,1,2\n")
     with pytest.raises(li.LiquidationImportError, match="disagree in data row 2"):
-        li.read_liquidation_file(path, configured=["BTCUSDT"])
+        li.read_liquidation_bars(path, configured=["BTCUSDT"])
 
 
 def test_bars_reject_negative_amounts(tmp_path):

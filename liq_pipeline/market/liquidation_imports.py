@@ -27,7 +27,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline import config
 from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
 from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
 from liq_pipeline.warehouse import parquet
@@ -47,6 +46,8 @@ BAR_ALIASES = {
     "short_usd": ("shortusd", "short", "shorts", "shortsusd", "shortliquidationusd", "aggregatedshortliquidationusd",
                   "shortvolusd", "shortvol", "shortliquidation", "shortliquidations"),
 }
+#: Keys of `DataFrame.attrs` through which read_liquidation_bars reports the bar width and what it understood.
+ATTR_BAR_SECONDS, ATTR_UNDERSTOOD = "bar_seconds", "understood"
 _SNAPSHOT_NAME = re.compile(r"^([A-Z0-9]+)-liquidationSnapshot-")
 
 
@@ -107,7 +108,9 @@ def detect_format(path: Path) -> str:
 
 def default_symbol(path: Path, configured: list[str] | None = None) -> str:
     """The symbol of a file that names none: the one configured symbol (LIQ_SYMBOLS), else a clear error."""
-    configured = config.configured_symbols() if configured is None else configured
+    from liq_pipeline.config import configured_symbols
+
+    configured = configured_symbols() if configured is None else configured
     if len(configured) == 1:
         return configured[0]
     raise LiquidationImportError(
@@ -222,7 +225,9 @@ def _bar_symbols(raw: pd.DataFrame, keys: dict[str, str], path: Path, symbol: st
     that is configured), else `symbol`, else the one configured symbol."""
     if "symbol" in keys:
         values = raw[keys["symbol"]].astype(str).str.strip().str.upper()
-        known = config.configured_symbols() if configured is None else configured
+        from liq_pipeline.config import configured_symbols
+
+        known = configured_symbols() if configured is None else configured
         coins = {v: f"{v}USDT" for v in values.unique() if v not in known and f"{v}USDT" in known}
         if coins:
             values = values.replace(coins)
@@ -310,21 +315,18 @@ def _duration(ms: int) -> str:
 
 def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = None,
                           configured: list[str] | None = None) -> pd.DataFrame:
-    """Rows of raw.realized_liquidation_bars from a CSV of per-bar totals (see `read_bars`)."""
-    return read_bars(path, symbol, bar_seconds, configured).frame
+    """Rows of raw.realized_liquidation_bars from a CSV of per-bar totals (see `read_bars`); the bar width
+    and what was understood ride along in `frame.attrs` (ATTR_BAR_SECONDS, ATTR_UNDERSTOOD)."""
+    read = read_bars(path, symbol, bar_seconds, configured)
+    frame = read.frame
+    frame.attrs[ATTR_BAR_SECONDS] = read.bar_seconds
+    frame.attrs[ATTR_UNDERSTOOD] = read.understood
+    return frame
 
 
 def read_liquidation_file(path: Path, fmt: str = "auto", symbol: str | None = None,
-                          bar_seconds: int | None = None,
-                          configured: list[str] | None = None) -> tuple[str, str, pd.DataFrame]:
-    """(format, target table, rows) of one user file; `bar_seconds` only applies to per-bar totals.
-    `configured` is the symbol list a file without a symbol may default to (LIQ_SYMBOLS when None)."""
-    fmt, table, frame, _ = _read(path, fmt, symbol, bar_seconds, configured)
-    return fmt, table, frame
-
-
-def _read(path: Path, fmt: str, symbol: str | None, bar_seconds: int | None,
-          configured: list[str] | None) -> tuple[str, str, pd.DataFrame, BarsRead | None]:
+                          bar_seconds: int | None = None) -> tuple[str, str, pd.DataFrame]:
+    """(format, target table, rows) of one user file; `bar_seconds` only applies to per-bar totals."""
     path = Path(path)
     if fmt not in FORMATS:
         raise LiquidationImportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -333,11 +335,10 @@ def _read(path: Path, fmt: str, symbol: str | None, bar_seconds: int | None,
     fmt = detect_format(path) if fmt == "auto" else fmt
     try:
         if fmt == "forceorder":
-            return fmt, EVENTS_TABLE, read_force_orders(path, symbol), None
+            return fmt, EVENTS_TABLE, read_force_orders(path, symbol)
         if fmt == "snapshot":
-            return fmt, EVENTS_TABLE, read_liquidation_snapshot(path, symbol, configured), None
-        bars = read_bars(path, symbol, bar_seconds, configured)
-        return fmt, BARS_TABLE, bars.frame, bars
+            return fmt, EVENTS_TABLE, read_liquidation_snapshot(path, symbol)
+        return fmt, BARS_TABLE, read_liquidation_bars(path, symbol, bar_seconds)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError) as e:
         raise LiquidationImportError(f"{path}: cannot read as {fmt}: {e}") from e
 
@@ -353,11 +354,10 @@ def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, fram
 
 
 def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str = "auto",
-                            symbol: str | None = None, bar_seconds: int | None = None,
-                            configured: list[str] | None = None) -> ImportResult:
+                            symbol: str | None = None, bar_seconds: int | None = None) -> ImportResult:
     """Read one user file and store it (replacing an earlier import of the same file name)."""
     path = Path(path)
-    fmt, table, frame, bars = _read(path, fmt, symbol, bar_seconds, configured)
+    fmt, table, frame = read_liquidation_file(path, fmt, symbol, bar_seconds)
     source = source_for(path)
     rows = replace_source(con, table, source, frame)
     time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
@@ -367,8 +367,8 @@ def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str
         symbols=tuple(sorted(frame["symbol"].unique())) if rows else (),
         first_time=times.min().to_pydatetime() if rows else None,
         last_time=times.max().to_pydatetime() if rows else None,
-        bar_seconds=bars.bar_seconds if bars else None,
-        understood=bars.understood if bars else (),
+        bar_seconds=frame.attrs.get(ATTR_BAR_SECONDS),
+        understood=tuple(frame.attrs.get(ATTR_UNDERSTOOD, ())),
     )
 
 
