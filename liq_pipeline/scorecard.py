@@ -374,6 +374,7 @@ def learned_parameters(con, symbol: str, first: dt.date, last: dt.date) -> dict:
         "as_of": pd.Timestamp(last).date().isoformat(),
         "values": {side: {r.parameter: (None if r.value is None or not math.isfinite(r.value) else float(r.value))
                           for r in g.itertuples()} for side, g in final.groupby("side")},
+        "sources": {side: {r.parameter: r.source for r in g.itertuples()} for side, g in final.groupby("side")},
         "leveraged_share_source_days": {str(k): int(v) for k, v in sources.items()},
     }
 
@@ -460,9 +461,13 @@ def format_scorecard(card: Scorecard) -> str:
               f"  position sizes: {card.learned['position_sizes']}"]
     learned = card.learned.get("learning_variant")
     if learned:
-        for side, values in learned["values"].items():
-            lines.append(f"  learning variant, {side}, as of {learned['as_of']}: "
-                         + ", ".join(f"{k} {_f(v, '.3f')}" for k, v in values.items()))
+        # Fitted parameters and the priors standing in for them; the engine's bookkeeping stays in the JSON.
+        for kind in ("learned", "prior"):
+            for side, values in learned["values"].items():
+                shown = {k: v for k, v in values.items() if learned["sources"][side].get(k) == kind}
+                if shown:
+                    lines.append(f"  learning variant, {kind}, {side}, as of {learned['as_of']}: "
+                                 + ", ".join(f"{k} {_f(v, '.3g')}" for k, v in shown.items()))
         lines.append("  leveraged share from: " + ", ".join(f"{k} on {n} days"
                                                             for k, n in learned["leveraged_share_source_days"].items()))
     else:

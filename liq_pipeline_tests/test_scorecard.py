@@ -81,3 +81,4 @@ def test_learned_parameters_are_read_from_the_learning_variant():
     assert learned["as_of"] == "2026-01-02"
     assert learned["values"] == {"long": {"leveraged_share": 0.3, "weight_10x": 0.6}}
     assert learned["leveraged_share_source_days"] == {"learned": 1, "prior": 1}
+    assert learned["sources"] == {"long": {"leveraged_share": "learned", "weight_10x": "learned"}}
