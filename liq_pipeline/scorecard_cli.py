@@ -53,18 +53,23 @@ def score_real_command(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     os.environ.update(run.env())
     t0 = time.perf_counter()
-    print(f"score-real: {run.symbol} {run.first_day} … {run.last_day} from {mirror} (read in place; "
-          f"{run.layout.kline_interval} klines, {run.layout.mark_interval} mark klines); warehouse {run.warehouse}; "
-          f"scored from {run.score_from}")
+    log = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the JSON
+
+    def say(message: str) -> None:
+        print(message, file=log, flush=True)
+
+    say(f"score-real: {run.symbol} {run.first_day} … {run.last_day} from {mirror} (read in place; "
+        f"{run.layout.kline_interval} klines, {run.layout.mark_interval} mark klines); warehouse {run.warehouse}; "
+        f"scored from {run.score_from}")
     import duckdb
 
     # Imported first: a variant that learns from public liquidations (walk-forward, up to each day) reads them.
     run.warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(run.warehouse)) as con:
         name, rows, understood = scorecard.import_realized(con, run)
-    print(f"imported {name}: {rows:,} bars; " + "; ".join(understood))
+    say(f"imported {name}: {rows:,} bars; " + "; ".join(understood))
     try:
-        chain = scorecard.run_chain(run)
+        chain = scorecard.run_chain(run, say)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -81,5 +86,5 @@ def score_real_command(args: argparse.Namespace) -> int:
     else:
         print()
         print(scorecard.format_scorecard(card))
-    print(f"\nwritten: {js} and {txt.name}; {card.timings['total']:.0f} s in all")
+    say(f"\nwritten: {js} and {txt.name}; {card.timings['total']:.0f} s in all")
     return EXIT_OK
