@@ -422,6 +422,12 @@ def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
     return card
 
 
+def _natural(name: str) -> tuple:
+    """Sort key that puts weight_2x before weight_10x."""
+    number = re.search(r"\d+(?:\.\d+)?", name)
+    return (re.sub(r"\d+(?:\.\d+)?", "#", name), float(number.group()) if number else 0.0)
+
+
 def _f(value, spec: str = "+.3f") -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
@@ -464,7 +470,8 @@ def format_scorecard(card: Scorecard) -> str:
         # Fitted parameters and the priors standing in for them; the engine's bookkeeping stays in the JSON.
         for kind in ("learned", "prior"):
             for side, values in learned["values"].items():
-                shown = {k: v for k, v in values.items() if learned["sources"][side].get(k) == kind}
+                shown = {k: values[k] for k in sorted(values, key=_natural)
+                         if learned["sources"][side].get(k) == kind}
                 if shown:
                     lines.append(f"  learning variant, {kind}, {side}, as of {learned['as_of']}: "
                                  + ", ".join(f"{k} {_f(v, '.3g')}" for k, v in shown.items()))
