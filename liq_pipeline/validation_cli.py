@@ -137,13 +137,13 @@ def backtest_command(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2, default=str))
         return EXIT_OK
     some = next(iter(results.values()))
-    print(f"{args.symbol} {args.start} … {args.end}, {args.bar_minutes}-minute bars from "
-          f"{some.get('candle_interval', '-')} {some.get('price_series', '-')}-price candles, "
-          f"realized: {some.get('realized_source', '-')}")
+    minutes = "/".join(str(m) for m in some.get("candle_minutes", [])) or "-"
+    print(f"{args.symbol} {args.start} … {args.end}, {args.bar_minutes}-minute bars from {minutes}-minute "
+          f"{some.get('price_series', '-')}-price candles, realized: {some.get('realized_source', '-')}")
     print("Spearman ρ per (bar, side) cell; partial ρ = the map's ρ given bar range and side excursion; "
           "recall = share of realized notional in the top-10 % cells")
     header = (f"{'variant':<12} {'bars':>5} {'map ρ':>6} {'lev-only':>8} {'range':>6} {'excurs.':>7} "
-              f"{'partial':>7} {'recall':>6} {'best base':>9} {'lift ρ':>7} {'FP':>4} {'missed':>6}  status")
+              f"{'partial':>7} {'recall':>6} {'strongest baseline':>18} {'lift ρ':>7} {'FP':>4} {'missed':>6}  status")
     print(header)
     for variant, m in results.items():
         base = m.get("baselines", {})
@@ -152,7 +152,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         print(f"{variant:<12} {m.get('bars_scored', 0):>5} {_fmt((m.get('spearman') or {}).get('r')):>6} "
               f"{_fmt(rho['leverage_only']):>8} {_fmt(rho['bar_range']):>6} {_fmt(rho['side_excursion']):>7} "
               f"{_fmt((m.get('partial_spearman') or {}).get('r')):>7} {_fmt(top.get('notional_recall'), '{:.2f}'):>6} "
-              f"{m.get('strongest_baseline') or '-':>9} {_fmt(m.get('lift_spearman'), '{:+.3f}'):>7} "
+              f"{m.get('strongest_baseline') or '-':>18} {_fmt(m.get('lift_spearman'), '{:+.3f}'):>7} "
               f"{top.get('false_positives', '-'):>4} {_fmt(m.get('realized_share_where_map_zero'), '{:.1%}'):>6}  "
               f"{m.get('status', '')}")
     notes = {m[k] for m in results.values() for k in ("note", "price_note") if m.get(k)}

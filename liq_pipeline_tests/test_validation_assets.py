@@ -401,6 +401,12 @@ def test_backtest_cli_prints_a_table(tmp_path, capsys):
     assert args.func(args) == 0
     metrics = json.loads(capsys.readouterr().out)["hybrid"]
     assert metrics["top_k_model"]["precision"] == 1.0 and metrics["realized_source"] == "truth"
+    args = parser.parse_args(["backtest", SYMBOL, "--start", "2026-01-02", "--end", "2026-01-02", "--variant", "hybrid",
+                              "--warehouse", str(tmp_path / "b.duckdb")])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert "60-minute bars from 60-minute mark-price candles, realized: truth" in text[0]
+    assert "strongest baseline" in text[2] and text[3].startswith("hybrid") and "scored" in text[3]
 
 
 def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
@@ -468,3 +474,18 @@ def test_backtest_without_mark_candles_prices_bars_from_last_price_klines_and_sa
     m = bt.backtest(con, SYMBOL, dt.date(2026, 1, 2), dt.date(2026, 1, 2), "hybrid", top_k=2).metrics
     con.close()
     assert m["status"] == "scored" and m["price_series"] == "last" and "23 bars priced from last-price" in m["price_note"]
+
+
+def test_hybrid_comparison_on_realized_data_uses_daily_partial_spearman():
+    from liq_pipeline.validation.report import hybrid_comparison
+
+    def variants(hybrid_r, base_r, n=6):
+        daily = lambda r: [{"day": f"2026-01-0{i + 1}", "partial_spearman": r + 0.01 * (i % 2)} for i in range(n)]  # noqa: E731
+        return {"hybrid": {"backtest": {"daily": daily(hybrid_r)}}, "volume_5050": {"backtest": {"daily": daily(base_r)}}}
+
+    better = hybrid_comparison(variants(0.30, 0.20), [])
+    assert better["measure"] == "backtest.partial_spearman" and better["verdict"] == "pass"
+    assert better["difference"]["low"] == pytest.approx(0.10)
+    assert hybrid_comparison(variants(0.25, 0.25), [])["verdict"] == "fail"
+    assert hybrid_comparison(variants(0.3, 0.2, n=2), [])["verdict"] == "inconclusive"
+    assert hybrid_comparison({}, [])["verdict"] == "inconclusive"

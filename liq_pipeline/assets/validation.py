@@ -137,8 +137,12 @@ def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: Du
             end = max(d for s, d in targets if s == symbol)
             start = end - dt.timedelta(days=FUNDING_WINDOW_DAYS - 1)
             corr, shares = funding_correlation(con, symbol, start, end)
-            true = funding_tracking(true_settlement_long_shares(con, symbol, start, end)) \
-                if has_ground_truth(con, symbol) else None
+            true = None
+            if has_ground_truth(con, symbol):
+                true_shares = true_settlement_long_shares(con, symbol, start, end)
+                if not shares.empty:  # the same settlement intervals as the estimate
+                    true_shares = true_shares[true_shares["settle_time"].isin(shares["settle_time"])]
+                true = funding_tracking(true_shares)
             results.append((symbol, end, corr, shares, true))
     verdicts = [c.verdict for _, _, c, _, _ in results]
     conclusive = [v for v in verdicts if v != scoring.INCONCLUSIVE]

@@ -2,7 +2,8 @@
 
 Seed tests without ground truth (liquidation-math.md §9: funding correlation, OI conservation,
 directional accuracy, grade), ground-truth comparisons for the simulator (distribution overlap, relative
-error) and the realized-liquidation backtest (Spearman, top-K precision/recall, naive baseline).
+error, bin-free log-price distance) and the realized-liquidation backtest (Spearman, partial Spearman given
+control variables, top-K precision/recall, leverage-only baseline), and a bootstrap over days.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ def funding_check(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, l
     intervals = shares[["settle_time", "funding_rate_8h", "long_share", "implied_long_ratio"]].copy()
     if with_truth:
         true_shares = true_settlement_long_shares(con, symbol, first, last)
-        out["truth"] = funding_tracking(true_shares).as_dict()
+        # Over the same settlement intervals as the estimate (all of them when it has none).
+        same = true_shares[true_shares["settle_time"].isin(shares["settle_time"])] if not shares.empty else true_shares
+        out["truth"] = funding_tracking(same).as_dict()
         intervals = intervals.merge(true_shares[["settle_time", "long_share"]].rename(
             columns={"long_share": "true_long_share"}), on="settle_time", how="outer").sort_values("settle_time")
     out["intervals"] = [{k: (pd.Timestamp(v).isoformat() if k == "settle_time" else finite_or_none(v))
@@ -408,7 +410,9 @@ def report_markdown(report: dict) -> str:
 def funding_picture_png(report: dict) -> bytes | None:
     """PNG: per symbol, the funding-free long share per settlement interval against the implied ratio of
     that interval's rate (and the true long share on simulated data); None without data."""
-    import matplotlib.pyplot as plt  # liq_pipeline.plots, imported above, selected the Agg backend
+    import matplotlib.pyplot as plt
+
+    import liq_pipeline.plots  # noqa: F401  (selects the Agg backend before pyplot draws)
 
     series = {s: sym["funding_correlation_check"]["intervals"] for s, sym in report["symbols"].items()
               if sym.get("funding_correlation_check", {}).get("intervals")}

@@ -109,9 +109,9 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
 
 
 def _binned(side: np.ndarray, price: np.ndarray, notional: np.ndarray, grid: PriceGrid) -> pd.DataFrame:
-    frame = pd.DataFrame({"side": np.asarray(side, dtype=str), "bin_id": grid.bin_id(np.asarray(price, np.float64)),
-                          "notional_usd": np.asarray(notional, dtype=np.float64)})
-    return frame.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum()
+    """Notional per (side, bin) of `grid`, unaggregated rows (_overlaps adds duplicates up)."""
+    return pd.DataFrame({"side": np.asarray(side, dtype=str), "bin_id": grid.bin_id(np.asarray(price, np.float64)),
+                         "notional_usd": np.asarray(notional, dtype=np.float64)})
 
 
 def _distance(est_side, est_price, est_notional, true_side, true_price, true_notional) -> float:
@@ -134,16 +134,22 @@ def _side_bin_weights(con, sql: str, params: list) -> pd.DataFrame:
 
 
 def _overlaps(est: pd.DataFrame, true: pd.DataFrame) -> dict:
-    """Overlap on (side, bin) jointly and per side (nan when a side is empty)."""
-    merged = est.merge(true, on=["side", "bin_id"], how="outer", suffixes=("_est", "_true")).fillna(
-        {"notional_usd_est": 0.0, "notional_usd_true": 0.0})
-    out = {"overlap": scoring.distribution_overlap(merged["notional_usd_est"].to_numpy(),
-                                                   merged["notional_usd_true"].to_numpy())}
-    for side in ("long", "short"):
-        part = merged[merged["side"] == side]
-        out[f"overlap_{side}"] = scoring.distribution_overlap(part["notional_usd_est"].to_numpy(),
-                                                              part["notional_usd_true"].to_numpy())
-    return out
+    """Overlap on (side, bin) jointly and per side (nan when a side is empty). Frames of side, bin_id,
+    notional_usd (duplicate cells add up); aligned with np.unique on a (bin, side) key."""
+    def keyed(frame):
+        side = (np.asarray(frame["side"], dtype=str) == "short").astype(np.int64)
+        return np.asarray(frame["bin_id"], dtype=np.int64) * 2 + side, np.asarray(frame["notional_usd"], np.float64)
+
+    ke, we = keyed(est)
+    kt, wt = keyed(true)
+    uniq, inv = np.unique(np.concatenate([ke, kt]), return_inverse=True)
+    inv = inv.ravel()
+    e = np.bincount(inv[:ke.size], weights=we, minlength=uniq.size)
+    t = np.bincount(inv[ke.size:], weights=wt, minlength=uniq.size)
+    short = np.mod(uniq, 2) == 1
+    return {"overlap": scoring.distribution_overlap(e, t),
+            "overlap_long": scoring.distribution_overlap(e[~short], t[~short]),
+            "overlap_short": scoring.distribution_overlap(e[short], t[short])}
 
 
 def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
@@ -218,10 +224,9 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
             [symbol, day, variant, symbol, day, variant]).df()
         if levels.empty and heat.empty:
             continue
-        lv = _overlaps(levels.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum(), true_fine)
+        lv = _overlaps(levels, true_fine)
         lv_coarse = _overlaps(_binned(levels["side"], levels["price"], levels["notional_usd"], coarse), true_coarse)
-        hm = _overlaps(heat.groupby(["side", "bin_id"], as_index=False)["notional_usd"].sum(), true_fine) \
-            if not heat.empty else {}
+        hm = _overlaps(heat, true_fine) if not heat.empty else {}
         hm_coarse = _overlaps(_binned(heat["side"], heat["price"], heat["notional_usd"], coarse), true_coarse) \
             if not heat.empty else {}
         lv_notional = levels["notional_usd"].to_numpy(np.float64)
