@@ -13,8 +13,8 @@ from liq_pipeline.model.levels import SizeBuckets, size_buckets_from_trades
 
 #: The size prior (an assumption, not a measurement): equal shares of notional at log-spaced position sizes
 #: from SIZE_PRIOR_MIN_USD to SIZE_PRIOR_MAX_USD (5 buckets: $2k, $10k, $50k, $250k, $1.25M). It spans
-#: retail tickets to the block sizes seen on BTCUSDT and ETHUSDT, so on the 2025 BTCUSDT table three
-#: fifths of the notional sits in the 0.4 % tier and the rest in the 0.5 % and 0.65 % tiers. Sizes only
+#: retail tickets to the block sizes seen on BTCUSDT and ETHUSDT, so on the 2025 BTCUSDT table four
+#: fifths of the notional sits in the 0.4 % tier and one fifth in the 0.65 % tier. Sizes only
 #: choose the maintenance tier, so a wrong prior moves the large positions' levels by tenths of a
 #: percent; it never moves notional between sides or entry bins.
 SIZE_PRIOR_MIN_USD = 2_000.0
