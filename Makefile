@@ -42,3 +42,9 @@ bench: install
 
 clean-data:
 	rm -rf data/archive-sim data/warehouse data/reports data/cache
+
+# The real-data scorecard: the chain on the real BTCUSDT window (../shared/data/..., or $LIQ_REAL_DATA_DIR),
+# read in place, in its own data directory data/score-real/ (never the demo's warehouse).
+.PHONY: score-real
+score-real: install
+	$(BIN)/liq score-real

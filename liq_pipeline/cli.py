@@ -19,7 +19,7 @@ from pathlib import Path
 from liq_pipeline import config
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
-COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli")
+COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 

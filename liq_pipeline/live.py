@@ -31,6 +31,7 @@ from liq_pipeline.model.positions import (
     levels_at_risk,
     mark_extremes_since,
 )
+from liq_pipeline.model.sizes import choose_sizes
 from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition, table_exists
 
 #: Value of the `source` column (klines, OI, funding) and of ingest_log.status for REST-filled partitions.
@@ -328,7 +329,8 @@ def load_baseline_signals(con: duckdb.DuckDBPyConnection, symbol: str) -> Baseli
 def load_size_buckets(con: duckdb.DuckDBPyConnection, symbol: str, n_buckets: int) -> tuple[SizeBuckets, str]:
     """Position-size buckets from the latest day of raw.agg_trades (notional-weighted quantiles, as
     levels.size_buckets_from_trades, computed in SQL); falls back to one bucket at the mean trade notional
-    of the latest klines (quote volume / trade count). Returns the buckets and a description."""
+    of the latest klines (quote volume / trade count), then to the size prior of model/sizes.py (klines
+    without trade counts, or no trades at all). Returns the buckets and a description."""
     if table_exists(con, "raw.agg_trades"):
         frame = con.execute(f"""
             WITH d AS (SELECT max(day) AS day FROM raw.agg_trades WHERE symbol = ?),
@@ -348,7 +350,14 @@ def load_size_buckets(con: duckdb.DuckDBPyConnection, symbol: str, n_buckets: in
                              GROUP BY day""", [symbol, symbol]).fetchone()
         if row and row[1]:
             return SizeBuckets(np.array([float(row[1])]), np.array([1.0])), f"mean trade of klines {row[0]}"
-    raise LookupError(f"no raw.agg_trades or raw.klines rows for {symbol} to derive position sizes from")
+        if row:
+            reason = f"no aggTrades for {symbol} and its latest klines ({row[0]}) carry no trade counts (count = 0)"
+        else:
+            reason = f"no aggTrades and no klines for {symbol}"
+    else:
+        reason = f"no aggTrades and no klines for {symbol}"
+    prior = choose_sizes(None, n_buckets, "", reason)
+    return prior.buckets, f"{prior.source}; {prior.flag}"
 
 
 def load_mark_candles(con: duckdb.DuckDBPyConnection, symbol: str, since: np.datetime64) -> pd.DataFrame:

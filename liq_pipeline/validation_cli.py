@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--format", choices=("auto", "forceorder", "snapshot", "bars"), default="auto",
                      help="file format (default: detected from the content)")
     imp.add_argument("--symbol", type=str.upper, default=None,
-                     help="keep only this symbol; required for files without a symbol (snapshot CSVs not named "
-                          "<SYMBOL>-liquidationSnapshot-<date>.csv, bar files without a symbol column)")
+                     help="keep only this symbol; files that name no symbol (bar files without a symbol column, "
+                          "snapshot CSVs not named <SYMBOL>-liquidationSnapshot-<date>.csv) default to the one "
+                          "configured symbol (LIQ_SYMBOLS) and need --symbol when several are configured")
     imp.add_argument("--bar-seconds", type=int, default=None,
                      help="width of a bar in per-bar files (default: the smallest timestamp spacing)")
     imp.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
@@ -104,6 +105,8 @@ def import_command(args: argparse.Namespace) -> int:
                 continue
             span = f"{r.first_time} … {r.last_time}" if r.rows else "no rows"
             print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}")
+            for line in r.understood:
+                print(f"  {line}")
     return EXIT_ERROR if failures else EXIT_OK
 
 

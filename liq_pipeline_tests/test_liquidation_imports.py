@@ -67,7 +67,9 @@ def test_snapshot_without_symbol_is_a_clear_error(tmp_path):
     path = tmp_path / "liq.csv"
     path.write_text(SNAPSHOT_HEADER + SNAPSHOT_ROWS)
     with pytest.raises(li.LiquidationImportError, match="--symbol"):
-        li.read_liquidation_file(path)
+        li.read_liquidation_snapshot(path, configured=["BTCUSDT", "ETHUSDT"])
+    # with one configured symbol there is nothing to choose
+    assert li.read_liquidation_snapshot(path, configured=["BTCUSDT"])["symbol"].unique().tolist() == ["BTCUSDT"]
 
 
 def test_bars_infer_width_from_spacing_and_accept_epochs(tmp_path, con):
@@ -80,6 +82,62 @@ def test_bars_infer_width_from_spacing_and_accept_epochs(tmp_path, con):
     assert widths == [(dt.timedelta(hours=1),)]
     first = con.execute("SELECT bar_start, long_usd FROM raw.realized_liquidation_bars ORDER BY bar_start").fetchone()
     assert first == (dt.datetime(2025, 1, 15, 0, 0), 100.0)
+
+
+# The per-bar spellings users have: the real-data window's file, Coinglass exports (UI and API field names),
+# epoch seconds, ISO with an offset, a symbol column naming the coin.
+BAR_SPELLINGS = {
+    "bar_start_utc,bar_start_ms": "bar_start_utc,bar_start_ms,long_usd,short_usd\n"
+    "2025-12-05T00:00:00Z,1764892800000,825267.2879,136430.29791\n"
+    "2025-12-05T01:00:00Z,1764896400000,0.0,166602.66688\n"
+    "2025-12-05T03:00:00Z,1764903600000,10,20\n",
+    "coinglass export": "timestamp,datetime_utc,longUsd,shortUsd,totalUsd\n"
+    "1764892800000,2025-12-05T00:00:00.000Z,825267.2879,136430.29791,961697.58581\n"
+    "1764896400000,2025-12-05T01:00:00.000Z,0,166602.66688,166602.66688\n"
+    "1764903600000,2025-12-05T03:00:00.000Z,10,20,30\n",
+    "coinglass api v2": "t,longVolUsd,shortVolUsd\n1764892800,825267.2879,136430.29791\n"
+    "1764896400,0,166602.66688\n1764903600,10,20\n",
+    "coinglass api v4": "time,aggregated_long_liquidation_usd,aggregated_short_liquidation_usd\n"
+    "1764892800000,825267.2879,136430.29791\n1764896400000,0,166602.66688\n1764903600000,10,20\n",
+    "iso offset, UI headers, coin symbol": "Date,Symbol,Longs (USD),Shorts (USD)\n"
+    "2025-12-05 01:00:00+01:00,BTC,825267.2879,136430.29791\n2025-12-05 02:00:00+01:00,BTC,0,166602.66688\n"
+    "2025-12-05 04:00:00+01:00,BTC,10,20\n",
+    "longUsd only, bar_start": "bar_start,longUsd,shortUsd\n2025-12-05 00:00:00,825267.2879,136430.29791\n"
+    "2025-12-05 01:00:00,0,166602.66688\n2025-12-05 03:00:00,10,20\n",
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(BAR_SPELLINGS))
+def test_bar_spellings_read_the_same_bars(tmp_path, con, spelling, monkeypatch):
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT")
+    path = tmp_path / "bars.csv"
+    path.write_text(BAR_SPELLINGS[spelling])
+    assert li.detect_format(path) == "bars"
+    result = li.import_liquidation_file(con, path)  # no --symbol: the one configured
+    assert (result.rows, result.symbols, result.bar_seconds) == (3, ("BTCUSDT",), 3600)  # a missing hour: still 1 h
+    assert (result.first_time, result.last_time) == (dt.datetime(2025, 12, 5, 0), dt.datetime(2025, 12, 5, 3))
+    assert any("bar width 1 h" in line for line in result.understood)
+    rows = con.execute("SELECT bar_start, bar_end, long_usd, short_usd FROM raw.realized_liquidation_bars "
+                       "ORDER BY bar_start").fetchall()
+    assert rows[0] == (dt.datetime(2025, 12, 5, 0), dt.datetime(2025, 12, 5, 1), 825267.2879, 136430.29791)
+    assert [r[0].hour for r in rows] == [0, 1, 3]
+
+
+def test_bars_without_symbol_need_one_configured_symbol_or_the_option(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text(BAR_SPELLINGS["bar_start_utc,bar_start_ms"])
+    with pytest.raises(li.LiquidationImportError, match="names no symbol and 2 symbols are configured"):
+        li.read_liquidation_bars(path, configured=["BTCUSDT", "ETHUSDT"])
+    frame = li.read_liquidation_bars(path, symbol="ETHUSDT", configured=["BTCUSDT", "ETHUSDT"])
+    assert frame["symbol"].unique().tolist() == ["ETHUSDT"]
+
+
+def test_bar_start_columns_that_disagree_are_refused(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text("bar_start_utc,bar_start_ms,long_usd,short_usd\n2025-12-05T00:00:00Z,1764892800000,1,2\n"
+                    "2025-12-05T01:00:00Z,1764892800000,1,2\n")
+    with pytest.raises(li.LiquidationImportError, match="disagree in data row 2"):
+        li.read_liquidation_bars(path, configured=["BTCUSDT"])
 
 
 def test_bars_reject_negative_amounts(tmp_path):
@@ -147,3 +205,14 @@ def test_cli_missing_path_and_missing_warehouse_are_clear_errors(tmp_path, capsy
                  "--warehouse", str(tmp_path / "missing.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "no such file or folder" in err and "no warehouse" in err
+
+
+def test_cli_reports_what_it_understood_of_a_bar_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT")
+    path = tmp_path / "realized_liquidations_1h.csv"
+    path.write_text(BAR_SPELLINGS["bar_start_utc,bar_start_ms"])
+    assert _cli(["import-liquidations", str(path), "--warehouse", str(tmp_path / "w.duckdb")]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows (bars) → raw.realized_liquidation_bars [BTCUSDT] 2025-12-05 00:00:00 … 2025-12-05 03:00:00" in out
+    assert "bar start 'bar_start_ms' = 'bar_start_utc', longs 'long_usd', shorts 'short_usd'" in out
+    assert "symbol: BTCUSDT (the one configured symbol)" in out and "bar width 1 h" in out

@@ -23,7 +23,7 @@ from liq_pipeline.config import DEFAULT_VARIANT, KLINE_INTERVAL_MS, MODEL, VARIA
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import zones as zn
 from liq_pipeline.model.grid import PriceGrid, grid_for
-from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
+from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse.io import replace_partition, table_exists
@@ -242,6 +242,8 @@ class HeatmapDay:
 def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
                         params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS) -> HeatmapDay:
     """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py)."""
+    from liq_pipeline.warehouse.trade_sizes import day_size_choice
+
     grid = grid_for(symbol, params)
     inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes)
     flags = list(inputs.flags)
@@ -254,7 +256,11 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         choice = table_for(symbol, day)
         if choice.note:
             flags.append(choice.note)
-        sizes = size_buckets_from_trades(inputs.trade_sizes_usd, params.size_buckets)
+        # One size rule for every map (warehouse/trade_sizes.py): trades, else the documented prior, flagged.
+        size_choice = day_size_choice(con, symbol, day, params.size_buckets)
+        if size_choice.is_prior:
+            flags.append(size_choice.flag)
+        sizes = size_choice.buckets
         mix = LeverageMix.of(params.leverages, params.leverage_weights)
         kernel = hm.entry_kernel(inputs.entry_bins, grid, choice.table, mix, sizes)
     decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)

@@ -18,7 +18,7 @@ from liq_pipeline.assets.flow import flow_distribution, flow_levels
 from liq_pipeline.config import MODEL, SEED_VARIANTS, VARIANTS
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
+from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import LONG, load_bracket_tables, table_for
 from liq_pipeline.model.positions import (
     Distribution,
@@ -33,6 +33,7 @@ from liq_pipeline.plots import markdown_image
 from liq_pipeline.plots.liquidation_map import liquidation_map_png
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 GROUP = "model"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -265,21 +266,6 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
 
 
 # ================================================================================== liquidation_levels
-def _size_buckets(con, symbol: str, day: dt.date):
-    """Position-size buckets from the day's aggTrades (never from total OI); klines' mean trade sizes
-    when the day has no aggTrades. Returns (buckets, description)."""
-    params = {"symbol": symbol, "day": day}
-    if _has_rows(con, "raw.agg_trades", symbol, day):
-        x = con.execute(profile.trade_notional_sql(), params).fetchnumpy()["notional_usd"]
-        return size_buckets_from_trades(np.asarray(x, np.float64), MODEL.size_buckets), f"aggTrades of {day}"
-    if _has_rows(con, "raw.klines", symbol, day):
-        x = con.execute(profile.kline_mean_trade_notional_sql(), params).fetchnumpy()["notional_usd"]
-        if len(x):
-            return (size_buckets_from_trades(np.asarray(x, np.float64), MODEL.size_buckets),
-                    f"mean trade size per candle of klines {day} (no aggTrades)")
-    raise dg.Failure(f"{symbol} {day}: no raw.agg_trades or raw.klines rows to derive position sizes from")
-
-
 def _bin_width_near(grid, mark: float | None, prices: pd.Series) -> float | None:
     """Width (USD) of the grid bin at the mark (or at the median level price): the chart's bar width."""
     ref = mark if mark is not None else (float(prices.median()) if len(prices) else None)
@@ -319,6 +305,7 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     that low, or a short level at or below that high, has been liquidated already and is dropped (its
     notional is reported as consumed). So every long level left is below the mark, every short above.
     """
+    size_flags: dict[str, str] = {}  # "<symbol> <day>" → why its sizes are the prior (model/sizes.py)
     tables = load_bracket_tables(config.data_dir() / "brackets")
     mix = LeverageMix.of(MODEL.leverages, MODEL.leverage_weights)
     summary, preview, chart = [], "", ""
@@ -327,7 +314,10 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             as_of = as_of_for(day)
             grid = grid_for(symbol)
             choice = table_for(symbol, day, tables)
-            sizes, sizes_from = _size_buckets(con, symbol, day)
+            size_choice = day_size_choice(con, symbol, day, MODEL.size_buckets)
+            sizes, sizes_from = size_choice.buckets, size_choice.source
+            if size_choice.is_prior:
+                size_flags[f"{symbol} {day}"] = size_choice.flag
             dist = con.execute("""
                 SELECT d.variant, d.bin_id, d.price_mid, d.long_usd, d.short_usd, b.last_trade_time
                 FROM model.position_distribution d
@@ -384,4 +374,6 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         "preview": dg.MetadataValue.md(preview),
         "leverage_mix": ", ".join(f"{lev:g}x {w:.0%}" for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)),
         "size_buckets": MODEL.size_buckets,
+        # Days whose sizes are the prior of model/sizes.py, with what was missing (empty: all measured).
+        "size_prior_days": dg.MetadataValue.json(size_flags),
     })

@@ -5,8 +5,13 @@ Three file formats, detected from the content:
   the combined-stream wrapper), parsed by the live recorder's own parser → `raw.realized_liquidations`;
 - `snapshot`: the retired Binance liquidationSnapshot CSV (binance-data.md §3.8; every row appears twice in
   real files, so exact duplicates are dropped; side SELL = a long was liquidated) → `raw.realized_liquidations`;
-- `bars`: per-bar totals as commercial providers export them (`timestamp,long_usd,short_usd`, optional
-  `symbol`) → `raw.realized_liquidation_bars`.
+- `bars`: per-bar totals as commercial providers export them → `raw.realized_liquidation_bars`. Column
+  names are matched after lower-casing and dropping everything but letters and digits, so `long_usd`,
+  `longUsd` and `Longs (USD)` are one name: `bar_start_utc,bar_start_ms,long_usd,short_usd`, Coinglass
+  exports (`timestamp,datetime_utc,longUsd,shortUsd,totalUsd`; API fields `t`/`time`, `longVolUsd`,
+  `aggregated_long_liquidation_usd`, ...), ISO or epoch bar starts, an optional `symbol` column.
+Files without a symbol (per-bar totals, snapshot CSVs not named after one) take the one configured symbol
+(`LIQ_SYMBOLS`) when there is exactly one; otherwise `--symbol` says which.
 Each file is stored under `source = "file:<file name>"` and re-importing it replaces its rows, so the drop
 folder can be rescanned any number of times.
 """
@@ -31,13 +36,24 @@ from liq_pipeline.warehouse.schema import ensure_tables
 FORMATS = ("auto", "forceorder", "snapshot", "bars")
 EVENTS_TABLE = "raw.realized_liquidations"
 BARS_TABLE = "raw.realized_liquidation_bars"
-#: Column names accepted for the per-bar totals (lower case); the first match wins.
+#: Column names accepted for the per-bar totals, normalised by `column_key` (lower case, letters and digits
+#: only); the first match in this order wins. Every bar-start column present is read and must agree.
 BAR_ALIASES = {
-    "timestamp": ("timestamp", "time", "t", "date", "datetime", "bar_start", "open_time"),
-    "long_usd": ("long_usd", "long", "longs", "long_liquidation_usd", "longliquidationusd", "long_vol_usd"),
-    "short_usd": ("short_usd", "short", "shorts", "short_liquidation_usd", "shortliquidationusd", "short_vol_usd"),
+    "timestamp": ("barstartms", "barstartutc", "barstart", "barstarttime", "timestamp", "time", "t", "ts",
+                  "createtime", "starttime", "opentime", "datetimeutc", "datetime", "date"),
+    "long_usd": ("longusd", "long", "longs", "longsusd", "longliquidationusd", "aggregatedlongliquidationusd",
+                 "longvolusd", "longvol", "longliquidation", "longliquidations"),
+    "short_usd": ("shortusd", "short", "shorts", "shortsusd", "shortliquidationusd", "aggregatedshortliquidationusd",
+                  "shortvolusd", "shortvol", "shortliquidation", "shortliquidations"),
 }
+#: Keys of `DataFrame.attrs` through which read_liquidation_bars reports the bar width and what it understood.
+ATTR_BAR_SECONDS, ATTR_UNDERSTOOD = "bar_seconds", "understood"
 _SNAPSHOT_NAME = re.compile(r"^([A-Z0-9]+)-liquidationSnapshot-")
+
+
+def column_key(name: str) -> str:
+    """A column name reduced to lower-case letters and digits: `long_usd`, `longUsd`, `Long USD` → `longusd`."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 class LiquidationImportError(ValueError):
@@ -54,6 +70,10 @@ class ImportResult:
     symbols: tuple[str, ...]
     first_time: dt.datetime | None
     last_time: dt.datetime | None
+    #: Width of a bar of per-bar totals (None for events).
+    bar_seconds: int | None = None
+    #: What the reader understood: columns used, symbol taken from where, bar width inferred or given.
+    understood: tuple[str, ...] = ()
 
 
 def source_for(path: Path) -> str:
@@ -76,13 +96,26 @@ def detect_format(path: Path) -> str:
     # Header-less snapshot files start with an epoch and have exactly the ten snapshot columns.
     if len(cells) == len(LIQUIDATION_SNAPSHOT_COLUMNS) and cells[0].isdigit() and cells[1] in ("buy", "sell"):
         return "snapshot"
-    names = set(cells)
+    names = {column_key(c) for c in cells}
     if any(a in names for a in BAR_ALIASES["long_usd"]) and any(a in names for a in BAR_ALIASES["short_usd"]):
         return "bars"
     raise LiquidationImportError(
         f"{path}: unknown liquidation file format (first line {first[:80]!r}); expected forceOrder JSON lines, "
-        "a liquidationSnapshot CSV or a CSV with timestamp,long_usd,short_usd"
+        "a liquidationSnapshot CSV or per-bar totals (a bar start and long and short USD columns, e.g. "
+        "bar_start_utc,long_usd,short_usd or Coinglass timestamp,longUsd,shortUsd)"
     )
+
+
+def default_symbol(path: Path, configured: list[str] | None = None) -> str:
+    """The symbol of a file that names none: the one configured symbol (LIQ_SYMBOLS), else a clear error."""
+    from liq_pipeline.config import configured_symbols
+
+    configured = configured_symbols() if configured is None else configured
+    if len(configured) == 1:
+        return configured[0]
+    raise LiquidationImportError(
+        f"{path}: the file names no symbol and {len(configured)} symbols are configured "
+        f"({', '.join(configured)}); pass --symbol")
 
 
 def _epoch_or_text_to_utc(values: pd.Series, path: Path, column: str) -> pd.Series:
@@ -121,10 +154,12 @@ def read_force_orders(path: Path, symbol: str | None = None) -> pd.DataFrame:
     return frame.drop_duplicates(["symbol", "trade_time", "side", "price", "quantity"], ignore_index=True)
 
 
-def read_liquidation_snapshot(path: Path, symbol: str | None = None) -> pd.DataFrame:
+def read_liquidation_snapshot(path: Path, symbol: str | None = None,
+                              configured: list[str] | None = None) -> pd.DataFrame:
     """Rows of raw.realized_liquidations from a Binance liquidationSnapshot CSV (with or without header).
 
-    The file has no symbol column: `symbol`, else the `<SYMBOL>-liquidationSnapshot-` file name.
+    The file has no symbol column: `symbol`, else the `<SYMBOL>-liquidationSnapshot-` file name, else the
+    one configured symbol.
     Exact duplicate rows are dropped (every row appears twice in Binance's files). side SELL = long
     liquidated. quantity = accumulated fill (original quantity when 0); notional = average price ×
     quantity, the order price when the average is 0.
@@ -133,8 +168,11 @@ def read_liquidation_snapshot(path: Path, symbol: str | None = None) -> pd.DataF
     match = _SNAPSHOT_NAME.match(path.name)
     symbol = symbol or (match.group(1) if match else None)
     if not symbol:
-        raise LiquidationImportError(f"{path}: a liquidationSnapshot file has no symbol column; pass --symbol "
-                                     "or keep the Binance file name <SYMBOL>-liquidationSnapshot-<date>.csv")
+        try:
+            symbol = default_symbol(path, configured)
+        except LiquidationImportError as e:
+            raise LiquidationImportError(f"{e} (or keep the Binance file name "
+                                         "<SYMBOL>-liquidationSnapshot-<date>.csv)") from None
     has_header = detect_header(path)
     raw = pd.read_csv(path, header=0 if has_header else None, names=list(LIQUIDATION_SNAPSHOT_COLUMNS),
                       dtype=str, skip_blank_lines=True)
@@ -172,29 +210,70 @@ def detect_header(path: Path) -> bool:
         return True
 
 
-def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = None) -> pd.DataFrame:
-    """Rows of raw.realized_liquidation_bars from a CSV of per-bar totals (timestamp, long_usd, short_usd).
+@dataclass(frozen=True)
+class BarsRead:
+    """Per-bar totals read from a file, and what the reader understood of it."""
 
-    Column names are matched case-insensitively against BAR_ALIASES; a `symbol` column wins over the
-    `symbol` argument. The bar width is `bar_seconds`, else the smallest spacing between consecutive
-    timestamps (missing bars do not widen it), else one hour for a single bar.
+    frame: pd.DataFrame
+    bar_seconds: int
+    understood: tuple[str, ...]
+
+
+def _bar_symbols(raw: pd.DataFrame, keys: dict[str, str], path: Path, symbol: str | None,
+                 configured: list[str] | None) -> tuple[pd.Series, str]:
+    """Symbol per row and how it was found: a `symbol` column (a coin such as `BTC` becomes `BTCUSDT` when
+    that is configured), else `symbol`, else the one configured symbol."""
+    if "symbol" in keys:
+        values = raw[keys["symbol"]].astype(str).str.strip().str.upper()
+        from liq_pipeline.config import configured_symbols
+
+        known = configured_symbols() if configured is None else configured
+        coins = {v: f"{v}USDT" for v in values.unique() if v not in known and f"{v}USDT" in known}
+        if coins:
+            values = values.replace(coins)
+            return values, "symbol column (" + ", ".join(f"{c} read as {p}" for c, p in coins.items()) + ")"
+        return values, "symbol column"
+    if symbol:
+        return pd.Series(symbol, index=raw.index), f"{symbol} (--symbol)"
+    only = default_symbol(path, configured)
+    return pd.Series(only, index=raw.index), f"{only} (the one configured symbol)"
+
+
+def read_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = None,
+              configured: list[str] | None = None) -> BarsRead:
+    """Per-bar totals (bar start, long USD, short USD) from a CSV, with the bar width and what was understood.
+
+    Columns are matched by `column_key` against BAR_ALIASES; when several bar-start columns are present
+    (`bar_start_utc` and `bar_start_ms`, Coinglass `timestamp` and `datetime_utc`) each is parsed and they
+    must name the same instants. A `symbol` column wins over `symbol`; without either, the one configured
+    symbol. The bar width is `bar_seconds`, else the smallest spacing between consecutive bar starts
+    (missing bars do not widen it), else one hour for a single bar.
     """
     path = Path(path)
     raw = pd.read_csv(path)
-    lower = {c.strip().lower().replace(" ", "_"): c for c in raw.columns}
-    cols = {}
+    keys: dict[str, str] = {}
+    for c in raw.columns:
+        keys.setdefault(column_key(c), c)
+    cols: dict[str, str] = {}
     for target, aliases in BAR_ALIASES.items():
-        found = next((lower[a] for a in aliases if a in lower), None)
+        found = next((keys[a] for a in aliases if a in keys), None)
         if found is None:
-            raise LiquidationImportError(f"{path}: no {target} column (accepted names: {', '.join(aliases)})")
+            raise LiquidationImportError(f"{path}: no {target} column among {', '.join(map(str, raw.columns))} "
+                                         f"(accepted, ignoring case and punctuation: {', '.join(aliases)})")
         cols[target] = found
-    if "symbol" in lower:
-        symbols = raw[lower["symbol"]].astype(str).str.strip().str.upper()
-    elif symbol:
-        symbols = pd.Series(symbol, index=raw.index)
-    else:
-        raise LiquidationImportError(f"{path}: per-bar totals need a symbol column or --symbol")
+    if raw.empty:
+        raise LiquidationImportError(f"{path}: header only, no bars")
+    time_cols = [keys[a] for a in BAR_ALIASES["timestamp"] if a in keys]
     start = _epoch_or_text_to_utc(raw[cols["timestamp"]], path, cols["timestamp"])
+    for other in time_cols[1:]:
+        again = _epoch_or_text_to_utc(raw[other], path, other)
+        differ = (again.to_numpy("datetime64[ms]") != start.to_numpy("datetime64[ms]"))
+        if differ.any():
+            row = int(np.argmax(differ))
+            raise LiquidationImportError(
+                f"{path}: bar-start columns {cols['timestamp']!r} and {other!r} disagree in data row {row + 1} "
+                f"({raw[cols['timestamp']].iloc[row]!r} vs {raw[other].iloc[row]!r})")
+    symbols, symbol_from = _bar_symbols(raw, keys, path, symbol, configured)
     amounts = {k: pd.to_numeric(raw[cols[k]], errors="coerce") for k in ("long_usd", "short_usd")}
     for k, v in amounts.items():
         if v.isna().any() or (v < 0).any():
@@ -202,8 +281,10 @@ def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: in
     if bar_seconds is None:
         steps = np.diff(np.unique(start.to_numpy("datetime64[ms]").astype(np.int64)))
         bar_ms = int(steps.min()) if steps.size else 3_600_000
+        width_from = "smallest spacing of the bar starts" if steps.size else "one bar: assumed 1 h"
     else:
         bar_ms = int(bar_seconds) * 1000
+        width_from = "--bar-seconds"
     if bar_ms <= 0:
         raise LiquidationImportError(f"{path}: bar width must be positive")
     frame = pd.DataFrame({
@@ -215,7 +296,32 @@ def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: in
     if symbol:
         frame = frame[frame["symbol"] == symbol]
     # A provider file can repeat a bar (overlapping exports): keep the last value of each bar.
-    return frame.drop_duplicates(["symbol", "bar_start"], keep="last", ignore_index=True)
+    frame = frame.drop_duplicates(["symbol", "bar_start"], keep="last", ignore_index=True)
+    understood = (
+        f"bar start {' = '.join(map(repr, time_cols))}, longs {cols['long_usd']!r}, shorts {cols['short_usd']!r}",
+        f"symbol: {symbol_from}",
+        f"bar width {_duration(bar_ms)} ({width_from})",
+    )
+    return BarsRead(frame, bar_ms // 1000, understood)
+
+
+def _duration(ms: int) -> str:
+    seconds = ms // 1000
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def read_liquidation_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = None,
+                          configured: list[str] | None = None) -> pd.DataFrame:
+    """Rows of raw.realized_liquidation_bars from a CSV of per-bar totals (see `read_bars`); the bar width
+    and what was understood ride along in `frame.attrs` (ATTR_BAR_SECONDS, ATTR_UNDERSTOOD)."""
+    read = read_bars(path, symbol, bar_seconds, configured)
+    frame = read.frame
+    frame.attrs[ATTR_BAR_SECONDS] = read.bar_seconds
+    frame.attrs[ATTR_UNDERSTOOD] = read.understood
+    return frame
 
 
 def read_liquidation_file(path: Path, fmt: str = "auto", symbol: str | None = None,
@@ -261,6 +367,8 @@ def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str
         symbols=tuple(sorted(frame["symbol"].unique())) if rows else (),
         first_time=times.min().to_pydatetime() if rows else None,
         last_time=times.max().to_pydatetime() if rows else None,
+        bar_seconds=frame.attrs.get(ATTR_BAR_SECONDS),
+        understood=tuple(frame.attrs.get(ATTR_UNDERSTOOD, ())),
     )
 
 
