@@ -7,7 +7,9 @@ with the materialization (so they always know their partition) and are readable 
 
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -17,7 +19,7 @@ from liq_pipeline.config import KLINE_INTERVAL_MS
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.ingest import IngestResult, ingest_partition
+from liq_pipeline.market.ingest import IngestResult, prepare_partition, store_partition
 from liq_pipeline.resources import MarketSource
 
 GROUP = "raw"
@@ -46,20 +48,32 @@ def _raise_clear(error: Exception, symbol: str, day: dt.date) -> None:
     raise dg.Failure(description=f"{symbol} {day}: {error}", allow_retries=False) from error
 
 
+def _witnesses(market: MarketSource, symbol: str, day: dt.date) -> list[ArchiveFile]:
+    """Files of the same day whose presence shows the source answers for this symbol (see ingest)."""
+    return [ArchiveFile("klines", symbol, day, interval=market.kline_interval), ArchiveFile("metrics", symbol, day)]
+
+
 def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: str, spec_for, select_for,
-                fallback_for=None) -> list[IngestResult]:
+                fallback_for=None, check=None) -> list[IngestResult]:
+    """Each partition of the run: download and parse without the warehouse, then one short write."""
     client = market.client()
     results = []
-    with duckdb.get_connection() as con:
+    with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
         for symbol, day in partitions.symbol_days(context):
             try:
-                results.append(ingest_partition(
-                    con, client, table, symbol, day, spec_for(symbol, day),
-                    lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day),
-                    fallback_for(symbol, day) if fallback_for else None,
-                ))
+                prepared = prepare_partition(
+                    client, table, symbol, day, spec_for(symbol, day),
+                    lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day), Path(tmp),
+                    fallback_for(symbol, day) if fallback_for else None, _witnesses(market, symbol, day),
+                    (lambda mem, rel, csv, s=symbol, d=day: check(mem, rel, s, d)) if check else None,
+                )
+                with duckdb.get_connection() as con:
+                    result = store_partition(con, client, prepared)
             except (ArchiveError, parsers.MalformedArchiveFile) as e:
                 _raise_clear(e, symbol, day)
+            for warning in result.warnings:
+                context.log.warning(f"{table} {symbol} {day}: {warning}")
+            results.append(result)
     return results
 
 

@@ -86,6 +86,15 @@ class RateLimited(ArchiveError):
         self.retry_after_s = retry_after_s
 
 
+class SourceNotAnswering(ArchiveError):
+    """A file is absent and so are its neighbouring periods and the same day of other kinds: the archive URL,
+    the mirror folder or the symbol is probably wrong, so nothing is recorded as 'never published'."""
+
+
+class AbsentFileKeptRows(ArchiveError):
+    """A file is absent although its partition holds rows from an earlier ingest: the rows are kept."""
+
+
 class ArchiveUnavailable(ArchiveError):
     """5xx answers, timeouts or connection errors that outlasted every retry."""
 
@@ -229,6 +238,9 @@ class ArchiveClient:
         self.publication_lag_days = publication_lag_days
         self.today = today or _utc_today
         self.sleep = sleep
+        #: Files asked for in a row that the source did not have (reset by any file found): many in a row
+        #: point at a wrong URL, mirror folder or symbol rather than at archive gaps.
+        self.absent_in_a_row = 0
         self._own_session = session is None
         self.session = session or requests.Session()
         # Identify ourselves unless the caller's session already set its own agent.
@@ -248,6 +260,20 @@ class ArchiveClient:
     def url_for(self, spec: ArchiveFile) -> str:
         return f"{self.base_url}/{spec.relpath}"
 
+    @property
+    def source_label(self) -> str:
+        """Where files come from, for messages: the mirror folder or the base URL."""
+        return f"mirror folder {self.mirror_dir}" if self.mirror_dir is not None else f"archive URL {self.base_url}"
+
+    def exists(self, spec: ArchiveFile) -> bool:
+        """Whether the source has `spec`'s zip (a HEAD request over HTTP; no download, no cache)."""
+        if self.mirror_dir is not None:
+            found = self._inside(self.mirror_dir, spec.relpath).is_file()
+        else:
+            found = self._get(self.url_for(spec), lambda r: True, method="HEAD") is not None
+        self._count_absent(found)
+        return found
+
     # ---- public API -------------------------------------------------------------------------------
     def fetch(self, spec: ArchiveFile, refresh: bool = False) -> FetchedFile:
         """The zip of `spec` on local disk, checksum-verified whenever a CHECKSUM exists.
@@ -257,12 +283,25 @@ class ArchiveClient:
         RateLimited or ArchiveUnavailable.
         """
         if self.mirror_dir is not None:
-            return self._fetch_mirror(spec)
-        if not refresh:
-            cached = self._cached(spec)
-            if cached is not None:
-                return cached
-        return self._download(spec)
+            fetched = self._fetch_mirror(spec)
+        else:
+            fetched = None if refresh else self._cached(spec)
+            if fetched is None:
+                fetched = self._download(spec)
+        self._count_absent(True)
+        return fetched
+
+    def _count_absent(self, found: bool) -> None:
+        self.absent_in_a_row = 0 if found else self.absent_in_a_row + 1
+
+    @staticmethod
+    def _inside(root: Path, relpath: str) -> Path:
+        """`root/relpath`, refusing a path that leaves `root` (a symbol like `../../x` must never write or
+        read outside the data folder)."""
+        path = root / relpath
+        if ".." in Path(relpath).parts or not path.resolve().is_relative_to(root.resolve()):
+            raise ArchiveError(f"{relpath!r} leaves {root}: refusing a path built from an invalid symbol")
+        return path
 
     def extract_csv(self, fetched: FetchedFile, dest_dir: Path) -> Path:
         """Stream the zip's CSV member (`spec.csv_name`, else its only `.csv`) to `dest_dir`; returns its path.
@@ -304,7 +343,7 @@ class ArchiveClient:
     # ---- mirror -----------------------------------------------------------------------------------
     def _fetch_mirror(self, spec: ArchiveFile) -> FetchedFile:
         assert self.mirror_dir is not None
-        zip_path = self.mirror_dir / spec.relpath
+        zip_path = self._inside(self.mirror_dir, spec.relpath)
         sum_path = self.mirror_dir / spec.checksum_relpath
         if not zip_path.is_file():
             raise self._absent(spec, f"mirror file {zip_path}")
@@ -324,7 +363,7 @@ class ArchiveClient:
     # ---- HTTP + cache -----------------------------------------------------------------------------
     def _cached(self, spec: ArchiveFile) -> FetchedFile | None:
         """A cached zip whose digest matches its cached CHECKSUM, else None (a bad pair is removed)."""
-        zip_path = self.cache_dir / spec.relpath
+        zip_path = self._inside(self.cache_dir, spec.relpath)
         sum_path = self.cache_dir / spec.checksum_relpath
         if not (zip_path.is_file() and sum_path.is_file()):
             return None
@@ -343,7 +382,7 @@ class ArchiveClient:
     def _download(self, spec: ArchiveFile) -> FetchedFile:
         url = self.url_for(spec)
         sum_url = url + ".CHECKSUM"
-        zip_path = self.cache_dir / spec.relpath
+        zip_path = self._inside(self.cache_dir, spec.relpath)
         sum_path = self.cache_dir / spec.checksum_relpath
         zip_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -390,7 +429,7 @@ class ArchiveClient:
             raise
         return Path(tmp), h.hexdigest()
 
-    def _get(self, url: str, consume: Callable[[requests.Response], T]) -> T | None:
+    def _get(self, url: str, consume: Callable[[requests.Response], T], method: str = "GET") -> T | None:
         """GET `url` and hand a 200 response to `consume`; None on 404.
 
         Retries 5xx, 408, timeouts and connection errors (also mid-body) with exponential backoff
@@ -401,7 +440,7 @@ class ArchiveClient:
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * 2**attempt
             try:
-                with self.session.get(url, stream=True, timeout=self.timeout_s) as response:
+                with self.session.request(method, url, stream=True, timeout=self.timeout_s) as response:
                     status = response.status_code
                     if status == 200:
                         return consume(response)
@@ -452,6 +491,7 @@ class ArchiveClient:
 
     # ---- shared -----------------------------------------------------------------------------------
     def _absent(self, spec: ArchiveFile, where: str) -> ArchiveError:
+        self._count_absent(False)
         today = self.today()
         if is_recent(spec, today, self.publication_lag_days):
             return NotYetPublished(
