@@ -8,7 +8,7 @@ import dagster as dg
 
 from liq_pipeline import config
 
-SOURCE_KINDS = ("simulated", "mirror", "binance")
+SOURCE_KINDS = config.SOURCE_KINDS
 
 
 class MarketSource(dg.ConfigurableResource):
@@ -31,15 +31,19 @@ class MarketSource(dg.ConfigurableResource):
     profile_source: str = "aggTrades"
 
     def validate(self) -> None:
+        """ConfigError (one line naming the variable and the accepted values) for an unusable setting."""
+        def bad(variable: str, value: str, accepted: tuple[str, ...]) -> config.ConfigError:
+            return config.ConfigError(f"{variable}={value!r} is not valid: expected one of {', '.join(accepted)}")
+
         if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"market source kind must be one of {SOURCE_KINDS}, not {self.kind!r}")
-        for name in ("kline_interval", "mark_kline_interval"):
+            raise bad("LIQ_SOURCE", self.kind, SOURCE_KINDS)
+        for name, variable in (("kline_interval", "LIQ_KLINE_INTERVAL"), ("mark_kline_interval", "LIQ_MARK_KLINE_INTERVAL")):
             if getattr(self, name) not in config.KLINE_INTERVALS:
-                raise ValueError(f"{name} must be one of {config.KLINE_INTERVALS}, not {getattr(self, name)!r}")
+                raise bad(variable, getattr(self, name), config.KLINE_INTERVALS)
         if self.kind == "mirror" and not self.mirror_dir:
-            raise ValueError("market source 'mirror' needs mirror_dir (LIQ_MIRROR_DIR)")
-        if self.profile_source not in ("aggTrades", "klines"):
-            raise ValueError(f"profile_source must be 'aggTrades' or 'klines', not {self.profile_source!r}")
+            raise config.ConfigError("LIQ_SOURCE=mirror needs LIQ_MIRROR_DIR: the folder that contains data/futures/um/...")
+        if self.profile_source not in config.PROFILE_SOURCES:
+            raise bad("LIQ_PROFILE_SOURCE", self.profile_source, config.PROFILE_SOURCES)
 
     @property
     def is_simulated(self) -> bool:

@@ -119,3 +119,98 @@ def test_mistyped_symbol_fails_instead_of_storing_empty_partitions(tmp_path, mir
     assert not result.success
     assert "LIQ_SYMBOLS" in failure_message(result)
     assert ingest_log_status(res, "raw.klines") is None
+
+
+# ---- 6. one clear line for every configuration error; the cause of a failed write; parse lines ---------
+@pytest.mark.parametrize("variable, value, expected", [
+    ("LIQ_WINDOW_DAYS", "abc", "a whole number of days >= 1"),
+    ("LIQ_HEATMAP_STEP_MINUTES", "7", "divides a day"),
+    ("LIQ_HEATMAP_HALF_LIFE_HOURS", "-1", "a positive number of hours"),
+    ("LIQ_BIN_MODE", "log", "relative, fixed"),
+    ("LIQ_START_DATE", "2026-13-01", "a date like"),
+    ("LIQ_KLINE_INTERVAL", "2m", "1m, 5m, 15m, 1h"),
+    ("LIQ_STORAGE", "sqlite", "duckdb, parquet"),
+    ("LIQ_MAX_CONCURRENT", "two", "a whole number"),
+])
+def test_bad_setting_is_one_line_naming_the_variable_with_exit_2(monkeypatch, capsys, variable, value, expected):
+    from liq_pipeline import cli
+
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["heatmap", "BTCUSDT"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and variable in err and value in err
+    assert expected in err
+
+
+def test_bad_setting_never_ends_in_a_traceback_at_import(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "LIQ_WINDOW_DAYS": "abc", "LIQ_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "import sys; from liq_pipeline.cli import main; sys.exit(main())",
+                           "heatmap", "BTCUSDT"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ("liq heatmap: LIQ_WINDOW_DAYS='abc' is not valid: expected a whole number of "
+                                   "days >= 1 (default 30)")
+
+
+def test_configuration_error_in_a_run_fails_once_without_retries(tmp_path, mirror):
+    res = mirror_resources(tmp_path, mirror)
+    res["market"] = MarketSource(kind="mirror", mirror_dir=str(mirror), kline_interval="2m")
+    result = materialize(res, [raw.klines])
+    assert not result.success
+    assert "LIQ_KLINE_INTERVAL='2m' is not valid" in failure_message(result)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_failed_write_says_the_storage_cause_first_and_keeps_the_partition(tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) makes the commit fail the way a full disk does."""
+    import subprocess
+    import sys
+
+    import duckdb
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:
+        from liq_pipeline.warehouse.io import replace_partition
+
+        replace_partition(con, "raw.funding_rates", "BTCUSDT", DAY, """
+            SELECT 'BTCUSDT' AS symbol, DATE '2026-01-05' AS day, TIMESTAMP '2026-01-05' AS calc_time,
+                   TIMESTAMP '2026-01-05' AS funding_time, 8 AS funding_interval_hours, 0.0001 AS last_funding_rate,
+                   0.0001 AS funding_rate_8h, 'archive' AS source""")
+    script = f"""
+import datetime as dt, resource, signal, duckdb
+from liq_pipeline.warehouse.io import replace_partition
+con = duckdb.connect({str(db)!r})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+size = {db.stat().st_size}
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 65536, size + 65536))
+try:
+    replace_partition(con, "raw.funding_rates", "BTCUSDT", dt.date(2026, 1, 5), '''
+        SELECT 'BTCUSDT' AS symbol, DATE '2026-01-05' AS day, TIMESTAMP '2026-01-05' + INTERVAL (range) SECOND AS calc_time,
+               TIMESTAMP '2026-01-05' + INTERVAL (range) SECOND AS funding_time, 8 AS funding_interval_hours,
+               random() AS last_funding_rate, random() AS funding_rate_8h, md5(range::VARCHAR) AS source
+        FROM range(200000)''')
+except Exception as e:
+    print(type(e).__name__ + ": " + str(e))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    headline = done.stdout.strip()
+    assert headline.startswith("WarehouseWriteError: Could not write file"), (headline, done.stderr)
+    assert "File too large" in headline and "keeps its previous rows" in headline
+    assert "cannot rollback" not in headline
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.funding_rates").fetchone()[0] == 1
+
+
+def test_malformed_value_rejected_in_sql_names_its_line(tmp_path, mirror):
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    t0 = 1767571200000
+    trades = [(i, 90000.0, 0.1, i, i, t0 + i, "true") for i in range(1, 5)]
+    trades[2] = (3, 90000.0, 0.1, 3, 3, t0 + 3, "maybe")
+    write_zip(mirror, ArchiveFile("aggTrades", "BTCUSDT", DAY), None, trades)
+    result = materialize(mirror_resources(tmp_path, mirror), [raw.agg_trades])
+    assert not result.success
+    assert "BTCUSDT-aggTrades-2026-01-05.csv, line 3: " in failure_message(result)
+    assert "got maybe" in failure_message(result)

@@ -15,7 +15,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
-from liq_pipeline.config import KLINE_INTERVAL_MS
+from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
@@ -56,7 +56,10 @@ def _witnesses(market: MarketSource, symbol: str, day: dt.date) -> list[ArchiveF
 def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: str, spec_for, select_for,
                 fallback_for=None, check=None) -> list[IngestResult]:
     """Each partition of the run: download and parse without the warehouse, then one short write."""
-    client = market.client()
+    try:
+        client = market.client()
+    except ConfigError as e:  # retrying cannot fix a setting
+        raise dg.Failure(description=f"configuration error: {e}", allow_retries=False) from e
     results = []
     with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
         for symbol, day in partitions.symbol_days(context):
