@@ -214,3 +214,32 @@ def test_malformed_value_rejected_in_sql_names_its_line(tmp_path, mirror):
     assert not result.success
     assert "BTCUSDT-aggTrades-2026-01-05.csv, line 3: " in failure_message(result)
     assert "got maybe" in failure_message(result)
+
+
+# ---- 7. symbols are validated: never a path, an unknown one said once --------------------------------
+@pytest.mark.parametrize("value", ["../../../../ESC", "BTC/USDT", "btc usdt", "BTCUSDT;DROP", ""])
+def test_symbols_that_are_not_exchange_symbols_are_refused(monkeypatch, value):
+    from liq_pipeline import config
+
+    monkeypatch.setenv("LIQ_SYMBOLS", value or " , ")
+    with pytest.raises(config.ConfigError, match="LIQ_SYMBOLS"):
+        config.configured_symbols()
+
+
+def test_archive_paths_never_leave_the_data_folder():
+    with pytest.raises(ValueError, match="not a Binance symbol"):
+        ArchiveFile("aggTrades", "../../../../ESC", DAY)
+    assert ArchiveFile("klines", "1000PEPEUSDT", DAY, interval="1m").relpath.startswith("data/futures/um/daily/")
+    assert ArchiveFile("aggTrades", "BTCUSDT_260327", DAY).symbol == "BTCUSDT_260327"
+
+
+def test_unknown_symbol_is_said_once(monkeypatch, caplog):
+    from liq_pipeline import config
+
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT,BTCUSTD")
+    monkeypatch.setattr(config, "_warned_symbols", set())
+    with caplog.at_level("WARNING", logger="liq_pipeline"):
+        assert config.configured_symbols() == ["BTCUSDT", "BTCUSTD"]
+        assert config.configured_symbols() == ["BTCUSDT", "BTCUSTD"]
+    said = [r.getMessage() for r in caplog.records if "BTCUSTD" in r.getMessage()]
+    assert len(said) == 1 and "check the spelling" in said[0]
