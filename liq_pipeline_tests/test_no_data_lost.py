@@ -243,3 +243,58 @@ def test_unknown_symbol_is_said_once(monkeypatch, caplog):
         assert config.configured_symbols() == ["BTCUSDT", "BTCUSTD"]
     said = [r.getMessage() for r in caplog.records if "BTCUSTD" in r.getMessage()]
     assert len(said) == 1 and "check the spelling" in said[0]
+
+
+# ---- 3. wrong data that passes its checksum is blocked before anything downstream reads it -----------
+T0 = 1767571200000  # 2026-01-05 00:00 UTC
+
+
+def test_another_days_file_under_the_right_name_is_blocked_before_downstream_assets(tmp_path, mirror):
+    from liq_pipeline.assets import model
+    from liq_pipeline.market.formats import AGG_TRADES_COLUMNS
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    res = mirror_resources(tmp_path, mirror)
+    assert materialize(res, [raw.agg_trades]).success
+    # The next day's trades, zipped under this day's name with a CHECKSUM of their own: the checksum passes.
+    next_day = [(i, 90000.0, 0.1, i, i, T0 + 86_400_000 + 1000 * i, "true") for i in range(1, 41)]
+    write_zip(mirror, ArchiveFile("aggTrades", "BTCUSDT", DAY), AGG_TRADES_COLUMNS, next_day)
+    result = materialize(res, [raw.agg_trades, raw.klines, model.volume_profile_daily])
+    assert not result.success
+    message = failure_message(result)
+    assert "40 rows lie outside the partition day 2026-01-05" in message and "another day's data" in message
+    assert not result.asset_materializations_for_node("volume_profile_daily")
+    assert rows(res, "raw.agg_trades") == 50
+
+
+def test_metrics_file_without_open_interest_columns_is_blocked(tmp_path, mirror):
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    header = ("create_time", "symbol", "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio",
+              "count_long_short_ratio", "sum_taker_long_short_vol_ratio")
+    body = [(f"2026-01-05 {h:02d}:00:00", "BTCUSDT", 1.2, 1.5, 1.1, 0.95) for h in range(24)]
+    write_zip(mirror, ArchiveFile("metrics", "BTCUSDT", DAY), header, body)
+    res = mirror_resources(tmp_path, mirror)
+    result = materialize(res, [raw.open_interest])
+    assert not result.success
+    assert "without the open-interest columns" in failure_message(result)
+    # Header-less, with the OI cells empty: the same verdict from the values.
+    write_zip(mirror, ArchiveFile("metrics", "BTCUSDT", DAY), None,
+              [(f"2026-01-05 {h:02d}:00:00", "BTCUSDT", "", "", 1.2, 1.5, 1.1, 0.95) for h in range(24)])
+    result = materialize(res, [raw.open_interest])
+    assert not result.success and "without open interest" in failure_message(result)
+
+
+def test_kline_file_of_another_interval_is_blocked(tmp_path, mirror):
+    from liq_pipeline.market.formats import KLINES_COLUMNS
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    res = mirror_resources(tmp_path, mirror)
+    assert materialize(res, [raw.mark_price_klines]).success
+    step = 900_000  # 15m candles under the 1m name
+    body = [(T0 + step * i, 90000, 90010, 89990, 90000, 1, T0 + step * (i + 1) - 1, 0, 0, 0, 0, 0) for i in range(96)]
+    write_zip(mirror, ArchiveFile("markPriceKlines", "BTCUSDT", DAY, interval="1m"), KLINES_COLUMNS, body)
+    result = materialize(res, [raw.mark_price_klines])
+    assert not result.success
+    assert "its candles are 15m apart, not 1m" in failure_message(result)
+    assert rows(res, "raw.mark_price_klines") == 1440

@@ -68,7 +68,7 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
                     client, table, symbol, day, spec_for(symbol, day),
                     lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day), Path(tmp),
                     fallback_for(symbol, day) if fallback_for else None, _witnesses(market, symbol, day),
-                    (lambda mem, rel, csv, s=symbol, d=day: check(mem, rel, s, d)) if check else None,
+                    (lambda mem, rel, csv, s=symbol, d=day: check(mem, rel, csv, s, d)) if check else None,
                 )
                 with duckdb.get_connection() as con:
                     result = store_partition(con, client, prepared)
@@ -78,6 +78,56 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
                 context.log.warning(f"{table} {symbol} {day}: {warning}")
             results.append(result)
     return results
+
+
+# ---------------------------------------------------------------------------------------------- blocking checks
+# Run on the parsed rows before anything is written: wrong data here would flow into every model asset, so
+# the materialization fails and the partition keeps its previous rows.
+def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
+    n, first, last = mem.execute(
+        f"SELECT count(*), min({time_col}), max({time_col}) FROM {rel} WHERE CAST({time_col} AS DATE) <> ?",
+        [day]).fetchone()
+    if not n:
+        return []
+    return [f"{n:,} rows lie outside the partition day {day} ({first} … {last}): the file holds another "
+            "day's data under this name"]
+
+
+def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
+    return _outside_day(mem, rel, "transact_time", day)
+
+
+def _klines_blocking(interval: str):
+    labels = {ms: name for name, ms in KLINE_INTERVAL_MS.items()}
+
+    def check(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
+        expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
+        problems = _outside_day(mem, rel, "open_time", day)
+        step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
+                                      - lag(epoch_ms(open_time)) OVER (ORDER BY open_time) AS step FROM {rel})
+                                  WHERE step > 0""").fetchone()[0]
+        if step_ms is not None and step_ms != expected_ms:
+            found = labels.get(step_ms, f"{step_ms / 60_000:g}-minute")
+            problems.append(f"its candles are {found} apart, not {interval}: a kline file of another interval "
+                            f"(the source is configured for {interval}: LIQ_KLINE_INTERVAL / LIQ_MARK_KLINE_INTERVAL)")
+        return problems
+    return check
+
+
+def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
+    problems = []
+    if parsers.has_header(csv, "metrics"):
+        with open(csv, encoding="utf-8", errors="replace") as f:
+            header = [c.strip().strip('"') for c in f.readline().lstrip("\ufeff").split(",")]
+        wanted = ["create_time", "symbol", "sum_open_interest", "sum_open_interest_value"]
+        if header[:4] != wanted:
+            problems.append(f"its header starts {','.join(header[:4])!r}, not {','.join(wanted)!r}: a metrics file "
+                            "without the open-interest columns")
+    if not problems:
+        empty = mem.execute(f"SELECT count(*) FILTER (WHERE sum_open_interest IS NULL), count(*) FROM {rel}").fetchone()
+        if empty[1] and empty[0] == empty[1]:
+            problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
+    return problems + _outside_day(mem, rel, "create_time", day)
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
@@ -172,6 +222,7 @@ def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market
         lambda s, d: ArchiveFile("aggTrades", s, d),
         lambda csv, s, d, only_day: parsers.agg_trades_select(csv, s, d, only_day),
         lambda s, d: ArchiveFile("aggTrades", s, d.replace(day=1), cadence="monthly"),
+        check=_agg_trades_blocking,
     )
     return _result(context, duckdb, "raw.agg_trades", "transact_time", results, _agg_trade_checks)
 
@@ -207,6 +258,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str)
             lambda s, d: ArchiveFile(kind, s, d, interval=interval),
             lambda csv, s, d, only_day: parsers.klines_select(csv, s, d, interval, kind=kind, only_day=only_day),
             lambda s, d: ArchiveFile(kind, s, d.replace(day=1), cadence="monthly", interval=interval),
+            check=_klines_blocking(interval),
         )
         return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
 
@@ -255,6 +307,7 @@ def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, mar
         context, duckdb, market, "raw.open_interest",
         lambda s, d: ArchiveFile("metrics", s, d),
         lambda csv, s, d, only_day: parsers.metrics_select(csv, s, d),
+        check=_metrics_blocking,
     )
     return _result(context, duckdb, "raw.open_interest", "create_time", results, _oi_checks)
 
