@@ -39,6 +39,8 @@ class _Override:
     delay_s: float = 0.0
     #: Number of upcoming answers that announce the full length but send half the body and hang up.
     cut_times: int = 0
+    #: (arrived, release): a request sets `arrived`, then waits for `release` before it is answered.
+    gate: tuple[threading.Event, threading.Event] | None = None
 
 
 def _norm(path: str) -> str:
@@ -129,6 +131,14 @@ class ArchiveServer:
         with self._lock:
             self._override(path).delay_s = seconds
 
+    def hold(self, path: str) -> tuple[threading.Event, threading.Event]:
+        """Requests for `path` wait until the returned `release` is set; `arrived` is set when one comes in
+        (a server that does not answer, for as long as a test needs)."""
+        gate = (threading.Event(), threading.Event())
+        with self._lock:
+            self._override(path).gate = gate
+        return gate
+
     def reset(self) -> None:
         """Drop every override and the request log."""
         with self._lock:
@@ -160,6 +170,10 @@ class ArchiveServer:
             cut = o is not None and o.cut_times > 0
             if cut:
                 o.cut_times -= 1  # type: ignore[union-attr]
+            gate = o.gate if o is not None else None
+        if gate is not None:
+            gate[0].set()
+            gate[1].wait(timeout=60)
         if delay_s:
             time.sleep(delay_s)
 

@@ -298,3 +298,31 @@ def test_kline_file_of_another_interval_is_blocked(tmp_path, mirror):
     assert not result.success
     assert "its candles are 15m apart, not 1m" in failure_message(result)
     assert rows(res, "raw.mark_price_klines") == 1440
+
+
+# ---- 4. the warehouse is locked only while it is written, never while downloading --------------------
+def test_warehouse_is_not_locked_while_a_download_hangs(tmp_path, mirror):
+    import subprocess
+    import sys
+    import threading
+
+    with ArchiveServer(mirror) as server:
+        res = http_resources(tmp_path, server.url)
+        assert materialize(res, [raw.klines]).success  # the warehouse file exists
+        other = DAY + dt.timedelta(days=1)
+        arrived, release = server.hold(ArchiveFile("klines", "BTCUSDT", other, interval="1m").checksum_relpath)
+        outcome = []
+        run = threading.Thread(target=lambda: outcome.append(materialize(res, [raw.klines], key(other))))
+        run.start()
+        try:
+            assert arrived.wait(30), "the run never asked for the file"
+            # Another process takes the write lock while the run waits for the server.
+            probe = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).execute("
+                                    "'CREATE TABLE probe AS SELECT 1')", str(tmp_path / "w.duckdb")],
+                                   capture_output=True, text=True, timeout=60)
+        finally:
+            release.set()
+            run.join(60)
+        assert probe.returncode == 0, probe.stderr
+        assert outcome and outcome[0].success
+        assert rows(res, "raw.klines", other) == 1440
