@@ -25,6 +25,8 @@ class MarketSource(dg.ConfigurableResource):
     mirror_dir: str = ""
     base_url: str = config.BINANCE_ARCHIVE_URL
     cache_dir: str = str(config.data_dir() / "cache")
+    #: Small state shared by every step and process, e.g. a remembered HTTP 418 ban (market/ban.py).
+    state_dir: str = str(config.data_dir() / "state")
     kline_interval: str = "1m"
     mark_kline_interval: str = "1m"
     #: "aggTrades" (default) or "klines": build volume profiles from klines on purpose (≈10x cheaper).
@@ -57,10 +59,12 @@ class MarketSource(dg.ConfigurableResource):
     def client(self):
         """An ArchiveClient reading from this source."""
         from liq_pipeline.market.archive import ArchiveClient
+        from liq_pipeline.market.ban import BanMemory
 
         self.validate()
         if self.kind == "binance":
-            return ArchiveClient(base_url=self.base_url, cache_dir=Path(self.cache_dir))
+            return ArchiveClient(base_url=self.base_url, cache_dir=Path(self.cache_dir),
+                                 ban_memory=BanMemory(Path(self.state_dir) / "http-bans.json"))
         mirror = Path(self.sim_dir if self.kind == "simulated" else self.mirror_dir)
         return ArchiveClient(mirror_dir=mirror, cache_dir=Path(self.cache_dir))
 
@@ -81,6 +85,7 @@ def default_resources() -> dict:
             mirror_dir=env("LIQ_MIRROR_DIR") or "",
             base_url=env("LIQ_ARCHIVE_URL") or config.BINANCE_ARCHIVE_URL,
             cache_dir=str(config.data_dir() / "cache"),
+            state_dir=str(config.data_dir() / "state"),
             kline_interval=env("LIQ_KLINE_INTERVAL") or "1m",
             mark_kline_interval=env("LIQ_MARK_KLINE_INTERVAL") or "1m",
             profile_source=env("LIQ_PROFILE_SOURCE") or "aggTrades",

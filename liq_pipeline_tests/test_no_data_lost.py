@@ -38,7 +38,8 @@ def mirror_resources(tmp_path, mirror) -> dict:
 
 def http_resources(tmp_path, url: str, cache: str = "cache") -> dict:
     return {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
-            "market": MarketSource(kind="binance", base_url=url, cache_dir=str(tmp_path / cache))}
+            "market": MarketSource(kind="binance", base_url=url, cache_dir=str(tmp_path / cache),
+                                   state_dir=str(tmp_path / "state"))}
 
 
 def materialize(res, assets, partition=None):
@@ -326,3 +327,50 @@ def test_warehouse_is_not_locked_while_a_download_hangs(tmp_path, mirror):
         assert probe.returncode == 0, probe.stderr
         assert outcome and outcome[0].success
         assert rows(res, "raw.klines", other) == 1440
+
+
+# ---- 5. a 418 ban and its Retry-After are remembered across steps and processes ------------------------
+RAW_ASSETS = [raw.agg_trades, raw.klines, raw.mark_price_klines, raw.open_interest, raw.funding_rates]
+
+
+def test_ban_is_respected_by_every_step_and_the_next_run(tmp_path, mirror):
+    with ArchiveServer(mirror) as server:
+        server.set_status_everywhere(418, {"Retry-After": "7200"})
+        res = http_resources(tmp_path, server.url)
+        result = materialize(res, RAW_ASSETS)
+        assert not result.success
+        assert len(server.log) == 1  # the first request; the other four steps sent nothing
+        assert "banned by Binance" in failure_message(result)
+        # A new run (in production: a new process) reads the remembered ban and sends nothing either.
+        result = materialize(http_resources(tmp_path, server.url), [raw.klines])
+        assert not result.success and len(server.log) == 1
+        assert "not sent" in failure_message(result) and "http-bans.json" in failure_message(result)
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_remembered_ban_expires_and_is_shared_with_the_rest_client(tmp_path, mirror):
+    import time
+
+    from liq_pipeline.market.archive import ArchiveClient, RateLimited
+    from liq_pipeline.market.ban import BanMemory
+    from liq_pipeline.market.rest import FapiBanned, FapiClient
+
+    path = tmp_path / "state" / "http-bans.json"
+    spec = ArchiveFile("klines", "BTCUSDT", DAY, interval="1m")
+    with ArchiveServer(mirror) as server:
+        server.set_status_everywhere(418, {"Retry-After": "600"})
+        first = FapiClient(base_url=server.url, ban_memory=BanMemory(path), max_retries=0)
+        with pytest.raises(FapiBanned):
+            first.premium_index("BTCUSDT")
+        second = FapiClient(base_url=server.url, ban_memory=BanMemory(path), max_retries=0)
+        with pytest.raises(FapiBanned, match="not sent"):
+            second.premium_index("BTCUSDT")
+        archive = ArchiveClient(base_url=server.url, cache_dir=tmp_path / "cache", ban_memory=BanMemory(path))
+        with pytest.raises(RateLimited, match="not sent"):
+            archive.fetch(spec)
+        assert len(server.log) == 1
+        server.set_status_everywhere(None)
+        later = BanMemory(path, clock=lambda: time.time() + 601)  # the ban has run out
+        assert later.active(server.url.split("//")[1]) is None
+        fetched = ArchiveClient(base_url=server.url, cache_dir=tmp_path / "cache", ban_memory=later).fetch(spec)
+        assert fetched.verified and len(server.log) == 3  # CHECKSUM and zip

@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import TypeVar
 import requests
 
 from liq_pipeline import config
+from liq_pipeline.market.ban import BanMemory
 from liq_pipeline.market.formats import ArchiveFile
 
 #: Read and hash in 1 MiB chunks: large enough to keep Python overhead negligible on 110 MB files.
@@ -220,6 +222,7 @@ class ArchiveClient:
         session: requests.Session | None = None,
         today: Callable[[], dt.date] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        ban_memory: BanMemory | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s}")
@@ -238,6 +241,8 @@ class ArchiveClient:
         self.publication_lag_days = publication_lag_days
         self.today = today or _utc_today
         self.sleep = sleep
+        #: Where a 418 ban is remembered across steps and processes (None: only within this client).
+        self.ban_memory = ban_memory
         #: Files asked for in a row that the source did not have (reset by any file found): many in a row
         #: point at a wrong URL, mirror folder or symbol rather than at archive gaps.
         self.absent_in_a_row = 0
@@ -439,6 +444,7 @@ class ArchiveClient:
         last_problem = ""
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * 2**attempt
+            self._refuse_if_banned(url)
             try:
                 with self.session.request(method, url, stream=True, timeout=self.timeout_s) as response:
                     status = response.status_code
@@ -464,6 +470,19 @@ class ArchiveClient:
             "network is down, re-run later"
         )
 
+    def _refuse_if_banned(self, url: str) -> None:
+        """RateLimited without sending anything while a remembered 418 ban on this host lasts."""
+        if self.ban_memory is None:
+            return
+        ban = self.ban_memory.active(urllib.parse.urlsplit(url).netloc)
+        if ban is not None:
+            wait = ban.remaining_s(self.ban_memory.clock())
+            raise RateLimited(
+                f"{url}: not sent: this IP is banned by Binance (HTTP 418, {ban.reason}) until "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(ban.until))}, {wait:.0f} s from now; the ban is "
+                f"remembered in {self.ban_memory.path}. Re-run after it ends", retry_after_s=wait,
+            )
+
     def _rate_limit_wait(self, url: str, response: requests.Response, attempt: int) -> float:
         """Seconds to wait before retrying a 429; raises RateLimited for 418, for too long a wait, or when
         no retry is left."""
@@ -471,6 +490,8 @@ class ArchiveClient:
         header = _retry_after_s(response.headers.get("Retry-After"), time.time())
         if status == 418:
             wait = header if header is not None else MIN_BAN_S
+            if self.ban_memory is not None:
+                self.ban_memory.record(urllib.parse.urlsplit(url).netloc, wait, f"HTTP 418 on {url}")
             raise RateLimited(
                 f"{url}: HTTP 418, this IP is banned by Binance for continuing after 429s; do not send any "
                 f"request for {wait:.0f} s (bans escalate up to 3 days), then re-run", retry_after_s=wait,
