@@ -220,6 +220,11 @@ SOURCE_KINDS = ("simulated", "mirror", "binance")
 PROFILE_SOURCES = ("aggTrades", "klines")
 
 
+def require_checksum() -> bool:
+    """`LIQ_REQUIRE_CHECKSUM=1`: refuse archive files without a .CHECKSUM sidecar (default 0: warn)."""
+    return env_choice("LIQ_REQUIRE_CHECKSUM", "0", ("0", "1")) == "1"
+
+
 def validate_environment() -> None:
     """Read every LIQ_* setting once so that a bad one fails at start with its one-line ConfigError, before any
     work (the `liq` command calls this first; Dagster reads the same settings when it loads the definitions)."""
@@ -231,7 +236,7 @@ def validate_environment() -> None:
     env_choice("LIQ_KLINE_INTERVAL", "1m", KLINE_INTERVALS)
     env_choice("LIQ_MARK_KLINE_INTERVAL", "1m", KLINE_INTERVALS)
     env_choice("LIQ_PROFILE_SOURCE", "aggTrades", PROFILE_SOURCES)
-    env_choice("LIQ_REQUIRE_CHECKSUM", "0", ("0", "1"))
+    require_checksum()
     if env_choice("LIQ_SOURCE", "simulated", SOURCE_KINDS) == "mirror" and not _env("LIQ_MIRROR_DIR", ""):
         raise ConfigError("LIQ_SOURCE=mirror needs LIQ_MIRROR_DIR: the folder that contains data/futures/um/...")
     _model_from_env()

@@ -29,6 +29,9 @@ class MarketSource(dg.ConfigurableResource):
     state_dir: str = str(config.data_dir() / "state")
     kline_interval: str = "1m"
     mark_kline_interval: str = "1m"
+    #: Refuse archive zips without a .CHECKSUM sidecar (LIQ_REQUIRE_CHECKSUM=1); by default they are used with a
+    #: warning in the run log and the materialization's metadata.
+    require_checksum: bool = False
     #: "aggTrades" (default) or "klines": build volume profiles from klines on purpose (≈10x cheaper).
     profile_source: str = "aggTrades"
 
@@ -64,9 +67,10 @@ class MarketSource(dg.ConfigurableResource):
         self.validate()
         if self.kind == "binance":
             return ArchiveClient(base_url=self.base_url, cache_dir=Path(self.cache_dir),
-                                 ban_memory=BanMemory(Path(self.state_dir) / "http-bans.json"))
+                                 ban_memory=BanMemory(Path(self.state_dir) / "http-bans.json"),
+                                 require_checksum=self.require_checksum)
         mirror = Path(self.sim_dir if self.kind == "simulated" else self.mirror_dir)
-        return ArchiveClient(mirror_dir=mirror, cache_dir=Path(self.cache_dir))
+        return ArchiveClient(mirror_dir=mirror, cache_dir=Path(self.cache_dir), require_checksum=self.require_checksum)
 
 
 def default_resources() -> dict:
@@ -89,5 +93,6 @@ def default_resources() -> dict:
             kline_interval=env("LIQ_KLINE_INTERVAL") or "1m",
             mark_kline_interval=env("LIQ_MARK_KLINE_INTERVAL") or "1m",
             profile_source=env("LIQ_PROFILE_SOURCE") or "aggTrades",
+            require_checksum=config.require_checksum(),
         ),
     }

@@ -374,3 +374,52 @@ def test_remembered_ban_expires_and_is_shared_with_the_rest_client(tmp_path, mir
         assert later.active(server.url.split("//")[1]) is None
         fetched = ArchiveClient(base_url=server.url, cache_dir=tmp_path / "cache", ban_memory=later).fetch(spec)
         assert fetched.verified and len(server.log) == 3  # CHECKSUM and zip
+
+
+# ---- 9. a missing .CHECKSUM is visible (an error when required); conflicting duplicates are reported ---
+def test_missing_checksum_is_a_visible_warning_and_an_error_when_required(tmp_path, mirror):
+    spec = ArchiveFile("klines", "BTCUSDT", DAY, interval="1m")
+    (mirror / spec.checksum_relpath).unlink()
+    res = mirror_resources(tmp_path, mirror)
+    result = materialize(res, [raw.klines])
+    assert result.success
+    meta = result.asset_materializations_for_node("klines")[0].metadata
+    assert meta["checksum_verified"].value is False and meta["unverified_files"].value == 1
+    assert "no .CHECKSUM sidecar" in meta["warnings"].value
+    strict = mirror_resources(tmp_path, mirror)
+    strict["market"] = MarketSource(kind="mirror", mirror_dir=str(mirror), require_checksum=True)
+    result = materialize(strict, [raw.klines])
+    assert not result.success
+    assert "LIQ_REQUIRE_CHECKSUM=1" in failure_message(result)
+
+
+def test_missing_checksum_over_http_is_refused_when_required(tmp_path, mirror):
+    from liq_pipeline.market.archive import ArchiveClient, ChecksumMissing
+
+    spec = ArchiveFile("klines", "BTCUSDT", DAY, interval="1m")
+    (mirror / spec.checksum_relpath).unlink()
+    with ArchiveServer(mirror) as server:
+        assert not ArchiveClient(base_url=server.url, cache_dir=tmp_path / "a").fetch(spec).verified
+        with pytest.raises(ChecksumMissing, match="no BTCUSDT-1m-2026-01-05.zip.CHECKSUM"):
+            ArchiveClient(base_url=server.url, cache_dir=tmp_path / "b", require_checksum=True).fetch(spec)
+        assert not (tmp_path / "b" / spec.relpath).exists()
+
+
+def test_conflicting_duplicate_trade_ids_are_counted_and_reported(tmp_path, mirror):
+    from liq_pipeline.market.formats import AGG_TRADES_COLUMNS
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    trades = [(i, 90000.0, 0.1, i, i, T0 + 1000 * i, "true") for i in range(1, 11)]
+    trades += [(3, 90000.0, 0.1, 3, 3, T0 + 3000, "true"),  # an exact repeat: harmless
+               (5, 91234.5, 0.1, 5, 5, T0 + 5000, "true"),  # same id, another price
+               (7, 90000.0, 2.0, 7, 7, T0 + 6999, "false")]  # same id, another quantity, time and side
+    write_zip(mirror, ArchiveFile("aggTrades", "BTCUSDT", DAY), AGG_TRADES_COLUMNS, trades)
+    res = mirror_resources(tmp_path, mirror)
+    result = materialize(res, [raw.agg_trades])
+    assert result.success
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "agg_trade_ids_continuous"][0]
+    assert not check.passed
+    assert check.metadata["duplicate_ids"].value == 3 and check.metadata["conflicting_duplicate_ids"].value == 2
+    meta = result.asset_materializations_for_node("agg_trades")[0].metadata
+    assert "2 trade ids appear more than once with different contents" in meta["warnings"].value
+    assert rows(res, "raw.agg_trades") == 10

@@ -19,7 +19,7 @@ from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.ingest import IngestResult, prepare_partition, store_partition
+from liq_pipeline.market.ingest import Findings, IngestResult, prepare_partition, store_partition
 from liq_pipeline.resources import MarketSource
 
 GROUP = "raw"
@@ -93,14 +93,26 @@ def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
             "day's data under this name"]
 
 
-def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
-    return _outside_day(mem, rel, "transact_time", day)
+def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+    """Rows outside the day block the write; ids repeated with different contents are counted and reported
+    (the parser keeps the earliest by transact_time)."""
+    duplicated, conflicting = mem.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE variants > 1) FROM (
+            SELECT agg_trade_id, count(DISTINCT (price, quantity, first_trade_id, last_trade_id, transact_time,
+                                                 lower(trim(is_buyer_maker)))) AS variants
+            FROM {parsers.read_csv_sql(csv, 'aggTrades')} GROUP BY agg_trade_id HAVING count(*) > 1)""").fetchone()
+    warnings = []
+    if conflicting:
+        warnings.append(f"{conflicting:,} trade ids appear more than once with different contents (price, quantity, "
+                        "time or side); the earliest by transact_time was kept")
+    return Findings(_outside_day(mem, rel, "transact_time", day), warnings,
+                    {"duplicate_ids": int(duplicated), "conflicting_duplicate_ids": int(conflicting)})
 
 
 def _klines_blocking(interval: str):
     labels = {ms: name for name, ms in KLINE_INTERVAL_MS.items()}
 
-    def check(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
+    def check(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
         expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
         problems = _outside_day(mem, rel, "open_time", day)
         step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
@@ -110,11 +122,11 @@ def _klines_blocking(interval: str):
             found = labels.get(step_ms, f"{step_ms / 60_000:g}-minute")
             problems.append(f"its candles are {found} apart, not {interval}: a kline file of another interval "
                             f"(the source is configured for {interval}: LIQ_KLINE_INTERVAL / LIQ_MARK_KLINE_INTERVAL)")
-        return problems
+        return Findings(problems)
     return check
 
 
-def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str]:
+def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
     problems = []
     if parsers.has_header(csv, "metrics"):
         with open(csv, encoding="utf-8", errors="replace") as f:
@@ -127,7 +139,7 @@ def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> list[str
         empty = mem.execute(f"SELECT count(*) FILTER (WHERE sum_open_interest IS NULL), count(*) FROM {rel}").fetchone()
         if empty[1] and empty[0] == empty[1]:
             problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
-    return problems + _outside_day(mem, rel, "create_time", day)
+    return Findings(problems + _outside_day(mem, rel, "create_time", day))
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
@@ -157,7 +169,11 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
         "source_sha256": dg.MetadataValue.text(first.sha256 or ""),
         "checksum_verified": dg.MetadataValue.bool(all(r.verified for r in results if r.status != "missing")),
         "time_range": dg.MetadataValue.text(" → ".join(_time_range_all(duckdb, table, time_col, results))),
+        "unverified_files": dg.MetadataValue.int(sum(1 for r in results if r.status != "missing" and not r.verified)),
     }
+    warnings = [f"{r.symbol} {r.day}: {w}" for r in results for w in r.warnings]
+    if warnings:  # also in the run log; here they stay with the materialization
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -198,12 +214,15 @@ def _agg_trade_checks(con, r: IngestResult) -> list[_CheckOutcome]:
     outside = con.execute(
         "SELECT count(*) FROM raw.agg_trades WHERE symbol = ? AND day = ? AND CAST(transact_time AS DATE) <> day",
         [r.symbol, r.day]).fetchone()[0]
+    conflicting = r.counts.get("conflicting_duplicate_ids", 0)
     meta = {"symbol": r.symbol, "day": str(r.day), "id_range": f"{lo_id} … {hi_id}", "gaps": int(gaps),
-            "missing_ids": int(missing_ids)}
+            "missing_ids": int(missing_ids), "duplicate_ids": r.counts.get("duplicate_ids", 0),
+            "conflicting_duplicate_ids": conflicting}
     return [
-        _CheckOutcome("agg_trade_ids_continuous", gaps == 0, dg.AssetCheckSeverity.WARN,
-                      f"{r.symbol} {r.day}: {gaps} id gaps ({missing_ids} ids missing); duplicates were dropped on load",
-                      meta),
+        _CheckOutcome("agg_trade_ids_continuous", gaps == 0 and conflicting == 0, dg.AssetCheckSeverity.WARN,
+                      f"{r.symbol} {r.day}: {gaps} id gaps ({missing_ids} ids missing); "
+                      f"{r.counts.get('duplicate_ids', 0)} duplicated ids dropped on load, {conflicting} of them with "
+                      "conflicting contents (the earliest kept)", meta),
         _CheckOutcome("agg_trades_within_day", outside == 0, dg.AssetCheckSeverity.ERROR,
                       f"{r.symbol} {r.day}: {outside} trades outside the partition day",
                       {"symbol": r.symbol, "day": str(r.day), "rows_outside_day": int(outside)}),

@@ -74,6 +74,10 @@ class MalformedChecksum(ArchiveError):
     """A CHECKSUM sidecar does not start with 64 hex characters (e.g. an HTML error page)."""
 
 
+class ChecksumMissing(ArchiveError):
+    """No .CHECKSUM sidecar next to a zip while checksums are required (LIQ_REQUIRE_CHECKSUM=1)."""
+
+
 class CorruptArchive(ArchiveError):
     """Not a zip, truncated, a CRC error, or no CSV member."""
 
@@ -223,6 +227,7 @@ class ArchiveClient:
         today: Callable[[], dt.date] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         ban_memory: BanMemory | None = None,
+        require_checksum: bool = False,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s}")
@@ -243,6 +248,8 @@ class ArchiveClient:
         self.sleep = sleep
         #: Where a 418 ban is remembered across steps and processes (None: only within this client).
         self.ban_memory = ban_memory
+        #: Refuse a zip without a .CHECKSUM sidecar (else it is used, flagged `verified=False`).
+        self.require_checksum = require_checksum
         #: Files asked for in a row that the source did not have (reset by any file found): many in a row
         #: point at a wrong URL, mirror folder or symbol rather than at archive gaps.
         self.absent_in_a_row = 0
@@ -354,6 +361,7 @@ class ArchiveClient:
             raise self._absent(spec, f"mirror file {zip_path}")
         actual = sha256_file(zip_path)
         if not sum_path.is_file():
+            self._unverified(spec, f"mirror file {zip_path}")
             return FetchedFile(spec, zip_path, actual, SOURCE_MIRROR, verified=False)
         expected = parse_checksum(sum_path.read_text(encoding="ascii", errors="replace"), str(sum_path))
         if actual != expected:
@@ -398,6 +406,9 @@ class ArchiveClient:
         if got is None:
             detail = "its CHECKSUM exists but the zip does not" if expected else "zip and CHECKSUM both 404"
             raise self._absent(spec, f"{url} ({detail})")
+        if expected is None and self.require_checksum:
+            _unlink_quietly(got[0])
+            self._unverified(spec, url)
         tmp, actual = got
         if expected is not None and actual != expected:
             _unlink_quietly(tmp)
@@ -524,6 +535,11 @@ class ArchiveClient:
             f"{spec.file_name} not found at {where}: Binance's archive has gaps; record this {spec.kind} "
             f"{spec.period_label} as missing (not retryable)"
         )
+
+    def _unverified(self, spec: ArchiveFile, where: str) -> None:
+        if self.require_checksum:
+            raise ChecksumMissing(f"{where}: no {spec.file_name}.CHECKSUM sidecar and LIQ_REQUIRE_CHECKSUM=1, so the file "
+                                  "cannot be verified and is not used; add the sidecar or unset LIQ_REQUIRE_CHECKSUM")
 
     def _corrupt_advice(self, fetched: FetchedFile) -> str:
         if fetched.source == SOURCE_MIRROR:

@@ -30,8 +30,20 @@ from liq_pipeline.warehouse.io import count_partition, replace_ingest_log, repla
 
 #: (csv path, only_day) -> SELECT producing the raw table's columns for the partition.
 SelectBuilder = Callable[[Path, bool], str]
-#: (in-memory connection, SQL name of the parsed rows, csv path) -> problems that must stop the write.
-Checker = Callable[[duckdb.DuckDBPyConnection, str, Path], list[str]]
+
+
+@dataclass
+class Findings:
+    """What a checker found in the parsed rows: `problems` stop the write, `warnings` are shown with the
+    materialization, `counts` feed the data-quality checks (e.g. conflicting duplicate ids)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+#: (in-memory connection, SQL name of the parsed rows, csv path) -> findings.
+Checker = Callable[[duckdb.DuckDBPyConnection, str, Path], Findings]
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class IngestResult:
     verified: bool
     #: Notes a person should see (no CHECKSUM sidecar, conflicting duplicates, why a day is missing).
     warnings: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
 
     def metadata(self) -> dict:
         return {
@@ -70,6 +83,7 @@ class PreparedPartition:
     absent: MissingArchiveFile | None = None
     witness: str | None = None
     warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def neighbours(spec: ArchiveFile) -> list[ArchiveFile]:
@@ -95,9 +109,9 @@ def _witness(client: ArchiveClient, spec: ArchiveFile, others: Sequence[ArchiveF
     return None
 
 
-def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tuple[int, list[str]]:
+def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tuple[int, Findings]:
     """Run `select` over the CSV in a private in-memory DuckDB and write the rows to `out` (Parquet).
-    Returns (rows, problems of `check`). Raises MalformedArchiveFile naming the file and line."""
+    Returns (rows, findings of `check`). Raises MalformedArchiveFile naming the file and line."""
     mem = duckdb.connect()
     try:
         try:
@@ -106,10 +120,10 @@ def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tup
             raise describe_duckdb_error(e, csv_path) from e
         rel = f"read_parquet('{out}')"
         rows = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
-        problems = check(mem, rel, csv_path) if check is not None else []
+        findings = check(mem, rel, csv_path) if check is not None else Findings()
     finally:
         mem.close()
-    return int(rows), problems
+    return int(rows), findings
 
 
 def prepare_partition(
@@ -149,10 +163,12 @@ def prepare_partition(
         prepared.warnings.append(f"{fetched.spec.file_name}: no .CHECKSUM sidecar, the file was not verified")
     csv_path = client.extract_csv(fetched, work_dir)
     out = work_dir / f"{table.replace('.', '_')}-{symbol}-{day}.parquet"
-    prepared.rows, problems = _parse(csv_path, build_select(csv_path, only_day), out, check)
-    if problems:
-        raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(problems)
+    prepared.rows, findings = _parse(csv_path, build_select(csv_path, only_day), out, check)
+    if findings.problems:
+        raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
                                    + "; nothing stored, the partition keeps its previous rows")
+    prepared.warnings.extend(f"{fetched.spec.file_name}: {w}" for w in findings.warnings)
+    prepared.counts.update(findings.counts)
     csv_path.unlink(missing_ok=True)
     prepared.parquet_path = out
     return prepared
@@ -196,7 +212,7 @@ def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepa
             raise MalformedArchiveFile(f"{p.fetched.spec.file_name}: a required cell is empty ({e})") from e
         f = p.fetched
         result = IngestResult(p.symbol, p.day, p.table, rows, p.status, f.spec.file_name, f.sha256, f.verified,
-                              tuple(p.warnings))
+                              tuple(p.warnings), dict(p.counts))
         p.parquet_path.unlink(missing_ok=True)
     replace_ingest_log(con, result.symbol, result.day, result.table, result.file_name, result.sha256,
                        result.status, result.rows)
