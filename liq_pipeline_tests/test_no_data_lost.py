@@ -423,3 +423,53 @@ def test_conflicting_duplicate_trade_ids_are_counted_and_reported(tmp_path, mirr
     meta = result.asset_materializations_for_node("agg_trades")[0].metadata
     assert "2 trade ids appear more than once with different contents" in meta["warnings"].value
     assert rows(res, "raw.agg_trades") == 10
+
+
+# ---- 16.3. a range run reports every failing day; the score counts what the configuration needs ------
+def write_metrics(mirror, day: dt.date, minutes: int, skip: set[int]) -> None:
+    from liq_pipeline.market.formats import METRICS_COLUMNS
+    from liq_pipeline_tests.mirror_fixture import write_zip
+
+    start = dt.datetime.combine(day, dt.time())
+    body = [((start + dt.timedelta(minutes=minutes * i)).strftime("%Y-%m-%d %H:%M:%S"), "BTCUSDT", 80_000 + i,
+             7.2e9 + i, 1.2, 1.5, 1.1, 0.95) for i in range(1440 // minutes) if i not in skip]
+    write_zip(mirror, ArchiveFile("metrics", "BTCUSDT", day), METRICS_COLUMNS, body)
+
+
+def materialize_range(res, assets, first: dt.date, last: dt.date):
+    return dg.materialize(assets, resources=res, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                          tags={"dagster/asset_partition_range_start": f"{first.isoformat()}|BTCUSDT",
+                                "dagster/asset_partition_range_end": f"{last.isoformat()}|BTCUSDT"})
+
+
+def test_check_over_a_range_names_every_failing_day(tmp_path, mirror, monkeypatch):
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT")
+    first, last = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    write_metrics(mirror, first, 5, skip={100})
+    write_metrics(mirror, last, 5, skip={7})
+    result = materialize_range(mirror_resources(tmp_path, mirror), [raw.open_interest], first, last)
+    assert result.success
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m"][0]
+    assert not check.passed
+    assert check.metadata["failing_days"].value == f"{first}, {last}"
+    assert check.description.startswith("2 of 3 partitions fail")
+    assert f"BTCUSDT {last}: 287 OI samples" in check.metadata["failures"].value
+
+
+def test_data_quality_scores_only_the_inputs_the_configuration_needs(tmp_path, mirror, monkeypatch):
+    from liq_pipeline.warehouse.data_quality import data_quality
+
+    monkeypatch.setenv("LIQ_SYMBOLS", "BTCUSDT")
+    first, last = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    for day in (first, DAY, last):  # hourly open interest, one hour missing on DAY
+        write_metrics(mirror, day, 60, skip={5} if day == DAY else set())
+    res = mirror_resources(tmp_path, mirror)
+    assert materialize_range(res, [raw.klines, raw.mark_price_klines, raw.open_interest], first, last).success
+    days = [first, DAY, last]
+    with res["duckdb"].get_connection() as con:
+        klines_only = data_quality(con, "BTCUSDT", days, profile_source="klines")
+        with_trades = data_quality(con, "BTCUSDT", days, profile_source="aggTrades")
+    assert klines_only["open_interest_samples_per_day"] == 24
+    assert klines_only["open_interest"] == pytest.approx(71 / 72)
+    assert klines_only["score"] == pytest.approx(71 / 72) and "agg_trades" not in klines_only["scored"]
+    assert with_trades["agg_trades"] == 0.0 and with_trades["score"] == 0.0  # no aggTrades were ingested

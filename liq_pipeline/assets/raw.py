@@ -151,15 +151,14 @@ def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tu
 def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult],
             checks) -> dg.MaterializeResult:
     """Metadata (rows, time range, checksum per partition) plus the check results of the run."""
-    per_partition, check_results = [], {}
+    per_partition, by_check = [], {}
     with duckdb.get_connection() as con:
         for r in results:
             lo, hi = _time_range(con, table, time_col, r.symbol, r.day)
             per_partition.append(f"| {r.symbol} | {r.day} | {r.rows:,} | {lo} | {hi} | {r.status} | `{(r.sha256 or '')[:16]}` |")
             for outcome in checks(con, r):
-                prev = check_results.get(outcome.name)
-                if prev is None or (prev.passed and not outcome.passed):
-                    check_results[outcome.name] = outcome
+                by_check.setdefault(outcome.name, []).append(outcome)
+    check_results = {name: _merge(outcomes) for name, outcomes in by_check.items()}
     table_md = "| symbol | day | rows | first | last | status | sha256 |\n|---|---|---|---|---|---|---|\n" + "\n".join(per_partition)
     first = results[0]
     metadata = {
@@ -181,6 +180,28 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
                                 metadata=o.metadata)
             for o in check_results.values()
         ],
+    )
+
+
+def _merge(outcomes: list[_CheckOutcome]) -> _CheckOutcome:
+    """One result per check for a run over many partitions: it passes only if every partition passes, has the
+    worst severity of the failures, and names every failing partition (not only the first)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    failing = [o for o in outcomes if not o.passed]
+    if not failing:
+        return _CheckOutcome(outcomes[0].name, True, outcomes[0].severity,
+                             f"all {len(outcomes)} partitions pass", {"partitions": len(outcomes)})
+    errors = [o for o in failing if o.severity == dg.AssetCheckSeverity.ERROR]
+    severity = dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN
+    table = "| partition result |\n|---|\n" + "\n".join(f"| {o.description} |" for o in failing)
+    days = ", ".join(str(o.metadata.get("day", "")) for o in failing)
+    return _CheckOutcome(
+        outcomes[0].name, False, severity,
+        f"{len(failing)} of {len(outcomes)} partitions fail ({days}): " + "; ".join(o.description for o in failing[:3])
+        + (" …" if len(failing) > 3 else ""),
+        {"partitions": len(outcomes), "failing": len(failing), "failing_days": days,
+         "failures": dg.MetadataValue.md(table)},
     )
 
 
