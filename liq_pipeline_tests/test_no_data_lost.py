@@ -50,7 +50,11 @@ def materialize(res, assets, partition=None):
 def failure_message(result) -> str:
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failures, "expected a failed step"
-    return str(failures[0].event_specific_data.error.message)
+    error, parts = failures[0].event_specific_data.error, []
+    while error is not None:  # the step's error, then what caused it
+        parts.append(str(error.message))
+        error = error.cause
+    return "\n".join(parts)
 
 
 def rows(res, table: str, day: dt.date = DAY) -> int:
@@ -473,3 +477,61 @@ def test_data_quality_scores_only_the_inputs_the_configuration_needs(tmp_path, m
     assert klines_only["open_interest"] == pytest.approx(71 / 72)
     assert klines_only["score"] == pytest.approx(71 / 72) and "agg_trades" not in klines_only["scored"]
     assert with_trades["agg_trades"] == 0.0 and with_trades["score"] == 0.0  # no aggTrades were ingested
+
+
+# ---- 8. a run's heatmap rows and its files succeed or fail together ------------------------------------
+def test_heatmap_rows_and_report_succeed_or_fail_together(tmp_path, monkeypatch):
+    import duckdb
+    import numpy as np
+
+    from liq_pipeline.assets.heatmap import liquidation_heatmap
+    from liq_pipeline.warehouse.schema import ensure_tables
+    from liq_pipeline_tests import test_heatmap as th
+
+    monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path / "data"))
+    db = tmp_path / "w.duckdb"
+    day = th.DAY
+    with duckdb.connect(str(db)) as c:
+        th.insert_levels(c, day - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 6e6)])
+        th.insert_distribution(c, day - dt.timedelta(days=1), long_share=0.6)
+        close = 100_000 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.0008, 1440)))
+        th.insert_candles(c, "raw.mark_price_klines", day, close, high=close * 1.0005, low=close * 0.9995)
+        th.insert_candles(c, "raw.klines", day, close, high=close * 1.0007, low=close * 0.9993)
+        th.insert_trades(c, day, close)
+        th.insert_oi(c, day, 1e9 * (1 + 0.05 * np.sin(np.arange(288) / 20)))
+    res = {"duckdb": DuckDBResource(database=str(db))}
+    partition = key(day, th.SYMBOL)
+
+    def heatmap_rows():
+        with duckdb.connect(str(db), read_only=True) as c:
+            if not table_exists(c, "model.liquidation_heatmap"):
+                return []
+            return c.execute("SELECT * FROM model.liquidation_heatmap ORDER BY ALL").fetchall()
+
+    # A reports "folder" that cannot take files: the run fails before writing any row.
+    reports = tmp_path / "data" / "reports"
+    reports.parent.mkdir(parents=True)
+    reports.write_text("not a folder")
+    result = materialize(res, [liquidation_heatmap], partition)
+    assert not result.success
+    assert f"the reports folder {reports} does not accept files; nothing was written" in failure_message(result)
+    assert heatmap_rows() == []
+
+    # Rows from an earlier materialization, then a run whose pictures fail after its rows were written
+    # (a disk that fills up while rendering): the earlier rows are put back.
+    reports.unlink()
+    with duckdb.connect(str(db)) as c:
+        ensure_tables(c, "model.liquidation_heatmap")
+        c.execute("""INSERT INTO model.liquidation_heatmap BY NAME SELECT ? AS symbol, ? AS day, 'hybrid' AS variant,
+                     TIMESTAMP '2026-01-05 00:15:00' AS snapshot_time, 'long' AS side, 7 AS bin_id, 95000.0 AS price,
+                     1e6 AS notional_usd""", [th.SYMBOL, day])
+    before = heatmap_rows()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("liq_pipeline.plots.heatmap.heatmap_png", disk_full)
+    result = materialize(res, [liquidation_heatmap], partition)
+    assert not result.success
+    assert "No space left on device" in failure_message(result)
+    assert heatmap_rows() == before
