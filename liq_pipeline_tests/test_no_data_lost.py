@@ -535,3 +535,52 @@ def test_heatmap_rows_and_report_succeed_or_fail_together(tmp_path, monkeypatch)
     assert not result.success
     assert "No space left on device" in failure_message(result)
     assert heatmap_rows() == before
+
+
+# ---- 7. importers validate every field and skip a bad file, continuing with the others ----------------
+FORCE_ORDER_LINE = ('{{"e":"forceOrder","E":1736899205120,"o":{{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",'
+                    '"q":"{q}","p":"{p}","ap":"96012.40","X":"FILLED","l":"{q}","z":"{q}","T":{t}}}}}\n')
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("a-out-of-range.jsonl", FORCE_ORDER_LINE.format(q="0.250", p="95990.10", t="99999999999999999"),
+     "cannot read as forceorder"),
+    ("b-nan-price.jsonl", FORCE_ORDER_LINE.format(q="0.250", p="NaN", t="1736899205117"),
+     "price not a finite number > 0"),
+    ("c-negative-quantity.jsonl", FORCE_ORDER_LINE.format(q="-0.250", p="95990.10", t="1736899205117"),
+     "quantity not a finite number > 0"),
+    ("d-bars.csv", "timestamp,symbol,long_usd,short_usd\n2025-01-15T00:00:00Z,BTCUSDT,1,inf\n",
+     "short_usd not a finite number >= 0"),
+    ("e-bars-year.csv", "timestamp,symbol,long_usd,short_usd\n1999-01-15T00:00:00Z,BTCUSDT,1,2\n",
+     "bar_start outside 2019-01-01"),
+    ("f-bars-symbol.csv", "timestamp,symbol,long_usd,short_usd\n2025-01-15T00:00:00Z,../ESC,1,2\n",
+     "symbol that is not a Binance symbol"),
+])
+def test_bad_import_file_is_named_and_skipped_and_the_others_are_imported(tmp_path, name, text, expected):
+    import duckdb
+
+    from liq_pipeline.market import liquidation_imports as li
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / name).write_text(text)
+    (folder / "z-good.jsonl").write_text(FORCE_ORDER_LINE.format(q="0.250", p="95990.10", t="1736899205117"))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        results, errors = li.import_liquidation_folder(con, folder)
+        assert [r.rows for r in results] == [1] and results[0].source == "file:z-good.jsonl"
+        assert len(errors) == 1 and str(folder / name) in errors[0] and expected in errors[0], errors
+        assert con.execute("SELECT count(*), min(quantity) FROM raw.realized_liquidations").fetchone() == (1, 0.25)
+
+
+def test_liq_import_liquidations_reports_the_bad_file_and_imports_the_rest(tmp_path, capsys):
+    from liq_pipeline import cli
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "bad.jsonl").write_text(FORCE_ORDER_LINE.format(q="-1", p="95990.10", t="1736899205117"))
+    (folder / "good.jsonl").write_text(FORCE_ORDER_LINE.format(q="0.250", p="95990.10", t="1736899205117"))
+    code = cli.main(["import-liquidations", str(folder), "--warehouse", str(tmp_path / "w.duckdb")])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "good.jsonl: 1 rows" in out
+    assert "bad.jsonl" in err and "quantity not a finite number > 0" in err
