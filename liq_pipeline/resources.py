@@ -50,6 +50,10 @@ class MarketSource(dg.ConfigurableResource):
         if self.profile_source not in config.PROFILE_SOURCES:
             raise bad("LIQ_PROFILE_SOURCE", self.profile_source, config.PROFILE_SOURCES)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A bad setting fails the step once, when the resource starts, before any asset code (never retried).
+        self.validate()
+
     @property
     def is_simulated(self) -> bool:
         return self.kind == "simulated"

@@ -48,7 +48,7 @@ def materialize(res, assets, partition=None):
 
 
 def failure_message(result) -> str:
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    failures = [e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")]
     assert failures, "expected a failed step"
     error, parts = failures[0].event_specific_data.error, []
     while error is not None:  # the step's error, then what caused it
@@ -159,12 +159,16 @@ def test_bad_setting_never_ends_in_a_traceback_at_import(tmp_path):
                                    "days >= 1 (default 30)")
 
 
-def test_configuration_error_in_a_run_fails_once_without_retries(tmp_path, mirror):
+@pytest.mark.parametrize("field, value, variable", [("kline_interval", "2m", "LIQ_KLINE_INTERVAL"),
+                                                    ("profile_source", "kline", "LIQ_PROFILE_SOURCE")])
+def test_configuration_error_in_a_run_fails_once_without_retries(tmp_path, mirror, field, value, variable):
+    from liq_pipeline.assets import model
+
     res = mirror_resources(tmp_path, mirror)
-    res["market"] = MarketSource(kind="mirror", mirror_dir=str(mirror), kline_interval="2m")
-    result = materialize(res, [raw.klines])
+    res["market"] = MarketSource(kind="mirror", mirror_dir=str(mirror), **{field: value})
+    result = materialize(res, [raw.klines, model.volume_profile_daily])
     assert not result.success
-    assert "LIQ_KLINE_INTERVAL='2m' is not valid" in failure_message(result)
+    assert f"{variable}={value!r} is not valid" in failure_message(result)
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
