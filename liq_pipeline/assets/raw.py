@@ -96,6 +96,10 @@ def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
 def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
     """Rows outside the day block the write; ids repeated with different contents are counted and reported
     (the parser keeps the earliest by transact_time)."""
+    outside = _outside_day(mem, rel, "transact_time", day)
+    parsed = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
+    if _csv_data_lines(csv, "aggTrades") == parsed:  # no id repeated: skip the costlier grouping below
+        return Findings(outside, [], {"duplicate_ids": 0, "conflicting_duplicate_ids": 0})
     duplicated, conflicting = mem.execute(f"""
         SELECT count(*), count(*) FILTER (WHERE variants > 1) FROM (
             SELECT agg_trade_id, count(DISTINCT (price, quantity, first_trade_id, last_trade_id, transact_time,
@@ -105,8 +109,18 @@ def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findi
     if conflicting:
         warnings.append(f"{conflicting:,} trade ids appear more than once with different contents (price, quantity, "
                         "time or side); the earliest by transact_time was kept")
-    return Findings(_outside_day(mem, rel, "transact_time", day), warnings,
-                    {"duplicate_ids": int(duplicated), "conflicting_duplicate_ids": int(conflicting)})
+    return Findings(outside, warnings, {"duplicate_ids": int(duplicated), "conflicting_duplicate_ids": int(conflicting)})
+
+
+def _csv_data_lines(csv, kind: str) -> int:
+    """Non-header lines of a CSV, counted in 1 MiB chunks (a fraction of a second for a 100 MB file)."""
+    lines, last = 0, b"\n"
+    with open(csv, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return lines - parsers.has_header(csv, kind)
 
 
 def _klines_blocking(interval: str):

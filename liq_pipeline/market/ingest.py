@@ -115,7 +115,7 @@ def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tup
     mem = duckdb.connect()
     try:
         try:
-            mem.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet)")
+            mem.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
         except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
             raise describe_duckdb_error(e, csv_path) from e
         rel = f"read_parquet('{out}')"
