@@ -277,6 +277,10 @@ class ArchiveClient:
         """Where files come from, for messages: the mirror folder or the base URL."""
         return f"mirror folder {self.mirror_dir}" if self.mirror_dir is not None else f"archive URL {self.base_url}"
 
+    def location(self, spec: ArchiveFile) -> str:
+        """Where `spec` is looked for: its mirror path or its URL."""
+        return str(self.mirror_dir / spec.relpath) if self.mirror_dir is not None else self.url_for(spec)
+
     def exists(self, spec: ArchiveFile) -> bool:
         """Whether the source has `spec`'s zip (a HEAD request over HTTP; no download, no cache)."""
         if self.mirror_dir is not None:

@@ -81,6 +81,7 @@ class PreparedPartition:
     rows: int = 0
     #: For an absent file: the error that said so, and what the source answered for other files.
     absent: MissingArchiveFile | None = None
+    fallback: ArchiveFile | None = None
     witness: str | None = None
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -156,7 +157,7 @@ def prepare_partition(
                 pass
     if fetched is None:
         others = [w for w in witnesses if w.kind != spec.kind]
-        return PreparedPartition(symbol, day, table, spec, "missing", absent=absent,
+        return PreparedPartition(symbol, day, table, spec, "missing", absent=absent, fallback=monthly_fallback,
                                  witness=_witness(client, spec, others))
     prepared = PreparedPartition(symbol, day, table, spec, status, fetched=fetched)
     if not fetched.verified:
@@ -183,10 +184,11 @@ def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepa
     p = prepared
     if p.parquet_path is None:
         stored = count_partition(con, p.table, p.symbol, p.day)
-        where = str(p.absent) if p.absent is not None else p.spec.file_name
         if stored:
             raise AbsentFileKeptRows(
-                f"{p.table} {p.symbol} {p.day}: {where}. The partition keeps its {stored:,} stored rows (nothing "
+                f"{p.table} {p.symbol} {p.day}: {p.spec.file_name} is not at {client.location(p.spec)}"
+                f"{f' (nor {p.fallback.file_name})' if p.fallback is not None else ''}. "
+                f"The partition keeps its {stored:,} stored rows (nothing "
                 f"deleted): the file was there when they were ingested, so it was probably removed or renamed in "
                 f"the source, or the {client.source_label} changed (LIQ_MIRROR_DIR / LIQ_ARCHIVE_URL). Restore the "
                 "file or point the source back at it; to drop the rows on purpose, delete them from the warehouse"
