@@ -394,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed usage / help
         return int(e.code or 0)
     try:
+        config.validate_environment()  # a bad LIQ_* value: one line naming it, before any work
         return int(args.func(args) or 0)
-    except CliError as e:
+    except (CliError, config.ConfigError) as e:
         print(f"liq {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

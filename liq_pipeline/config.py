@@ -7,7 +7,10 @@ because Dagster partition definitions need the symbol list and the start date at
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,20 +45,93 @@ def symbol_spec(symbol: str) -> SymbolSpec:
     return SYMBOL_SPECS.get(symbol, SymbolSpec(symbol, tick_size=0.01, step_size=0.001, fixed_bin_width_usd=1.0))
 
 
+class ConfigError(ValueError):
+    """A setting (an environment variable or a resource field) with a value that cannot be used. The message
+    is one line that names the variable, the value and what is accepted. Retrying never helps."""
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
 
 
+def env_int(name: str, default: int, minimum: int | None = None, accepted: str = "") -> int:
+    """An integer variable; ConfigError naming it when it is not a whole number (>= `minimum`)."""
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        what = accepted or (f"a whole number >= {minimum}" if minimum is not None else "a whole number")
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {what} (default {default})")
+    return value
+
+
+def env_float(name: str, default: float | None, accepted: str, positive: bool = False) -> float | None:
+    """A number variable (empty = `default`); ConfigError naming it when unreadable, infinite or not > 0."""
+    raw = _env(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {accepted}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """A variable that takes one of `choices`; ConfigError listing them otherwise."""
+    value = _env(name, default)
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid: expected one of {', '.join(choices)} (default {default})")
+    return value
+
+
+#: Binance symbol names: upper-case letters and digits, optionally `_` and a delivery date (BTCUSDT_250627).
+#: Nothing else, so a symbol can never be a path (`../x`), a URL part or SQL.
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}(_[0-9]{6})?$")
+_log = logging.getLogger("liq_pipeline")
+_warned_symbols: set[str] = set()
+
+
+def validate_symbol(symbol: str, variable: str = "LIQ_SYMBOLS") -> str:
+    """`symbol` upper-cased if it has the exchange's pattern, else ConfigError naming `variable`."""
+    upper = symbol.strip().upper()
+    if not SYMBOL_RE.match(upper):
+        raise ConfigError(f"{variable}: {symbol!r} is not a Binance symbol (expected upper-case letters and digits "
+                          "like BTCUSDT or 1000PEPEUSDT, comma separated)")
+    return upper
+
+
 def configured_symbols() -> list[str]:
-    """Symbols the partitions cover: `LIQ_SYMBOLS` (comma separated), default BTCUSDT and ETHUSDT."""
+    """Symbols the partitions cover: `LIQ_SYMBOLS` (comma separated), default BTCUSDT and ETHUSDT.
+
+    Each must match the exchange's symbol pattern (ConfigError otherwise). A symbol without bundled contract
+    facts (SYMBOL_SPECS) is said once per process: it works if the archive has it, with default tick sizes.
+    """
     raw = _env("LIQ_SYMBOLS", ",".join(DEFAULT_SYMBOLS))
-    return [s.strip().upper() for s in raw.split(",") if s.strip()]
+    symbols = [validate_symbol(s) for s in raw.split(",") if s.strip()]
+    if not symbols:
+        raise ConfigError(f"LIQ_SYMBOLS={raw!r} is not valid: expected comma separated symbols like BTCUSDT,ETHUSDT")
+    unknown = [s for s in symbols if s not in SYMBOL_SPECS and s not in _warned_symbols]
+    if unknown:
+        _warned_symbols.update(unknown)
+        _log.warning("LIQ_SYMBOLS: %s not among the symbols with bundled contract facts (%s); check the spelling: a "
+                     "symbol the archive does not have fails its raw partitions with 'files not found'",
+                     ", ".join(unknown), ", ".join(SYMBOL_SPECS))
+    return symbols
 
 
 def configured_start_date() -> dt.date:
     """First partition day: `LIQ_START_DATE` (YYYY-MM-DD), default 2026-01-01 (the simulator's first day)."""
-    return dt.date.fromisoformat(_env("LIQ_START_DATE", DEFAULT_START_DATE.isoformat()))
+    raw = _env("LIQ_START_DATE", DEFAULT_START_DATE.isoformat())
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"LIQ_START_DATE={raw!r} is not valid: expected a date like 2026-01-01") from None
 
 
 def data_dir() -> Path:
@@ -72,10 +148,7 @@ STORAGE_KINDS = ("duckdb", "parquet")
 
 def storage() -> str:
     """`LIQ_STORAGE`: `duckdb` (default, one file, one writer) or `parquet` (a file per partition)."""
-    kind = _env("LIQ_STORAGE", "duckdb")
-    if kind not in STORAGE_KINDS:
-        raise ValueError(f"LIQ_STORAGE must be one of {STORAGE_KINDS}, got {kind!r}")
-    return kind
+    return env_choice("LIQ_STORAGE", "duckdb", STORAGE_KINDS)
 
 
 def parquet_root() -> str:
@@ -85,7 +158,7 @@ def parquet_root() -> str:
 
 def max_concurrent_partitions() -> int:
     """`LIQ_MAX_CONCURRENT`: processes of the multiprocess executor in the parquet mode (default 2)."""
-    return int(_env("LIQ_MAX_CONCURRENT", "2"))
+    return env_int("LIQ_MAX_CONCURRENT", 2, minimum=1)
 
 
 def sim_archive_dir() -> Path:
@@ -124,27 +197,21 @@ class ModelParams:
 
 def _model_from_env() -> ModelParams:
     """ModelParams with the documented overrides: LIQ_WINDOW_DAYS, LIQ_BIN_MODE, LIQ_HEATMAP_STEP_MINUTES,
-    LIQ_HEATMAP_HALF_LIFE_HOURS (empty = no decay)."""
+    LIQ_HEATMAP_HALF_LIFE_HOURS (empty = no decay). ConfigError (one line naming the variable) otherwise."""
     defaults = ModelParams()
-    half_life = _env("LIQ_HEATMAP_HALF_LIFE_HOURS", "")
-    params = ModelParams(
-        window_days=int(_env("LIQ_WINDOW_DAYS", str(defaults.window_days))),
-        bin_mode=_env("LIQ_BIN_MODE", defaults.bin_mode),
-        heatmap_step_minutes=int(_env("LIQ_HEATMAP_STEP_MINUTES", str(defaults.heatmap_step_minutes))),
-        heatmap_half_life_hours=float(half_life) if half_life else None,
+    step = env_int("LIQ_HEATMAP_STEP_MINUTES", defaults.heatmap_step_minutes, minimum=1,
+                   accepted="a whole number of minutes that divides a day (1, 5, 15, 60, ...)")
+    if 1440 % step:
+        raise ConfigError(f"LIQ_HEATMAP_STEP_MINUTES={step} is not valid: expected a whole number of minutes that "
+                          "divides a day (1, 5, 15, 60, ...)")
+    return ModelParams(
+        window_days=env_int("LIQ_WINDOW_DAYS", defaults.window_days, minimum=1,
+                            accepted="a whole number of days >= 1"),
+        bin_mode=env_choice("LIQ_BIN_MODE", defaults.bin_mode, ("relative", "fixed")),
+        heatmap_step_minutes=step,
+        heatmap_half_life_hours=env_float("LIQ_HEATMAP_HALF_LIFE_HOURS", None, positive=True,
+                                          accepted="a positive number of hours, or empty for no decay"),
     )
-    if params.window_days < 1:
-        raise ValueError(f"LIQ_WINDOW_DAYS must be >= 1, got {params.window_days}")
-    if params.bin_mode not in ("relative", "fixed"):
-        raise ValueError(f"LIQ_BIN_MODE must be 'relative' or 'fixed', got {params.bin_mode!r}")
-    if params.heatmap_step_minutes < 1 or 1440 % params.heatmap_step_minutes:
-        raise ValueError(f"LIQ_HEATMAP_STEP_MINUTES must divide a day (1, 5, 15, 60, ...), got {params.heatmap_step_minutes}")
-    if params.heatmap_half_life_hours is not None and params.heatmap_half_life_hours <= 0:
-        raise ValueError("LIQ_HEATMAP_HALF_LIFE_HOURS must be positive (leave it empty for no decay)")
-    return params
-
-
-MODEL = _model_from_env()
 
 
 @dataclass(frozen=True)
@@ -185,3 +252,37 @@ SEED_VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
 VARIANTS = SEED_VARIANTS + ("flow",)
 #: The variant the CLI, the pictures and the zones summary show unless told otherwise.
 DEFAULT_VARIANT = "hybrid"
+#: Values of the market source's variables (read by resources.default_resources).
+SOURCE_KINDS = ("simulated", "mirror", "binance")
+PROFILE_SOURCES = ("aggTrades", "klines")
+
+
+def require_checksum() -> bool:
+    """`LIQ_REQUIRE_CHECKSUM=1`: refuse archive files without a .CHECKSUM sidecar (default 0: warn)."""
+    return env_choice("LIQ_REQUIRE_CHECKSUM", "0", ("0", "1")) == "1"
+
+
+def validate_environment() -> None:
+    """Read every LIQ_* setting once so that a bad one fails at start with its one-line ConfigError, before any
+    work (the `liq` command calls this first; Dagster reads the same settings when it loads the definitions)."""
+    configured_symbols()
+    configured_start_date()
+    storage()
+    max_concurrent_partitions()
+    env_choice("LIQ_SOURCE", "simulated", SOURCE_KINDS)
+    env_choice("LIQ_KLINE_INTERVAL", "1m", KLINE_INTERVALS)
+    env_choice("LIQ_MARK_KLINE_INTERVAL", "1m", KLINE_INTERVALS)
+    env_choice("LIQ_PROFILE_SOURCE", "aggTrades", PROFILE_SOURCES)
+    require_checksum()
+    if env_choice("LIQ_SOURCE", "simulated", SOURCE_KINDS) == "mirror" and not _env("LIQ_MIRROR_DIR", ""):
+        raise ConfigError("LIQ_SOURCE=mirror needs LIQ_MIRROR_DIR: the folder that contains data/futures/um/...")
+    _model_from_env()
+
+
+def __getattr__(name: str):
+    # MODEL is read lazily (PEP 562) so that importing this module never fails: a bad LIQ_* value raises its
+    # ConfigError where it is used, and `liq` turns that into one line with exit code 2.
+    if name == "MODEL":
+        globals()["MODEL"] = params = _model_from_env()
+        return params
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

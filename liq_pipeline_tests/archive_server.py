@@ -39,6 +39,8 @@ class _Override:
     delay_s: float = 0.0
     #: Number of upcoming answers that announce the full length but send half the body and hang up.
     cut_times: int = 0
+    #: (arrived, release): a request sets `arrived`, then waits for `release` before it is answered.
+    gate: tuple[threading.Event, threading.Event] | None = None
 
 
 def _norm(path: str) -> str:
@@ -53,6 +55,8 @@ class ArchiveServer:
         self.serve_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._overrides: dict[str, _Override] = {}
+        #: (status, headers) answered for every path without an override of its own (e.g. a 418 ban).
+        self._every_path: tuple[int, dict[str, str]] | None = None
         self._log: list[LoggedRequest] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -129,6 +133,19 @@ class ArchiveServer:
         with self._lock:
             self._override(path).delay_s = seconds
 
+    def set_status_everywhere(self, status: int | None, headers: Mapping[str, str] | None = None) -> None:
+        """Answer every path with `status` (None restores normal serving), like an IP ban does."""
+        with self._lock:
+            self._every_path = None if status is None else (status, dict(headers or {}))
+
+    def hold(self, path: str) -> tuple[threading.Event, threading.Event]:
+        """Requests for `path` wait until the returned `release` is set; `arrived` is set when one comes in
+        (a server that does not answer, for as long as a test needs)."""
+        gate = (threading.Event(), threading.Event())
+        with self._lock:
+            self._override(path).gate = gate
+        return gate
+
     def reset(self) -> None:
         """Drop every override and the request log."""
         with self._lock:
@@ -154,12 +171,16 @@ class ArchiveServer:
         with self._lock:
             o = self._overrides.get(rel)
             queued = o.queued.pop(0) if o is not None and o.queued else None
-            forced = (o.status, o.headers) if o is not None and o.status is not None else None
+            forced = (o.status, o.headers) if o is not None and o.status is not None else self._every_path
             corrupt = o.corrupt if o is not None else False
             delay_s = o.delay_s if o is not None else 0.0
             cut = o is not None and o.cut_times > 0
             if cut:
                 o.cut_times -= 1  # type: ignore[union-attr]
+            gate = o.gate if o is not None else None
+        if gate is not None:
+            gate[0].set()
+            gate[1].wait(timeout=60)
         if delay_s:
             time.sleep(delay_s)
 

@@ -161,10 +161,10 @@ def test_daily_file_missing_falls_back_to_monthly(tmp_path, mirror):
     assert meta["rows"].value == 400 and "monthly_fallback" in meta["partitions"].value
 
 
-def test_symbol_absent_from_the_mirror_is_recorded_missing(tmp_path, mirror):
+def test_symbol_absent_from_the_mirror_fails_instead_of_storing_an_empty_partition(tmp_path, mirror):
     key = dg.MultiPartitionKey({"date": DAY.isoformat(), "symbol": "ETHUSDT"})
     res = resources(tmp_path, mirror)
     result = materialize(res, assets=[raw.agg_trades], key=key)
-    # ETHUSDT is configured but absent from this mirror: recorded as missing, not a crash.
-    assert result.success
-    assert not [e for e in result.get_asset_check_evaluations() if e.check_name == "agg_trades_within_day"][0].passed
+    # ETHUSDT is configured but the mirror has nothing of it on or around that day: not an archive gap
+    # (test_no_data_lost.py has the cases in detail).
+    assert not result.success

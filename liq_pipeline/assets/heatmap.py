@@ -9,8 +9,12 @@ No `from __future__ import annotations` here: Dagster 1.13 checks the `context` 
 function as an object and rejects the string form.
 """
 
+import contextvars
 import datetime as dt
+import functools
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -27,6 +31,7 @@ from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "heatmap"
 PICTURE_VARIANT = DEFAULT_VARIANT if DEFAULT_VARIANT in VARIANTS else VARIANTS[0]
@@ -361,12 +366,65 @@ def picture_for(result: HeatmapDay, variant: str, zones: pd.DataFrame | None = N
 
 
 # ---------------------------------------------------------------------------------------------- assets
+def _rows_and_files_together(asset_fn):
+    """Make a run's heatmap rows and its files (pictures, HTML report) succeed or fail together.
+
+    Before any work the reports folder must accept a file (else: fail, nothing written). Every partition's
+    previous rows are kept aside (`keep_previous_rows`) before they are replaced; if anything later fails,
+    e.g. the report cannot be written, they are put back, so the table still matches the last successful
+    materialization.
+    """
+    @functools.wraps(asset_fn)
+    def wrapper(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        reports = config.reports_dir()
+        try:
+            reports.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=reports, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise dg.Failure(f"{e.strerror or e}: the reports folder {reports} does not accept files; nothing "
+                             "was written (the heatmap rows and the report are written together)") from e
+        with tempfile.TemporaryDirectory(prefix="liq-heatmap-previous-") as tmp:
+            kept: list[tuple[str, dt.date, Path]] = []
+            token = _PREVIOUS_ROWS.set((Path(tmp), kept))
+            try:
+                return asset_fn(context, duckdb)
+            except BaseException:
+                with duckdb.get_connection() as con:
+                    for symbol, day, path in reversed(kept):
+                        replace_partition(con, "model.liquidation_heatmap", symbol, day,
+                                          f"SELECT * FROM read_parquet('{path}')")
+                if kept:
+                    context.log.error(f"run failed after writing rows: the previous rows of {len(kept)} partitions "
+                                      "were put back")
+                raise
+            finally:
+                _PREVIOUS_ROWS.reset(token)
+    return wrapper
+
+
+_PREVIOUS_ROWS: contextvars.ContextVar = contextvars.ContextVar("heatmap_previous_rows")
+
+
+def keep_previous_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> None:
+    """Save the partition's current rows so `_rows_and_files_together` can put them back on failure."""
+    folder, kept = _PREVIOUS_ROWS.get()
+    if any(s == symbol and d == day for s, d, _ in kept):
+        return
+    ensure_tables(con, "model.liquidation_heatmap")
+    path = folder / f"{symbol}-{day}.parquet"
+    con.execute(f"COPY (SELECT * FROM model.liquidation_heatmap WHERE symbol = ? AND day = ?) TO '{path}' "
+                "(FORMAT parquet)", [symbol, day])
+    kept.append((symbol, day, path))
+
+
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey(k) for k in ("position_distribution", "liquidation_levels", "open_interest",
                                    "mark_price_klines", "klines", "agg_trades", "flow_book")],
 )
+@_rows_and_files_together
 def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation levels over time: snapshots every `heatmap_step_minutes` (15 by default) for every
     variant; levels open with rising OI, shrink with falling OI, and vanish when the mark price crosses
@@ -383,6 +441,7 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
             result = compute_heatmap_day(con, symbol, day)
             rows = result.rows()
             con.register("heatmap_rows", rows)
+            keep_previous_rows(con, symbol, day)
             n = replace_partition(con, "model.liquidation_heatmap", symbol, day,
                                   "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, "
                                   "side, bin_id, price, notional_usd FROM heatmap_rows")

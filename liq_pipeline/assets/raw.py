@@ -7,17 +7,19 @@ with the materialization (so they always know their partition) and are readable 
 
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
-from liq_pipeline.config import KLINE_INTERVAL_MS
+from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.ingest import IngestResult, ingest_partition
+from liq_pipeline.market.ingest import Findings, IngestResult, prepare_partition, store_partition
 from liq_pipeline.resources import MarketSource
 
 GROUP = "raw"
@@ -46,21 +48,112 @@ def _raise_clear(error: Exception, symbol: str, day: dt.date) -> None:
     raise dg.Failure(description=f"{symbol} {day}: {error}", allow_retries=False) from error
 
 
+def _witnesses(market: MarketSource, symbol: str, day: dt.date) -> list[ArchiveFile]:
+    """Files of the same day whose presence shows the source answers for this symbol (see ingest)."""
+    return [ArchiveFile("klines", symbol, day, interval=market.kline_interval), ArchiveFile("metrics", symbol, day)]
+
+
 def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: str, spec_for, select_for,
-                fallback_for=None) -> list[IngestResult]:
-    client = market.client()
+                fallback_for=None, check=None) -> list[IngestResult]:
+    """Each partition of the run: download and parse without the warehouse, then one short write."""
+    try:
+        client = market.client()
+    except ConfigError as e:  # retrying cannot fix a setting
+        raise dg.Failure(description=f"configuration error: {e}", allow_retries=False) from e
     results = []
-    with duckdb.get_connection() as con:
+    with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
         for symbol, day in partitions.symbol_days(context):
             try:
-                results.append(ingest_partition(
-                    con, client, table, symbol, day, spec_for(symbol, day),
-                    lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day),
-                    fallback_for(symbol, day) if fallback_for else None,
-                ))
+                prepared = prepare_partition(
+                    client, table, symbol, day, spec_for(symbol, day),
+                    lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day), Path(tmp),
+                    fallback_for(symbol, day) if fallback_for else None, _witnesses(market, symbol, day),
+                    (lambda mem, rel, csv, s=symbol, d=day: check(mem, rel, csv, s, d)) if check else None,
+                )
+                with duckdb.get_connection() as con:
+                    result = store_partition(con, client, prepared)
             except (ArchiveError, parsers.MalformedArchiveFile) as e:
                 _raise_clear(e, symbol, day)
+            for warning in result.warnings:
+                context.log.warning(f"{table} {symbol} {day}: {warning}")
+            results.append(result)
     return results
+
+
+# ---------------------------------------------------------------------------------------------- blocking checks
+# Run on the parsed rows before anything is written: wrong data here would flow into every model asset, so
+# the materialization fails and the partition keeps its previous rows.
+def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
+    n, first, last = mem.execute(
+        f"SELECT count(*), min({time_col}), max({time_col}) FROM {rel} WHERE CAST({time_col} AS DATE) <> ?",
+        [day]).fetchone()
+    if not n:
+        return []
+    return [f"{n:,} rows lie outside the partition day {day} ({first} … {last}): the file holds another "
+            "day's data under this name"]
+
+
+def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+    """Rows outside the day block the write; ids repeated with different contents are counted and reported
+    (the parser keeps the earliest by transact_time)."""
+    outside = _outside_day(mem, rel, "transact_time", day)
+    parsed = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
+    if _csv_data_lines(csv, "aggTrades") == parsed:  # no id repeated: skip the costlier grouping below
+        return Findings(outside, [], {"duplicate_ids": 0, "conflicting_duplicate_ids": 0})
+    duplicated, conflicting = mem.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE variants > 1) FROM (
+            SELECT agg_trade_id, count(DISTINCT (price, quantity, first_trade_id, last_trade_id, transact_time,
+                                                 lower(trim(is_buyer_maker)))) AS variants
+            FROM {parsers.read_csv_sql(csv, 'aggTrades')} GROUP BY agg_trade_id HAVING count(*) > 1)""").fetchone()
+    warnings = []
+    if conflicting:
+        warnings.append(f"{conflicting:,} trade ids appear more than once with different contents (price, quantity, "
+                        "time or side); the earliest by transact_time was kept")
+    return Findings(outside, warnings, {"duplicate_ids": int(duplicated), "conflicting_duplicate_ids": int(conflicting)})
+
+
+def _csv_data_lines(csv, kind: str) -> int:
+    """Non-header lines of a CSV, counted in 1 MiB chunks (a fraction of a second for a 100 MB file)."""
+    lines, last = 0, b"\n"
+    with open(csv, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return lines - parsers.has_header(csv, kind)
+
+
+def _klines_blocking(interval: str):
+    labels = {ms: name for name, ms in KLINE_INTERVAL_MS.items()}
+
+    def check(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+        expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
+        problems = _outside_day(mem, rel, "open_time", day)
+        step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
+                                      - lag(epoch_ms(open_time)) OVER (ORDER BY open_time) AS step FROM {rel})
+                                  WHERE step > 0""").fetchone()[0]
+        if step_ms is not None and step_ms != expected_ms:
+            found = labels.get(step_ms, f"{step_ms / 60_000:g}-minute")
+            problems.append(f"its candles are {found} apart, not {interval}: a kline file of another interval "
+                            f"(the source is configured for {interval}: LIQ_KLINE_INTERVAL / LIQ_MARK_KLINE_INTERVAL)")
+        return Findings(problems)
+    return check
+
+
+def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+    problems = []
+    if parsers.has_header(csv, "metrics"):
+        with open(csv, encoding="utf-8", errors="replace") as f:
+            header = [c.strip().strip('"') for c in f.readline().lstrip("\ufeff").split(",")]
+        wanted = ["create_time", "symbol", "sum_open_interest", "sum_open_interest_value"]
+        if header[:4] != wanted:
+            problems.append(f"its header starts {','.join(header[:4])!r}, not {','.join(wanted)!r}: a metrics file "
+                            "without the open-interest columns")
+    if not problems:
+        empty = mem.execute(f"SELECT count(*) FILTER (WHERE sum_open_interest IS NULL), count(*) FROM {rel}").fetchone()
+        if empty[1] and empty[0] == empty[1]:
+            problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
+    return Findings(problems + _outside_day(mem, rel, "create_time", day))
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
@@ -72,15 +165,14 @@ def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tu
 def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult],
             checks) -> dg.MaterializeResult:
     """Metadata (rows, time range, checksum per partition) plus the check results of the run."""
-    per_partition, check_results = [], {}
+    per_partition, by_check = [], {}
     with duckdb.get_connection() as con:
         for r in results:
             lo, hi = _time_range(con, table, time_col, r.symbol, r.day)
             per_partition.append(f"| {r.symbol} | {r.day} | {r.rows:,} | {lo} | {hi} | {r.status} | `{(r.sha256 or '')[:16]}` |")
             for outcome in checks(con, r):
-                prev = check_results.get(outcome.name)
-                if prev is None or (prev.passed and not outcome.passed):
-                    check_results[outcome.name] = outcome
+                by_check.setdefault(outcome.name, []).append(outcome)
+    check_results = {name: _merge(outcomes) for name, outcomes in by_check.items()}
     table_md = "| symbol | day | rows | first | last | status | sha256 |\n|---|---|---|---|---|---|---|\n" + "\n".join(per_partition)
     first = results[0]
     metadata = {
@@ -90,7 +182,11 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
         "source_sha256": dg.MetadataValue.text(first.sha256 or ""),
         "checksum_verified": dg.MetadataValue.bool(all(r.verified for r in results if r.status != "missing")),
         "time_range": dg.MetadataValue.text(" → ".join(_time_range_all(duckdb, table, time_col, results))),
+        "unverified_files": dg.MetadataValue.int(sum(1 for r in results if r.status != "missing" and not r.verified)),
     }
+    warnings = [f"{r.symbol} {r.day}: {w}" for r in results for w in r.warnings]
+    if warnings:  # also in the run log; here they stay with the materialization
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -98,6 +194,28 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
                                 metadata=o.metadata)
             for o in check_results.values()
         ],
+    )
+
+
+def _merge(outcomes: list[_CheckOutcome]) -> _CheckOutcome:
+    """One result per check for a run over many partitions: it passes only if every partition passes, has the
+    worst severity of the failures, and names every failing partition (not only the first)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    failing = [o for o in outcomes if not o.passed]
+    if not failing:
+        return _CheckOutcome(outcomes[0].name, True, outcomes[0].severity,
+                             f"all {len(outcomes)} partitions pass", {"partitions": len(outcomes)})
+    errors = [o for o in failing if o.severity == dg.AssetCheckSeverity.ERROR]
+    severity = dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN
+    table = "| partition result |\n|---|\n" + "\n".join(f"| {o.description} |" for o in failing)
+    days = ", ".join(str(o.metadata.get("day", "")) for o in failing)
+    return _CheckOutcome(
+        outcomes[0].name, False, severity,
+        f"{len(failing)} of {len(outcomes)} partitions fail ({days}): " + "; ".join(o.description for o in failing[:3])
+        + (" …" if len(failing) > 3 else ""),
+        {"partitions": len(outcomes), "failing": len(failing), "failing_days": days,
+         "failures": dg.MetadataValue.md(table)},
     )
 
 
@@ -131,12 +249,15 @@ def _agg_trade_checks(con, r: IngestResult) -> list[_CheckOutcome]:
     outside = con.execute(
         "SELECT count(*) FROM raw.agg_trades WHERE symbol = ? AND day = ? AND CAST(transact_time AS DATE) <> day",
         [r.symbol, r.day]).fetchone()[0]
+    conflicting = r.counts.get("conflicting_duplicate_ids", 0)
     meta = {"symbol": r.symbol, "day": str(r.day), "id_range": f"{lo_id} … {hi_id}", "gaps": int(gaps),
-            "missing_ids": int(missing_ids)}
+            "missing_ids": int(missing_ids), "duplicate_ids": r.counts.get("duplicate_ids", 0),
+            "conflicting_duplicate_ids": conflicting}
     return [
-        _CheckOutcome("agg_trade_ids_continuous", gaps == 0, dg.AssetCheckSeverity.WARN,
-                      f"{r.symbol} {r.day}: {gaps} id gaps ({missing_ids} ids missing); duplicates were dropped on load",
-                      meta),
+        _CheckOutcome("agg_trade_ids_continuous", gaps == 0 and conflicting == 0, dg.AssetCheckSeverity.WARN,
+                      f"{r.symbol} {r.day}: {gaps} id gaps ({missing_ids} ids missing); "
+                      f"{r.counts.get('duplicate_ids', 0)} duplicated ids dropped on load, {conflicting} of them with "
+                      "conflicting contents (the earliest kept)", meta),
         _CheckOutcome("agg_trades_within_day", outside == 0, dg.AssetCheckSeverity.ERROR,
                       f"{r.symbol} {r.day}: {outside} trades outside the partition day",
                       {"symbol": r.symbol, "day": str(r.day), "rows_outside_day": int(outside)}),
@@ -155,6 +276,7 @@ def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market
         lambda s, d: ArchiveFile("aggTrades", s, d),
         lambda csv, s, d, only_day: parsers.agg_trades_select(csv, s, d, only_day),
         lambda s, d: ArchiveFile("aggTrades", s, d.replace(day=1), cadence="monthly"),
+        check=_agg_trades_blocking,
     )
     return _result(context, duckdb, "raw.agg_trades", "transact_time", results, _agg_trade_checks)
 
@@ -190,6 +312,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str)
             lambda s, d: ArchiveFile(kind, s, d, interval=interval),
             lambda csv, s, d, only_day: parsers.klines_select(csv, s, d, interval, kind=kind, only_day=only_day),
             lambda s, d: ArchiveFile(kind, s, d.replace(day=1), cadence="monthly", interval=interval),
+            check=_klines_blocking(interval),
         )
         return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
 
@@ -241,6 +364,7 @@ def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, mar
         context, duckdb, market, "raw.open_interest",
         lambda s, d: ArchiveFile("metrics", s, d),
         lambda csv, s, d, only_day: parsers.metrics_select(csv, s, d),
+        check=_metrics_blocking,
     )
     return _result(context, duckdb, "raw.open_interest", "create_time", results, _oi_checks)
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import TypeVar
 import requests
 
 from liq_pipeline import config
+from liq_pipeline.market.ban import BanMemory
 from liq_pipeline.market.formats import ArchiveFile
 
 #: Read and hash in 1 MiB chunks: large enough to keep Python overhead negligible on 110 MB files.
@@ -72,6 +74,10 @@ class MalformedChecksum(ArchiveError):
     """A CHECKSUM sidecar does not start with 64 hex characters (e.g. an HTML error page)."""
 
 
+class ChecksumMissing(ArchiveError):
+    """No .CHECKSUM sidecar next to a zip while checksums are required (LIQ_REQUIRE_CHECKSUM=1)."""
+
+
 class CorruptArchive(ArchiveError):
     """Not a zip, truncated, a CRC error, or no CSV member."""
 
@@ -84,6 +90,15 @@ class RateLimited(ArchiveError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class SourceNotAnswering(ArchiveError):
+    """A file is absent and so are its neighbouring periods and the same day of other kinds: the archive URL,
+    the mirror folder or the symbol is probably wrong, so nothing is recorded as 'never published'."""
+
+
+class AbsentFileKeptRows(ArchiveError):
+    """A file is absent although its partition holds rows from an earlier ingest: the rows are kept."""
 
 
 class ArchiveUnavailable(ArchiveError):
@@ -211,6 +226,8 @@ class ArchiveClient:
         session: requests.Session | None = None,
         today: Callable[[], dt.date] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        ban_memory: BanMemory | None = None,
+        require_checksum: bool = False,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s}")
@@ -229,6 +246,13 @@ class ArchiveClient:
         self.publication_lag_days = publication_lag_days
         self.today = today or _utc_today
         self.sleep = sleep
+        #: Where a 418 ban is remembered across steps and processes (None: only within this client).
+        self.ban_memory = ban_memory
+        #: Refuse a zip without a .CHECKSUM sidecar (else it is used, flagged `verified=False`).
+        self.require_checksum = require_checksum
+        #: Files asked for in a row that the source did not have (reset by any file found): many in a row
+        #: point at a wrong URL, mirror folder or symbol rather than at archive gaps.
+        self.absent_in_a_row = 0
         self._own_session = session is None
         self.session = session or requests.Session()
         # Identify ourselves unless the caller's session already set its own agent.
@@ -248,6 +272,24 @@ class ArchiveClient:
     def url_for(self, spec: ArchiveFile) -> str:
         return f"{self.base_url}/{spec.relpath}"
 
+    @property
+    def source_label(self) -> str:
+        """Where files come from, for messages: the mirror folder or the base URL."""
+        return f"mirror folder {self.mirror_dir}" if self.mirror_dir is not None else f"archive URL {self.base_url}"
+
+    def location(self, spec: ArchiveFile) -> str:
+        """Where `spec` is looked for: its mirror path or its URL."""
+        return str(self.mirror_dir / spec.relpath) if self.mirror_dir is not None else self.url_for(spec)
+
+    def exists(self, spec: ArchiveFile) -> bool:
+        """Whether the source has `spec`'s zip (a HEAD request over HTTP; no download, no cache)."""
+        if self.mirror_dir is not None:
+            found = self._inside(self.mirror_dir, spec.relpath).is_file()
+        else:
+            found = self._get(self.url_for(spec), lambda r: True, method="HEAD") is not None
+        self._count_absent(found)
+        return found
+
     # ---- public API -------------------------------------------------------------------------------
     def fetch(self, spec: ArchiveFile, refresh: bool = False) -> FetchedFile:
         """The zip of `spec` on local disk, checksum-verified whenever a CHECKSUM exists.
@@ -257,12 +299,25 @@ class ArchiveClient:
         RateLimited or ArchiveUnavailable.
         """
         if self.mirror_dir is not None:
-            return self._fetch_mirror(spec)
-        if not refresh:
-            cached = self._cached(spec)
-            if cached is not None:
-                return cached
-        return self._download(spec)
+            fetched = self._fetch_mirror(spec)
+        else:
+            fetched = None if refresh else self._cached(spec)
+            if fetched is None:
+                fetched = self._download(spec)
+        self._count_absent(True)
+        return fetched
+
+    def _count_absent(self, found: bool) -> None:
+        self.absent_in_a_row = 0 if found else self.absent_in_a_row + 1
+
+    @staticmethod
+    def _inside(root: Path, relpath: str) -> Path:
+        """`root/relpath`, refusing a path that leaves `root` (a symbol like `../../x` must never write or
+        read outside the data folder)."""
+        path = root / relpath
+        if ".." in Path(relpath).parts or not path.resolve().is_relative_to(root.resolve()):
+            raise ArchiveError(f"{relpath!r} leaves {root}: refusing a path built from an invalid symbol")
+        return path
 
     def extract_csv(self, fetched: FetchedFile, dest_dir: Path) -> Path:
         """Stream the zip's CSV member (`spec.csv_name`, else its only `.csv`) to `dest_dir`; returns its path.
@@ -304,12 +359,13 @@ class ArchiveClient:
     # ---- mirror -----------------------------------------------------------------------------------
     def _fetch_mirror(self, spec: ArchiveFile) -> FetchedFile:
         assert self.mirror_dir is not None
-        zip_path = self.mirror_dir / spec.relpath
+        zip_path = self._inside(self.mirror_dir, spec.relpath)
         sum_path = self.mirror_dir / spec.checksum_relpath
         if not zip_path.is_file():
             raise self._absent(spec, f"mirror file {zip_path}")
         actual = sha256_file(zip_path)
         if not sum_path.is_file():
+            self._unverified(spec, f"mirror file {zip_path}")
             return FetchedFile(spec, zip_path, actual, SOURCE_MIRROR, verified=False)
         expected = parse_checksum(sum_path.read_text(encoding="ascii", errors="replace"), str(sum_path))
         if actual != expected:
@@ -324,7 +380,7 @@ class ArchiveClient:
     # ---- HTTP + cache -----------------------------------------------------------------------------
     def _cached(self, spec: ArchiveFile) -> FetchedFile | None:
         """A cached zip whose digest matches its cached CHECKSUM, else None (a bad pair is removed)."""
-        zip_path = self.cache_dir / spec.relpath
+        zip_path = self._inside(self.cache_dir, spec.relpath)
         sum_path = self.cache_dir / spec.checksum_relpath
         if not (zip_path.is_file() and sum_path.is_file()):
             return None
@@ -343,7 +399,7 @@ class ArchiveClient:
     def _download(self, spec: ArchiveFile) -> FetchedFile:
         url = self.url_for(spec)
         sum_url = url + ".CHECKSUM"
-        zip_path = self.cache_dir / spec.relpath
+        zip_path = self._inside(self.cache_dir, spec.relpath)
         sum_path = self.cache_dir / spec.checksum_relpath
         zip_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -354,6 +410,9 @@ class ArchiveClient:
         if got is None:
             detail = "its CHECKSUM exists but the zip does not" if expected else "zip and CHECKSUM both 404"
             raise self._absent(spec, f"{url} ({detail})")
+        if expected is None and self.require_checksum:
+            _unlink_quietly(got[0])
+            self._unverified(spec, url)
         tmp, actual = got
         if expected is not None and actual != expected:
             _unlink_quietly(tmp)
@@ -390,7 +449,7 @@ class ArchiveClient:
             raise
         return Path(tmp), h.hexdigest()
 
-    def _get(self, url: str, consume: Callable[[requests.Response], T]) -> T | None:
+    def _get(self, url: str, consume: Callable[[requests.Response], T], method: str = "GET") -> T | None:
         """GET `url` and hand a 200 response to `consume`; None on 404.
 
         Retries 5xx, 408, timeouts and connection errors (also mid-body) with exponential backoff
@@ -400,8 +459,9 @@ class ArchiveClient:
         last_problem = ""
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * 2**attempt
+            self._refuse_if_banned(url)
             try:
-                with self.session.get(url, stream=True, timeout=self.timeout_s) as response:
+                with self.session.request(method, url, stream=True, timeout=self.timeout_s) as response:
                     status = response.status_code
                     if status == 200:
                         return consume(response)
@@ -425,6 +485,19 @@ class ArchiveClient:
             "network is down, re-run later"
         )
 
+    def _refuse_if_banned(self, url: str) -> None:
+        """RateLimited without sending anything while a remembered 418 ban on this host lasts."""
+        if self.ban_memory is None:
+            return
+        ban = self.ban_memory.active(urllib.parse.urlsplit(url).netloc)
+        if ban is not None:
+            wait = ban.remaining_s(self.ban_memory.clock())
+            raise RateLimited(
+                f"{url}: not sent: this IP is banned by Binance (HTTP 418, {ban.reason}) until "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(ban.until))}, {wait:.0f} s from now; the ban is "
+                f"remembered in {self.ban_memory.path}. Re-run after it ends", retry_after_s=wait,
+            )
+
     def _rate_limit_wait(self, url: str, response: requests.Response, attempt: int) -> float:
         """Seconds to wait before retrying a 429; raises RateLimited for 418, for too long a wait, or when
         no retry is left."""
@@ -432,6 +505,8 @@ class ArchiveClient:
         header = _retry_after_s(response.headers.get("Retry-After"), time.time())
         if status == 418:
             wait = header if header is not None else MIN_BAN_S
+            if self.ban_memory is not None:
+                self.ban_memory.record(urllib.parse.urlsplit(url).netloc, wait, f"HTTP 418 on {url}")
             raise RateLimited(
                 f"{url}: HTTP 418, this IP is banned by Binance for continuing after 429s; do not send any "
                 f"request for {wait:.0f} s (bans escalate up to 3 days), then re-run", retry_after_s=wait,
@@ -452,6 +527,7 @@ class ArchiveClient:
 
     # ---- shared -----------------------------------------------------------------------------------
     def _absent(self, spec: ArchiveFile, where: str) -> ArchiveError:
+        self._count_absent(False)
         today = self.today()
         if is_recent(spec, today, self.publication_lag_days):
             return NotYetPublished(
@@ -463,6 +539,11 @@ class ArchiveClient:
             f"{spec.file_name} not found at {where}: Binance's archive has gaps; record this {spec.kind} "
             f"{spec.period_label} as missing (not retryable)"
         )
+
+    def _unverified(self, spec: ArchiveFile, where: str) -> None:
+        if self.require_checksum:
+            raise ChecksumMissing(f"{where}: no {spec.file_name}.CHECKSUM sidecar and LIQ_REQUIRE_CHECKSUM=1, so the file "
+                                  "cannot be verified and is not used; add the sidecar or unset LIQ_REQUIRE_CHECKSUM")
 
     def _corrupt_advice(self, fetched: FetchedFile) -> str:
         if fetched.source == SOURCE_MIRROR:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from liq_pipeline.config import SYMBOL_RE
+
 AGG_TRADES_COLUMNS = (
     "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker",
 )
@@ -54,6 +56,8 @@ class ArchiveFile:
     interval: str | None = None  # kline kinds only
 
     def __post_init__(self) -> None:
+        if not SYMBOL_RE.match(self.symbol):  # the symbol becomes a path: never `..`, `/` or anything odd
+            raise ValueError(f"{self.symbol!r} is not a Binance symbol (upper-case letters and digits, e.g. BTCUSDT)")
         if self.cadence not in ("daily", "monthly"):
             raise ValueError(f"cadence must be 'daily' or 'monthly', not {self.cadence!r}")
         if (self.kind in KLINE_KINDS) != (self.interval is not None):

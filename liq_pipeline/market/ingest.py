@@ -1,26 +1,49 @@
-"""Land one archive file in one raw-table partition: fetch, verify, extract, parse, replace atomically.
+"""Land one archive file in one raw-table partition: fetch, verify, extract, parse, check, then replace.
 
 Shared by every raw asset so that missing days, monthly fallbacks, checksums and the ingest log are
-handled in one place.
+handled in one place. Work happens in two phases so the warehouse is locked only while it is written:
+`prepare_partition` downloads, parses (in a private in-memory DuckDB, into a Parquet file) and runs the
+blocking checks without touching the warehouse; `store_partition` then replaces the partition in one
+short transaction. A file that is absent never deletes stored rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from liq_pipeline.market.archive import ArchiveClient, MissingArchiveFile
+from liq_pipeline.market.archive import (
+    AbsentFileKeptRows,
+    ArchiveClient,
+    FetchedFile,
+    MissingArchiveFile,
+    SourceNotAnswering,
+    is_recent,
+)
 from liq_pipeline.market.formats import ArchiveFile
 from liq_pipeline.market.parsers import MalformedArchiveFile, describe_duckdb_error
-from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition
+from liq_pipeline.warehouse.io import count_partition, replace_ingest_log, replace_partition
 
 #: (csv path, only_day) -> SELECT producing the raw table's columns for the partition.
 SelectBuilder = Callable[[Path, bool], str]
+
+
+@dataclass
+class Findings:
+    """What a checker found in the parsed rows: `problems` stop the write, `warnings` are shown with the
+    materialization, `counts` feed the data-quality checks (e.g. conflicting duplicate ids)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+#: (in-memory connection, SQL name of the parsed rows, csv path) -> findings.
+Checker = Callable[[duckdb.DuckDBPyConnection, str, Path], Findings]
 
 
 @dataclass(frozen=True)
@@ -33,6 +56,9 @@ class IngestResult:
     file_name: str | None
     sha256: str | None
     verified: bool
+    #: Notes a person should see (no CHECKSUM sidecar, conflicting duplicates, why a day is missing).
+    warnings: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
 
     def metadata(self) -> dict:
         return {
@@ -41,10 +67,158 @@ class IngestResult:
         }
 
 
-def _log(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
-    """One row per (symbol, day, table): which file fed the partition, its checksum and outcome."""
+@dataclass
+class PreparedPartition:
+    """A partition parsed and checked, not yet stored: `parquet_path` holds its rows (None when absent)."""
+
+    symbol: str
+    day: dt.date
+    table: str
+    spec: ArchiveFile
+    status: str
+    fetched: FetchedFile | None = None
+    parquet_path: Path | None = None
+    rows: int = 0
+    #: For an absent file: the error that said so, and what the source answered for other files.
+    absent: MissingArchiveFile | None = None
+    fallback: ArchiveFile | None = None
+    witness: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def neighbours(spec: ArchiveFile) -> list[ArchiveFile]:
+    """The previous and next period of `spec` (day or month), same kind and symbol."""
+    if spec.cadence == "daily":
+        periods = [spec.period - dt.timedelta(days=1), spec.period + dt.timedelta(days=1)]
+    else:
+        prev = (spec.period - dt.timedelta(days=1)).replace(day=1)
+        periods = [prev, (spec.period + dt.timedelta(days=32)).replace(day=1)]
+    return [ArchiveFile(spec.kind, spec.symbol, p, spec.cadence, spec.interval) for p in periods]
+
+
+def _witness(client: ArchiveClient, spec: ArchiveFile, others: Sequence[ArchiveFile]) -> str | None:
+    """The name of a file the source has next to the absent `spec` (a neighbouring period of the same kind,
+    else the same day of another kind), or None when it has none: then the absence says nothing about
+    Binance's archive and everything about the URL, the mirror folder or the symbol."""
+    today = client.today()
+    for candidate in [*neighbours(spec), *others]:
+        if is_recent(candidate, today, client.publication_lag_days):
+            continue  # not expected to exist yet: proves nothing either way
+        if client.exists(candidate):
+            return candidate.file_name
+    return None
+
+
+def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tuple[int, Findings]:
+    """Run `select` over the CSV in a private in-memory DuckDB and write the rows to `out` (Parquet).
+    Returns (rows, findings of `check`). Raises MalformedArchiveFile naming the file and line."""
+    mem = duckdb.connect()
+    try:
+        try:
+            mem.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
+            raise describe_duckdb_error(e, csv_path) from e
+        rel = f"read_parquet('{out}')"
+        rows = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
+        findings = check(mem, rel, csv_path) if check is not None else Findings()
+    finally:
+        mem.close()
+    return int(rows), findings
+
+
+def prepare_partition(
+    client: ArchiveClient,
+    table: str,
+    symbol: str,
+    day: dt.date,
+    spec: ArchiveFile,
+    build_select: SelectBuilder,
+    work_dir: Path,
+    monthly_fallback: ArchiveFile | None = None,
+    witnesses: Sequence[ArchiveFile] = (),
+    check: Checker | None = None,
+) -> PreparedPartition:
+    """Fetch `spec` (or `monthly_fallback` when the daily file is missing), parse it into `work_dir` and run
+    `check`; never touches the warehouse. Errors (checksum, corrupt zip, malformed row, not yet published,
+    a blocking check) are raised here, before anything is written."""
+    status, only_day = "ok", spec.cadence == "monthly"
+    fetched: FetchedFile | None = None
+    absent: MissingArchiveFile | None = None
+    try:
+        fetched = client.fetch(spec)
+    except MissingArchiveFile as e:
+        absent = e
+        if monthly_fallback is not None:
+            try:
+                fetched = client.fetch(monthly_fallback)
+                status, only_day = "monthly_fallback", True
+            except MissingArchiveFile:
+                pass
+    if fetched is None:
+        others = [w for w in witnesses if w.kind != spec.kind]
+        return PreparedPartition(symbol, day, table, spec, "missing", absent=absent, fallback=monthly_fallback,
+                                 witness=_witness(client, spec, others))
+    prepared = PreparedPartition(symbol, day, table, spec, status, fetched=fetched)
+    if not fetched.verified:
+        prepared.warnings.append(f"{fetched.spec.file_name}: no .CHECKSUM sidecar, the file was not verified")
+    csv_path = client.extract_csv(fetched, work_dir)
+    out = work_dir / f"{table.replace('.', '_')}-{symbol}-{day}.parquet"
+    prepared.rows, findings = _parse(csv_path, build_select(csv_path, only_day), out, check)
+    if findings.problems:
+        raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
+                                   + "; nothing stored, the partition keeps its previous rows")
+    prepared.warnings.extend(f"{fetched.spec.file_name}: {w}" for w in findings.warnings)
+    prepared.counts.update(findings.counts)
+    csv_path.unlink(missing_ok=True)
+    prepared.parquet_path = out
+    return prepared
+
+
+def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepared: PreparedPartition) -> IngestResult:
+    """Replace the partition with the prepared rows in one transaction and log which file fed it.
+
+    An absent file never deletes stored rows: with rows stored it raises AbsentFileKeptRows; with nothing
+    stored it records 'missing' only when the source answered for a neighbouring period or another kind of
+    the same day, else it raises SourceNotAnswering (a wrong URL, mirror folder or symbol)."""
+    p = prepared
+    if p.parquet_path is None:
+        stored = count_partition(con, p.table, p.symbol, p.day)
+        if stored:
+            raise AbsentFileKeptRows(
+                f"{p.table} {p.symbol} {p.day}: {p.spec.file_name} is not at {client.location(p.spec)}"
+                f"{f' (nor {p.fallback.file_name})' if p.fallback is not None else ''}. "
+                f"The partition keeps its {stored:,} stored rows (nothing "
+                f"deleted): the file was there when they were ingested, so it was probably removed or renamed in "
+                f"the source, or the {client.source_label} changed (LIQ_MIRROR_DIR / LIQ_ARCHIVE_URL). Restore the "
+                "file or point the source back at it; to drop the rows on purpose, delete them from the warehouse"
+            )
+        if p.witness is None:
+            raise SourceNotAnswering(
+                f"{p.table} {p.symbol} {p.day}: {p.spec.file_name} is absent and so are its neighbouring "
+                f"{'days' if p.spec.cadence == 'daily' else 'months'} and the other kinds of that day: "
+                f"{client.absent_in_a_row} files asked for in a row were not found at the {client.source_label}. "
+                "The URL or folder (LIQ_ARCHIVE_URL / LIQ_MIRROR_DIR) or the symbol (LIQ_SYMBOLS) is probably "
+                "wrong, or the symbol was not trading then; nothing was recorded"
+            )
+        rows = replace_partition(con, p.table, p.symbol, p.day, f"SELECT * FROM {p.table} WHERE false")
+        note = (f"{p.spec.file_name} never published (the source has {p.witness}); recorded as missing, "
+                "partition left empty")
+        result = IngestResult(p.symbol, p.day, p.table, rows, "missing", p.spec.file_name, None, False,
+                              (*p.warnings, note))
+    else:
+        try:
+            rows = replace_partition(con, p.table, p.symbol, p.day,
+                                     f"SELECT * FROM read_parquet('{p.parquet_path}')")
+        except duckdb.ConstraintException as e:
+            raise MalformedArchiveFile(f"{p.fetched.spec.file_name}: a required cell is empty ({e})") from e
+        f = p.fetched
+        result = IngestResult(p.symbol, p.day, p.table, rows, p.status, f.spec.file_name, f.sha256, f.verified,
+                              tuple(p.warnings), dict(p.counts))
+        p.parquet_path.unlink(missing_ok=True)
     replace_ingest_log(con, result.symbol, result.day, result.table, result.file_name, result.sha256,
                        result.status, result.rows)
+    return result
 
 
 def ingest_partition(
@@ -56,37 +230,13 @@ def ingest_partition(
     spec: ArchiveFile,
     build_select: SelectBuilder,
     monthly_fallback: ArchiveFile | None = None,
+    witnesses: Sequence[ArchiveFile] = (),
+    check: Checker | None = None,
 ) -> IngestResult:
-    """Replace (symbol, day) of `table` with the rows of `spec` (or of `monthly_fallback` when the daily
-    file is missing). A file missing from the archive leaves an empty partition and a 'missing' entry in
-    raw.ingest_log, so a multi-day backfill is not failed by Binance's known gaps. Errors (checksum,
-    corrupt zip, malformed row, not yet published) propagate before anything is replaced, so the rows
-    already stored survive."""
-    status, only_day = "ok", spec.cadence == "monthly"
-    try:
-        fetched = client.fetch(spec)
-    except MissingArchiveFile:
-        if monthly_fallback is None:
-            fetched = None
-        else:
-            try:
-                fetched = client.fetch(monthly_fallback)
-                status, only_day = "monthly_fallback", True
-            except MissingArchiveFile:
-                fetched = None
-    if fetched is None:
-        rows = replace_partition(con, table, symbol, day, f"SELECT * FROM {table} WHERE false")
-        result = IngestResult(symbol, day, table, rows, "missing", spec.file_name, None, False)
-        _log(con, result)
-        return result
+    """`prepare_partition` then `store_partition` on an open connection (for callers that already hold it)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
-        csv_path = client.extract_csv(fetched, Path(tmp))
-        try:
-            rows = replace_partition(con, table, symbol, day, build_select(csv_path, only_day))
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
-            raise describe_duckdb_error(e, csv_path) from e
-        except duckdb.ConstraintException as e:
-            raise MalformedArchiveFile(f"{fetched.spec.file_name}: a required cell is empty ({e})") from e
-    result = IngestResult(symbol, day, table, rows, status, fetched.spec.file_name, fetched.sha256, fetched.verified)
-    _log(con, result)
-    return result
+        prepared = prepare_partition(client, table, symbol, day, spec, build_select, Path(tmp),
+                                     monthly_fallback, witnesses, check)
+        return store_partition(con, client, prepared)

@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from liq_pipeline.config import SYMBOL_RE
 from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
 from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
 from liq_pipeline.warehouse import parquet
@@ -335,12 +336,63 @@ def read_liquidation_file(path: Path, fmt: str = "auto", symbol: str | None = No
     fmt = detect_format(path) if fmt == "auto" else fmt
     try:
         if fmt == "forceorder":
-            return fmt, EVENTS_TABLE, read_force_orders(path, symbol)
-        if fmt == "snapshot":
-            return fmt, EVENTS_TABLE, read_liquidation_snapshot(path, symbol)
-        return fmt, BARS_TABLE, read_liquidation_bars(path, symbol, bar_seconds)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError) as e:
-        raise LiquidationImportError(f"{path}: cannot read as {fmt}: {e}") from e
+            table, frame = EVENTS_TABLE, read_force_orders(path, symbol)
+        elif fmt == "snapshot":
+            table, frame = EVENTS_TABLE, read_liquidation_snapshot(path, symbol)
+        else:
+            table, frame = BARS_TABLE, read_liquidation_bars(path, symbol, bar_seconds)
+    except LiquidationImportError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError,
+            OverflowError) as e:  # ValueError covers pandas' OutOfBoundsDatetime (e.g. "T":99999999999999999)
+        raise LiquidationImportError(f"{path}: cannot read as {fmt}: {type(e).__name__}: {e}") from e
+    validate_rows(path, table, frame)
+    return fmt, table, frame
+
+
+#: Liquidation times outside [first USD-M listing year, now + 1 day] are corrupt cells, not data.
+EARLIEST_TIME = pd.Timestamp("2019-01-01")
+
+
+def _first_bad(path: Path, frame: pd.DataFrame, bad: pd.Series, column: str, rule: str) -> None:
+    """LiquidationImportError naming the file, the column, the rule and the first offending row."""
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad.to_numpy())[0])
+    row = frame.iloc[i]
+    when = next((row[c] for c in ("trade_time", "bar_start") if c in frame.columns), None)
+    raise LiquidationImportError(
+        f"{path}: {int(bad.sum()):,} rows with {column} {rule}; the first is row {i + 1} ({column}={row[column]!r}"
+        f"{f', time {when}' if when is not None else ''}); nothing was imported from this file"
+    )
+
+
+def validate_rows(path: Path, table: str, frame: pd.DataFrame) -> None:
+    """Every field of the rows read from `path`, before any is stored: symbols of the exchange's pattern,
+    known sides, times in a plausible range, finite positive prices and quantities, finite non-negative
+    USD totals. Raises LiquidationImportError naming the file and the first bad row."""
+    if frame.empty:
+        return
+    symbols = frame["symbol"].astype(str)
+    _first_bad(path, frame, ~symbols.str.fullmatch(SYMBOL_RE.pattern.strip("^$")), "symbol",
+               "that is not a Binance symbol")
+    latest = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)
+    time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
+    times = pd.to_datetime(frame[time_col])
+    _first_bad(path, frame, times.isna() | (times < EARLIEST_TIME) | (times > latest), time_col,
+               f"outside {EARLIEST_TIME.date()} … tomorrow")
+    if table == EVENTS_TABLE:
+        _first_bad(path, frame, ~frame["side"].isin(["long", "short"]), "side", "other than long/short")
+        for column in ("price", "quantity", "notional_usd"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            _first_bad(path, frame, ~(np.isfinite(values) & (values > 0)), column, "not a finite number > 0")
+        avg = pd.to_numeric(frame["avg_price"], errors="coerce")
+        _first_bad(path, frame, avg.notna() & ~(np.isfinite(avg) & (avg >= 0)), "avg_price",
+                   "not a finite number >= 0")
+    else:
+        for column in ("long_usd", "short_usd"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            _first_bad(path, frame, ~(np.isfinite(values) & (values >= 0)), column, "not a finite number >= 0")
 
 
 def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> int:

@@ -10,6 +10,7 @@ key, rows sorted on it (monthly aggTrades interleave id ranges).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from liq_pipeline.market.formats import COLUMNS, DATETIME_FIRST_KINDS, KLINE_KINDS
@@ -185,9 +186,34 @@ def funding_select(csv_path: Path, symbol: str, day: dt.date, source: str = "arc
     """
 
 
+def _line_of_value(csv_path: Path, values: list[str]) -> int | None:
+    """1-based number of the first line of the CSV with a cell equal to one of `values` (failure path only)."""
+    wanted = {v.strip() for v in values if v.strip()}
+    if not wanted:
+        return None
+    with open(csv_path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if wanted.intersection(cell.strip().strip('"') for cell in line.rstrip("\r\n").split(",")):
+                return number
+    return None
+
+
 def describe_duckdb_error(error: Exception, csv_path: Path) -> MalformedArchiveFile:
-    """Turn a DuckDB conversion error into a short, specific message naming the file and line."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    keep = [ln for ln in lines if ln.startswith(("CSV Error", "Original Line", "Error when converting", "Invalid Input"))]
+    """Turn a DuckDB conversion error into a short, specific message naming the file and the line.
+
+    DuckDB names the line of a CSV cell it cannot convert; for a value rejected later in SQL (a boolean, a
+    datetime string, an epoch out of range) the line is found by looking for the value in the file.
+    """
+    text = str(error)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if ln.startswith(("Original Line", "Error when converting", "Invalid Input"))
+            or "must be" in ln or "Could not" in ln]
     detail = " | ".join(keep[:3] or lines[:2])
-    return MalformedArchiveFile(f"malformed row in {Path(csv_path).name}: {detail}")
+    match = re.search(r"CSV Error on Line: (\d+)", text)
+    if match:
+        line = int(match.group(1))
+    else:
+        values = re.findall(r'"([^"]*)"', lines[0] if lines else "") + re.findall(r"got (\S+)$", lines[0] if lines else "")
+        line = _line_of_value(Path(csv_path), values)
+    where = f"{Path(csv_path).name}, line {line}" if line else Path(csv_path).name
+    return MalformedArchiveFile(f"malformed row in {where}: {detail}")

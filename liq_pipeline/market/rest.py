@@ -26,6 +26,7 @@ import pandas as pd
 import requests
 
 from liq_pipeline import config
+from liq_pipeline.market.ban import BanMemory
 
 #: REQUEST_WEIGHT limit per IP per minute (binance-data.md §5.1).
 WEIGHT_LIMIT_1M = 2400
@@ -168,6 +169,7 @@ class FapiClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        ban_memory: BanMemory | None = None,
     ) -> None:
         if not 0 < weight_budget <= 1:
             raise ValueError(f"weight_budget is a share of the per-minute limit in (0, 1], not {weight_budget}")
@@ -192,6 +194,8 @@ class FapiClient:
         self._used_weight = 0
         self._used_minute = -1
         self._banned_until = 0.0
+        #: A 418 seen by another step or process (data/state/http-bans.json); None keeps it in this client only.
+        self.ban_memory = ban_memory
         #: Seconds slept by the weight throttle (reported in metadata; asserted in tests).
         self.throttled_s = 0.0
 
@@ -202,8 +206,12 @@ class FapiClient:
         budget = env("LIQ_WEIGHT_BUDGET", "").strip()
         try:
             weight_budget = float(budget) if budget else DEFAULT_WEIGHT_BUDGET
-        except ValueError as e:
-            raise ValueError(f"LIQ_WEIGHT_BUDGET must be a number in (0, 1], not {budget!r}") from e
+        except ValueError:
+            weight_budget = math.nan
+        if not 0 < weight_budget <= 1:
+            raise config.ConfigError(f"LIQ_WEIGHT_BUDGET={budget!r} is not valid: expected a share of the per-minute "
+                                     "limit in (0, 1], e.g. 0.8")
+        kwargs.setdefault("ban_memory", BanMemory())
         return cls(
             base_url=base_url or env("LIQ_FAPI_URL", "").strip() or config.BINANCE_FAPI_URL,
             api_key=env("BINANCE_API_KEY", "").strip() or None,
@@ -211,6 +219,10 @@ class FapiClient:
             weight_budget=weight_budget,
             **kwargs,
         )
+
+    @property
+    def _host(self) -> str:
+        return urllib.parse.urlsplit(self.base_url).netloc
 
     @property
     def has_keys(self) -> bool:
@@ -237,6 +249,9 @@ class FapiClient:
         """Block until `weight` fits the budget of the current minute, then count it as used."""
         with self._lock:
             now = self.clock()
+            remembered = self.ban_memory.active(self._host) if self.ban_memory is not None else None
+            if remembered is not None:
+                self._banned_until = max(self._banned_until, remembered.until)
             if now < self._banned_until:
                 raise FapiBanned(f"{endpoint}: not sent, the IP is banned by Binance (HTTP 418) for another "
                                  f"{self._banned_until - now:.0f} s", self._banned_until - now)
@@ -302,6 +317,8 @@ class FapiClient:
                     ban = MIN_BAN_S if ban is None else ban
                     with self._lock:
                         self._banned_until = max(self._banned_until, self.clock() + ban)
+                    if self.ban_memory is not None:
+                        self.ban_memory.record(self._host, ban, f"HTTP 418 on {endpoint}")
                     raise FapiBanned(f"{endpoint}: HTTP 418, this IP is banned by Binance for continuing after "
                                      f"429s; no request will be sent for {ban:.0f} s (bans escalate to 3 days)", ban)
                 if status == 429:

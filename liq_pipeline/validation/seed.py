@@ -9,9 +9,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, ModelParams
+from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import scoring
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
 from liq_pipeline.validation.common import ensure_read_tables
 
 #: The variant whose long/short split uses no funding input: the only non-circular one to correlate with
@@ -143,37 +144,7 @@ def funding_correlation(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.d
 
 
 def data_quality(con: duckdb.DuckDBPyConnection, symbol: str, days: list[dt.date]) -> dict:
-    """Share of the raw input present for the graded days, each 0..1; `score` is the weakest component.
-
-    - klines / mark_price_klines: rows / (days × candles per day) of the interval with the most rows;
-    - open_interest: non-stale metrics rows / (288 × days) (one sample every 5 min);
-    - agg_trades: rows / (max id − min id + 1) per day, summed: 1 means no aggregate-trade id is missing.
-    """
+    """Share of the raw input present for the graded days, scored over what the configuration needs
+    (warehouse/data_quality.py: aggTrades only when LIQ_PROFILE_SOURCE=aggTrades)."""
     ensure_read_tables(con)
-    n_days = len(days)
-    if not n_days:
-        return {"days": 0, "score": None}
-    con.execute("CREATE OR REPLACE TEMP TABLE _dq_days AS SELECT unnest(?::DATE[]) AS day", [list(days)])
-    out: dict = {"days": n_days}
-    for table in ("raw.klines", "raw.mark_price_klines"):
-        rows = con.execute(f"""SELECT interval, count(*) FROM {table}
-                               WHERE symbol = ? AND day IN (SELECT day FROM _dq_days) GROUP BY interval""",
-                           [symbol]).fetchall()
-        shares = [min(1.0, n / (n_days * 86_400_000 / KLINE_INTERVAL_MS[i])) for i, n in rows if i in KLINE_INTERVAL_MS]
-        out[table.split(".")[1]] = max(shares) if shares else 0.0
-    oi_rows = con.execute("""SELECT count(*) FROM raw.open_interest WHERE symbol = ? AND NOT is_stale
-                             AND day IN (SELECT day FROM _dq_days)""", [symbol]).fetchone()[0]
-    out["open_interest"] = min(1.0, oi_rows / (288 * n_days))
-    present, span = con.execute("""
-        SELECT coalesce(sum(n), 0), coalesce(sum(span), 0) FROM (
-            SELECT day, count(*) AS n, max(agg_trade_id) - min(agg_trade_id) + 1 AS span
-            FROM raw.agg_trades WHERE symbol = ? AND day IN (SELECT day FROM _dq_days) GROUP BY day)""",
-        [symbol]).fetchone()
-    trade_days = con.execute("SELECT count(DISTINCT day) FROM raw.agg_trades WHERE symbol = ? AND day IN "
-                             "(SELECT day FROM _dq_days)", [symbol]).fetchone()[0]
-    # Days without any aggTrades count as fully missing.
-    out["agg_trades"] = (present / span) * (trade_days / n_days) if span else 0.0
-    con.execute("DROP TABLE IF EXISTS _dq_days")
-    parts = [out[k] for k in ("klines", "mark_price_klines", "open_interest", "agg_trades")]
-    out["score"] = float(min(parts))
-    return out
+    return score_inputs(con, symbol, days)

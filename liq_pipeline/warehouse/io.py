@@ -21,8 +21,32 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         yield con
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            # A COMMIT that failed (disk full, permission denied) has already ended the transaction: DuckDB's
+            # "cannot rollback - no transaction is active" would hide the real cause, which is re-raised.
+            pass
         raise
+
+
+class WarehouseWriteError(OSError):
+    """A partition write the storage refused (no space left, permission denied, file too large, I/O error).
+    The message starts with that cause; the partition keeps its previous rows."""
+
+
+def write_failure_cause(error: BaseException) -> str:
+    """The underlying cause of a failed write in one line, without DuckDB's wrapper prefixes."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for prefix in ("TransactionContext Error: ", "Failed to commit: ", "IO Error: ", "FATAL Error: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    if isinstance(error, (OSError, duckdb.IOException, duckdb.FatalException)):
+        return True
+    return isinstance(error, duckdb.TransactionException) and "Failed to commit" in str(error)
 
 
 @contextmanager
@@ -58,9 +82,15 @@ def replace_partition(
     if root is not None:  # LIQ_STORAGE=parquet: one file per partition, written then renamed
         return parquet.write_partition(con, root, table, symbol, day, select_sql, params)
     ensure_tables(con, table)
-    with transaction(con):
-        con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
-        con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+    try:
+        with transaction(con):
+            con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
+            con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+    except Exception as e:
+        if not _is_storage_error(e):
+            raise
+        raise WarehouseWriteError(f"{write_failure_cause(e)} (writing {table} {symbol} {day}; rolled back, the "
+                                  "partition keeps its previous rows)") from e
     return count_partition(con, table, symbol, day)
 
 
