@@ -12,8 +12,8 @@ import pandas as pd
 from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import scoring
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
 from liq_pipeline.validation.common import ensure_read_tables
+from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
 
 #: The variant whose long/short split uses no funding input: the only non-circular one to correlate with
 #: funding (liquidation-math.md §9.2).
