@@ -34,6 +34,13 @@ PICTURE_VARIANT = "hybrid" if "hybrid" in VARIANTS else VARIANTS[0]
 _INTERVAL_MS_SQL = "CASE interval " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in KLINE_INTERVAL_MS.items()) + " END"
 
 
+def exact_usd_sum(expr: str) -> str:
+    """SQL sum of a USD amount that does not depend on row order: each amount rounded to a micro-dollar and
+    added as an integer. A DOUBLE sum() adds in scan order, which a parallel scan changes from run to run (a
+    busy machine made Parquet and DuckDB backfills differ in the last bits, carried through every later step)."""
+    return f"CAST(sum(CAST(round(({expr}) * 1e6) AS BIGINT)) AS DOUBLE) / 1e6"
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 @dataclass
 class DayInputs:
@@ -101,7 +108,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     if _has_rows(con, "raw.agg_trades", symbol, day):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
-                       {grid.sql_bin_id('price')} AS bin_id, sum(price * quantity) AS usd
+                       {grid.sql_bin_id('price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
                 FROM raw.agg_trades
                 WHERE symbol = $symbol AND day = $day AND transact_time >= $start AND transact_time < $end
                 GROUP BY step, bin_id""", params).fetchnumpy()
@@ -111,7 +118,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
-                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, sum(quote_volume) AS usd
+                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, {exact_usd_sum('quote_volume')} AS usd
                 FROM raw.klines
                 WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
                   AND quote_volume > 0
@@ -156,7 +163,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         oi = con.execute(
             """SELECT create_time, sum_open_interest_value AS usd FROM raw.open_interest
                WHERE symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND sum_open_interest_value IS NOT NULL
-                 AND create_time <= ? ORDER BY create_time""",
+                 AND create_time <= ? ORDER BY create_time, day""",
             [symbol, day - dt.timedelta(days=1), day, end]).fetchnumpy()
         t_oi = np.asarray(oi["create_time"]).astype("datetime64[ms]")
         v_oi = np.asarray(oi["usd"], dtype=np.float64)
@@ -179,13 +186,15 @@ def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
             """SELECT side, bin_id, notional_usd FROM model.liquidation_heatmap
                WHERE symbol = $s AND day = $d AND variant = $v AND snapshot_time = (
                    SELECT max(snapshot_time) FROM model.liquidation_heatmap
-                   WHERE symbol = $s AND day = $d AND variant = $v)""",
+                   WHERE symbol = $s AND day = $d AND variant = $v)
+               ORDER BY side, bin_id""",
             {"s": symbol, "d": prev, "v": variant}).fetchnumpy()
         if rows["side"].size:
             return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "heatmap D-1"
     if table_exists(con, "model.liquidation_levels"):
         rows = con.execute("SELECT side, bin_id, notional_usd FROM model.liquidation_levels "
-                           "WHERE symbol = ? AND day = ? AND variant = ?", [symbol, prev, variant]).fetchnumpy()
+                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY side, bin_id",
+                           [symbol, prev, variant]).fetchnumpy()
         if rows["side"].size:
             return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "levels D-1"
     return hm.LevelState.empty(), "empty"
@@ -198,7 +207,7 @@ def load_long_share(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, v
     dist = {"bin_id": empty, "long_usd": empty, "short_usd": empty}
     if table_exists(con, "model.position_distribution"):
         dist = con.execute("SELECT bin_id, long_usd, short_usd FROM model.position_distribution "
-                           "WHERE symbol = ? AND day = ? AND variant = ?",
+                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY bin_id",
                            [symbol, day - dt.timedelta(days=1), variant]).fetchnumpy()
     return hm.long_share_for_bins(entry_bins, dist["bin_id"], dist["long_usd"], dist["short_usd"])
 
