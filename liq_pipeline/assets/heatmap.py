@@ -26,7 +26,7 @@ from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import LeverageMix, size_buckets_from_trades
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
-from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.io import registered_frame, replace_partition, replace_partitions, table_exists
 
 GROUP = "heatmap"
 PICTURE_VARIANT = "hybrid" if "hybrid" in VARIANTS else VARIANTS[0]
@@ -39,6 +39,15 @@ def exact_usd_sum(expr: str) -> str:
     added as an integer. A DOUBLE sum() adds in scan order, which a parallel scan changes from run to run (a
     busy machine made Parquet and DuckDB backfills differ in the last bits, carried through every later step)."""
     return f"CAST(sum(CAST(round(({expr}) * 1e6) AS BIGINT)) AS DOUBLE) / 1e6"
+
+
+#: model.heatmap_snapshots rows of the day being written (one per variant and snapshot), from its heatmap rows.
+SNAPSHOT_INDEX_SQL = """
+    SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, count(*) AS levels,
+           {long} AS long_usd, {short} AS short_usd
+    FROM heatmap_rows GROUP BY ALL""".format(
+    long=exact_usd_sum("CASE WHEN side = 'long' THEN notional_usd ELSE 0 END"),
+    short=exact_usd_sum("CASE WHEN side = 'short' THEN notional_usd ELSE 0 END"))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -283,6 +292,17 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
     return HeatmapDay(inputs, grid, results, flags, dropped)
 
 
+def write_heatmap_day(con: duckdb.DuckDBPyConnection, result: HeatmapDay) -> int:
+    """Replace the day's model.liquidation_heatmap partition and its model.heatmap_snapshots index together
+    (one transaction); returns the heatmap rows stored."""
+    with registered_frame(con, "heatmap_rows", result.rows()):
+        n, _ = replace_partitions(con, result.inputs.symbol, result.inputs.day, [
+            ("model.liquidation_heatmap", "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS "
+             "snapshot_time, side, bin_id, price, notional_usd FROM heatmap_rows", None),
+            ("model.heatmap_snapshots", SNAPSHOT_INDEX_SQL, None)])
+    return n
+
+
 def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float) -> dict[str, zn.Zones]:
     """Zones per side of an end state ('long', 'short')."""
     price = grid.mid(state.bin_id)
@@ -352,11 +372,7 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
             result = compute_heatmap_day(con, symbol, day)
-            rows = result.rows()
-            con.register("heatmap_rows", rows)
-            n = replace_partition(con, "model.liquidation_heatmap", symbol, day,
-                                  "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, "
-                                  "side, bin_id, price, notional_usd FROM heatmap_rows")
+            n = write_heatmap_day(con, result)
         total_rows += n
         for v, r in result.variants.items():
             ev = r.evolution

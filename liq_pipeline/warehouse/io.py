@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from liq_pipeline.warehouse import parquet
+from liq_pipeline.warehouse.catalog import table_exists  # noqa: F401  (re-exported)
 from liq_pipeline.warehouse.schema import TABLES, ensure_tables
 
 
@@ -64,20 +65,30 @@ def replace_partition(
     return count_partition(con, table, symbol, day)
 
 
+def replace_partitions(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
+                       writes: Sequence[tuple[str, str, Sequence[Any] | dict | None]]) -> list[int]:
+    """`replace_partition` of several tables' (symbol, day) partitions, all in one transaction: a reader sees
+    all the new partitions or all the old ones. `writes` = (table, select_sql, params) in write order.
+
+    In the parquet storage mode each file is replaced atomically in that order (there is no transaction
+    across files), so list last a table that only indexes the others. Returns the rows stored per table."""
+    for table, _, _ in writes:
+        if table not in TABLES:
+            raise KeyError(f"unknown warehouse table {table!r}")
+    root = parquet.root_of(con)
+    if root is not None:
+        return [parquet.write_partition(con, root, table, symbol, day, sql, params) for table, sql, params in writes]
+    ensure_tables(con, *(table for table, _, _ in writes))
+    with transaction(con):
+        for table, sql, params in writes:
+            con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
+            con.execute(f"INSERT INTO {table} BY NAME {sql}", params or [])
+    return [count_partition(con, table, symbol, day) for table, _, _ in writes]
+
+
 def count_partition(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> int:
     ensure_tables(con, table)
     return con.execute(f"SELECT count(*) FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchall()[0][0]
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether `table` exists (a table, or a view in the parquet storage mode)."""
-    schema, name = table.split(".")
-    # duckdb_tables() is about twice as fast as information_schema.tables (the heatmap asks per day).
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $n) "
-        "+ (SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $n)", {"s": schema, "n": name}
-    ).fetchall()
-    return bool(row[0][0])
 
 
 def replace_ingest_log(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, table_name: str,
