@@ -16,11 +16,11 @@ import duckdb
 
 from liq_pipeline.market.archive import ArchiveClient, MissingArchiveFile
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.parsers import MalformedArchiveFile, describe_duckdb_error
+from liq_pipeline.market.parsers import CheckedSelect, MalformedArchiveFile, describe_duckdb_error
 from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition
 
-#: (csv path, only_day) -> SELECT producing the raw table's columns for the partition.
-SelectBuilder = Callable[[Path, bool], str]
+#: (csv path, only_day) -> SELECT producing the raw table's columns for the partition (or a CheckedSelect).
+SelectBuilder = Callable[[Path, bool], "str | CheckedSelect"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,11 @@ def ingest_partition(
     with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
         csv_path = client.extract_csv(fetched, Path(tmp))
         try:
-            rows = replace_partition(con, table, symbol, day, build_select(csv_path, only_day))
+            select = build_select(csv_path, only_day)
+            if isinstance(select, CheckedSelect):
+                rows = replace_partition(con, table, symbol, day, select.fast, unique=(select.key, select.full))
+            else:
+                rows = replace_partition(con, table, symbol, day, select)
         except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
             raise describe_duckdb_error(e, csv_path) from e
         except duckdb.ConstraintException as e:
