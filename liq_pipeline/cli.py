@@ -108,7 +108,14 @@ def _from_snapshot_index(con, symbol: str, variant: str, at: dt.datetime | None
         if at is None:
             row = con.execute("SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.heatmap_snapshots "
                               "WHERE symbol = ? AND variant = ?", [symbol, variant]).fetchone()
-            return (row[0], row[1]) if row[0] is not None else None
+            if row[0] is None:
+                return None
+            try:  # zones of a later day than the index knows: days written before the index existed
+                zones_day = con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
+                                        [symbol, variant]).fetchone()[0]
+            except _duckdb().CatalogException:
+                zones_day = None
+            return None if zones_day is not None and zones_day > row[1] else (row[0], row[1])
         day = _day_of(at)
         row = con.execute(
             """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),

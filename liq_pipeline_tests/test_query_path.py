@@ -90,3 +90,21 @@ def test_index_and_heatmap_partitions_are_replaced_together(tmp_path):
     assert replace_partition(con, "model.heatmap_snapshots", SYMBOL, DAY, "SELECT * FROM model.heatmap_snapshots "
                              "WHERE false") == 0
     con.close()
+
+
+def test_latest_falls_back_to_the_scan_when_later_days_predate_the_index(warehouse, tmp_path):
+    """Day D+1 written before the index existed (its zones say so): the latest snapshot is D+1's, not D's."""
+    path, _ = warehouse
+    mixed = tmp_path / "mixed.duckdb"
+    with duckdb.connect(str(mixed)) as con:
+        con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
+        con.execute("CREATE SCHEMA model")
+        con.execute("""CREATE TABLE model.liquidation_heatmap AS SELECT * FROM src.model.liquidation_heatmap UNION ALL
+                       SELECT * REPLACE (day + 1 AS day, snapshot_time + INTERVAL 1 DAY AS snapshot_time)
+                       FROM src.model.liquidation_heatmap""")
+        con.execute("CREATE TABLE model.heatmap_snapshots AS SELECT * FROM src.model.heatmap_snapshots")
+        con.execute("""CREATE TABLE model.liquidation_zones AS SELECT symbol, day + 1 AS day, variant,
+                       max(snapshot_time) AS as_of FROM src.model.liquidation_heatmap GROUP BY ALL""")
+    with cli.connect_read_only(mixed) as con:
+        snapshot, day = cli.resolve_snapshot(con, SYMBOL, "hybrid", None)
+    assert day == DAY + dt.timedelta(days=1) and snapshot.date() in (day, day + dt.timedelta(days=1))
