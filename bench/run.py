@@ -1,8 +1,11 @@
 """`make bench`: measure the pipeline against the physical limit and the naive approach, on simulated data.
 
-Prints a table and writes bench/results.json. Sections (issue 8): ingest vs unzip+read_csv; daily refresh
-and its growth with the window; `liq heatmap` query latency; the time-evolving heatmap over 30 days of 1m
-candles; peak RSS of a 30-day backfill; naive per-bin / per-candle loops side by side.
+Prints a table with a pass/MISS verdict per target and writes bench/results.json. Sections: ingest vs
+unzip+read_csv; daily refresh and its growth with the window; cold `liq` processes and their imports;
+`liq heatmap` query latency; the time-evolving heatmap over 30 days of 1m candles; peak RSS of a 30-day
+backfill; naive per-bin / per-candle loops side by side; Parquet vs DuckDB backfill. The cold, query and
+heatmap sections run again while a concurrent materialization runs in another process ("load"). A section
+that raises is reported as FAILED and the others still run (exit code 1).
 """
 
 from __future__ import annotations
