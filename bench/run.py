@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -240,21 +241,31 @@ def bench_cold(series: Series, runs: int = 7) -> dict:
                 "help": ["--help"]}
     out = {"runs": runs}
     for name, args in commands.items():
-        times = []
+        times, cpu = [], []
         for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run(liq + args, env=series.env, capture_output=True, check=True, cwd=ROOT)
             times.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         times.sort()
+        cpu.sort()
         out[f"{name}_median_ms"] = round(1000 * times[len(times) // 2])
         out[f"{name}_max_ms"] = round(1000 * times[-1])
+        # CPU time of the process (user + system): the work itself, which a busy machine does not inflate
+        # the way it inflates the wall time (waiting for a core).
+        out[f"{name}_cpu_median_ms"] = round(1000 * cpu[len(cpu) // 2])
         trace = subprocess.run([sys.executable, "-X", "importtime", "-m", "liq_pipeline.cli", *args], env=series.env,
                                capture_output=True, text=True, check=True, cwd=ROOT).stderr
         imported = {line.split("|")[-1].strip().split(".")[0] for line in trace.splitlines() if "|" in line}
         out[f"{name}_heavy_imports"] = sorted(imported & set(HEAVY_MODULES))
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
-    out["python_startup_ms"] = round(1000 * (time.perf_counter() - t))
+    bare = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
+        bare.append(time.perf_counter() - t)
+    out["python_startup_ms"] = round(1000 * sorted(bare)[len(bare) // 2])
     return out
 
 
@@ -453,7 +464,8 @@ def table(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                                    ("zones", f"c. cold `liq zones {SYMBOL}` process", None),
                                    ("help", "c. cold `liq --help` process", None)):
             heavy = r[f"{cmd}_heavy_imports"] + (lo[f"{cmd}_heavy_imports"] if lo else [])
-            cells = [f"{x[f'{cmd}_median_ms']} ms (max {x[f'{cmd}_max_ms']})" if x else "" for x in (r, lo)]
+            cells = [f"{x[f'{cmd}_median_ms']} ms (max {x[f'{cmd}_max_ms']}; CPU {x.get(f'{cmd}_cpu_median_ms', '?')})"
+                     if x else "" for x in (r, lo)]
             meets = [x[f"{cmd}_median_ms"] < target for x in (r, lo) if x] if target else []
             rows.append((label, *cells, f"heavy imports: {', '.join(sorted(set(heavy))) or 'none'}; "
                          f"python alone {r['python_startup_ms']} ms",
