@@ -21,6 +21,7 @@ STAGES = {
     "raw": [("groups", ("raw",))],
     "profiles": [("assets", ("volume_profile_daily",))],
     "backfill": [("groups", ("raw",)), ("groups", ("model",)), ("groups", ("heatmap",))],
+    "heatmap": [("groups", ("heatmap",))],
     "refresh": [("assets", ("volume_profile_daily", "volume_profile_baseline", "ofi_bins", "flow_book",
                             "position_distribution", "liquidation_levels"))],
 }

@@ -36,9 +36,20 @@ def materialize_hint(symbol: str | None, day: dt.date | None) -> str:
             f"--select liquidation_heatmap,liquidation_zones --partition {part}` once its inputs are materialized")
 
 
+def _duckdb():
+    """DuckDB's compiled module. `import duckdb` adds ~0.1 s (0.3 s on a busy machine) of Python-side API
+    (relational API, package metadata) that a text answer does not use; `_duckdb` is the engine it
+    re-exports, with the same connect() and exception classes."""
+    try:
+        import _duckdb
+    except ImportError:  # a DuckDB build without the split module
+        import duckdb as _duckdb
+    return _duckdb
+
+
 def connect_read_only(path: str | Path | None = None):
     """Open the warehouse read-only, turning a missing file or a writer's lock into a CliError."""
-    import duckdb
+    duckdb = _duckdb()
 
     if path is None and config.storage() == "parquet":
         from liq_pipeline.warehouse import parquet
@@ -48,7 +59,8 @@ def connect_read_only(path: str | Path | None = None):
     if not path.exists():
         raise CliError(f"warehouse {path} does not exist: {materialize_hint(None, None)}")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        # One thread: the answers read a few thousand rows, and starting a thread pool costs more than that.
+        return duckdb.connect(str(path), read_only=True, config={"threads": 1})
     except duckdb.IOException as e:
         if "lock" in str(e).lower():
             raise CliError(f"warehouse {path} is locked by a writer (a Dagster run or another DuckDB session): "
@@ -57,7 +69,7 @@ def connect_read_only(path: str | Path | None = None):
 
 
 def _has_table(con, table: str) -> bool:
-    from liq_pipeline.warehouse.io import table_exists
+    from liq_pipeline.warehouse.catalog import table_exists
 
     return table_exists(con, table)
 
@@ -88,8 +100,43 @@ def _parse_at(text: str | None) -> dt.datetime | None:
     return at
 
 
+def _from_snapshot_index(con, symbol: str, variant: str, at: dt.datetime | None
+                         ) -> tuple[dt.datetime, dt.date] | None:
+    """The snapshot for `at` from model.heatmap_snapshots (one row per snapshot, written with the heatmap);
+    None when the index does not cover it (a warehouse materialized before the index existed)."""
+    try:
+        if at is None:
+            row = con.execute("SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.heatmap_snapshots "
+                              "WHERE symbol = ? AND variant = ?", [symbol, variant]).fetchone()
+            if row[0] is None:
+                return None
+            try:  # zones of a later day than the index knows: days written before the index existed
+                zones_day = con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
+                                        [symbol, variant]).fetchone()[0]
+            except _duckdb().CatalogException:
+                zones_day = None
+            return None if zones_day is not None and zones_day > row[1] else (row[0], row[1])
+        day = _day_of(at)
+        row = con.execute(
+            """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),
+                      arg_max(day, snapshot_time) FILTER (WHERE snapshot_time <= $at), bool_or(day = $d)
+               FROM model.heatmap_snapshots WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d""",
+            {"s": symbol, "v": variant, "d": day, "at": at}).fetchone()
+    except _duckdb().CatalogException:
+        return None
+    return (row[0], row[1]) if row[2] and row[0] is not None else None
+
+
+def _day_of(at: dt.datetime) -> dt.date:
+    """The day whose snapshots hold `at` (midnight is the last snapshot of the day before)."""
+    return (at - dt.timedelta(milliseconds=1)).date() if at.time() == dt.time() else at.date()
+
+
 def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> tuple[dt.datetime, dt.date]:
     """The snapshot shown for `at` (the latest at or before it; default the latest of all) and its day."""
+    found = _from_snapshot_index(con, symbol, variant, at)
+    if found is not None:
+        return found
     if not _has_table(con, "model.liquidation_heatmap"):
         raise CliError(f"{symbol}: no heatmap materialized yet: {materialize_hint(symbol, at.date() if at else None)}")
     if at is None:
@@ -105,7 +152,7 @@ def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> 
         if row[0] is None:
             raise CliError(f"{symbol} ({variant}): not materialized: {materialize_hint(symbol, None)}")
         return row[0], row[1]
-    day = (at - dt.timedelta(milliseconds=1)).date() if at.time() == dt.time() else at.date()
+    day = _day_of(at)
     # One scan of two days (row-group statistics skip the rest): the snapshot and whether `day` exists.
     row = con.execute(
         """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),
@@ -122,11 +169,13 @@ def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> 
 def _mark_at(con, symbol: str, at: dt.datetime) -> tuple[float | None, str]:
     """Last mark close at or before `at` (last-price close if no mark candle), and its table."""
     for table in ("raw.mark_price_klines", "raw.klines"):
-        if _has_table(con, table):
+        try:
             v = con.execute(f"SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ? "
                             "AND open_time < ?", [symbol, at.date() - dt.timedelta(days=1), at.date(), at]).fetchone()[0]
-            if v is not None:
-                return float(v), table
+        except _duckdb().CatalogException:  # table never materialized
+            continue
+        if v is not None:
+            return float(v), table
     return None, ""
 
 
@@ -187,7 +236,7 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
             "symbol": symbol, "variant": variant, "day": day.isoformat(), "snapshot_time": snapshot.isoformat(),
             "mark_price": mark, "mark_source": mark_table,
             "levels": [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in levels],
-        }, indent=1))
+        }))  # one line: json's C encoder (an indent falls back to the Python one, ~10x slower on 1,000 levels)
         return 0
     totals = {side: sum(n for s, _, _, n in levels if s == side) for side in ("long", "short")}
     print(f"{symbol} {variant} heatmap at {snapshot:%Y-%m-%d %H:%M} UTC"
@@ -402,9 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a DuckDB error on a malformed/partial warehouse: one line, not a traceback
-        import duckdb
-
-        if isinstance(e, duckdb.Error):
+        if isinstance(e, _duckdb().Error):
             print(f"liq {args.command}: warehouse error: {e}", file=sys.stderr)
             return EXIT_USAGE
         raise

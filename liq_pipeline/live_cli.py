@@ -1,21 +1,18 @@
 """`liq now` and `liq record-liquidations`: the live sub-commands, registered into the main `liq` CLI.
 
 `register(subparsers)` adds both; `now_command(args)` is also what `liq heatmap SYMBOL --now` calls.
+Registering imports nothing heavy (`liq --help` stays quick): DuckDB, pandas and the REST and WebSocket
+layers are imported by the command that runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 
-import duckdb
-
 from liq_pipeline import config
-from liq_pipeline.market.recorder import DEFAULT_WS_URL, LiquidationBuffer, record_liquidations
-from liq_pipeline.market.rest import FapiClient, FapiError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     rec = subparsers.add_parser("record-liquidations",
                                 help="record Binance forceOrder stream events into raw.realized_liquidations")
-    rec.add_argument("--ws-url", default=DEFAULT_WS_URL,
-                     help=f"forceOrder stream URL (default {DEFAULT_WS_URL}; route unconfirmed, hence configurable)")
+    rec.add_argument("--ws-url", default=None,
+                     help="forceOrder stream URL (default Binance's public !forceOrder@arr stream; route unconfirmed, "
+                          "hence configurable)")
     rec.add_argument("--symbols", default="", help="comma-separated symbols to keep (default: all)")
     rec.add_argument("--max-events", type=int, default=None, help="stop after N received events")
     rec.add_argument("--duration", type=float, default=None, help="stop after S seconds")
@@ -67,7 +65,10 @@ def _print_table(result, top: int) -> None:
 
 def now_command(args: argparse.Namespace) -> int:
     """Print the "now" heatmap of `args.symbol`; 0 on success, 2 when inputs are missing or REST fails."""
+    import duckdb
+
     from liq_pipeline.live import heatmap_now
+    from liq_pipeline.market.rest import FapiClient, FapiError
 
     path = getattr(args, "warehouse", None) or str(config.warehouse_path())
     try:
@@ -89,6 +90,11 @@ def now_command(args: argparse.Namespace) -> int:
 
 def record_command(args: argparse.Namespace) -> int:
     """Run the forceOrder recorder until --max-events / --duration (or Ctrl-C); prints counts."""
+    import asyncio
+
+    import duckdb
+
+    from liq_pipeline.market.recorder import DEFAULT_WS_URL, LiquidationBuffer, record_liquidations
     from liq_pipeline.warehouse.schema import ensure_tables
 
     path = args.warehouse or str(config.warehouse_path())
@@ -100,7 +106,7 @@ def record_command(args: argparse.Namespace) -> int:
         print("recording forceOrder events (the stream sends at most one liquidation per symbol per second, so "
               "totals are a lower bound)", file=sys.stderr)
         try:
-            stats = asyncio.run(record_liquidations(buffer, args.ws_url, max_events=args.max_events,
+            stats = asyncio.run(record_liquidations(buffer, args.ws_url or DEFAULT_WS_URL, max_events=args.max_events,
                                                     duration_s=args.duration))
         except KeyboardInterrupt:
             buffer.flush()

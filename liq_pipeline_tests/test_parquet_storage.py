@@ -20,7 +20,7 @@ FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 3)
 TABLES = ["raw.agg_trades", "raw.klines", "raw.mark_price_klines", "raw.open_interest", "raw.funding_rates",
           "truth.positions", "truth.liquidations", "model.volume_profile_daily", "model.volume_profile_baseline",
           "model.ofi_bins", "model.position_distribution", "model.liquidation_levels",
-          "model.liquidation_heatmap", "model.liquidation_zones"]
+          "model.liquidation_heatmap", "model.heatmap_snapshots", "model.liquidation_zones"]
 
 
 def _materialize_chain(mp: pytest.MonkeyPatch, data_dir, sim_dir, storage: str) -> None:

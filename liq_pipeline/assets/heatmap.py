@@ -30,13 +30,29 @@ from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
-from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.io import registered_frame, replace_partition, replace_partitions, table_exists
 from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "heatmap"
 PICTURE_VARIANT = DEFAULT_VARIANT if DEFAULT_VARIANT in VARIANTS else VARIANTS[0]
 
 _INTERVAL_MS_SQL = "CASE interval " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in KLINE_INTERVAL_MS.items()) + " END"
+
+
+def exact_usd_sum(expr: str) -> str:
+    """SQL sum of a USD amount that does not depend on row order: each amount rounded to a micro-dollar and
+    added as an integer. A DOUBLE sum() adds in scan order, which a parallel scan changes from run to run (a
+    busy machine made Parquet and DuckDB backfills differ in the last bits, carried through every later step)."""
+    return f"CAST(sum(CAST(round(({expr}) * 1e6) AS BIGINT)) AS DOUBLE) / 1e6"
+
+
+#: model.heatmap_snapshots rows of the day being written (one per variant and snapshot), from its heatmap rows.
+SNAPSHOT_INDEX_SQL = """
+    SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, count(*) AS levels,
+           {long} AS long_usd, {short} AS short_usd
+    FROM heatmap_rows GROUP BY ALL""".format(
+    long=exact_usd_sum("CASE WHEN side = 'long' THEN notional_usd ELSE 0 END"),
+    short=exact_usd_sum("CASE WHEN side = 'short' THEN notional_usd ELSE 0 END"))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -106,7 +122,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     if _has_rows(con, "raw.agg_trades", symbol, day):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
-                       {grid.sql_bin_id('price')} AS bin_id, sum(price * quantity) AS usd
+                       {grid.sql_bin_id('price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
                 FROM raw.agg_trades
                 WHERE symbol = $symbol AND day = $day AND transact_time >= $start AND transact_time < $end
                 GROUP BY step, bin_id""", params).fetchnumpy()
@@ -116,7 +132,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
-                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, sum(quote_volume) AS usd
+                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, {exact_usd_sum('quote_volume')} AS usd
                 FROM raw.klines
                 WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
                   AND quote_volume > 0
@@ -161,7 +177,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         oi = con.execute(
             """SELECT create_time, sum_open_interest_value AS usd FROM raw.open_interest
                WHERE symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND sum_open_interest_value IS NOT NULL
-                 AND create_time <= ? ORDER BY create_time""",
+                 AND create_time <= ? ORDER BY create_time, day""",
             [symbol, day - dt.timedelta(days=1), day, end]).fetchnumpy()
         t_oi = np.asarray(oi["create_time"]).astype("datetime64[ms]")
         v_oi = np.asarray(oi["usd"], dtype=np.float64)
@@ -184,13 +200,15 @@ def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
             """SELECT side, bin_id, notional_usd FROM model.liquidation_heatmap
                WHERE symbol = $s AND day = $d AND variant = $v AND snapshot_time = (
                    SELECT max(snapshot_time) FROM model.liquidation_heatmap
-                   WHERE symbol = $s AND day = $d AND variant = $v)""",
+                   WHERE symbol = $s AND day = $d AND variant = $v)
+               ORDER BY side, bin_id""",
             {"s": symbol, "d": prev, "v": variant}).fetchnumpy()
         if rows["side"].size:
             return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "heatmap D-1"
     if table_exists(con, "model.liquidation_levels"):
         rows = con.execute("SELECT side, bin_id, notional_usd FROM model.liquidation_levels "
-                           "WHERE symbol = ? AND day = ? AND variant = ?", [symbol, prev, variant]).fetchnumpy()
+                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY side, bin_id",
+                           [symbol, prev, variant]).fetchnumpy()
         if rows["side"].size:
             return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "levels D-1"
     return hm.LevelState.empty(), "empty"
@@ -203,7 +221,7 @@ def load_long_share(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, v
     dist = {"bin_id": empty, "long_usd": empty, "short_usd": empty}
     if table_exists(con, "model.position_distribution"):
         dist = con.execute("SELECT bin_id, long_usd, short_usd FROM model.position_distribution "
-                           "WHERE symbol = ? AND day = ? AND variant = ?",
+                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY bin_id",
                            [symbol, day - dt.timedelta(days=1), variant]).fetchnumpy()
     return hm.long_share_for_bins(entry_bins, dist["bin_id"], dist["long_usd"], dist["short_usd"])
 
@@ -317,6 +335,30 @@ def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, st
                         consumed_short_usd=consumed[:, 1], decayed_usd=zeros)
 
 
+def write_heatmap_day(con: duckdb.DuckDBPyConnection, result: HeatmapDay) -> int:
+    """Replace the day's model.liquidation_heatmap partition and its model.heatmap_snapshots index together
+    (one transaction); returns the heatmap rows stored."""
+    with registered_frame(con, "heatmap_rows", result.rows()):
+        return _write_heatmap_rows(con, result.inputs.symbol, result.inputs.day)
+
+
+def restore_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, path: Path) -> int:
+    """Put back a partition's rows kept by `keep_previous_rows` (and rebuild its snapshot index with them)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW heatmap_rows AS SELECT * FROM read_parquet('{path}')")
+    try:
+        return _write_heatmap_rows(con, symbol, day)
+    finally:
+        con.execute("DROP VIEW IF EXISTS heatmap_rows")
+
+
+def _write_heatmap_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> int:
+    n, _ = replace_partitions(con, symbol, day, [
+        ("model.liquidation_heatmap", "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS "
+         "snapshot_time, side, bin_id, price, notional_usd FROM heatmap_rows", None),
+        ("model.heatmap_snapshots", SNAPSHOT_INDEX_SQL, None)])
+    return n
+
+
 def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float) -> dict[str, zn.Zones]:
     """Zones per side of an end state ('long', 'short')."""
     price = grid.mid(state.bin_id)
@@ -392,8 +434,7 @@ def _rows_and_files_together(asset_fn):
             except BaseException:
                 with duckdb.get_connection() as con:
                     for symbol, day, path in reversed(kept):
-                        replace_partition(con, "model.liquidation_heatmap", symbol, day,
-                                          f"SELECT * FROM read_parquet('{path}')")
+                        restore_heatmap_day(con, symbol, day, path)
                 if kept:
                     context.log.error(f"run failed after writing rows: the previous rows of {len(kept)} partitions "
                                       "were put back")
@@ -439,12 +480,8 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
             result = compute_heatmap_day(con, symbol, day)
-            rows = result.rows()
-            con.register("heatmap_rows", rows)
             keep_previous_rows(con, symbol, day)
-            n = replace_partition(con, "model.liquidation_heatmap", symbol, day,
-                                  "SELECT symbol, day, variant, CAST(snapshot_time AS TIMESTAMP) AS snapshot_time, "
-                                  "side, bin_id, price, notional_usd FROM heatmap_rows")
+            n = write_heatmap_day(con, result)
         total_rows += n
         for v, r in result.variants.items():
             ev = r.evolution

@@ -274,7 +274,7 @@ def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market
     results = _ingest_all(
         context, duckdb, market, "raw.agg_trades",
         lambda s, d: ArchiveFile("aggTrades", s, d),
-        lambda csv, s, d, only_day: parsers.agg_trades_select(csv, s, d, only_day),
+        lambda csv, s, d, only_day: parsers.agg_trades_checked_select(csv, s, d, only_day),
         lambda s, d: ArchiveFile("aggTrades", s, d.replace(day=1), cadence="monthly"),
         check=_agg_trades_blocking,
     )

@@ -25,11 +25,16 @@ from liq_pipeline.market.archive import (
     is_recent,
 )
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.parsers import MalformedArchiveFile, describe_duckdb_error
-from liq_pipeline.warehouse.io import count_partition, replace_ingest_log, replace_partition
+from liq_pipeline.market.parsers import CheckedSelect, MalformedArchiveFile, describe_duckdb_error
+from liq_pipeline.warehouse.io import (
+    count_partition,
+    replace_ingest_log,
+    replace_partition,
+    strictly_increasing,
+)
 
-#: (csv path, only_day) -> SELECT producing the raw table's columns for the partition.
-SelectBuilder = Callable[[Path, bool], str]
+#: (csv path, only_day) -> SELECT producing the raw table's columns for the partition (or a CheckedSelect).
+SelectBuilder = Callable[[Path, bool], "str | CheckedSelect"]
 
 
 @dataclass
@@ -110,16 +115,21 @@ def _witness(client: ArchiveClient, spec: ArchiveFile, others: Sequence[ArchiveF
     return None
 
 
-def _parse(csv_path: Path, select: str, out: Path, check: Checker | None) -> tuple[int, Findings]:
+def _parse(csv_path: Path, select: str | CheckedSelect, out: Path, check: Checker | None) -> tuple[int, Findings]:
     """Run `select` over the CSV in a private in-memory DuckDB and write the rows to `out` (Parquet).
-    Returns (rows, findings of `check`). Raises MalformedArchiveFile naming the file and line."""
+    A CheckedSelect runs its cheap select first and falls back to the full one (deduplicating, sorting) only
+    when its key does not strictly increase. Returns (rows, findings of `check`). Raises
+    MalformedArchiveFile naming the file and line."""
     mem = duckdb.connect()
+    rel = f"read_parquet('{out}')"
     try:
         try:
-            mem.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
+            fast = select.fast if isinstance(select, CheckedSelect) else select
+            mem.execute(f"COPY ({fast}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
+            if isinstance(select, CheckedSelect) and not strictly_increasing(mem, rel, select.key):
+                mem.execute(f"COPY ({select.full}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
         except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
             raise describe_duckdb_error(e, csv_path) from e
-        rel = f"read_parquet('{out}')"
         rows = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
         findings = check(mem, rel, csv_path) if check is not None else Findings()
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from liq_pipeline.warehouse import parquet
+from liq_pipeline.warehouse.catalog import table_exists  # noqa: F401  (re-exported)
 from liq_pipeline.warehouse.schema import TABLES, ensure_tables
 
 
@@ -69,23 +70,31 @@ def replace_partition(
     day: dt.date,
     select_sql: str,
     params: Sequence[Any] | dict | None = None,
+    unique: tuple[str, str] | None = None,
 ) -> int:
     """Replace the rows of (symbol, day) in `table` with the rows of `select_sql`, in one transaction.
 
     Columns are matched by name (`INSERT ... BY NAME`), so the select may list them in any order. If the
     insert fails the transaction rolls back and the partition's previous rows survive. Re-running with the
     same input gives the same rows. Returns the number of rows now stored for the partition.
+
+    `unique` = (key column, fallback select): when the rows of `select_sql` are not strictly increasing in
+    the key (a duplicate, or out of order), they are replaced, in the same transaction, by the rows of the
+    fallback select (which deduplicates and sorts). A clean file thus skips the costly deduplication.
     """
     if table not in TABLES:
         raise KeyError(f"unknown warehouse table {table!r}")
     root = parquet.root_of(con)
     if root is not None:  # LIQ_STORAGE=parquet: one file per partition, written then renamed
-        return parquet.write_partition(con, root, table, symbol, day, select_sql, params)
+        return parquet.write_partition(con, root, table, symbol, day, select_sql, params, unique=unique)
     ensure_tables(con, table)
     try:
         with transaction(con):
             con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
             con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+            if unique is not None and not strictly_increasing(con, table, unique[0], symbol, day):
+                con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
+                con.execute(f"INSERT INTO {table} BY NAME {unique[1]}", params or [])
     except Exception as e:
         if not _is_storage_error(e):
             raise
@@ -94,20 +103,41 @@ def replace_partition(
     return count_partition(con, table, symbol, day)
 
 
+def strictly_increasing(con: duckdb.DuckDBPyConnection, table: str, key: str, symbol: str | None = None,
+                        day: dt.date | None = None) -> bool:
+    """Whether `key` strictly increases over the rows (of one partition), in the order DuckDB scans them.
+    True proves the keys distinct whatever that order is (a strictly increasing sequence has no repeat);
+    one pass, no hash table, no sort."""
+    where = "WHERE symbol = ? AND day = ?" if symbol is not None else ""
+    bad = con.execute(f"SELECT count(*) FILTER (WHERE k <= prev) FROM (SELECT {key} AS k, lag({key}) OVER () AS prev "
+                      f"FROM {table} {where})", [symbol, day] if symbol is not None else []).fetchall()[0][0]
+    return bad == 0
+
+
+def replace_partitions(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
+                       writes: Sequence[tuple[str, str, Sequence[Any] | dict | None]]) -> list[int]:
+    """`replace_partition` of several tables' (symbol, day) partitions, all in one transaction: a reader sees
+    all the new partitions or all the old ones. `writes` = (table, select_sql, params) in write order.
+
+    In the parquet storage mode each file is replaced atomically in that order (there is no transaction
+    across files), so list last a table that only indexes the others. Returns the rows stored per table."""
+    for table, _, _ in writes:
+        if table not in TABLES:
+            raise KeyError(f"unknown warehouse table {table!r}")
+    root = parquet.root_of(con)
+    if root is not None:
+        return [parquet.write_partition(con, root, table, symbol, day, sql, params) for table, sql, params in writes]
+    ensure_tables(con, *(table for table, _, _ in writes))
+    with transaction(con):
+        for table, sql, params in writes:
+            con.execute(f"DELETE FROM {table} WHERE symbol = ? AND day = ?", [symbol, day])
+            con.execute(f"INSERT INTO {table} BY NAME {sql}", params or [])
+    return [count_partition(con, table, symbol, day) for table, _, _ in writes]
+
+
 def count_partition(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> int:
     ensure_tables(con, table)
     return con.execute(f"SELECT count(*) FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchall()[0][0]
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether `table` exists (a table, or a view in the parquet storage mode)."""
-    schema, name = table.split(".")
-    # duckdb_tables() is about twice as fast as information_schema.tables (the heatmap asks per day).
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $n) "
-        "+ (SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $n)", {"s": schema, "n": name}
-    ).fetchall()
-    return bool(row[0][0])
 
 
 def replace_ingest_log(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, table_name: str,

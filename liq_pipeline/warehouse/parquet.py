@@ -105,16 +105,23 @@ def refuse(con: duckdb.DuckDBPyConnection, what: str) -> None:
 
 
 def write_partition(con: duckdb.DuckDBPyConnection, root: str, table: str, symbol: str, day: dt.date,
-                    select_sql: str, params, part: str = "part") -> int:
+                    select_sql: str, params, part: str = "part", unique: tuple[str, str] | None = None) -> int:
     """Write the rows of `select_sql` as the (symbol, day) partition file `part` of `table`, atomically.
 
     The rows are first inserted into a typed temporary table (the DDL's types and NOT NULL constraints,
-    as in the DuckDB mode); rows of another symbol or day are refused. Returns the number of rows written.
+    as in the DuckDB mode); rows of another symbol or day are refused. `unique` as in
+    warehouse.io.replace_partition. Returns the number of rows written.
     """
     scratch = f"_liq_write_{uuid.uuid4().hex[:8]}"
     con.execute(f"CREATE TEMP TABLE {scratch} ({TABLES[table]})")
     try:
         con.execute(f"INSERT INTO {scratch} BY NAME {select_sql}", params or [])
+        if unique is not None:  # as warehouse.io.replace_partition: deduplicate only when the key repeats
+            from liq_pipeline.warehouse.io import strictly_increasing
+
+            if not strictly_increasing(con, scratch, unique[0]):
+                con.execute(f"DELETE FROM {scratch}")
+                con.execute(f"INSERT INTO {scratch} BY NAME {unique[1]}", params or [])
         rows, foreign = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE symbol IS DISTINCT FROM ? OR day IS DISTINCT FROM ?) "
             f"FROM {scratch}", [symbol, day]).fetchall()[0]

@@ -226,6 +226,18 @@ TABLES: dict[str, str] = {
         price DOUBLE NOT NULL,
         notional_usd DOUBLE NOT NULL
     """,
+    # One row per heatmap snapshot, written in the same transaction as its model.liquidation_heatmap
+    # partition: `liq heatmap` finds the snapshot to show here (a few thousand rows) instead of scanning the
+    # heatmap's millions.
+    "model.heatmap_snapshots": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
+        snapshot_time TIMESTAMP NOT NULL,
+        levels BIGINT NOT NULL,
+        long_usd DOUBLE NOT NULL,
+        short_usd DOUBLE NOT NULL
+    """,
     "model.liquidation_zones": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
