@@ -222,7 +222,8 @@ def test_malformed_value_rejected_in_sql_names_its_line(tmp_path, mirror):
     result = materialize(mirror_resources(tmp_path, mirror), [raw.agg_trades])
     assert not result.success
     assert "BTCUSDT-aggTrades-2026-01-05.csv, line 3: " in failure_message(result)
-    assert "got maybe" in failure_message(result)
+    # The CSV reader parses is_buyer_maker as BOOLEAN (the ingest fast path): it names the column and value.
+    assert 'column "is_buyer_maker". Could not convert string "maybe"' in failure_message(result)
 
 
 # ---- 7. symbols are validated: never a path, an unknown one said once --------------------------------
@@ -488,6 +489,7 @@ def test_heatmap_rows_and_report_succeed_or_fail_together(tmp_path, monkeypatch)
     import duckdb
     import numpy as np
 
+    from liq_pipeline.assets.flow import flow_book
     from liq_pipeline.assets.heatmap import liquidation_heatmap
     from liq_pipeline.warehouse.schema import ensure_tables
     from liq_pipeline_tests import test_heatmap as th
@@ -535,7 +537,7 @@ def test_heatmap_rows_and_report_succeed_or_fail_together(tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("liq_pipeline.plots.heatmap.heatmap_png", disk_full)
-    result = materialize(res, [liquidation_heatmap], partition)
+    result = materialize(res, [flow_book, liquidation_heatmap], partition)  # the flow variant's book first
     assert not result.success
     assert "No space left on device" in failure_message(result)
     assert heatmap_rows() == before
