@@ -203,7 +203,9 @@ class ProdLocal:
     root: Path
     web_port: int = 3000
     max_concurrent_runs: int = DEFAULT_MAX_RUNS
+    #: Variables set for every process, over `base_env` (default: this process's environment).
     env: dict[str, str] = field(default_factory=dict)
+    base_env: dict[str, str] | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     postgres: Postgres | None = None
 
@@ -221,7 +223,7 @@ class ProdLocal:
 
     def process_env(self) -> dict[str, str]:
         assert self.postgres is not None
-        env = {**os.environ, **self.env}
+        env = {**(os.environ if self.base_env is None else self.base_env), **self.env}
         env.update(DAGSTER_HOME=str(self.home.resolve()), DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_USERNAME=PG_USER,
                    DAGSTER_PG_PASSWORD=self.postgres.password, DAGSTER_PG_DB=PG_DB)
         env.setdefault("LIQ_STORAGE", "parquet")
@@ -287,6 +289,8 @@ class ProdLocal:
         import requests
 
         r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout_s)
+        if r.status_code == 400:  # a query the schema rejects: say why
+            raise RuntimeError(f"GraphQL refused the query: {r.text[:2000]}")
         r.raise_for_status()
         body = r.json()
         if body.get("errors"):
