@@ -109,8 +109,9 @@ class Postgres:
         return self.home.parent / "pg-password"
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        # A session of its own: the server started by pg_ctl must not get the terminal's Ctrl-C (serve stops it).
         out = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
-                             timeout=timeout, user=self.user, cwd=self.home, check=False)
+                             timeout=timeout, user=self.user, cwd=self.home, check=False, start_new_session=True)
         if out.returncode != 0:
             raise ProdLocalError(f"{args[0]} failed ({out.returncode}): {(out.stderr or out.stdout).strip()[-1500:]}")
         return out

@@ -231,6 +231,27 @@ def test_parquet_backfill_tables_equal_the_duckdb_run(world, backfill, table):
     assert report["outside_tolerance"] == 0, report
 
 
+def test_postgres_listens_on_loopback_only_and_holds_the_instance(world):
+    import psycopg2
+
+    stack = world["stack"]
+    con = psycopg2.connect(host="127.0.0.1", port=stack.postgres.port, user="dagster", password=stack.postgres.password,
+                           dbname="dagster", connect_timeout=10)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SHOW listen_addresses")
+            assert cur.fetchone()[0] == "127.0.0.1"
+            cur.execute("SHOW unix_socket_directories")
+            assert cur.fetchone()[0] == ""
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('runs', 'event_logs', 'jobs')")
+            assert cur.fetchone()[0] == 3  # run, event-log and schedule storage
+    finally:
+        con.close()
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(host="127.0.0.1", port=stack.postgres.port, user="dagster", password="wrong",
+                         dbname="dagster", connect_timeout=10)
+
+
 def test_schedule_evaluates_and_the_archive_sensor_ticks(world):
     stack = world["stack"]
     tick_time = dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC).timestamp()
