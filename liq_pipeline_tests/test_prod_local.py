@@ -278,7 +278,7 @@ def test_schedule_evaluates_and_the_archive_sensor_ticks(world):
                       {"s": selector})  # back to its default status: stopped
     # No partition was filled from REST, so the sensor's honest answer is a skip with its reason.
     assert ticks[0]["status"] == "SKIPPED", ticks
-    assert ticks[0]["skipReason"] == "no partition is filled from REST", ticks
+    assert "filled from REST" in ticks[0]["skipReason"], ticks
 
 
 class SilentServer:
