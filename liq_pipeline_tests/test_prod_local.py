@@ -270,9 +270,11 @@ def test_schedule_evaluates_and_the_archive_sensor_ticks(world):
     ticks_query = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {
       sensorState { ticks(limit: 5) { status skipReason error { message } } } } } }"""
     try:
-        ticks = _wait("a tick of the archive sensor by the daemon",
-                      lambda: stack.graphql(ticks_query, {"s": selector})["sensorOrError"]["sensorState"]["ticks"],
-                      timeout_s=120)
+        def evaluated():  # a finished tick (an unfinished one reads STARTED)
+            ticks = stack.graphql(ticks_query, {"s": selector})["sensorOrError"]["sensorState"]["ticks"]
+            return ticks if ticks and ticks[0]["status"] != "STARTED" else None
+
+        ticks = _wait("a tick of the archive sensor by the daemon", evaluated, timeout_s=120)
     finally:
         stack.graphql("""mutation($s: SensorSelector!) { resetSensor(sensorSelector: $s) { __typename } }""",
                       {"s": selector})  # back to its default status: stopped
