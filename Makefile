@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui bench test-e2e lint install clean-data
+.PHONY: demo test ui bench test-e2e lint install clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: install
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python scripts/serve.py $(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
+
+# The production-shaped instance on this machine (Postgres under data/prod-local, the daemon, queued runs,
+# run monitoring, LIQ_STORAGE=parquet): UI on http://127.0.0.1:3000, Ctrl-C stops everything.
+prod-local: install
+	$(BIN)/python -m liq_pipeline.prod_local serve
+
+prod-local-stop: install
+	$(BIN)/python -m liq_pipeline.prod_local stop
 
 # The browser test: Debian's chromium (installed with apt when missing; never a downloaded browser).
 test-e2e: install

@@ -51,7 +51,8 @@ def _executor():
     from liq_pipeline import config
 
     if config.storage() == "parquet":
-        return dg.multiprocess_executor.configured({"max_concurrent": config.max_concurrent_partitions()})
+        return dg.multiprocess_executor.configured({"max_concurrent": config.max_concurrent_partitions(),
+                                                    "start_method": {"forkserver": {}}})
     return dg.in_process_executor
 
 

@@ -52,3 +52,31 @@ def test_helm_values_run_the_definitions_with_parquet_storage():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
     assert values["postgresql"]["enabled"] is True
+
+
+def test_production_instance_monitors_runs_and_names_the_installed_postgres_driver(instance_config):
+    assert instance_config["run_monitoring"]["enabled"] is True
+    # dagster-postgres depends on psycopg2; SQLAlchemy >= 2.1 maps a bare "postgresql" URL to psycopg 3.
+    assert instance_config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    importlib.import_module("psycopg2")
+    values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    assert values["dagsterDaemon"]["runMonitoring"]["enabled"] is True
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+
+
+def test_the_local_instance_is_the_production_one_with_the_default_launcher(tmp_path):
+    from liq_pipeline.prod_local import PRODUCTION_INSTANCE, local_instance_config
+    from liq_pipeline.run_launcher import LocalRunLauncher
+
+    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    local = local_instance_config(production, pg_port=54321, max_concurrent_runs=3)
+    assert _configurable(local["run_launcher"]) is LocalRunLauncher
+    assert local["run_coordinator"]["config"]["max_concurrent_runs"] == 3
+    assert local["storage"]["postgres"]["postgres_db"]["port"] == 54321
+    assert local["run_monitoring"]["enabled"] is True and local["run_monitoring"]["max_resume_run_attempts"] == 0
+    same = {k for k in production if k not in ("run_launcher", "run_coordinator", "run_monitoring", "storage")}
+    assert {k: local[k] for k in same} == {k: production[k] for k in same}
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(local))
+    dagster_instance_config(str(tmp_path))  # the whole file validates against Dagster's instance schema
+    with pytest.raises(ValueError, match="max_concurrent_runs"):
+        local_instance_config(production, pg_port=54321, max_concurrent_runs=1)
