@@ -302,7 +302,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     kwargs = {} if args.trades_per_day is None else {"trades_per_day": args.trades_per_day}
     try:
         cfg = SimConfig(symbols=symbols, start=start, days=args.days, seed=args.seed, out_dir=Path(args.out), **kwargs)
-        summary = simulate(cfg, progress=print)
+        from liq_pipeline.demo import SimulationProgress
+
+        print(f"simulating {', '.join(symbols)} × {args.days} days (seed {args.seed}) into {args.out} ...", flush=True)
+        with SimulationProgress(Path(args.out), symbols, start, args.days):
+            summary = simulate(cfg, progress=lambda line: print(line, flush=True))
     except ValueError as e:  # invalid configuration (validate(), unknown bracket table)
         raise CliError(f"simulate: {e}") from None
     print(json.dumps(summary.to_json(), indent=1, default=str))
