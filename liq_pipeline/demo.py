@@ -154,7 +154,9 @@ class SimulationProgress:
     """Prints, every `every_s` seconds, how many days of each symbol the simulator has written, by watching
     the archive folder it fills (so it works when symbols run in parallel worker processes)."""
 
-    def __init__(self, out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, every_s: float = 10.0):
+    def __init__(self, out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, every_s: float = 10.0,
+                 stream=None):
+        self.stream = stream  # None: sys.stdout at the time of printing
         self.root = Path(out_dir) / "data" / "futures" / "um" / "daily"
         self.symbols, self.days, self.every_s = symbols, days, every_s
         self.wanted = {(start + dt.timedelta(days=i)).isoformat() for i in range(days)}
@@ -176,7 +178,7 @@ class SimulationProgress:
         while not self._done.wait(self.every_s):
             text = self.line()
             if text.split(" (")[0] != last:
-                print(text, flush=True)
+                print(text, flush=True, file=self.stream)
                 last = text.split(" (")[0]
 
     def __enter__(self) -> SimulationProgress:
