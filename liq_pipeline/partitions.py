@@ -2,7 +2,8 @@
 
 Days run from `LIQ_START_DATE` to yesterday, except for the simulated source: there they end on the last
 simulated day (read from the simulation's `simulation.json`), so a fresh demo shows every partition it
-materialized and no "missing" ones for days that do not exist. `LIQ_END_DATE` (inclusive) overrides both.
+materialized and no "missing" ones for days that do not exist. `LIQ_END_DATE` (inclusive, or `yesterday`
+for the open-ended range whatever the source) overrides both.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ def last_partition_day() -> dt.date | None:
     """Last partition day: `LIQ_END_DATE`, else the last simulated day for the simulated source, else None
     (Dagster's default: up to yesterday)."""
     explicit = os.environ.get("LIQ_END_DATE", "").strip()
+    if explicit == "yesterday":
+        return None
     if explicit:
-        return dt.date.fromisoformat(explicit)
+        try:
+            return dt.date.fromisoformat(explicit)
+        except ValueError:
+            raise ValueError(f"LIQ_END_DATE must be a date like 2026-02-14 or `yesterday`, got {explicit!r}") from None
     if (os.environ.get("LIQ_SOURCE", "").strip() or "simulated") == "simulated":
         return simulated_last_day(sim_archive_dir())
     return None

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pytest
 
 from liq_pipeline import partitions, schedules
 
@@ -34,6 +35,11 @@ def test_partitions_cover_the_simulated_range_only_for_the_simulated_source(tmp_
     assert (keys[0], keys[-1], len(keys)) == ("2026-01-01", "2026-02-14", 45)
     monkeypatch.setenv("LIQ_END_DATE", "2026-01-05")
     assert partitions.last_partition_day() == dt.date(2026, 1, 5)
+    monkeypatch.setenv("LIQ_END_DATE", "yesterday")
+    assert partitions.last_partition_day() is None
+    monkeypatch.setenv("LIQ_END_DATE", "soon")
+    with pytest.raises(ValueError, match="LIQ_END_DATE must be a date"):
+        partitions.last_partition_day()
     monkeypatch.delenv("LIQ_END_DATE")
     monkeypatch.setenv("LIQ_SOURCE", "mirror")  # a real source runs to yesterday
     assert partitions.last_partition_day() is None
