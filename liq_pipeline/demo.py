@@ -213,8 +213,9 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
     from liq_pipeline.cli import connect_read_only, format_top_zones
 
     print(f"\nreports in {config.reports_dir().resolve()}:")
-    for path in sorted(config.reports_dir().glob(f"*{day.isoformat()}*")):
-        print(f"  {path.name}")
+    for symbol in symbols:
+        n = len(list(config.reports_dir().glob(f"heatmap-{symbol}-????-??-??.html")))
+        print(f"  heatmap-{symbol}-<day>.html for {n} days, the last heatmap-{symbol}-{day.isoformat()}.html")
     for month in months:
         path = config.reports_dir() / f"validation-{month:%Y-%m}.json"
         if not path.exists():
