@@ -249,10 +249,11 @@ def liquidation_map_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: 
     fig, ax = plt.subplots(figsize=(width_in, height_in), facecolor=BACKGROUND)
     _style_axes(ax)
     bins = np.arange(price.size) + pic.window_bins()[0]
-    width = pic.grid.high(bins) - pic.grid.low(bins)
-    ax.bar(price, long_usd / 1e6, width=width, color=LONG_COLOR, label=f"long liquidations ${long_usd.sum() / 1e6:,.1f} M in view")
-    ax.bar(price, short_usd / 1e6, width=width, color=SHORT_COLOR,
-           label=f"short liquidations ${short_usd.sum() / 1e6:,.1f} M in view")
+    edges = np.append(pic.grid.low(bins), pic.grid.high(bins[-1:]))  # contiguous bins: one patch per side
+    ax.stairs(long_usd / 1e6, edges, fill=True, color=LONG_COLOR,
+              label=f"long liquidations ${long_usd.sum() / 1e6:,.1f} M in view")
+    ax.stairs(short_usd / 1e6, edges, fill=True, color=SHORT_COLOR,
+              label=f"short liquidations ${short_usd.sum() / 1e6:,.1f} M in view")
     ax2 = ax.twinx()
     _style_axes(ax2)
     if np.isfinite(mark):
