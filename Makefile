@@ -35,7 +35,6 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: install-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/liq demo
-	@echo "run \`source $(VENV)/bin/activate\` to put \`liq\` on your PATH (or call $(VENV)/bin/liq)"
 
 test: install
 	$(BIN)/python -m pytest -q
