@@ -49,7 +49,7 @@ def color_limits(share: np.ndarray, scale: str) -> tuple[float, float, str]:
         raise ValueError(f"colour scale must be one of {', '.join(COLOR_SCALES)}, got {scale!r}")
     positive = share[share > 0]
     if scale == "fixed" or positive.size == 0:
-        return VMIN_SHARE_OF_OI, VMAX_SHARE_OF_OI, f"fixed scale {VMIN_SHARE_OF_OI:g}–{VMAX_SHARE_OF_OI:g}"
+        return VMIN_SHARE_OF_OI, VMAX_SHARE_OF_OI, f"fixed scale {VMIN_SHARE_OF_OI * 100:g}%–{VMAX_SHARE_OF_OI * 100:g}%"
     lo, hi = np.percentile(positive, PERCENTILE_RANGE)
     if not hi > lo:
         lo, hi = hi / 10, hi
@@ -222,9 +222,14 @@ def heatmap_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: float = 
     ax.set_ylabel("liquidation price (USDT)", color="white")
     ax.set_title(f"{pic.title}, snapshots every {pic.step_minutes} min to {pic.last_time} UTC",
                  color="white", fontsize=11)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     cbar = fig.colorbar(mesh, ax=ax, pad=0.01, extend="both")
-    cbar.set_label(f"notional per bin / OI (${pic.oi_ref_usd / 1e6:,.1f} M), log; {scale_text}", color="white",
+    cbar.set_label(f"notional per bin, % of OI (${pic.oi_ref_usd / 1e6:,.1f} M), log; {scale_text}", color="white",
                    fontsize=8)
+    cbar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.2g}%"))
+    cbar.ax.yaxis.set_minor_formatter(NullFormatter())
     cbar.ax.tick_params(colors="white", labelsize=7)
     if handles:
         ax.legend(handles=handles, loc="upper left", facecolor=BACKGROUND, edgecolor=GRID_COLOR,
