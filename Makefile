@@ -1,18 +1,31 @@
 # The two commands a user needs: `make demo` and `make test`. Everything else is optional.
+# `make demo` and `make ui` install only what the product needs (`pip install -e .`); `make test`,
+# `make lint`, `make bench` and `make test-e2e` add the dev extras (pytest, ruff, playwright, the
+# Kubernetes/Postgres clients the deployment tests validate against).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui bench test-e2e lint install clean-data prod-local prod-local-stop
+.PHONY: demo test ui bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The product alone: what `liq`, `make demo` and `make ui` need.
+$(VENV)/.installed-app: pyproject.toml | $(BIN)/python
+	@echo "installing liq_pipeline into $(VENV) (the first time takes about a minute) ..."
+	$(BIN)/pip install --quiet -e .
 	touch $@
+
+# The product plus the dev extras (tests, lint, browser test, deployment-file validation).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing liq_pipeline with the dev extras into $(VENV) ..."
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed-app $@
+
+install-app: $(VENV)/.installed-app
 
 install: $(VENV)/.installed
 
@@ -20,7 +33,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/liq demo
 
 test: install
@@ -29,7 +42,7 @@ test: install
 lint: install
 	$(BIN)/ruff check liq_pipeline liq_pipeline_tests
 
-ui: install $(DAGSTER_HOME)/dagster.yaml
+ui: install-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python scripts/serve.py $(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 # The production-shaped instance on this machine (Postgres under data/prod-local, the daemon, queued runs,
@@ -47,6 +60,10 @@ test-e2e: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Size of the virtual environment (the README quotes it).
+venv-size:
+	@du -sh $(VENV)
 
 clean-data:
 	rm -rf data/archive-sim data/warehouse data/reports data/cache

@@ -22,6 +22,10 @@ from liq_pipeline import config
 COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
+#: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
+EXIT_BROKEN_PIPE = 141
+#: Levels below this notional (USD) are dust: left out of `liq heatmap --format json` by default.
+DUST_USD = 100.0
 
 
 class CliError(Exception):
@@ -232,10 +236,14 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
         levels = snapshot_levels(con, symbol, variant, snapshot, day)
         mark, mark_table = _mark_at(con, symbol, snapshot)
     if args.format == "json":
+        kept = [r for r in levels if r[3] >= args.min_usd]
         print(json.dumps({
             "symbol": symbol, "variant": variant, "day": day.isoformat(), "snapshot_time": snapshot.isoformat(),
             "mark_price": mark, "mark_source": mark_table,
-            "levels": [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in levels],
+            "min_usd": args.min_usd,
+            "below_min": {"levels": len(levels) - len(kept),
+                          "notional_usd": sum(r[3] for r in levels if r[3] < args.min_usd)},
+            "levels": [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in kept],
         }))  # one line: json's C encoder (an indent falls back to the Python one, ~10x slower on 1,000 levels)
         return 0
     totals = {side: sum(n for s, _, _, n in levels if s == side) for side in ("long", "short")}
@@ -253,13 +261,14 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: dt.datetime):
-    """HeatmapPicture of (symbol, day, variant) from the stored snapshots up to `until`, the mark closes and
-    the day's zones (plots/heatmap.py)."""
+def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: dt.datetime,
+                           color_scale: str | None = None):
+    """HeatmapPicture of (symbol, day, variant) from the stored snapshots up to `until`, the mark closes up
+    to it, and the zones of the snapshot at `until` (no look-ahead to the end of the day)."""
     import numpy as np
 
     from liq_pipeline.model.grid import grid_for
-    from liq_pipeline.plots.heatmap import HeatmapPicture, ZoneBand
+    from liq_pipeline.plots.heatmap import HeatmapPicture
 
     cells = con.execute("SELECT snapshot_time, side, bin_id, notional_usd FROM model.liquidation_heatmap "
                         "WHERE symbol = ? AND day = ? AND variant = ? AND snapshot_time <= ?",
@@ -287,27 +296,51 @@ def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: 
         last = step == step_end.size - 1
         oi_ref = max(float(notional[last].sum()), 1.0)
         notes.append("no open-interest sample: colours relative to the snapshot's total notional")
-    zones = [ZoneBand(r[0], int(r[1]), float(r[3]), float(r[4]), float(r[5]))
-             for r in _zone_rows(con, symbol, day, variant, 3)]
-    return HeatmapPicture(symbol=symbol, day=day, variant=variant, grid=grid_for(symbol), step_end=step_end,
-                          step_minutes=step_minutes, cell_step=step, cell_side=side,
-                          cell_bin=np.asarray(cells["bin_id"], dtype=np.int64), cell_notional_usd=notional,
-                          mark_time=mark_t, mark_price=mark_p, oi_ref_usd=float(oi_ref), zones=zones, notes=notes)
+    cell_bin = np.asarray(cells["bin_id"], dtype=np.int64)
+    grid = grid_for(symbol)
+    zones = []
+    if mark_p.size and step_end.size:  # zones of the snapshot shown, never of a later instant
+        last = step == step_end.size - 1
+        zones = snapshot_zones(grid.mid(cell_bin[last]), side[last], notional[last], float(mark_p[-1]))
+    return HeatmapPicture(symbol=symbol, day=day, variant=variant, grid=grid, step_end=step_end,
+                          step_minutes=step_minutes, cell_step=step, cell_side=side, cell_bin=cell_bin,
+                          cell_notional_usd=notional, mark_time=mark_t, mark_price=mark_p, oi_ref_usd=float(oi_ref),
+                          zones=zones, notes=notes, zones_as_of=f"at {until:%H:%M} UTC" if until.time() != dt.time()
+                          else "end of day", **({"color_scale": color_scale} if color_scale else {}))
+
+
+def snapshot_zones(price, side, notional_usd, mark_price: float, top: int = 3) -> list:
+    """The top zones per side of one snapshot's levels (model/zones.py, the same clustering as the
+    liquidation_zones asset), as ZoneBands for a picture."""
+    from liq_pipeline.model.zones import find_zones
+    from liq_pipeline.plots.heatmap import ZoneBand
+
+    bands = []
+    for name, sign in (("long", 1), ("short", -1)):
+        sel = side == sign
+        z = find_zones(price[sel], notional_usd[sel], mark_price)
+        bands += [ZoneBand(name, int(z.rank[i]), float(z.price_low[i]), float(z.price_high[i]),
+                           float(z.notional_usd[i])) for i in range(len(z)) if z.rank[i] <= top]
+    return bands
+
+
+def picture_path(symbol: str, snapshot: dt.datetime, variant: str, ext: str) -> Path:
+    """Default file of a `liq heatmap --format png/html` picture: named after the snapshot's instant, so
+    pictures of different times never overwrite each other (e.g. heatmap-BTCUSDT-2026-02-10T1200-hybrid.png)."""
+    return config.reports_dir() / f"heatmap-{symbol}-{snapshot:%Y-%m-%dT%H%M}-{variant}.{ext}"
 
 
 def _write_picture(con, symbol: str, day: dt.date, variant: str, snapshot: dt.datetime, args) -> int:
-    pic = picture_from_warehouse(con, symbol, day, variant, snapshot)
+    pic = picture_from_warehouse(con, symbol, day, variant, snapshot, color_scale=args.scale)
+    out = Path(args.out or picture_path(symbol, snapshot, variant, args.format))
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "png":
         from liq_pipeline.plots.heatmap import heatmap_png
 
-        out = Path(args.out or config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}-{variant}.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(heatmap_png(pic))
     else:
         from liq_pipeline.plots.report import heatmap_report_html
 
-        out = Path(args.out or config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}-{variant}.html")
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(heatmap_report_html(pic), encoding="utf-8")
     print(out)
     return 0
@@ -354,7 +387,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         cfg = SimConfig.for_scenario(args.scenario, symbols=symbols, start=start, days=args.days, seed=args.seed,
                                      out_dir=Path(args.out), **kwargs)
-        summary = simulate(cfg, progress=print)
+        from liq_pipeline.demo import SimulationProgress
+
+        # Progress on stderr: stdout is the JSON summary.
+        print(f"simulating {', '.join(symbols)} × {args.days} days ({args.scenario}, seed {args.seed}) into "
+              f"{args.out} ...", file=sys.stderr, flush=True)
+        with SimulationProgress(Path(args.out), symbols, start, args.days, stream=sys.stderr):
+            summary = simulate(cfg, progress=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as e:  # invalid configuration (validate(), unknown scenario or bracket table)
         raise CliError(f"simulate: {e}") from None
     print(json.dumps(summary.to_json(), indent=1, default=str))
@@ -384,6 +423,10 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
     h.add_argument("--out", help="output file for png/html (default under the reports directory)")
     h.add_argument("--top", type=int, default=10, help="levels per side in the table (default 10)")
+    h.add_argument("--min-usd", type=float, default=DUST_USD,
+                   help=f"json: leave out levels below this notional (default {DUST_USD:g} USD; 0 keeps all)")
+    h.add_argument("--scale", choices=("percentile", "fixed"), default=None,
+                   help="png/html colour scale (default LIQ_HEATMAP_COLOR_SCALE, else percentile)")
     h.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
     h.add_argument("--now", action="store_true", help="live: warehouse baseline + Binance REST signals (liq now)")
     h.add_argument("--base-url", default=None, help="with --now: fapi base URL")
@@ -444,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         config.validate_environment()  # a bad LIQ_* value: one line naming it, before any work
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`liq … | head`) shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (CliError, config.ConfigError) as e:
         print(f"liq {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -455,6 +503,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"liq {args.command}: warehouse error: {e}", file=sys.stderr)
             return EXIT_USAGE
         raise
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: point stdout at /dev/null so the interpreter's final flush
+    does not print a BrokenPipeError traceback."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests): nothing to silence
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

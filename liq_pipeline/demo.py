@@ -55,8 +55,6 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     One data dir holds one simulated market: use LIQ_DATA_DIR to keep several scenario/seed pairs."""
     _ensure_dagster_home()
     warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
-    import dagster as dg
-
     from liq_pipeline.market.simulator import SimConfig, simulate
 
     symbols = tuple(config.configured_symbols())
@@ -68,45 +66,45 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     if _simulation_current(out_dir, symbols, start, days, seed, scenario):
         print(f"simulated archive up to date: {out_dir}")
     else:
-        print(f"simulating {', '.join(symbols)} × {days} days ({scenario}, seed {seed}) into {out_dir} ...")
-        simulate(SimConfig.for_scenario(scenario, symbols=symbols, start=start, days=days, seed=seed, out_dir=out_dir),
-                 progress=print)
-        print(f"  simulated in {time.time() - t0:.0f} s")
+        print(f"simulating {', '.join(symbols)} × {days} days ({scenario}, seed {seed}) into {out_dir} ...", flush=True)
+        with SimulationProgress(out_dir, symbols, start, days):
+            simulate(SimConfig.for_scenario(scenario, symbols=symbols, start=start, days=days, seed=seed,
+                                            out_dir=out_dir), progress=_print_flush)
+        print(f"  simulated in {time.time() - t0:.0f} s", flush=True)
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    # The partitions end on the last simulated day (partitions.py): import the definitions only now that
+    # the simulation's manifest exists, so this process sees the same partitions as `make ui`.
+    import dagster as dg
+
     from liq_pipeline.definitions import defs
 
     instance = dg.DagsterInstance.get()
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    resources = dict(defs.resources or {})
     first_model = max(start, last - dt.timedelta(days=model_days))  # one extra day: the heatmap starts from D-1
     stages = [
-        ("raw data and ground truth", dg.AssetSelection.groups("raw", "truth"), start),
-        ("daily volume profiles", dg.AssetSelection.assets("volume_profile_daily"), start),
-        ("baseline, OFI, distributions, levels", dg.AssetSelection.groups("model") - dg.AssetSelection.assets("volume_profile_daily"), first_model),
-        ("heatmap and zones", dg.AssetSelection.groups("heatmap"), first_model + dt.timedelta(days=1)),
+        ("raw data and ground truth", "ingest_job", start),
+        ("daily volume profiles", "volume_profile_job", start),
+        ("baseline, OFI, distributions, levels", "model_job", first_model),
+        ("heatmap and zones", "heatmap_job", first_model + dt.timedelta(days=1)),
     ]
-    for i, (label, selection, first) in enumerate(stages):
+    for i, (label, job_name, first) in enumerate(stages):
         if i == 1:
             _import_public_liquidations(out_dir, symbols)
+        job = defs.resolve_job_def(job_name)
         for symbol in symbols:
-            t = time.time()
-            result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
-                                    tags=_range_tags(symbol, first, last), run_config=QUIET, raise_on_error=False)
-            state = "ok" if result.success else "FAILED"
-            print(f"{label:<40} {symbol} {first}…{last}: {state} ({time.time() - t:.1f} s)")
-            if not result.success:
+            head = f"{label:<40} {symbol} {first}…{last}"
+            ok = run_stage(job, instance, head, tags=_range_tags(symbol, first, last))
+            if not ok:
                 print("see the run in the Dagster UI (make ui) for the error")
                 return 1
     months = sorted({(first_model + dt.timedelta(days=i)).replace(day=1) for i in range((last - first_model).days + 1)})
+    validation = defs.resolve_job_def("monthly_validation_job")
     for month in months:
-        t = time.time()
-        result = dg.materialize(assets, selection=dg.AssetSelection.groups("validation"), instance=instance,
-                                resources=resources, partition_key=month.isoformat(), run_config=QUIET,
-                                raise_on_error=False)
-        print(f"{'validation report':<40} {month:%Y-%m}: {'ok' if result.success else 'FAILED'} ({time.time() - t:.1f} s)")
+        run_stage(validation, instance, f"{'validation report':<40} {month:%Y-%m}",
+                  tags={"dagster/partition": month.isoformat()})
     _print_summary(symbols, last, months)
     print(f"\ndemo finished in {time.time() - t0:.0f} s; `make ui` opens the Dagster UI on http://127.0.0.1:3000")
+    print("`liq` is in .venv/bin: `source .venv/bin/activate` puts it on your PATH (then e.g. `liq zones BTCUSDT`)")
     return 0
 
 
@@ -130,6 +128,96 @@ def _import_public_liquidations(out_dir: Path, symbols: tuple[str, ...]) -> None
                       f"records ({time.time() - t:.1f} s)")
 
 
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_stage(job, instance, head: str, tags: dict[str, str], poll_s: float = 2.0) -> bool:
+    """Execute `job` in process under its own name (the run list shows e.g. `heatmap_job`), printing each
+    asset as it completes so a long stage is never silent; returns whether the run succeeded."""
+    import threading
+    import uuid
+
+    from dagster import DagsterEventType
+
+    run_id = str(uuid.uuid4())
+    t = time.time()
+    print(f"{head} ...", flush=True)
+    done = threading.Event()
+
+    seen: set[str] = set()
+
+    def report_steps() -> None:
+        try:
+            events = instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS)
+        except Exception:  # the run is not registered yet, or the storage is busy: the next poll tries again
+            return
+        for e in events:
+            if e.step_key and e.step_key not in seen:
+                seen.add(e.step_key)
+                print(f"    {e.step_key} done ({time.time() - t:.0f} s)", flush=True)
+
+    def watch() -> None:
+        while not done.wait(poll_s):
+            report_steps()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET, raise_on_error=False,
+                                        run_id=run_id)
+    finally:
+        done.set()
+        watcher.join()
+    report_steps()
+    print(f"{head}: {'ok' if result.success else 'FAILED'} ({time.time() - t:.1f} s)", flush=True)
+    return result.success
+
+
+class SimulationProgress:
+    """Prints, every `every_s` seconds, how many days of each symbol the simulator has written, by watching
+    the archive folder it fills (so it works when symbols run in parallel worker processes)."""
+
+    def __init__(self, out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, every_s: float = 10.0,
+                 stream=None):
+        self.stream = stream  # None: sys.stdout at the time of printing
+        self.root = Path(out_dir) / "data" / "futures" / "um" / "daily"
+        self.symbols, self.days, self.every_s = symbols, days, every_s
+        self.wanted = {(start + dt.timedelta(days=i)).isoformat() for i in range(days)}
+        self._t0 = time.time()
+
+    def days_written(self, symbol: str) -> int:
+        """Days of `symbol` with at least one daily archive file (any data type) in the folder."""
+        found = set()
+        for path in self.root.glob(f"*/{symbol}/**/*.zip"):
+            found.add(path.stem[-10:])
+        return len(found & self.wanted)
+
+    def line(self) -> str:
+        parts = ", ".join(f"{s} {self.days_written(s)}/{self.days} days" for s in self.symbols)
+        return f"  simulating: {parts} ({time.time() - self._t0:.0f} s)"
+
+    def _run(self) -> None:
+        last = ""
+        while not self._done.wait(self.every_s):
+            text = self.line()
+            if text.split(" (")[0] != last:
+                print(text, flush=True, file=self.stream)
+                last = text.split(" (")[0]
+
+    def __enter__(self) -> SimulationProgress:
+        import threading
+
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def _validation_rows(report: dict) -> list[str]:
     """The yardstick table of a monthly report, one line per symbol and variant (validation.report)."""
     from liq_pipeline.validation.report import TERMINAL_COLUMNS, yardstick_text
@@ -141,8 +229,9 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
     from liq_pipeline.cli import connect_read_only, format_top_zones
 
     print(f"\nreports in {config.reports_dir().resolve()}:")
-    for path in sorted(config.reports_dir().glob(f"*{day.isoformat()}*")):
-        print(f"  {path.name}")
+    for symbol in symbols:
+        n = len(list(config.reports_dir().glob(f"heatmap-{symbol}-????-??-??.html")))
+        print(f"  heatmap-{symbol}-<day>.html for {n} days, the last heatmap-{symbol}-{day.isoformat()}.html")
     for month in months:
         path = config.reports_dir() / f"validation-{month:%Y-%m}.json"
         if not path.exists():

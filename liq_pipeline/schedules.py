@@ -19,6 +19,24 @@ from liq_pipeline.resources import MarketSource
 #: Days between a day and the first daily tick that may request it from data.binance.vision.
 BINANCE_PUBLICATION_LAG_DAYS = 2
 
+#: The stages of a backfill, as `make demo` runs them: each run carries its stage's name in the run list.
+ingest_job = dg.define_asset_job(
+    "ingest_job", selection=dg.AssetSelection.groups("raw", "truth"),
+    description="Raw archive files (and, for the simulated source, its ground truth) for a symbol × day range.",
+)
+volume_profile_job = dg.define_asset_job(
+    "volume_profile_job", selection=dg.AssetSelection.assets("volume_profile_daily"),
+    description="Daily volume profiles from the raw trades.",
+)
+model_job = dg.define_asset_job(
+    "model_job", selection=dg.AssetSelection.groups("model") - dg.AssetSelection.assets("volume_profile_daily"),
+    description="Baseline, OFI, position distributions and liquidation levels (the daily profiles must exist).",
+)
+heatmap_job = dg.define_asset_job(
+    "heatmap_job", selection=dg.AssetSelection.groups("heatmap"),
+    description="The liquidation heatmap evolved through the range, and the end-of-day zones.",
+)
+
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh_job",
     selection=dg.AssetSelection.groups("raw", "model", "heatmap"),
@@ -31,7 +49,7 @@ monthly_validation_job = dg.define_asset_job(
     description="The monthly validation report (grade, ground truth, backtest) and its checks.",
 )
 
-JOBS = (daily_refresh_job, monthly_validation_job)
+JOBS = (ingest_job, volume_profile_job, model_job, heatmap_job, daily_refresh_job, monthly_validation_job)
 
 
 def target_day(scheduled: dt.datetime, source_kind: str) -> dt.date:
@@ -51,6 +69,9 @@ def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date)
     first = config.configured_start_date()
     if day < first:
         return dg.SkipReason(f"{day} is before the first partition day {first}")
+    if partitions.LAST_DAY is not None and day > partitions.LAST_DAY:
+        return dg.SkipReason(f"{day} is after the last partition day {partitions.LAST_DAY} (the end of the "
+                             "simulated range, or LIQ_END_DATE)")
     if source_kind == "binance" and day > today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS):
         return dg.SkipReason(f"{day} is not published on data.binance.vision yet (only days up to "
                              f"{today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS)} are requested); a later tick takes it")

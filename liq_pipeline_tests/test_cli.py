@@ -193,3 +193,55 @@ def test_help_exits_0_and_lists_commands(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(c in out for c in cli.BUILTIN_COMMANDS)
+
+
+def test_picture_at_a_time_draws_the_zones_of_that_snapshot(warehouse):
+    """No look-ahead: the stored end-of-day zones (e.g. 92,900–93,100, where the 12:00 snapshot has no
+    level) are not drawn; the zones come from the snapshot shown."""
+    noon = dt.datetime(2026, 1, 5, 12, 0)
+    cluster = GRID.mid(GRID.bin_id(96_000.0) + np.arange(5))  # a dense cluster only at 12:00
+    _add_levels(warehouse, cluster, np.full(5, 3e6), noon)
+    with cli.connect_read_only(warehouse) as con:
+        pic = cli.picture_from_warehouse(con, SYMBOL, DAY, "hybrid", noon)
+    assert pic.zones_as_of == "at 12:00 UTC"
+    assert [z.side for z in pic.zones] == ["long"]
+    assert pic.zones[0].price_low <= 96_000 <= pic.zones[0].price_high
+    assert not any(z.price_low <= 93_000 <= z.price_high for z in pic.zones)
+
+
+def test_pictures_of_different_times_get_their_own_files(warehouse, capsys):
+    for at in ("2026-01-05T12:10", "2026-01-05T12:20"):
+        assert cli.main(["heatmap", SYMBOL, "--at", at, "--format", "png", "--warehouse", warehouse]) == 0
+    paths = capsys.readouterr().out.split()
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["heatmap-BTCUSDT-2026-01-05T1200-hybrid.png",
+                                                    "heatmap-BTCUSDT-2026-01-05T1215-hybrid.png"]
+    assert all(open(p, "rb").read(4) == b"\x89PNG" for p in paths)
+
+
+def _add_levels(warehouse: str, prices: np.ndarray, notional: np.ndarray,
+                snapshot: dt.datetime = dt.datetime(2026, 1, 5, 12, 15)) -> None:
+    bins = GRID.bin_id(prices)
+    with duckdb.connect(warehouse) as con:
+        _insert(con, "model.liquidation_heatmap", pd.DataFrame({
+            "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "snapshot_time": snapshot,
+            "side": "long", "bin_id": bins, "price": GRID.mid(bins), "notional_usd": notional}))
+
+
+def test_json_leaves_out_dust_levels_and_says_how_much(warehouse, capsys):
+    _add_levels(warehouse, np.array([80_000.0, 81_000.0]), np.array([0.4, 60.0]))
+    assert cli.main(["heatmap", SYMBOL, "--format", "json", "--warehouse", warehouse]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["min_usd"] == cli.DUST_USD and len(data["levels"]) == 4
+    assert data["below_min"] == {"levels": 2, "notional_usd": pytest.approx(60.4)}
+    assert cli.main(["heatmap", SYMBOL, "--format", "json", "--min-usd", "0", "--warehouse", warehouse]) == 0
+    assert len(json.loads(capsys.readouterr().out)["levels"]) == 6
+
+
+def test_output_into_a_closed_pipe_ends_quietly(warehouse):
+    """`liq … | head`: the reader leaves early; no BrokenPipeError traceback, exit code 141 (SIGPIPE)."""
+    _add_levels(warehouse, np.linspace(60_000, 90_000, 3000), np.full(3000, 1e4))  # > one pipe buffer of JSON
+    cmd = (f"{sys.executable} -m liq_pipeline.cli heatmap {SYMBOL} --format json --warehouse {warehouse} | head -c 50;"
+           " echo \"exit=${PIPESTATUS[0]}\"")
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+    assert out.stdout.startswith("{") and out.stdout.rstrip().endswith("exit=141")

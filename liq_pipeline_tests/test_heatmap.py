@@ -304,17 +304,27 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
               "dagster/asset_partition_range_end": f"{DAY.isoformat()}|{SYMBOL}"},
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    meta = result.asset_materializations_for_node("liquidation_heatmap")[0].metadata
-    assert meta["start_state"].value[f"{SYMBOL} {prev} hybrid"] == "levels D-1"
-    assert meta["start_state"].value[f"{SYMBOL} {DAY} hybrid"] == "heatmap D-1"
-    assert meta["heatmap"].value.startswith("![") and "data:image/png;base64," in meta["heatmap"].value
-    assert "data:image/png;base64," in meta["liquidation_map"].value
-    assert meta["top_zones"].value.startswith("| side | rank")
+    # Each partition of the range run carries its own day's pictures, zones, report and bookkeeping.
+    by_day = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_heatmap")}
+    assert set(by_day) == {f"{d.isoformat()}|{SYMBOL}" for d in (prev, DAY)}
+    for day, start in ((prev, "levels D-1"), (DAY, "heatmap D-1")):
+        meta = by_day[f"{day.isoformat()}|{SYMBOL}"]
+        assert meta["partition"].value == f"{SYMBOL} {day}"
+        assert meta["start_state"].value["hybrid"] == start
+        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap (hybrid)](data:image/png;base64,")
+        assert meta["liquidation_map"].value.startswith(f"![{SYMBOL} {day} liquidation map](data:image/png;base64,")
+        assert meta["top_zones"].value.startswith(f"{SYMBOL} {day}, end of day")
+        assert meta["report"].value.endswith(f"heatmap-{SYMBOL}-{day.isoformat()}.html")
+        assert meta["run_range"].value.startswith(f"{prev}…{DAY}, 2 symbol-days")
+    assert by_day[f"{prev.isoformat()}|{SYMBOL}"]["heatmap"].value != by_day[f"{DAY.isoformat()}|{SYMBOL}"]["heatmap"].value
+    zone_meta = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_zones")}
+    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"]["top_zones_hybrid"].value.startswith(f"{SYMBOL} {prev}")
     report = config.reports_dir() / f"heatmap-{SYMBOL}-{DAY.isoformat()}.html"
     assert report.exists() and str(tmp_path) in str(report.resolve())
     html = report.read_text()
-    # plotly.js inlined (works offline): no external script, and the library itself is in the page.
-    assert 'script src="http' not in html and len(html) > 1_000_000
+    # plotly.js beside the report (works offline), every variant in the menu.
+    assert 'src="http' not in html and (report.parent / "plotly.min.js").exists()
+    assert all(f'"label":"{v}"' in html for v in config.VARIANTS)
     with duckdb.connect(str(db), read_only=True) as c:
         variants = {v for (v,) in c.execute("SELECT DISTINCT variant FROM model.liquidation_heatmap").fetchall()}
         assert variants == set(config.VARIANTS)

@@ -1,8 +1,10 @@
-"""Pictures: the heatmap and liquidation-map PNGs decode, are not blank, and show the data; the HTML
-report is self-contained."""
+"""Pictures: the heatmap and liquidation-map PNGs decode, are not blank, and show the data; the colour
+scale lets the densest levels stand out; zones outside the window are not drawn; one colour convention;
+the HTML report offers every variant and works offline."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 
@@ -10,10 +12,20 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from liq_pipeline.config import VARIANTS
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.plots import markdown_image
-from liq_pipeline.plots.heatmap import HeatmapPicture, ZoneBand, heatmap_png, liquidation_map_png
-from liq_pipeline.plots.report import write_heatmap_report
+from liq_pipeline.plots import markdown_image, price_label
+from liq_pipeline.plots.heatmap import (
+    VMAX_SHARE_OF_OI,
+    VMIN_SHARE_OF_OI,
+    HeatmapPicture,
+    ZoneBand,
+    color_limits,
+    heatmap_png,
+    liquidation_map_png,
+    visible_zones,
+)
+from liq_pipeline.plots.report import heatmap_report_html, write_heatmap_report
 
 GRID = grid_for("BTCUSDT")
 DAY = dt.date(2026, 1, 5)
@@ -54,12 +66,13 @@ def test_pngs_decode_and_are_not_blank(render):
     assert (luminance > 0.6).mean() > 0.005
 
 
-def test_heatmap_png_shows_the_levels():
+@pytest.mark.parametrize("scale", ["percentile", "fixed"])
+def test_heatmap_png_shows_the_levels(scale):
     """The same frame without levels has far fewer coloured pixels: the data is drawn, not only axes."""
-    full = _decode(heatmap_png(_picture(True)))
-    empty = _decode(heatmap_png(_picture(False)))
+    full = _decode(heatmap_png(dataclasses.replace(_picture(True), color_scale=scale)))
+    empty = _decode(heatmap_png(dataclasses.replace(_picture(False), color_scale=scale)))
     coloured = lambda img: (np.ptp(img, axis=2) > 0.2).mean()  # noqa: E731  (saturated = colour map)
-    assert coloured(full) > 5 * coloured(empty) + 0.05
+    assert coloured(full) > 4 * coloured(empty) + 0.05
 
 
 def test_markdown_image_embeds_png():
@@ -67,12 +80,48 @@ def test_markdown_image_embeds_png():
     assert md.startswith("![heatmap](data:image/png;base64,iVBORw0KGgo")
 
 
-def test_html_report_is_self_contained(tmp_path):
-    path = write_heatmap_report(_picture(), tmp_path / "reports")
+def test_html_report_offers_every_variant_and_works_offline(tmp_path):
+    pics = [dataclasses.replace(_picture(), variant=v) for v in VARIANTS]
+    path = write_heatmap_report(pics, tmp_path / "reports", default_variant="hybrid")
     assert path.name == "heatmap-BTCUSDT-2026-01-05.html"
     html = path.read_text()
-    assert 'script src="http' not in html and len(html) > 1_000_000  # plotly.js inlined
+    # plotly.js written once beside the reports (works offline, ~4 MB not repeated in every report).
+    assert (path.parent / "plotly.min.js").stat().st_size > 1_000_000
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in html and 'src="http' not in html
     assert "Plotly.newPlot" in html and "93,000.00" in html  # the figure and the zone table
+    for v in VARIANTS:  # one menu entry per variant
+        assert f'"label":"{v}"' in html
+    assert len(heatmap_report_html(pics)) > 1_000_000  # the standalone page (liq --format html) inlines it
+
+
+def test_percentile_scale_makes_the_densest_cells_bright_on_a_quiet_day():
+    """A day whose levels are all far below the fixed scale's top still spans the colour map."""
+    rng = np.random.default_rng(1)
+    share = np.where(rng.random((96, 300)) < 0.5, 10 ** rng.uniform(-7, -5.5, (96, 300)), 0.0)
+    share[40:44, 100:103] = 2e-4  # a dense cluster, 50× below the fixed upper bound
+    lo, hi, text = color_limits(share, "percentile")
+    assert lo < hi <= 2e-4 and share[40, 100] >= hi and "p50" in text
+    assert color_limits(share, "fixed")[:2] == (VMIN_SHARE_OF_OI, VMAX_SHARE_OF_OI)
+    with pytest.raises(ValueError, match="colour scale"):
+        color_limits(share, "rainbow")
+
+
+def test_zones_outside_the_price_window_are_not_drawn():
+    pic = dataclasses.replace(_picture(), zones=[ZoneBand("long", 1, 93_000, 94_000, 5e7),
+                                                 ZoneBand("short", 2, 150_000, 151_000, 4e7),
+                                                 ZoneBand("short", 1, 114_000, 130_000, 4e7)])
+    shown = visible_zones(pic, 85_000.0, 115_000.0)
+    assert [(z.side, z.rank, lo, hi) for z, lo, hi in shown] == [("long", 1, 93_000, 94_000),
+                                                                ("short", 1, 114_000, 115_000.0)]
+
+
+def test_one_colour_convention_for_longs_and_shorts():
+    from liq_pipeline import plots
+    from liq_pipeline.plots import heatmap, liquidation_map, report
+
+    for module in (heatmap, liquidation_map, report):
+        assert (module.LONG_COLOR, module.SHORT_COLOR) == (plots.LONG_COLOR, plots.SHORT_COLOR)
+    assert price_label(98_765.4321) == "98,765" and price_label(2.5) == "2.50"
 
 
 def test_picture_without_oi_reference_is_rejected():

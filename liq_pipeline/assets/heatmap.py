@@ -470,56 +470,70 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     """Liquidation levels over time: snapshots every `heatmap_step_minutes` (15 by default) for every
     variant; levels open with rising OI, shrink with falling OI, and vanish when the mark price crosses
     them. Each day starts from the previous day's end state."""
-    from liq_pipeline.plots.heatmap import heatmap_png, liquidation_map_png
-    from liq_pipeline.plots.report import write_heatmap_report
-
-    metadata: dict = {}
     total_rows = 0
-    summaries = []
-    flags: dict[str, list[str]] = {}
+    per_day: dict[tuple[str, dt.date], dict] = {}
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
             result = compute_heatmap_day(con, symbol, day)
             keep_previous_rows(con, symbol, day)
             n = write_heatmap_day(con, result)
         total_rows += n
-        for v, r in result.variants.items():
-            ev = r.evolution
-            summaries.append({"symbol": symbol, "day": str(day), "variant": v, "start_state": r.start_state,
-                              "end_notional_usd": round(ev.end_state.total_usd),
-                              "added_usd": round(float(ev.added_usd.sum())),
-                              "shrunk_usd": round(float(ev.shrunk_usd.sum())),
-                              "consumed_long_usd": round(float(ev.consumed_long_usd.sum())),
-                              "consumed_short_usd": round(float(ev.consumed_short_usd.sum()))})
-        flags[f"{symbol} {day}"] = [f"consumption on {result.inputs.mark_source}"] + result.flags
-        context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(flags[f"{symbol} {day}"]))
-
-    # Pictures and the HTML report for the last day of the run (one picture per materialization).
-    pic_variant = PICTURE_VARIANT if PICTURE_VARIANT in result.variants else next(iter(result.variants))
-    ev = result.variants[pic_variant].evolution
-    mark = result.inputs.end_mark
-    zones_df = zones_frame(zones_for_state(ev.end_state, result.grid, mark)) if np.isfinite(mark) else None
-    pic = picture_for(result, pic_variant, zones_df)
-    if ev.notional_usd.size or pic.mark_price.size:
-        metadata["heatmap"] = dg.MetadataValue.md(markdown_image(heatmap_png(pic), pic.title))
-        metadata["liquidation_map"] = dg.MetadataValue.md(markdown_image(liquidation_map_png(pic), "liquidation map"))
-        report = write_heatmap_report(pic, config.reports_dir())
-        metadata["report"] = dg.MetadataValue.path(str(report.resolve()))
-    if zones_df is not None:
-        metadata["top_zones"] = dg.MetadataValue.md(zones_markdown(zones_df))
+        per_day[(symbol, day)] = day_metadata(result, n)
+        context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(per_day[(symbol, day)]["flags"].data))
+    # Each partition of a range run shows its own day's pictures, zones and report (partitions.py).
+    metadata = partitions.attach_per_partition(context, per_day)
+    days = sorted({d for _, d in per_day})
     metadata.update({
-        "rows": total_rows,
-        "symbol_days": len(summaries) // max(len(VARIANTS), 1),
+        "run_range": f"{days[0]}…{days[-1]}, {len(per_day)} symbol-days, {total_rows:,} rows in this run",
+        "symbol_days": len(per_day),
         "step_minutes": MODEL.heatmap_step_minutes,
         "half_life_hours": str(MODEL.heatmap_half_life_hours),
         "grid": result.grid.describe(),
-        "mark_source": result.inputs.mark_source,
-        "start_state": dg.MetadataValue.json({f"{s['symbol']} {s['day']} {s['variant']}": s["start_state"]
-                                              for s in summaries}),
-        "summary": dg.MetadataValue.md(_markdown_table(summaries)),
-        "flags": dg.MetadataValue.json(flags),
     })
     return dg.MaterializeResult(metadata=metadata)
+
+
+def day_metadata(result: HeatmapDay, rows: int) -> dict:
+    """One partition's metadata: its heatmap and liquidation-map pictures, its HTML report (every variant),
+    its zones, the bookkeeping of every variant and the data flags."""
+    from liq_pipeline.plots.heatmap import heatmap_png, liquidation_map_png
+    from liq_pipeline.plots.report import write_heatmap_report
+
+    inp = result.inputs
+    mark = inp.end_mark
+    pictures = {}
+    zones_df = None
+    for v, r in result.variants.items():
+        z = zones_frame(zones_for_state(r.evolution.end_state, result.grid, mark)) if np.isfinite(mark) else None
+        pictures[v] = picture_for(result, v, z)
+        if v == PICTURE_VARIANT:
+            zones_df = z
+    pic_variant = PICTURE_VARIANT if PICTURE_VARIANT in pictures else next(iter(pictures))
+    pic = pictures[pic_variant]
+    metadata: dict = {"partition": f"{inp.symbol} {inp.day}", "rows": rows}
+    if result.variants[pic_variant].evolution.notional_usd.size or pic.mark_price.size:
+        metadata["heatmap"] = dg.MetadataValue.md(markdown_image(heatmap_png(pic), pic.title))
+        metadata["liquidation_map"] = dg.MetadataValue.md(
+            markdown_image(liquidation_map_png(pic), f"{inp.symbol} {inp.day} liquidation map"))
+        report = write_heatmap_report(list(pictures.values()), config.reports_dir(), default_variant=pic_variant)
+        metadata["report"] = dg.MetadataValue.path(str(report.resolve()))
+    if zones_df is not None:
+        metadata["top_zones"] = dg.MetadataValue.md(f"{inp.symbol} {inp.day}, end of day ({pic_variant})\n\n"
+                                                    + zones_markdown(zones_df))
+    summaries = [{"variant": v, "start_state": r.start_state,
+                  "end_notional_usd": round(r.evolution.end_state.total_usd),
+                  "added_usd": round(float(r.evolution.added_usd.sum())),
+                  "shrunk_usd": round(float(r.evolution.shrunk_usd.sum())),
+                  "consumed_long_usd": round(float(r.evolution.consumed_long_usd.sum())),
+                  "consumed_short_usd": round(float(r.evolution.consumed_short_usd.sum()))}
+                 for v, r in result.variants.items()]
+    metadata.update({
+        "mark_source": inp.mark_source,
+        "start_state": dg.MetadataValue.json({s["variant"]: s["start_state"] for s in summaries}),
+        "summary": dg.MetadataValue.md(_markdown_table(summaries)),
+        "flags": dg.MetadataValue.json([f"consumption on {inp.mark_source}"] + result.flags),
+    })
+    return metadata
 
 
 def _markdown_table(records: list[dict]) -> str:
@@ -553,7 +567,7 @@ def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
     snapshot (model/zones.py: eps 0.25 % of price, a zone seeds where the notional within eps is 1.5× the
     side's average); ranked by notional."""
     total = 0
-    frames = []
+    per_day: dict[tuple[str, dt.date], dict] = {}
     for symbol, day in partitions.symbol_days(context):
         grid = grid_for(symbol)
         with duckdb.get_connection() as con:
@@ -576,17 +590,16 @@ def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
             rows = pd.concat(parts, ignore_index=True)
             rows["symbol"], rows["day"] = symbol, day
             con.register("zone_rows", rows)
-            total += replace_partition(con, "model.liquidation_zones", symbol, day,
+            n = replace_partition(con, "model.liquidation_zones", symbol, day,
                                        "SELECT symbol, day, variant, CAST(as_of AS TIMESTAMP) AS as_of, side, "
                                        "zone_rank, centroid_price, price_low, price_high, notional_usd, "
                                        "distance_pct, share_of_side FROM zone_rows")
-        frames.append(rows.assign(mark_table=mark_table))
-    last = frames[-1]
-    return dg.MaterializeResult(metadata={
-        "rows": total,
-        "eps_rel": zn.DEFAULT_EPS_REL,
-        "density_ratio": zn.DEFAULT_DENSITY_RATIO,
-        "mark_source": mark_table,
-        f"top_zones_{PICTURE_VARIANT}": dg.MetadataValue.md(
-            f"{symbol} {day}\n\n" + zones_markdown(last[last["variant"] == PICTURE_VARIANT])),
-    })
+        total += n
+        per_day[(symbol, day)] = {
+            "partition": f"{symbol} {day}", "rows": n, "mark_source": mark_table,
+            f"top_zones_{PICTURE_VARIANT}": dg.MetadataValue.md(
+                f"{symbol} {day}, end of day\n\n" + zones_markdown(rows[rows["variant"] == PICTURE_VARIANT])),
+        }
+    metadata = partitions.attach_per_partition(context, per_day)
+    metadata.update({"run_rows": total, "eps_rel": zn.DEFAULT_EPS_REL, "density_ratio": zn.DEFAULT_DENSITY_RATIO})
+    return dg.MaterializeResult(metadata=metadata)

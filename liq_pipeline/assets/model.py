@@ -308,7 +308,7 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     size_flags: dict[str, str] = {}  # "<symbol> <day>" → why its sizes are the prior (model/sizes.py)
     tables = load_bracket_tables(config.data_dir() / "brackets")
     mix = LeverageMix.of(MODEL.leverages, MODEL.leverage_weights)
-    summary, preview, chart = [], "", ""
+    summary, per_day = [], {}
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
             as_of = as_of_for(day)
@@ -366,12 +366,13 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                        f"consumption: {candles_note}.\n\n"
                        + _md_table(hybrid.sort_values("notional_usd", ascending=False)
                                    [["side", "bin_id", "price", "notional_usd", "collateral_usd"]]))
+            per_day[(symbol, day)] = {"liquidation_map": dg.MetadataValue.md(chart),
+                                      "preview": dg.MetadataValue.md(preview)}
     header = ("| symbol | day | variant | long at risk USD | short at risk USD | consumed USD | unpriced USD |\n"
               "|---|---|---|---|---|---|---|\n")
     return dg.MaterializeResult(metadata={
         "levels": dg.MetadataValue.md(header + "\n".join(summary)),
-        "liquidation_map": dg.MetadataValue.md(chart),
-        "preview": dg.MetadataValue.md(preview),
+        **partitions.attach_per_partition(context, per_day),  # each partition its own day's map
         "leverage_mix": ", ".join(f"{lev:g}x {w:.0%}" for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)),
         "size_buckets": MODEL.size_buckets,
         # Days whose sizes are the prior of model/sizes.py, with what was missing (empty: all measured).

@@ -1,8 +1,9 @@
 """The liquidation-map picture for asset metadata: notional at risk per price, cumulative from the mark.
 
-Bars show liquidation notional per grid bin (longs red below the mark, shorts green above); the lines
-show the cumulative notional a move from the mark to that price would liquidate. Dark background as
-in the usual liquidation maps. Returns PNG bytes (matplotlib, Agg backend).
+Bars show liquidation notional per grid bin (longs below the mark, shorts above, in the colours of
+`liq_pipeline.plots`, as in every picture); the lines show the cumulative notional a move from the mark to
+that price would liquidate; a caption gives the totals and which model they come from. Dark background
+as in the usual liquidation maps. Returns PNG bytes (matplotlib, Agg backend).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-LONG_COLOR = "#ff5c5c"
-SHORT_COLOR = "#3ddc97"
+from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, price_label  # noqa: E402
+
+#: Which model this map shows, and why its totals differ from the heatmap's end-of-day map.
+LEVELS_NOTE = ("liquidation_levels: the whole open interest spread over the 30-day volume profile, levels "
+               "already crossed by mark dropped (the heatmap's map evolves levels from OI flow instead, so its "
+               "totals differ)")
 
 
 def cumulative_from_mark(price: np.ndarray, notional_usd: np.ndarray, side: int, mark_price: float
@@ -49,6 +55,7 @@ def liquidation_map_png(
     mark_price: float | None,
     title: str,
     bar_width_usd: float | None = None,
+    note: str = LEVELS_NOTE,
 ) -> bytes:
     """A small liquidation-map PNG (about 800×420 px). Prices and notionals in USD."""
     lp, ln = np.asarray(long_price, float), np.asarray(long_notional_usd, float)
@@ -57,8 +64,10 @@ def liquidation_map_png(
         fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
         try:
             width = bar_width_usd or _bar_width(np.concatenate([lp, sp]))
-            ax.bar(lp, ln / 1e6, width=width, color=LONG_COLOR, alpha=0.55, label="long liquidations")
-            ax.bar(sp, sn / 1e6, width=width, color=SHORT_COLOR, alpha=0.55, label="short liquidations")
+            ax.bar(lp, ln / 1e6, width=width, color=LONG_COLOR, alpha=0.75,
+                   label=f"long liquidations ${ln.sum() / 1e6:,.1f} M")
+            ax.bar(sp, sn / 1e6, width=width, color=SHORT_COLOR, alpha=0.75,
+                   label=f"short liquidations ${sn.sum() / 1e6:,.1f} M")
             ax2 = ax.twinx()
             if mark_price is not None:
                 for side, p, n, color in ((1, lp, ln, LONG_COLOR), (-1, sp, sn, SHORT_COLOR)):
@@ -66,14 +75,16 @@ def liquidation_map_png(
                     if cp.size:
                         ax2.step(np.concatenate([[mark_price], cp]), np.concatenate([[0.0], cn]) / 1e6,
                                  where="post", color=color, lw=1.6)
-                ax.axvline(mark_price, color="#ffd84d", lw=1.2, ls="--", label=f"mark {mark_price:,.2f}")
+                ax.axvline(mark_price, color=MARK_COLOR, lw=1.2, ls="--", label=f"mark {price_label(mark_price)}")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: price_label(v)))
             ax.set_xlabel("liquidation price (USD)")
             ax.set_ylabel("notional per bin (M USD)")
             ax2.set_ylabel("cumulative from mark (M USD)")
             ax.set_title(title, fontsize=10)
             ax.legend(loc="upper left", fontsize=7, framealpha=0.3)
             ax.grid(alpha=0.15)
-            fig.tight_layout()
+            fig.text(0.01, 0.01, note, fontsize=6, color="#aaaabb", wrap=True)
+            fig.tight_layout(rect=(0, 0.06, 1, 1))
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
         finally:

@@ -1,8 +1,8 @@
-"""Standalone interactive HTML report of one symbol-day heatmap (plotly, JavaScript inlined: works offline).
+"""Interactive HTML report of one symbol-day heatmap (plotly), every variant selectable from a menu.
 
-Same data and the same fixed colour normalisation as the PNGs (plots/heatmap.py): colour = log10 of the
-liquidation notional per bin as a share of the day's end OI, from log10(VMIN_SHARE_OF_OI) to
-log10(VMAX_SHARE_OF_OI).
+Same data, colours and colour scale as the PNGs (plots/heatmap.py): colour = log10 of the liquidation
+notional per bin as a share of the day's end OI, on the picture's percentile range or the fixed range.
+The plotly library is written once beside the reports (`plotly.min.js`, works offline) unless `inline`.
 """
 
 from __future__ import annotations
@@ -13,79 +13,137 @@ from pathlib import Path
 
 import numpy as np
 
-from liq_pipeline.plots.heatmap import (
-    COLORMAP,
-    LONG_COLOR,
-    SHORT_COLOR,
-    VMAX_SHARE_OF_OI,
-    VMIN_SHARE_OF_OI,
-    HeatmapPicture,
-)
+from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR
+from liq_pipeline.plots.heatmap import COLORMAP, END_STATE_NOTE, HeatmapPicture, color_limits, visible_zones
+
+PLOTLY_JS = "plotly.min.js"
 
 
-def heatmap_report_html(pic: HeatmapPicture) -> str:
-    """One HTML page: heatmap with mark line and zone bands on top, end-of-day liquidation map below."""
+def _variant_traces(pic: HeatmapPicture, visible: bool) -> tuple[list, list[dict], str]:
+    """(traces, zone shapes, colour-scale text) of one variant: heatmap on row 1, long/short bars on row 2."""
+    import plotly.graph_objects as go
+
+    share, b0 = pic.share_matrix()
+    mid = pic.grid.mid(np.arange(b0, b0 + share.shape[1]))
+    vmin, vmax, scale_text = color_limits(share, pic.color_scale)
+    with np.errstate(divide="ignore"):
+        z = np.where(share > 0, np.log10(share), np.nan).T.astype(np.float32)  # (bins, T)
+    times = pic.step_end.astype("datetime64[ms]").astype(str)
+    price, long_usd, short_usd = pic.end_levels()
+    heat = go.Heatmap(
+        x=times, y=mid, z=z, zmin=math.log10(vmin), zmax=math.log10(vmax), colorscale=COLORMAP.capitalize(),
+        customdata=np.round(share.T * pic.oi_ref_usd).astype(np.float32), visible=visible, name=pic.variant,
+        hovertemplate="%{x} UTC<br>price %{y:,.2f}<br>notional $%{customdata:,.0f}<extra>" + pic.variant + "</extra>",
+        colorbar=dict(title=dict(text="log10(notional / OI)", side="right"), len=0.55, y=1.0, yanchor="top",
+                      x=1.01, thickness=14),
+        showlegend=False)
+    bars = [go.Bar(x=price, y=usd, marker_color=color, name=f"{side} liquidations ({pic.variant})",
+                   visible=visible, legendgroup=side)
+            for side, usd, color in (("long", long_usd, LONG_COLOR), ("short", short_usd, SHORT_COLOR))]
+    lo, hi = float(pic.grid.low(b0)), float(pic.grid.high(b0 + share.shape[1] - 1))
+    shapes = [dict(type="rect", xref="x domain", x0=0, x1=1, yref="y", y0=zlo, y1=zhi, line_width=0, opacity=0.18,
+                   fillcolor=LONG_COLOR if zb.side == "long" else SHORT_COLOR, layer="above")
+              for zb, zlo, zhi in visible_zones(pic, lo, hi)]
+    return [heat, *bars], shapes, scale_text
+
+
+def heatmap_report_html(pictures: list[HeatmapPicture] | HeatmapPicture, default_variant: str | None = None,
+                        inline: bool = True) -> str:
+    """One HTML page for one symbol-day: a variant menu, the heatmap with mark line and zones on top, the
+    end-of-day liquidation map below, the zone table and the notes of the selected variant."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    share, b0 = pic.share_matrix()
-    bins = np.arange(b0, b0 + share.shape[1])
-    mid = pic.grid.mid(bins)
-    with np.errstate(divide="ignore"):
-        z = np.where(share > 0, np.log10(share), np.nan).T  # (bins, T)
-    times = pic.step_end.astype("datetime64[ms]").astype(str)
-    price, long_usd, short_usd = pic.end_levels()
-
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.65, 0.35], vertical_spacing=0.08,
-                        subplot_titles=(pic.title, f"liquidation map, end of {pic.day}"))
-    fig.add_trace(go.Heatmap(
-        x=times, y=mid, z=z, colorscale=COLORMAP.capitalize(), zmin=math.log10(VMIN_SHARE_OF_OI),
-        zmax=math.log10(VMAX_SHARE_OF_OI), customdata=(share.T * pic.oi_ref_usd),
-        hovertemplate="%{x} UTC<br>price %{y:,.2f}<br>notional $%{customdata:,.0f}<extra></extra>",
-        colorbar=dict(title="log10(notional/OI)", len=0.6, y=0.72),
-    ), row=1, col=1)
-    if pic.mark_time.size:
-        fig.add_trace(go.Scatter(x=pic.mark_time.astype("datetime64[ms]").astype(str), y=pic.mark_price,
-                                 mode="lines", line=dict(color="white", width=1), name="mark price"), row=1, col=1)
-    for zb in pic.zones:
-        color = LONG_COLOR if zb.side == "long" else SHORT_COLOR
-        fig.add_hrect(y0=zb.price_low, y1=zb.price_high, fillcolor=color, opacity=0.15, line_width=0, row=1, col=1)
-    fig.add_trace(go.Bar(x=price, y=long_usd, marker_color=LONG_COLOR, name="long liquidations"), row=2, col=1)
-    fig.add_trace(go.Bar(x=price, y=short_usd, marker_color=SHORT_COLOR, name="short liquidations"), row=2, col=1)
-    mark = pic.last_mark()
-    if math.isfinite(mark):
-        fig.add_vline(x=mark, line_color="white", line_dash="dash", row=2, col=1)
-    fig.update_layout(template="plotly_dark", height=900, barmode="overlay", bargap=0,
-                      margin=dict(l=60, r=20, t=60, b=40))
-    fig.update_yaxes(title_text="price (USDT)", row=1, col=1)
+    pics = [pictures] if isinstance(pictures, HeatmapPicture) else list(pictures)
+    if not pics:
+        raise ValueError("no picture to report")
+    first = pics[0]
+    default = default_variant if default_variant in {p.variant for p in pics} else first.variant
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.64, 0.36], vertical_spacing=0.12,
+                        subplot_titles=("liquidation heatmap (time × price)",
+                                        f"liquidation map at the end of {first.day}"))
+    per_variant, shapes, scales = [], {}, {}
+    for p in pics:
+        traces, shapes[p.variant], scales[p.variant] = _variant_traces(p, p.variant == default)
+        for i, trace in enumerate(traces):
+            fig.add_trace(trace, row=1 if i == 0 else 2, col=1)
+        per_variant.append((p.variant, len(traces)))
+    if first.mark_time.size:
+        fig.add_trace(go.Scatter(
+            x=first.mark_time.astype("datetime64[ms]").astype(str), y=first.mark_price, mode="lines",
+            line=dict(color=MARK_COLOR, width=1), name="mark price"), row=1, col=1)
+    n_mark = 1 if first.mark_time.size else 0
+    buttons = []
+    for variant, _ in per_variant:
+        visible = [v == variant for v, n in per_variant for _ in range(n)] + [True] * n_mark
+        buttons.append(dict(label=variant, method="update",
+                            args=[{"visible": visible}, {"shapes": shapes[variant]}]))
+    mark = first.last_mark()
+    mark_shape = ([dict(type="line", xref="x2", x0=mark, x1=mark, yref="y2 domain", y0=0, y1=1,
+                        line=dict(color=MARK_COLOR, dash="dash", width=1))] if math.isfinite(mark) else [])
+    for b in buttons:
+        b["args"][1]["shapes"] = b["args"][1]["shapes"] + mark_shape
+    fig.update_layout(
+        template="plotly_dark", height=950, barmode="overlay", bargap=0, shapes=shapes[default] + mark_shape,
+        margin=dict(l=70, r=90, t=90, b=110),
+        updatemenus=[dict(buttons=buttons, active=[v for v, _ in per_variant].index(default), x=0, xanchor="left",
+                          y=1.10, yanchor="bottom", showactive=True)],
+        annotations=list(fig.layout.annotations) + [dict(text="variant:", x=0, xref="paper", xanchor="right",
+                                                          y=1.115, yref="paper", yanchor="bottom", showarrow=False)],
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.08, yanchor="top"))
+    fig.update_yaxes(title_text="liquidation price (USDT)", tickformat=",.0f" if mark >= 1000 else ",.2f", row=1, col=1)
     fig.update_xaxes(title_text="time (UTC)", row=1, col=1)
-    fig.update_xaxes(title_text="price (USDT)", row=2, col=1)
-    fig.update_yaxes(title_text="notional (USD)", row=2, col=1)
-    body = fig.to_html(full_html=False, include_plotlyjs="inline")
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in pic.notes)
-    zones = "".join(
-        f"<tr><td>{zb.side}</td><td>{zb.rank}</td><td>{zb.price_low:,.2f} – {zb.price_high:,.2f}</td>"
-        f"<td>${zb.notional_usd:,.0f}</td></tr>" for zb in pic.zones)
+    fig.update_xaxes(title_text="liquidation price (USDT)", tickformat=",.0f" if mark >= 1000 else ",.2f", row=2, col=1)
+    fig.update_yaxes(title_text="notional per bin (USD)", row=2, col=1)
+    body = fig.to_html(full_html=False, include_plotlyjs="inline" if inline else PLOTLY_JS)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in first.notes)
+    zone_rows = "".join(
+        f"<tr><td>{p.variant}</td><td>{zb.side}</td><td>{zb.rank}</td><td>{zb.price_low:,.2f} – {zb.price_high:,.2f}</td>"
+        f"<td>${zb.notional_usd:,.0f}</td></tr>" for p in pics for zb in p.zones)
+    title = f"{first.symbol} {first.day} liquidation heatmap"
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(pic.title)}</title>"
+        f"<title>{html.escape(title)}</title>"
         "<style>body{background:#111;color:#ddd;font-family:sans-serif;margin:1em}"
         "td,th{padding:2px 10px;text-align:right}</style></head><body>"
-        f"<h2>{html.escape(pic.title)}</h2>"
-        f"<p>Colour: liquidation notional per {html.escape(pic.grid.describe())} as a share of the day's end "
-        f"open interest (${pic.oi_ref_usd:,.0f}), log scale {VMIN_SHARE_OF_OI:g} … {VMAX_SHARE_OF_OI:g}; "
-        f"snapshots every {pic.step_minutes} min; levels consumed on mark price.</p>"
+        f"<h2>{html.escape(title)}</h2>"
+        f"<p>Variants: {', '.join(v for v, _ in per_variant)} (menu at the top left of the figure). Colour: "
+        f"liquidation notional per {html.escape(first.grid.describe())} as a share of the day's end open "
+        f"interest (${first.oi_ref_usd:,.0f}), log scale, {html.escape(scales[default])}; snapshots every "
+        f"{first.step_minutes} min to {first.last_time} UTC; levels consumed on mark price. Long liquidations "
+        f"<span style='color:{LONG_COLOR}'>■</span> below the mark, short <span style='color:{SHORT_COLOR}'>■</span> "
+        f"above it; shaded bands are the top zones ({html.escape(first.zones_as_of)}).</p>"
         f"{body}"
-        f"<h3>Zones (end of day)</h3><table><tr><th>side</th><th>rank</th><th>range</th><th>notional</th></tr>"
-        f"{zones}</table>"
+        f"<p style='font-size:smaller'>The liquidation map shows the {html.escape(END_STATE_NOTE)}.</p>"
+        f"<h3>Zones ({html.escape(first.zones_as_of)})</h3><table><tr><th>variant</th><th>side</th><th>rank</th>"
+        f"<th>range</th><th>notional</th></tr>{zone_rows}</table>"
         f"<h3>Notes</h3><ul>{notes or '<li>none</li>'}</ul></body></html>"
     )
 
 
-def write_heatmap_report(pic: HeatmapPicture, out_dir: Path) -> Path:
-    """Write `heatmap-<SYMBOL>-<DAY>.html` under `out_dir` (created if needed); returns its path."""
+def write_heatmap_report(pictures: list[HeatmapPicture] | HeatmapPicture, out_dir: Path,
+                         default_variant: str | None = None) -> Path:
+    """Write `heatmap-<SYMBOL>-<DAY>.html` under `out_dir` (created if needed), with `plotly.min.js` written
+    once beside it; returns the report's path."""
+    pics = [pictures] if isinstance(pictures, HeatmapPicture) else list(pictures)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"heatmap-{pic.symbol}-{pic.day.isoformat()}.html"
-    path.write_text(heatmap_report_html(pic), encoding="utf-8")
+    write_plotly_js(out_dir)
+    path = out_dir / f"heatmap-{pics[0].symbol}-{pics[0].day.isoformat()}.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(heatmap_report_html(pics, default_variant, inline=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_plotly_js(out_dir: Path) -> Path:
+    """The plotly library beside the reports (once; rewritten when its size differs, e.g. a new version)."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    path = Path(out_dir) / PLOTLY_JS
+    if not path.exists() or path.stat().st_size != len(js.encode()):
+        tmp = path.with_suffix(".js.tmp")
+        tmp.write_text(js, encoding="utf-8")
+        tmp.replace(path)
     return path

@@ -1,6 +1,7 @@
 """A person's path through the Dagster UI, in a real browser (Debian chromium driven by playwright):
-launch a backfill of two heatmap partitions from the asset page, wait for it through GraphQL, and find
-the heatmap picture on the asset page. The screenshot is kept under data/e2e/.
+launch a backfill of two heatmap partitions from the asset page, wait for it through GraphQL, find
+the heatmap picture on the asset page, and check that each partition of the one-run backfill shows the
+picture and report of its own day. The screenshot is kept under data/e2e/.
 
 Run with `make test-e2e` (installs chromium with apt when missing). In the plain `make test` run it is
 skipped when no chromium is installed.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -88,6 +90,21 @@ def test_backfill_two_partitions_from_the_ui_and_see_the_heatmap(ui, tmp_path):
             page.wait_for_timeout(1_000)  # let the dialog's fade-in finish before the screenshot
             shot = tmp_path / "liquidation_heatmap_in_dagster_ui.png"
             page.screenshot(path=str(shot))
+            page.keyboard.press("Escape")
+
+            # One run covered both days; each partition still shows its own day's picture and report.
+            for day in days:
+                key = f"{day}|{SYMBOL}"
+                page.goto(f"{ui.url}/assets/liquidation_heatmap?view=partitions&partition={quote(key)}",
+                          wait_until="networkidle")
+                meta = lambda label: page.get_by_role("row").filter(  # noqa: E731
+                    has=page.get_by_role("cell", name=label, exact=True))
+                expect(meta("partition")).to_contain_text(f"{SYMBOL} {day}", timeout=30_000)
+                expect(meta("report")).to_contain_text(f"heatmap-{SYMBOL}-{day}.html")
+                meta("heatmap").get_by_text("[Show Markdown]").click()
+                img = page.get_by_role("dialog").locator("img[src^='data:image/png']")
+                expect(img).to_have_attribute("alt", f"{SYMBOL} {day} liquidation heatmap (hybrid)", timeout=30_000)
+                page.keyboard.press("Escape")
         finally:
             browser.close()
     kept = REPO / "data" / "e2e"
