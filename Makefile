@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
+.PHONY: demo test ui bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test-e2e: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The benchmark harness end to end at tiny scale (every section, about 2-3 minutes; not part of make test).
+test-bench: install
+	$(BIN)/python -m pytest -q -m bench liq_pipeline_tests/test_bench.py
 
 # Size of the virtual environment (the README quotes it).
 venv-size:

@@ -190,12 +190,21 @@ class ChainReport:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _metadata(result, asset: str, key: str):
+def _metadata(result, asset: str, key: str) -> dict:
+    """`key` of every materialization of `asset` in the run, merged: a dict value is merged as it is, any
+    other value is keyed by its partition ("SYMBOL day"; each partition carries its own day's metadata)."""
+    out: dict = {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
-        if mat.asset_key.to_user_string() == asset and key in mat.metadata:
-            return mat.metadata[key].value
-    return None
+        if mat.asset_key.to_user_string() != asset or key not in mat.metadata:
+            continue
+        value = mat.metadata[key].value
+        if isinstance(value, dict):
+            out.update(value)
+        elif value:
+            date, _, symbol = str(mat.partition or "").partition("|")
+            out[f"{symbol} {date}".strip()] = value
+    return out
 
 
 def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> ChainReport:
@@ -235,8 +244,8 @@ def run_chain(run: RealRun, progress: Callable[[str], None] = print) -> ChainRep
             failures = [e for e in result.all_events if e.is_failure]
             reason = failures[0].message if failures else "see the run's events"
             raise RuntimeError(f"{label} failed: {reason}")
-        report.size_prior_days.update(_metadata(result, "liquidation_levels", "size_prior_days") or {})
-        report.heatmap_flags.update(_metadata(result, "liquidation_heatmap", "flags") or {})
+        report.size_prior_days.update(_metadata(result, "liquidation_levels", "size_prior_days"))
+        report.heatmap_flags.update(_metadata(result, "liquidation_heatmap", "flags"))
     return report
 
 

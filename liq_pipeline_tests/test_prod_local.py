@@ -44,13 +44,13 @@ FIRST, DAYS = dt.date(2026, 1, 1), 3
 LAST = FIRST + dt.timedelta(days=DAYS - 1)
 LOCATION = {"repositoryLocationName": "liq_pipeline", "repositoryName": "__repository__"}
 #: Every symbol × day asset of the chain raw → model → heatmap (truth is simulator-only, validation monthly).
-ASSETS = ("agg_trades", "klines", "mark_price_klines", "open_interest", "funding_rates", "volume_profile_daily",
-          "volume_profile_baseline", "ofi_bins", "position_distribution", "liquidation_levels",
-          "liquidation_heatmap", "liquidation_zones")
+ASSETS = ("agg_trades", "klines", "mark_price_klines", "open_interest", "funding_rates", "premium_index_klines",
+          "volume_profile_daily", "volume_profile_baseline", "ofi_bins", "flow_book", "position_distribution",
+          "liquidation_levels", "liquidation_heatmap", "liquidation_zones")
 TABLES = ("raw.agg_trades", "raw.klines", "raw.mark_price_klines", "raw.open_interest", "raw.funding_rates",
-          "model.volume_profile_daily", "model.volume_profile_baseline", "model.ofi_bins",
-          "model.position_distribution", "model.liquidation_levels", "model.liquidation_heatmap",
-          "model.liquidation_zones")
+          "raw.premium_index_klines", "model.volume_profile_daily", "model.volume_profile_baseline",
+          "model.ofi_bins", "model.flow_book", "model.flow_parameters", "model.position_distribution",
+          "model.liquidation_levels", "model.liquidation_heatmap", "model.liquidation_zones")
 #: Floats of the two storage modes may differ in the last bits (sums in another order), nothing more.
 REL_TOL = ABS_TOL = 1e-9
 IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
