@@ -21,6 +21,7 @@ from liq_pipeline.model import flow as fl
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import SizeBuckets, size_buckets_from_trades
 from liq_pipeline.model.margin import table_for
+from liq_pipeline.warehouse.io import exact_usd_sum as _usd
 from liq_pipeline.warehouse.io import registered_frame, replace_partition, table_exists
 
 GROUP = "model"
@@ -64,17 +65,17 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
 
     buy, sell = np.zeros(T), np.zeros(T)
     if d.traded_usd.size and table_exists(con, "raw.agg_trades") and not any("no aggTrades" in f for f in d.flags):
-        r = con.execute("""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
-                                  sum(price * quantity) FILTER (WHERE NOT is_buyer_maker) AS buy,
-                                  sum(price * quantity) FILTER (WHERE is_buyer_maker) AS sell
+        r = con.execute(f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
+                                  {_usd("CASE WHEN NOT is_buyer_maker THEN price * quantity ELSE 0 END")} AS buy,
+                                  {_usd("CASE WHEN is_buyer_maker THEN price * quantity ELSE 0 END")} AS sell
                            FROM raw.agg_trades WHERE symbol = $symbol AND day = $day
-                             AND transact_time >= $start AND transact_time < $end GROUP BY 1""", q).fetchnumpy()
+                             AND transact_time >= $start AND transact_time < $end GROUP BY 1 ORDER BY 1""", q).fetchnumpy()
     elif table_exists(con, "raw.klines"):
-        r = con.execute("""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
-                                  sum(taker_buy_quote_volume) AS buy,
-                                  sum(quote_volume - taker_buy_quote_volume) AS sell
+        r = con.execute(f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
+                                  {_usd("taker_buy_quote_volume")} AS buy,
+                                  {_usd("quote_volume - taker_buy_quote_volume")} AS sell
                            FROM raw.klines WHERE symbol = $symbol AND day = $day AND open_time >= $start
-                             AND open_time < $end AND taker_buy_volume <> volume / 2.0 GROUP BY 1""", q).fetchnumpy()
+                             AND open_time < $end AND taker_buy_volume <> volume / 2.0 GROUP BY 1 ORDER BY 1""", q).fetchnumpy()
     else:
         r = {"step": np.zeros(0, np.int64), "buy": np.zeros(0), "sell": np.zeros(0)}
     s = np.asarray(r["step"], dtype=np.int64)
@@ -97,9 +98,9 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
 
     premium = np.full(T, np.nan)
     if table_exists(con, "raw.premium_index_klines"):
-        p = con.execute("""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step, avg(close) AS p
+        p = con.execute("""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step, avg(close ORDER BY open_time) AS p
                            FROM raw.premium_index_klines WHERE symbol = $symbol AND day = $day
-                             AND open_time >= $start AND open_time < $end GROUP BY 1""", q).fetchnumpy()
+                             AND open_time >= $start AND open_time < $end GROUP BY 1 ORDER BY 1""", q).fetchnumpy()
         s = np.asarray(p["step"], dtype=np.int64)
         ok = (s >= 0) & (s < T)
         premium[s[ok]] = np.asarray(p["p"], dtype=np.float64)[ok]
@@ -132,7 +133,7 @@ def load_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> fl.B
     f = con.execute("""SELECT epoch_ms(open_time) AS open_ms, CASE side WHEN 'long' THEN 1 ELSE -1 END AS side,
                               entry_price, lev_bucket, leverage, size_usd, mmr, lp_open, funding_paid, weight,
                               notional_usd
-                       FROM model.flow_book WHERE symbol = ? AND day = ?""", [symbol, day]).fetchnumpy()
+                       FROM model.flow_book WHERE symbol = ? AND day = ? ORDER BY ALL""", [symbol, day]).fetchnumpy()
     return fl.Book.from_columns(f)
 
 
@@ -167,25 +168,25 @@ def calibration_data(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     t0 = dt.datetime.combine(first, dt.time())
     t1 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     levs = np.asarray(flow.leverages)
-    u = con.execute("""SELECT time_bucket(INTERVAL 1 HOUR, step_end - INTERVAL 1 MILLISECOND) AS hour, side, leverage,
-                              sum(consumed_per_weight_usd) AS u
-                       FROM model.flow_steps WHERE symbol = ? AND day BETWEEN ? AND ? GROUP BY ALL""",
+    u = con.execute(f"""SELECT time_bucket(INTERVAL 1 HOUR, step_end - INTERVAL 1 MILLISECOND) AS hour, side, leverage,
+                              {_usd("consumed_per_weight_usd")} AS u
+                       FROM model.flow_steps WHERE symbol = ? AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY ALL""",
                     [symbol, first, day]).df() if table_exists(con, "model.flow_steps") else pd.DataFrame()
     realized, source = pd.DataFrame(), "none"
     if table_exists(con, "raw.realized_liquidations"):
-        realized = con.execute("""SELECT time_bucket(INTERVAL 1 HOUR, trade_time) AS hour, side, sum(notional_usd) AS r
+        realized = con.execute(f"""SELECT time_bucket(INTERVAL 1 HOUR, trade_time) AS hour, side, {_usd("notional_usd")} AS r
                                   FROM (SELECT DISTINCT ON (trade_time, side, price, quantity) trade_time, side, notional_usd
                                         FROM raw.realized_liquidations
                                         WHERE symbol = ? AND trade_time >= ? AND trade_time < ?)
-                                  GROUP BY ALL""", [symbol, t0, t1]).df()
+                                  GROUP BY ALL ORDER BY ALL""", [symbol, t0, t1]).df()
         source = "events" if not realized.empty else source
     if realized.empty and table_exists(con, "raw.realized_liquidation_bars"):
-        bars = con.execute("""SELECT time_bucket(INTERVAL 1 HOUR, bar_start) AS hour, sum(long_usd) AS long,
-                                     sum(short_usd) AS short
+        bars = con.execute(f"""SELECT time_bucket(INTERVAL 1 HOUR, bar_start) AS hour, {_usd("long_usd")} AS long,
+                                     {_usd("short_usd")} AS short
                               FROM (SELECT bar_start, max(long_usd) AS long_usd, max(short_usd) AS short_usd
                                     FROM raw.realized_liquidation_bars
                                     WHERE symbol = ? AND bar_start >= ? AND bar_start < ? GROUP BY bar_start)
-                              GROUP BY 1""", [symbol, t0, t1]).df()
+                              GROUP BY 1 ORDER BY 1""", [symbol, t0, t1]).df()
         if not bars.empty:
             realized = bars.melt(id_vars="hour", value_vars=["long", "short"], var_name="side", value_name="r")
             source = "bars"

@@ -30,20 +30,19 @@ from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
-from liq_pipeline.warehouse.io import registered_frame, replace_partition, replace_partitions, table_exists
+from liq_pipeline.warehouse.io import (
+    exact_usd_sum,
+    registered_frame,
+    replace_partition,
+    replace_partitions,
+    table_exists,
+)
 from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "heatmap"
 PICTURE_VARIANT = DEFAULT_VARIANT if DEFAULT_VARIANT in VARIANTS else VARIANTS[0]
 
 _INTERVAL_MS_SQL = "CASE interval " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in KLINE_INTERVAL_MS.items()) + " END"
-
-
-def exact_usd_sum(expr: str) -> str:
-    """SQL sum of a USD amount that does not depend on row order: each amount rounded to a micro-dollar and
-    added as an integer. A DOUBLE sum() adds in scan order, which a parallel scan changes from run to run (a
-    busy machine made Parquet and DuckDB backfills differ in the last bits, carried through every later step)."""
-    return f"CAST(sum(CAST(round(({expr}) * 1e6) AS BIGINT)) AS DOUBLE) / 1e6"
 
 
 #: model.heatmap_snapshots rows of the day being written (one per variant and snapshot), from its heatmap rows.

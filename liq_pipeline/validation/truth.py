@@ -15,6 +15,7 @@ from liq_pipeline.config import MODEL, VARIANTS, ModelParams
 from liq_pipeline.model import margin, scoring
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.validation.common import ensure_read_tables
+from liq_pipeline.warehouse.io import table_exists
 
 #: The coarse bins every overlap is also reported at (relative width): 1 %.
 COARSE_BIN_WIDTH = 0.01
@@ -28,7 +29,18 @@ def has_ground_truth(con: duckdb.DuckDBPyConnection, symbol: str) -> bool:
 
 
 def _true_open_positions(con, symbol: str, day: dt.date) -> pd.DataFrame:
+    """The speculators' positions open at the end of `day` with the liquidation price **in force** then
+    (truth.open_positions: margins moved by funding and top-ups), their open time from truth.positions.
+    A warehouse without that table (an older simulation) falls back to the price at opening."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    if table_exists(con, "truth.open_positions"):
+        in_force = con.execute("""
+            SELECT o.side, p.open_time, o.entry_price, o.quantity, o.leverage, o.isolated_margin_usd, o.liq_price,
+                   o.quantity * o.entry_price AS notional_usd
+            FROM truth.open_positions o JOIN truth.positions p ON p.symbol = o.symbol AND p.position_id = o.position_id
+            WHERE o.symbol = ? AND o.day = ? AND o.population = 'speculator'""", [symbol, day]).df()
+        if len(in_force):
+            return in_force
     return con.execute("""
         SELECT side, open_time, entry_price, quantity, leverage, isolated_margin_usd, liq_price,
                quantity * entry_price AS notional_usd

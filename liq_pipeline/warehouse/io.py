@@ -156,3 +156,10 @@ def replace_ingest_log(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
         con.execute("DELETE FROM raw.ingest_log WHERE symbol = ? AND day = ? AND table_name = ?",
                     [symbol, day, table_name])
         con.execute(f"INSERT INTO raw.ingest_log BY NAME {select}", values)
+
+
+def exact_usd_sum(expr: str) -> str:
+    """SQL sum of a USD amount that does not depend on row order: each amount rounded to a micro-dollar and
+    added as an integer. A DOUBLE sum() adds in scan order, which a parallel scan changes from run to run (a
+    busy machine made Parquet and DuckDB backfills differ in the last bits, carried through every later step)."""
+    return f"CAST(sum(CAST(round(({expr}) * 1e6) AS HUGEINT)) AS DOUBLE) / 1e6"
