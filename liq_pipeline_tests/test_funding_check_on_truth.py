@@ -14,6 +14,7 @@ from liq_pipeline.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import scoring
 from liq_pipeline.validation import seed
+from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
 FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
@@ -22,12 +23,7 @@ FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("funding")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIQ_DATA_DIR", str(tmp))
-    mp.setenv("LIQ_SYMBOLS", SYMBOL)
-    mp.setenv("LIQ_START_DATE", FIRST.isoformat())
-    for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE"):
-        mp.delenv(name, raising=False)
+    mp = simulated_market_env(tmp, SYMBOL, FIRST)
     simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=(LAST - FIRST).days + 1, seed=11,
                        out_dir=tmp / "archive-sim", trades_per_day=2_000, positions_per_day=1_500))
     from liq_pipeline.definitions import build_definitions

@@ -15,6 +15,7 @@ import pytest
 
 from liq_pipeline.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
 FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 4)
@@ -24,12 +25,7 @@ DAYS = (LAST - FIRST).days + 1
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIQ_DATA_DIR", str(tmp))
-    mp.setenv("LIQ_SYMBOLS", SYMBOL)
-    mp.setenv("LIQ_START_DATE", FIRST.isoformat())
-    for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE"):
-        mp.delenv(name, raising=False)
+    mp = simulated_market_env(tmp, SYMBOL, FIRST)
     summary = simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=DAYS, seed=3, out_dir=tmp / "archive-sim",
                                  trades_per_day=5_000, positions_per_day=400))
 
