@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -73,6 +74,17 @@ def symbol_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContex
         dims = key.keys_by_dimension
         pairs.append((dims["symbol"], dt.date.fromisoformat(dims["date"])))
     return sorted(pairs, key=lambda p: (p[1], p[0]))
+
+
+#: The same symbol's previous day: how an asset that starts from its own D−1 output (the heatmap's end state,
+#: the flow book) depends on itself. Dagster then orders backfills and automation day after day and shows
+#: day D as stale when D−1 is re-materialized after it.
+with warnings.catch_warnings():  # MultiPartitionMapping is marked beta; its behaviour here is tested
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    previous_day = dg.MultiPartitionMapping({
+        "date": dg.DimensionPartitionMapping("date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+        "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+    })
 
 
 def key_for(symbol: str, day: dt.date) -> dg.MultiPartitionKey:

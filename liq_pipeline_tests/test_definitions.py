@@ -38,3 +38,14 @@ def test_partitioned_assets_use_symbol_by_day():
 def test_raw_data_quality_checks_are_declared():
     check_names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert {"agg_trade_ids_continuous", "open_interest_sampled_every_5m", "funding_settlements_match_interval"} <= check_names
+
+
+def test_heatmap_and_flow_book_depend_on_their_own_previous_day():
+    """Day D starts from D−1's heatmap end state and D−1's flow book: the graph says so, so Dagster orders
+    backfills day after day and shows D as stale when D−1 is re-materialized after it."""
+    graph = defs.resolve_asset_graph()
+    for name in ("liquidation_heatmap", "flow_book"):
+        key = dg.AssetKey(name)
+        parents = graph.get_parents_partitions(key, dg.MultiPartitionKey({"date": "2026-01-10", "symbol": "BTCUSDT"}))
+        own = {p.partition_key for p in parents.parent_partitions if p.asset_key == key}
+        assert own == {dg.MultiPartitionKey({"date": "2026-01-09", "symbol": "BTCUSDT"})}, name

@@ -80,3 +80,11 @@ def test_the_local_instance_is_the_production_one_with_the_default_launcher(tmp_
     dagster_instance_config(str(tmp_path))  # the whole file validates against Dagster's instance schema
     with pytest.raises(ValueError, match="max_concurrent_runs"):
         local_instance_config(production, pg_port=54321, max_concurrent_runs=1)
+
+
+def test_production_queue_runs_one_run_per_symbol_at_a_time(instance_config):
+    """Two days of one symbol side by side would start D from an unwritten D−1: the queue limits runs per
+    `dagster/partition/symbol` value to one, in submission order."""
+    limits = instance_config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    per_symbol = [x for x in limits if x["key"] == "dagster/partition/symbol"]
+    assert per_symbol == [{"key": "dagster/partition/symbol", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]

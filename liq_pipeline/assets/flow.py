@@ -353,8 +353,9 @@ def flow_distribution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
 # ---------------------------------------------------------------------------------------------- asset
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest", "funding_rates",
-                                         "premium_index_klines")])
+          deps=[*(dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest",
+                                           "funding_rates", "premium_index_klines")),
+                dg.AssetDep("flow_book", partition_mapping=partitions.previous_day)])  # evolves D−1's book
 def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The `flow` variant's book of position cohorts (model/flow.py), evolved through the day from D−1's
     book: gross opens at traded prices split by public crowding signals, closes by a survival model with

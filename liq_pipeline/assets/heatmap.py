@@ -461,8 +461,9 @@ def keep_previous_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[dg.AssetKey(k) for k in ("position_distribution", "liquidation_levels", "open_interest",
-                                   "mark_price_klines", "klines", "agg_trades", "flow_book")],
+    deps=[*(dg.AssetKey(k) for k in ("position_distribution", "liquidation_levels", "open_interest",
+                                     "mark_price_klines", "klines", "agg_trades", "flow_book")),
+          dg.AssetDep("liquidation_heatmap", partition_mapping=partitions.previous_day)],  # starts from D−1's end
 )
 @_rows_and_files_together
 def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
