@@ -151,7 +151,8 @@ def run_pair(pair: Pair, days: int, warm_up: int, result_path: Path, score_only:
             return code
     t1 = time.time()
     manifest = json.loads((config.sim_archive_dir() / "simulation.json").read_text())
-    with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
+    # Not read-only: the yardsticks create the tables they read when missing (validation.common).
+    with duckdb.connect(str(config.warehouse_path())) as con:
         symbols_scored = score_warehouse(con, symbols, first, last)
     result = {"pair": pair.label, "scenario": pair.scenario, "seed": pair.seed, "ofi_signal": pair.ofi_signal,
               "taker_open_share": manifest.get("config", {}).get("taker_open_share"), "days": days,
