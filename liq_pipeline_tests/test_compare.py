@@ -140,3 +140,14 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monke
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "compare").exists()  # nothing simulated or written
+
+
+def test_targets_count_the_flow_rows_that_meet_each_one(scored):
+    results = [_result(scored["symbols"], "calm/7"), _result(scored["symbols"], "calm/7/no-ofi")]
+    rows = compare.table_rows(results)
+    lines = compare.targets(results, rows, compare.comparisons(results))
+    ratio = scored["symbols"][SYMBOL]["variants"]["flow"]["ground_truth"]["overlap_over_ceiling"]
+    overlap = next(line for line in lines if "oracle ceiling" in line)
+    assert (" in 1 of 1 " in overlap) == (ratio >= 0.90)  # the no-ofi pair is not counted
+    assert any(line.startswith("- ofi does not hurt with the signal off") for line in lines)
+    assert any(line.startswith("- flow beats every seed variant") for line in lines)

@@ -290,6 +290,54 @@ def comparisons(results: list[dict]) -> list[dict]:
     return out
 
 
+def _recall_ratio(row: dict) -> float | None:
+    r, base = row.get("recall"), row.get("side_excursion_recall")
+    return r / base if r is not None and base else None
+
+
+#: The issue's targets for `flow` per pair × symbol: text, figure of a table row, test, format.
+TARGETS = (
+    ("overlap ≥ 0.90 of the oracle ceiling", lambda r: r.get("overlap_over_ceiling"), lambda v: v >= 0.90, "{:.0%}"),
+    ("long-share error ≤ 3 pp", lambda r: r.get("long_share_error"), lambda v: v <= 0.03, "{:.3f}"),
+    ("partial Spearman beyond range and side excursion ≥ +0.35", lambda r: r.get("partial_rho"),
+     lambda v: v >= 0.35, "{:+.3f}"),
+    ("top-10 % notional recall ≥ 1.2× the side-excursion baseline's", _recall_ratio, lambda v: v >= 1.2, "×{:.2f}"),
+    ("at most 5 % of realized notional where the map predicted nothing", lambda r: r.get("missed"),
+     lambda v: v <= 0.05, "{:.1%}"),
+)
+
+
+def targets(results: list[dict], rows: list[dict], cmp_: list[dict]) -> list[str]:
+    """One line per target of the issue: in how many pair × symbol the `flow` row meets it (pairs with the
+    OFI signal on), its range; then the comparison targets from the pooled comparisons."""
+    on = {r["pair"] for r in results if r.get("ofi_signal", True)}
+    flow = [r for r in rows if r["variant"] == CHALLENGER and r["pair"] in on]
+    lines = []
+    for text, figure, test, pattern in TARGETS:
+        values = [v for v in (figure(r) for r in flow) if v is not None and math.isfinite(v)]
+        if not values:
+            continue
+        met = sum(bool(test(v)) for v in values)
+        lines.append(f"- {CHALLENGER}: {text}: {'met' if met == len(values) else '**not met**'} in {met} of "
+                     f"{len(values)} (pair × symbol; {pattern.format(min(values))} to {pattern.format(max(values))})")
+    pooled = {(c["challenger"], c["baseline"], c["scope"]): c for c in cmp_ if c["scope"].startswith("all pairs")}
+    flow_cmp = [c for (ch, _, scope), c in pooled.items() if ch == CHALLENGER and scope.endswith("on")]
+    if flow_cmp:
+        beaten = [c["baseline"] for c in flow_cmp if c["verdict"] == "beats"]
+        lines.append(f"- {CHALLENGER} beats every seed variant on overlap / ceiling (interval excluding zero): "
+                     f"{'met' if len(beaten) == len(flow_cmp) else '**not met**'} (beats "
+                     f"{', '.join(beaten) or 'none'} of {', '.join(c['baseline'] for c in flow_cmp)})")
+    on_c = pooled.get((*OFI_PAIR, "all pairs, OFI signal on"))
+    off_c = pooled.get((*OFI_PAIR, "all pairs, OFI signal off"))
+    if on_c:
+        lines.append(f"- {OFI_PAIR[0]} beats {OFI_PAIR[1]} with the simulator's OFI signal on: "
+                     f"{'met' if on_c['verdict'] == 'beats' else '**not met**'} ({on_c['verdict']})")
+    if off_c:
+        lines.append(f"- {OFI_PAIR[0]} does not hurt with the signal off: "
+                     f"{'**not met**' if off_c['verdict'] == 'worse' else 'met'} ({off_c['verdict']})")
+    return lines
+
+
 def _cell(value, pattern: str) -> str:
     from liq_pipeline.validation.report import fmt
 
@@ -314,6 +362,9 @@ def markdown(results: list[dict], rows: list[dict], cmp_: list[dict]) -> str:
         interval = "–" if c["low"] is None else f"[{c['low']:+.4f}, {c['high']:+.4f}]"
         lines.append(f"| {c['challenger']} − {c['baseline']} | {c['scope']} | {c['units']} | "
                      f"{_cell(c['mean'], '{:+.4f}')} | {interval} | {c['verdict']} |")
+    goals = targets(results, rows, cmp_)
+    if goals:
+        lines += ["", "Against the targets of issue 15:", "", *goals]
     return "\n".join(lines)
 
 
@@ -331,7 +382,8 @@ def write_outputs(results: list[dict], reports_dir: Path) -> tuple[dict, str, li
     cmp_ = comparisons(results)
     md = markdown(results, rows, cmp_)
     out = {"generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-           "measure": MEASURE, "rows": rows, "comparisons": cmp_, "pairs": results}
+           "measure": MEASURE, "rows": rows, "comparisons": cmp_, "targets": targets(results, rows, cmp_),
+           "pairs": results}
     reports_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("compare.json", json.dumps(out, indent=1, allow_nan=False, default=str)),
                        ("compare.md", md + "\n")):
@@ -396,6 +448,8 @@ def compare_command(args: argparse.Namespace) -> int:
             interval = "–" if c["low"] is None else f"[{c['low']:+.4f}, {c['high']:+.4f}]"
             print(f"{c['challenger']} − {c['baseline']} ({c['scope']}, {c['units']} days): "
                   f"{_cell(c['mean'], '{:+.4f}')} {interval}: {c['verdict']}")
+        print()
+        print("\n".join(targets(results, rows, cmp_)))
     print(f"\nwritten {config.reports_dir() / 'compare.json'} and compare.md ({time.time() - t0:.0f} s)", file=sys.stderr)
     return EXIT_OK
 
