@@ -318,15 +318,16 @@ def targets(results: list[dict], rows: list[dict], cmp_: list[dict]) -> list[str
         if not values:
             continue
         met = sum(bool(test(v)) for v in values)
-        lines.append(f"- {CHALLENGER}: {text}: {'met' if met == len(values) else '**not met**'} in {met} of "
-                     f"{len(values)} (pair × symbol; {pattern.format(min(values))} to {pattern.format(max(values))})")
+        lines.append(f"- {CHALLENGER}: {text}: {'met' if met == len(values) else '**not met**'} (met in {met} of "
+                     f"{len(values)} pair × symbol; {pattern.format(min(values))} to {pattern.format(max(values))})")
     pooled = {(c["challenger"], c["baseline"], c["scope"]): c for c in cmp_ if c["scope"].startswith("all pairs")}
     flow_cmp = [c for (ch, _, scope), c in pooled.items() if ch == CHALLENGER and scope.endswith("on")]
     if flow_cmp:
         beaten = [c["baseline"] for c in flow_cmp if c["verdict"] == "beats"]
-        lines.append(f"- {CHALLENGER} beats every seed variant on overlap / ceiling (interval excluding zero): "
-                     f"{'met' if len(beaten) == len(flow_cmp) else '**not met**'} (beats "
-                     f"{', '.join(beaten) or 'none'} of {', '.join(c['baseline'] for c in flow_cmp)})")
+        others = [f"{c['baseline']}: {c['verdict']}" for c in flow_cmp if c["verdict"] != "beats"]
+        lines.append(f"- {CHALLENGER} beats every seed variant on overlap / ceiling (interval excluding zero, pairs "
+                     f"with the OFI signal on): {'met' if not others else '**not met**'} (beats "
+                     f"{', '.join(beaten) or 'none'}{'; ' + ', '.join(others) if others else ''})")
     on_c = pooled.get((*OFI_PAIR, "all pairs, OFI signal on"))
     off_c = pooled.get((*OFI_PAIR, "all pairs, OFI signal off"))
     if on_c:
