@@ -151,3 +151,23 @@ def test_targets_count_the_flow_rows_that_meet_each_one(scored):
     assert ("(met in 1 of 1 " in overlap) == (ratio >= 0.90)  # the no-ofi pair is not counted
     assert any(line.startswith("- ofi does not hurt with the signal off") for line in lines)
     assert any(line.startswith("- flow beats every seed variant") for line in lines)
+
+
+def test_a_failed_pair_names_itself_and_its_log(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path))
+    assert cli.main(["compare", "calm/7", "--score-only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("liq compare: pair run failed: calm/7 (see ") and "calm-7/compare.log" in err[-1]
+    log = (tmp_path / "compare" / "calm-7" / "compare.log").read_text()
+    assert "--score-only: calm/7 has no materialized market" in log
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_simulation_is_reused_only_with_the_same_taker_open_share(tmp_path):
+    from liq_pipeline.demo import _simulation_current
+
+    cfg = SimConfig.for_scenario("calm", symbols=(SYMBOL,), start=FIRST, days=4, seed=7, out_dir=tmp_path)
+    (tmp_path / "simulation.json").write_text(json.dumps({"config": cfg.to_json()}))
+    assert _simulation_current(tmp_path, (SYMBOL,), FIRST, 4, 7, "calm", cfg.taker_open_share)
+    assert not _simulation_current(tmp_path, (SYMBOL,), FIRST, 4, 7, "calm", compare.NO_OFI_TAKER_OPEN_SHARE)
+    assert not _simulation_current(tmp_path, (SYMBOL,), FIRST, 4, 8, "calm", cfg.taker_open_share)

@@ -149,6 +149,9 @@ def run_pair(pair: Pair, days: int, warm_up: int, result_path: Path, score_only:
                         taker_open_share=pair.taker_open_share, validate=False)
         if code:
             return code
+    elif not config.warehouse_path().is_file() or not (config.sim_archive_dir() / "simulation.json").is_file():
+        return _error(f"--score-only: {pair.label} has no materialized market in {config.data_dir()} (run it "
+                      "once without --score-only)")
     t1 = time.time()
     manifest = json.loads((config.sim_archive_dir() / "simulation.json").read_text())
     # Not read-only: the yardsticks create the tables they read when missing (validation.common).
