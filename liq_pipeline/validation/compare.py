@@ -179,9 +179,10 @@ def _pair_env(pair_dir: Path) -> dict[str, str]:
 
 def run_pairs(pairs: list[Pair], days: int, warm_up: int, root: Path, jobs: int = 1,
               score_only: bool = False, stream=None) -> list[dict]:
-    """Run each pair in its own process (`jobs` at a time), the output of each in <pair dir>/compare.log;
-    returns the results in the order of `pairs`. RuntimeError naming the pair and its log when one fails."""
-    stream = stream or sys.stdout
+    """Run each pair in its own process (`jobs` at a time), the output of each in <pair dir>/compare.log,
+    progress on `stream` (stderr: stdout is the table); returns the results in the order of `pairs`.
+    RuntimeError naming the pair and its log when one fails."""
+    stream = stream or sys.stderr
     pending = list(pairs)
     running: list[tuple[Pair, subprocess.Popen, float, object]] = []
     failed: list[str] = []
@@ -414,7 +415,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pairs", nargs="*", default=list(DEFAULT_PAIRS),
                         help=f"scenario/seed[/{NO_OFI}] (default: {' '.join(DEFAULT_PAIRS)}); /{NO_OFI} simulates the "
-                             f"same market with the order-flow signal off (taker_open_share {NO_OFI_TAKER_OPEN_SHARE})")
+                             f"scenario and seed with the order-flow signal off (taker_open_share "
+                             f"{NO_OFI_TAKER_OPEN_SHARE})")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"simulated days per pair (default {DEFAULT_DAYS})")
     parser.add_argument("--warm-up", type=int, default=DEFAULT_WARM_UP,
                         help=f"first days not scored (default {DEFAULT_WARM_UP})")
