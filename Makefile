@@ -77,3 +77,13 @@ clean-data:
 .PHONY: score-real
 score-real: install
 	$(BIN)/liq score-real
+
+# Every variant on several simulated markets, scored with the validation yardsticks (`liq compare`): each
+# scenario/seed pair simulated and materialized in data/compare/<pair>/, the table and the bootstrap
+# comparisons printed as markdown and written to data/reports/compare.{md,json}. E.g.
+# make compare PAIRS="calm/7 calm/7/no-ofi" JOBS=2
+PAIRS ?=
+JOBS ?= 1
+.PHONY: compare
+compare: install-app $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/liq compare $(PAIRS) --jobs $(JOBS) --markdown

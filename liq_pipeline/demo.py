@@ -27,13 +27,15 @@ def _ensure_dagster_home() -> Path:
 
 
 def _simulation_current(out_dir: Path, symbols: tuple[str, ...], start: dt.date, days: int, seed: int,
-                        scenario: str = "calm") -> bool:
+                        scenario: str = "calm", taker_open_share: float | None = None) -> bool:
+    """Whether `out_dir` holds this simulation already (and, when given, with this `taker_open_share`)."""
     manifest = out_dir / "simulation.json"
     if not manifest.exists():
         return False
     cfg = json.loads(manifest.read_text()).get("config", {})
     return (tuple(cfg.get("symbols", ())) == symbols and cfg.get("start") == start.isoformat()
-            and cfg.get("days") == days and cfg.get("seed") == seed and cfg.get("scenario") == scenario)
+            and cfg.get("days") == days and cfg.get("seed") == seed and cfg.get("scenario") == scenario
+            and (taker_open_share is None or cfg.get("taker_open_share") == taker_open_share))
 
 
 def _range_tags(symbol: str, first: dt.date, last: dt.date) -> dict[str, str]:
@@ -49,10 +51,13 @@ WARM_UP_DAYS = 7
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scenario: str = "calm") -> int:
+def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scenario: str = "calm",
+             taker_open_share: float | None = None, validate: bool = True) -> int:
     """Simulate `days` days of `scenario` for the configured symbols, ingest everything, model the last
     `model_days` (default: all but the first week), validate every month touched, print where to look.
-    One data dir holds one simulated market: use LIQ_DATA_DIR to keep several scenario/seed pairs."""
+    One data dir holds one simulated market: use LIQ_DATA_DIR to keep several scenario/seed pairs.
+    `taker_open_share` overrides the simulator's (0.5 = no order-flow signal); `validate=False` stops
+    after the heatmap stage (no monthly report, no summary: `liq compare` scores the chain itself)."""
     _ensure_dagster_home()
     warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
     from liq_pipeline.market.simulator import SimConfig, simulate
@@ -63,13 +68,15 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     model_days = max(1, days - WARM_UP_DAYS - 1) if model_days is None else model_days
     out_dir = config.sim_archive_dir()
     t0 = time.time()
-    if _simulation_current(out_dir, symbols, start, days, seed, scenario):
+    overrides = {} if taker_open_share is None else {"taker_open_share": taker_open_share}
+    sim_cfg = SimConfig.for_scenario(scenario, symbols=symbols, start=start, days=days, seed=seed, out_dir=out_dir,
+                                     **overrides)
+    if _simulation_current(out_dir, symbols, start, days, seed, scenario, sim_cfg.taker_open_share):
         print(f"simulated archive up to date: {out_dir}")
     else:
         print(f"simulating {', '.join(symbols)} × {days} days ({scenario}, seed {seed}) into {out_dir} ...", flush=True)
         with SimulationProgress(out_dir, symbols, start, days):
-            simulate(SimConfig.for_scenario(scenario, symbols=symbols, start=start, days=days, seed=seed,
-                                            out_dir=out_dir), progress=_print_flush)
+            simulate(sim_cfg, progress=_print_flush)
         print(f"  simulated in {time.time() - t0:.0f} s", flush=True)
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +104,9 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
             if not ok:
                 print("see the run in the Dagster UI (make ui) for the error")
                 return 1
+    if not validate:
+        print(f"chain materialized in {time.time() - t0:.0f} s", flush=True)
+        return 0
     months = sorted({(first_model + dt.timedelta(days=i)).replace(day=1) for i in range((last - first_model).days + 1)})
     validation = defs.resolve_job_def("monthly_validation_job")
     for month in months:

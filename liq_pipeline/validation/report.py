@@ -98,8 +98,7 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
         measure = "backtest.partial_spearman"
         a = by_day(per_variant.get(CHALLENGER, {}).get("backtest", {}).get("daily", []), "partial_spearman")
         b = by_day(per_variant.get(BASELINE_VARIANT, {}).get("backtest", {}).get("daily", []), "partial_spearman")
-    days = sorted(set(a) & set(b))
-    interval = scoring.bootstrap_mean_interval(np.array([a[d] - b[d] for d in days]), BOOTSTRAP_LEVEL)
+    days, interval = paired_difference(a, b)
     if interval.low is None:
         verdict = scoring.INCONCLUSIVE
     else:
@@ -107,6 +106,13 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
     return {"measure": measure, "challenger": CHALLENGER, "baseline": BASELINE_VARIANT,
             "difference": interval.as_dict(), "verdict": verdict,
             "daily": [{"day": d, CHALLENGER: a[d], BASELINE_VARIANT: b[d]} for d in days]}
+
+
+def paired_difference(a: dict, b: dict, level: float = BOOTSTRAP_LEVEL) -> tuple[list, scoring.BootstrapInterval]:
+    """The keys (days, or e.g. (pair, symbol, day) tuples) both `a` and `b` have, sorted, and the mean of
+    a[k] − b[k] over them with its percentile bootstrap interval (scoring.bootstrap_mean_interval)."""
+    keys = sorted(set(a) & set(b))
+    return keys, scoring.bootstrap_mean_interval(np.array([a[k] - b[k] for k in keys], dtype=np.float64), level)
 
 
 def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.date,
@@ -315,6 +321,7 @@ def yardstick_rows(report: dict) -> list[dict]:
                 "bar_range_rho": rho("bar_range"), "side_excursion_rho": rho("side_excursion"),
                 "partial_rho": (bt.get("partial_spearman") or {}).get("r"),
                 "recall": (bt.get("top_k_model") or {}).get("notional_recall"),
+                "side_excursion_recall": recall("side_excursion"),
                 "recall_baselines": " / ".join(fmt(recall(n), "{:.2f}") for n in
                                                ("leverage_only", "bar_range", "side_excursion")) if base else None,
                 "missed": bt.get("realized_share_where_map_zero"), "lift_rho": bt.get("lift_spearman"),
