@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
-from liq_pipeline.model.levels import LeverageMix, SizeBuckets, project_levels
+from liq_pipeline.model.levels import LeverageMix, SizeBuckets, priced_cells
 from liq_pipeline.model.margin import LONG, BracketTable
 
 LONG_ROW, SHORT_ROW = 0, 1
@@ -119,26 +119,33 @@ class EntryKernel:
 def entry_kernel(
     entry_bins: np.ndarray, grid: PriceGrid, table: BracketTable, leverage_mix: LeverageMix, sizes: SizeBuckets
 ) -> EntryKernel:
-    """Project one USD of long and one of short entry at each entry bin's mid price (levels.project_levels).
+    """Project one USD of long and one of short entry at each entry bin's mid price (levels.priced_cells,
+    the pricing of levels.project_levels).
 
     The projection is linear in the entry notional, so a day's additions are a matrix product of the
-    per-step entry notional with this kernel. One project_levels call per distinct entry bin (tens to a
-    few hundred a day) keeps the entry identity that project_levels' (side, bin) aggregation drops.
+    per-step entry notional with this kernel. All entry bins are priced in one broadcast; the cells keep
+    their entry bin, which project_levels' (side, bin) aggregation drops. Each (entry, side, bin) weight
+    adds its cells in the order project_levels would for that entry alone, so the kernel is the same to
+    the last bit as one project_levels call per entry bin.
     """
     entry_bins = np.unique(np.asarray(entry_bins, dtype=np.int64))
-    parts = []
-    for e, mid in enumerate(grid.mid(entry_bins)):
-        p = project_levels(np.array([mid]), np.array([1.0]), np.array([1.0]), grid, table, leverage_mix, sizes)
-        parts.append((np.full(p.bin_id.size, e), p.side, p.bin_id, p.notional_usd))
-    if not parts:
+    E = entry_bins.size
+    if E == 0:
         return EntryKernel(entry_bins, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
-    e_idx, side, bins, weight = (np.concatenate(x) for x in zip(*parts, strict=True))
-    liq_bin, col = np.unique(bins, return_inverse=True)
-    k_long = np.zeros((entry_bins.size, liq_bin.size))
+    ones = np.ones(E)
+    cells = priced_cells(grid.mid(entry_bins), ones, ones, grid, table, leverage_mix, sizes)
+    liq_bin, col = np.unique(cells.bin_id, return_inverse=True)
+    col = col.ravel()
+    # Sum the cells of each (entry, side, liquidation bin) in array order (bincount), then place them.
+    key = (cells.entry * 2 + (cells.side != LONG)) * liq_bin.size + col
+    uniq, inverse = np.unique(key, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights=cells.notional_usd, minlength=uniq.size)
+    e_idx, rest = np.divmod(uniq, 2 * liq_bin.size)
+    is_short, c = np.divmod(rest, liq_bin.size)
+    k_long = np.zeros((E, liq_bin.size))
     k_short = np.zeros_like(k_long)
-    is_long = side == LONG
-    np.add.at(k_long, (e_idx[is_long], col[is_long]), weight[is_long])
-    np.add.at(k_short, (e_idx[~is_long], col[~is_long]), weight[~is_long])
+    k_long[e_idx[is_short == 0], c[is_short == 0]] = weight[is_short == 0]
+    k_short[e_idx[is_short == 1], c[is_short == 1]] = weight[is_short == 1]
     return EntryKernel(entry_bins, liq_bin, k_long, k_short)
 
 
