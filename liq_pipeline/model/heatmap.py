@@ -161,7 +161,21 @@ def opened_levels(entry_usd: np.ndarray, long_share: np.ndarray, kernel: EntryKe
     if entry_usd.ndim != 2 or entry_usd.shape[1] != kernel.entry_bin.size or share.shape != (entry_usd.shape[1],):
         raise ValueError(f"entry notional {entry_usd.shape} / long share {share.shape} do not match "
                          f"{kernel.entry_bin.size} kernel entry bins")
-    return np.stack([(entry_usd * share) @ kernel.long, (entry_usd * (1 - share)) @ kernel.short], axis=1)
+    # Sparse product: few steps open anything (OI rose) and a kernel row has a few cells per side. Each
+    # (step, bin) adds its entries' products in ascending entry order, the sum a plain loop would make,
+    # the same on every machine (a BLAS product fuses and orders by its build, and on a busy machine its
+    # threads cost more than this whole product).
+    out = np.zeros((entry_usd.shape[0], 2, kernel.liq_bin.size))
+    rows = np.flatnonzero(entry_usd.any(axis=1))
+    if rows.size == 0:
+        return out
+    e = entry_usd[rows]
+    for row, k, part in ((LONG_ROW, kernel.long, e * share), (SHORT_ROW, kernel.short, e * (1 - share))):
+        ei, ki = np.nonzero(k)  # ascending entry bin
+        acc = np.zeros((kernel.liq_bin.size, rows.size))
+        np.add.at(acc, ki, (part[:, ei] * k[ei, ki]).T)
+        out[rows, row] = acc.T
+    return out
 
 
 def spread_entry_notional(delta_oi_usd: np.ndarray, traded_usd: np.ndarray) -> tuple[np.ndarray, float]:
