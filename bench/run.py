@@ -330,8 +330,8 @@ def _heatmap_days(series: Series, days: list[int]) -> tuple[float, list]:
     results = []
     with duckdb.connect(str(series.db), read_only=True) as con:
         t = time.perf_counter()
-        for n in days:
-            results.append(compute_heatmap_day(con, SYMBOL, series.day(n)))
+        for n in days:  # as the asset runs a range: each day starts from the day computed before it
+            results.append(compute_heatmap_day(con, SYMBOL, series.day(n), previous=results[-1] if results else None))
         return time.perf_counter() - t, results
 
 

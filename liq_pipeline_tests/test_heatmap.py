@@ -280,6 +280,12 @@ def test_next_day_starts_from_previous_day_end_state(con):
     # The first snapshot of D continues the last of D-1 (nothing happened at 00:00-00:15).
     ev = second.variants["hybrid"].evolution
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
+    # A range run hands the computed day to the next one instead of reading its rows back: same result, bit
+    # for bit, and the same start-state label.
+    carried = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",), previous=first).variants["hybrid"]
+    assert carried.start_state == "heatmap D-1"
+    for name in ("step", "side", "bin_id", "notional_usd", "consumed_long_usd", "shrunk_usd"):
+        assert np.array_equal(getattr(carried.evolution, name), getattr(ev, name)), name
 
 
 def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):

@@ -539,9 +539,10 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     them. Each day starts from the previous day's end state."""
     total_rows = 0
     per_day: dict[tuple[str, dt.date], dict] = {}
+    previous: dict[str, HeatmapDay] = {}  # the day before, per symbol: its end state starts the next day
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
-            result = compute_heatmap_day(con, symbol, day)
+            result = previous[symbol] = compute_heatmap_day(con, symbol, day, previous=previous.get(symbol))
             keep_previous_rows(con, symbol, day)
             n = write_heatmap_day(con, result)
         total_rows += n
