@@ -14,7 +14,12 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
-from liq_pipeline.assets.heatmap import compute_heatmap_day, liquidation_heatmap, liquidation_zones
+from liq_pipeline.assets.heatmap import (
+    carried_start_state,
+    compute_heatmap_day,
+    liquidation_heatmap,
+    liquidation_zones,
+)
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.warehouse.io import replace_partition
@@ -282,6 +287,7 @@ def test_next_day_starts_from_previous_day_end_state(con):
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
     # A range run hands the computed day to the next one instead of reading its rows back: same result, bit
     # for bit, and the same start-state label.
+    assert carried_start_state(first, "hybrid") is not None  # the start is taken from `first`, not read
     carried = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",), previous=first).variants["hybrid"]
     assert carried.start_state == "heatmap D-1"
     for name in ("step", "side", "bin_id", "notional_usd", "consumed_long_usd", "shrunk_usd"):
