@@ -345,12 +345,15 @@ def bench_heatmap(series: Series, backfill_days: int, naive_days: int = 2) -> di
     seconds, _ = _heatmap_days(series, list(range(1, backfill_days + 1)))
     days = list(range(2, 2 + naive_days))
     vec_s, vec = _heatmap_days(series, days)
-    original = asset_module.hm.evolve
-    asset_module.hm.evolve = evolve_per_level_loop
+    def evolve_each_by_loop(starts, added_bins, added, *args):
+        return [evolve_per_level_loop(start, added_bins, a, *args) for start, a in zip(starts, added, strict=True)]
+
+    original = asset_module.hm.evolve_many
+    asset_module.hm.evolve_many = evolve_each_by_loop
     try:
         naive_s, naive = _heatmap_days(series, days)
     finally:
-        asset_module.hm.evolve = original
+        asset_module.hm.evolve_many = original
     for a, b in zip(vec, naive, strict=False):
         for variant in a.variants:
             ea, eb = a.variants[variant].evolution, b.variants[variant].evolution

@@ -156,6 +156,34 @@ def test_evolve_half_life_decay_halves_after_one_half_life():
     assert hm.decay_per_step(15, None) == 1.0
 
 
+def test_variants_evolved_together_match_each_evolved_alone():
+    """evolve_many moves the variants in one loop over common bins; each one's snapshots and end state are
+    those of its own evolve run, bit for bit, whatever the other variants' start bins."""
+    rng = np.random.default_rng(3)
+    T, K = 40, 25
+    center = int(GRID.bin_id(90_000.0))
+    added_bins = np.sort(rng.choice(np.arange(center - 150, center + 150), K, replace=False)).astype(np.int64)
+    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
+    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
+    high, low = mark * 1.002, mark * 0.998
+    high[3] = low[3] = np.nan
+    starts = [hm.LevelState.from_rows(np.array([1, -1, 1]), np.array([center - 300, center + 280, center - 20]),
+                                      np.array([5e6, 3e6, 1e6])),
+              hm.LevelState.empty(),
+              hm.LevelState.from_rows(np.array([-1]), np.array([center + 90]), np.array([2e6]))]
+    added = rng.exponential(1e4, (len(starts), T, 2, K)) * (rng.random((len(starts), T, 2, K)) < 0.3)
+    together = hm.evolve_many(starts, added_bins, added, ratio, high, low, GRID, 0.99)
+    for start, add, ev in zip(starts, added, together, strict=True):
+        alone = hm.evolve(start, added_bins, add, ratio, high, low, GRID, 0.99)
+        for name in ("step", "side", "bin_id", "notional_usd"):
+            assert np.array_equal(getattr(ev, name), getattr(alone, name)), name
+        assert np.array_equal(ev.end_state.bin_id, alone.end_state.bin_id)
+        assert np.array_equal(ev.end_state.notional, alone.end_state.notional)
+        for name in ("added_usd", "shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
+            assert np.allclose(getattr(ev, name), getattr(alone, name), rtol=1e-12, atol=0), name
+    assert sum(ev.consumed_long_usd.sum() + ev.consumed_short_usd.sum() for ev in together) > 0
+
+
 def test_long_share_falls_back_to_overall_share_then_to_half():
     share, note = hm.long_share_for_bins(np.array([10, 11, 12]), np.array([11, 20]), np.array([3.0, 1.0]),
                                          np.array([1.0, 3.0]))

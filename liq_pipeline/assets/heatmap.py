@@ -350,24 +350,26 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         carried = {v: c for v in seeds if (c := carried_start_state(previous, v)) is not None}
     starts = {**load_start_states(con, symbol, day, tuple(v for v in seeds if v not in carried), tables), **carried}
     shares = load_long_shares(con, symbol, day, seeds, kernel.entry_bin, tables) if kernel is not None else {}
+    # The seed variants share the mark path, OI ratios and kernel: one evolution moves them all.
+    notes = {v: shares[v][1] if kernel is not None else "" for v in seeds}
+    evolutions: dict[str, hm.Evolution] = {}
+    if seeds:
+        if kernel is not None:
+            added_bins = kernel.liq_bin
+            added = np.stack([hm.opened_levels(entry_usd, shares[v][0], kernel) for v in seeds])
+        else:
+            added_bins, added = np.zeros(0, np.int64), np.zeros((len(seeds), entry_usd.shape[0], 2, 0))
+        evolutions = dict(zip(seeds, hm.evolve_many([starts[v][0] for v in seeds], added_bins, added, ratio,
+                                                    inputs.mark_high, inputs.mark_low, grid, decay), strict=True))
     results = {}
     for variant in variants:
         if variant == "flow":
             results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end, tables),
-                                             "flow_book D-1",
-                                             "")
+                                             "flow_book D-1", "")
             continue
-        start, start_state = starts[variant]
-        note = ""
-        if kernel is not None:
-            share, note = shares[variant]
-            added_bins, added = kernel.liq_bin, hm.opened_levels(entry_usd, share, kernel)
-        else:
-            added_bins, added = np.zeros(0, np.int64), np.zeros((entry_usd.shape[0], 2, 0))
-        ev = hm.evolve(start, added_bins, added, ratio, inputs.mark_high, inputs.mark_low, grid, decay)
-        results[variant] = VariantResult(variant, ev, start_state, note)
-        if note:
-            flags.append(f"{variant}: {note}")
+        results[variant] = VariantResult(variant, evolutions[variant], starts[variant][1], notes[variant])
+        if notes[variant]:
+            flags.append(f"{variant}: {notes[variant]}")
     return HeatmapDay(inputs, grid, results, flags, dropped)
 
 

@@ -228,23 +228,50 @@ def evolve(
     (d) snapshot the non-zero cells.
     """
     added = np.asarray(added, dtype=np.float64)
-    T = added.shape[0]
+    if added.ndim != 3:
+        raise ValueError(f"additions have shape {added.shape}, expected (T, 2, {np.size(added_bins)})")
+    return evolve_many([start], added_bins, added[None], oi_ratio, mark_high, mark_low, grid, decay_per_step)[0]
+
+
+def evolve_many(
+    starts: list[LevelState],
+    added_bins: np.ndarray,
+    added: np.ndarray,
+    oi_ratio: np.ndarray,
+    mark_high: np.ndarray,
+    mark_low: np.ndarray,
+    grid: PriceGrid,
+    decay_per_step: float = 1.0,
+) -> list[Evolution]:
+    """`evolve` for V variants that share the day's mark path and OI ratios and differ in their start
+    state and additions (`added` (V, T, 2, Ka)): one loop over the steps moves all of them.
+
+    Every cell gets the same operations as in a run of its own, so the snapshots and end states are those
+    of V `evolve` calls bit for bit; the bookkeeping sums run over the variants' common bins and may differ
+    from a lone run's in the last bit.
+    """
+    added = np.asarray(added, dtype=np.float64)
+    if added.ndim != 4 or added.shape[0] != len(starts):
+        raise ValueError(f"additions have shape {added.shape}, expected ({len(starts)}, T, 2, {np.size(added_bins)})")
+    V, T = added.shape[:2]
     for name, arr in (("oi_ratio", oi_ratio), ("mark_high", mark_high), ("mark_low", mark_low)):
         if np.shape(arr) != (T,):
             raise ValueError(f"{name} has shape {np.shape(arr)}, expected ({T},) like the additions")
-    if added.shape[1:] != (2, np.size(added_bins)):
-        raise ValueError(f"additions have shape {added.shape}, expected (T, 2, {np.size(added_bins)})")
+    if added.shape[2:] != (2, np.size(added_bins)):
+        raise ValueError(f"additions have shape {added.shape[1:]}, expected (T, 2, {np.size(added_bins)})")
     ratio = np.asarray(oi_ratio, dtype=np.float64)
     if np.any(~np.isfinite(ratio)) or np.any(ratio < 0) or np.any(ratio > 1):
         raise ValueError("oi_ratio must be in [0, 1] (only OI decreases shrink the levels)")
     if not 0 < decay_per_step <= 1:
         raise ValueError(f"decay_per_step must be in (0, 1], got {decay_per_step}")
 
-    bins = np.union1d(start.bin_id, np.asarray(added_bins, dtype=np.int64))
-    state = np.zeros((2, bins.size))
-    state[:, np.searchsorted(bins, start.bin_id)] = start.notional
-    add = np.zeros((T, 2, bins.size))
-    add[:, :, np.searchsorted(bins, added_bins)] = added
+    added_bins = np.asarray(added_bins, dtype=np.int64)
+    own_bins = [np.union1d(s.bin_id, added_bins) for s in starts]
+    bins = np.unique(np.concatenate([added_bins, *own_bins]))
+    state = np.zeros((V, 2, bins.size))
+    for v, s in enumerate(starts):
+        state[v][:, np.searchsorted(bins, s.bin_id)] = s.notional
+    add_cols = np.searchsorted(bins, added_bins)
     price = grid.mid(bins)  # ascending with bin id on both grid modes
     # Index of the first long bin at/above the low and one past the last short bin at/below the high.
     low = np.asarray(mark_low, dtype=np.float64)
@@ -252,37 +279,41 @@ def evolve(
     long_from = np.where(np.isnan(low), bins.size, np.searchsorted(price, np.nan_to_num(low, nan=np.inf), "left"))
     short_to = np.where(np.isnan(high), 0, np.searchsorted(price, np.nan_to_num(high, nan=-np.inf), "right"))
 
-    snaps = np.empty((T, 2, bins.size))
-    shrunk = np.zeros(T)
-    consumed = np.zeros((T, 2))
-    decayed = np.zeros(T)
+    snaps = np.empty((V, T, 2, bins.size))
+    shrunk = np.zeros((V, T))
+    consumed = np.zeros((V, T, 2))
+    decayed = np.zeros((V, T))
     for t in range(T):
-        state += add[t]
+        state[:, :, add_cols] += added[:, t]
         if ratio[t] < 1:
-            shrunk[t] = state.sum() * (1 - ratio[t])
+            shrunk[:, t] = state.sum(axis=(1, 2)) * (1 - ratio[t])
             state *= ratio[t]
-        consumed[t, 0] = state[LONG_ROW, long_from[t]:].sum()
-        consumed[t, 1] = state[SHORT_ROW, :short_to[t]].sum()
-        state[LONG_ROW, long_from[t]:] = 0.0
-        state[SHORT_ROW, :short_to[t]] = 0.0
+        consumed[:, t, 0] = state[:, LONG_ROW, long_from[t]:].sum(axis=1)
+        consumed[:, t, 1] = state[:, SHORT_ROW, :short_to[t]].sum(axis=1)
+        state[:, LONG_ROW, long_from[t]:] = 0.0
+        state[:, SHORT_ROW, :short_to[t]] = 0.0
         if decay_per_step < 1:
-            decayed[t] = state.sum() * (1 - decay_per_step)
+            decayed[:, t] = state.sum(axis=(1, 2)) * (1 - decay_per_step)
             state *= decay_per_step
-        snaps[t] = state
+        snaps[:, t] = state
 
-    t_idx, row, col = np.nonzero(snaps > 0)
-    return Evolution(
-        step=t_idx,
-        side=np.where(row == LONG_ROW, 1, -1),
-        bin_id=bins[col],
-        notional_usd=snaps[t_idx, row, col],
-        end_state=LevelState(bins, state.copy()),
-        added_usd=add.sum(axis=(1, 2)),
-        shrunk_usd=shrunk,
-        consumed_long_usd=consumed[:, 0],
-        consumed_short_usd=consumed[:, 1],
-        decayed_usd=decayed,
-    )
+    out = []
+    for v in range(V):
+        t_idx, row, col = np.nonzero(snaps[v] > 0)
+        own = np.searchsorted(bins, own_bins[v])
+        out.append(Evolution(
+            step=t_idx,
+            side=np.where(row == LONG_ROW, 1, -1),
+            bin_id=bins[col],
+            notional_usd=snaps[v][t_idx, row, col],
+            end_state=LevelState(own_bins[v], state[v][:, own].copy()),
+            added_usd=added[v].sum(axis=(1, 2)),
+            shrunk_usd=shrunk[v],
+            consumed_long_usd=consumed[v, :, 0],
+            consumed_short_usd=consumed[v, :, 1],
+            decayed_usd=decayed[v],
+        ))
+    return out
 
 
 def decay_per_step(step_minutes: float, half_life_hours: float | None) -> float:
