@@ -2,8 +2,8 @@
 consumed when the mark price crosses them (design.md, model step 7).
 
 Pure numpy, no I/O: the Dagster asset precomputes per-step arrays in SQL (one GROUP BY per input table)
-and hands them to these functions. The only Python loops are over time steps (96 for 15 min, 1440 for
-1 min) and over the distinct traded price bins of a day (for the per-entry projection kernel).
+and hands them to these functions. The only Python loop is over time steps (96 for 15 min, 1440 for
+1 min), one for all the variants of a day (`evolve_many`).
 
 State: dense notional[side, bin] over a sorted array of grid bin ids (row 0 = long, row 1 = short). The
 bins are the union of the start state's bins and every bin a position opened that day can liquidate in
