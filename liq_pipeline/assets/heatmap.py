@@ -233,12 +233,6 @@ def load_start_states(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
     return {v: out.get(v, (hm.LevelState.empty(), "empty")) for v in variants}
 
 
-def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str
-                     ) -> tuple[hm.LevelState, str]:
-    """End state of D−1 of one variant (load_start_states)."""
-    return load_start_states(con, symbol, day, (variant,))[variant]
-
-
 def carried_start_state(previous: "HeatmapDay", variant: str) -> tuple[hm.LevelState, str] | None:
     """The state `load_start_states` would read back for the day after `previous`, taken from `previous`
     itself: the cells of its last snapshot, as they are written (None when the variant's last snapshot is
@@ -268,12 +262,6 @@ def load_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         dist = _split_by_variant(rows, variants)
     return {v: hm.long_share_for_bins(entry_bins, d["bin_id"], d["long_usd"], d["short_usd"])
             for v, d in dist.items()}
-
-
-def load_long_share(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
-                    entry_bins: np.ndarray) -> tuple[np.ndarray, str]:
-    """Per-entry-bin long share of one variant (load_long_shares)."""
-    return load_long_shares(con, symbol, day, (variant,), entry_bins)[variant]
 
 
 # ---------------------------------------------------------------------------------------------- compute
