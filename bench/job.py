@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     resources = dict(defs.resources)
     instance = dg.DagsterInstance.ephemeral()
     tags = _range_tags(args.symbol, args.first, args.last)
-    timings = []
+    timings, cpu = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for kind, names in STAGES[args.stage]:
             selection = dg.AssetSelection.groups(*names) if kind == "groups" else dg.AssetSelection.assets(*names)
             result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"ok": False, "stage": args.stage, "failed": str(names)}))
                 return 1
         timings.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    # CPU time (all threads of this process) of the fastest run: the work itself, which a busy machine does not
+    # inflate the way it inflates the wall time.
     print(json.dumps({"ok": True, "stage": args.stage, "seconds": min(timings), "all_seconds": timings,
+                      "cpu_seconds": cpu[timings.index(min(timings))],
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     return 0
 

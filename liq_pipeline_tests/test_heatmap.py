@@ -14,7 +14,12 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
-from liq_pipeline.assets.heatmap import compute_heatmap_day, liquidation_heatmap, liquidation_zones
+from liq_pipeline.assets.heatmap import (
+    carried_start_state,
+    compute_heatmap_day,
+    liquidation_heatmap,
+    liquidation_zones,
+)
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.warehouse.io import replace_partition
@@ -151,6 +156,34 @@ def test_evolve_half_life_decay_halves_after_one_half_life():
     assert hm.decay_per_step(15, None) == 1.0
 
 
+def test_variants_evolved_together_match_each_evolved_alone():
+    """evolve_many moves the variants in one loop over common bins; each one's snapshots and end state are
+    those of its own evolve run, bit for bit, whatever the other variants' start bins."""
+    rng = np.random.default_rng(3)
+    T, K = 40, 25
+    center = int(GRID.bin_id(90_000.0))
+    added_bins = np.sort(rng.choice(np.arange(center - 150, center + 150), K, replace=False)).astype(np.int64)
+    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
+    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
+    high, low = mark * 1.002, mark * 0.998
+    high[3] = low[3] = np.nan
+    starts = [hm.LevelState.from_rows(np.array([1, -1, 1]), np.array([center - 300, center + 280, center - 20]),
+                                      np.array([5e6, 3e6, 1e6])),
+              hm.LevelState.empty(),
+              hm.LevelState.from_rows(np.array([-1]), np.array([center + 90]), np.array([2e6]))]
+    added = rng.exponential(1e4, (len(starts), T, 2, K)) * (rng.random((len(starts), T, 2, K)) < 0.3)
+    together = hm.evolve_many(starts, added_bins, added, ratio, high, low, GRID, 0.99)
+    for start, add, ev in zip(starts, added, together, strict=True):
+        alone = hm.evolve(start, added_bins, add, ratio, high, low, GRID, 0.99)
+        for name in ("step", "side", "bin_id", "notional_usd"):
+            assert np.array_equal(getattr(ev, name), getattr(alone, name)), name
+        assert np.array_equal(ev.end_state.bin_id, alone.end_state.bin_id)
+        assert np.array_equal(ev.end_state.notional, alone.end_state.notional)
+        for name in ("added_usd", "shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
+            assert np.allclose(getattr(ev, name), getattr(alone, name), rtol=1e-12, atol=0), name
+    assert sum(ev.consumed_long_usd.sum() + ev.consumed_short_usd.sum() for ev in together) > 0
+
+
 def test_long_share_falls_back_to_overall_share_then_to_half():
     share, note = hm.long_share_for_bins(np.array([10, 11, 12]), np.array([11, 20]), np.array([3.0, 1.0]),
                                          np.array([1.0, 3.0]))
@@ -280,6 +313,13 @@ def test_next_day_starts_from_previous_day_end_state(con):
     # The first snapshot of D continues the last of D-1 (nothing happened at 00:00-00:15).
     ev = second.variants["hybrid"].evolution
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
+    # A range run hands the computed day to the next one instead of reading its rows back: same result, bit
+    # for bit, and the same start-state label.
+    assert carried_start_state(first, "hybrid") is not None  # the start is taken from `first`, not read
+    carried = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",), previous=first).variants["hybrid"]
+    assert carried.start_state == "heatmap D-1"
+    for name in ("step", "side", "bin_id", "notional_usd", "consumed_long_usd", "shrunk_usd"):
+        assert np.array_equal(getattr(carried.evolution, name), getattr(ev, name)), name
 
 
 def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
+from liq_pipeline.warehouse.catalog import existing_tables
 from liq_pipeline.warehouse.io import (
     exact_usd_sum,
     registered_frame,
@@ -73,6 +74,7 @@ class DayInputs:
     trade_sizes_usd: np.ndarray  # trade (or per-candle mean trade) notionals for the size buckets
     flags: list[str] = field(default_factory=list)
     mark_source: str = "mark_price_klines"
+    entry_source: str = "aggTrades"  # where entry prices and sizes came from: aggTrades, klines or none
 
     @property
     def end_mark(self) -> float:
@@ -80,8 +82,9 @@ class DayInputs:
         return float(self.mark_close[ok][-1]) if ok.any() else float("nan")
 
 
-def _has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> bool:
-    if not table_exists(con, table):
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date,
+              tables: frozenset[str] | None = None) -> bool:
+    if not (table in tables if tables is not None else table_exists(con, table)):
         return False
     return con.execute(f"SELECT count(*) > 0 FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchone()[0]
 
@@ -91,7 +94,7 @@ def _step_bounds(day: dt.date, step_minutes: int) -> tuple[dt.datetime, dt.datet
     return start, start + dt.timedelta(days=1), hm.steps_per_day(step_minutes), step_minutes * 60_000
 
 
-def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int) -> pd.DataFrame:
+def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int) -> dict[str, np.ndarray]:
     """High, low, last close per step from candles of any interval; a candle belongs to the step holding its
     last millisecond (open_time + interval − 1 ms), so a coarse candle never consumes before it closes."""
     start, end, n_steps, step_ms = _step_bounds(day, step_minutes)
@@ -105,20 +108,23 @@ def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int)
         GROUP BY step HAVING step BETWEEN 0 AND $last ORDER BY step
         """,
         {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms, "last": n_steps - 1},
-    ).df()
+    ).fetchnumpy()
 
 
 def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
-                    step_minutes: int) -> DayInputs:
-    """Read one symbol-day's per-step inputs with one aggregation per raw table."""
+                    step_minutes: int, tables: frozenset[str] | None = None) -> DayInputs:
+    """Read one symbol-day's per-step inputs with one aggregation per raw table. `tables`: the warehouse's
+    tables (existing_tables), when the caller has listed them already."""
+    tables = existing_tables(con) if tables is None else tables
     start, end, n_steps, step_ms = _step_bounds(day, step_minutes)
+    entry_source = "aggTrades"
     flags: list[str] = []
     step_start = np.datetime64(start, "ms") + np.arange(n_steps) * np.timedelta64(step_minutes, "m")
     step_end = step_start + np.timedelta64(step_minutes, "m")
     params = {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms}
 
     # Traded notional per (step, entry bin): aggTrades, else last-price klines at the typical price.
-    if _has_rows(con, "raw.agg_trades", symbol, day):
+    if _has_rows(con, "raw.agg_trades", symbol, day, tables):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
                        {grid.sql_bin_id('price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
@@ -127,7 +133,8 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
                 GROUP BY step, bin_id""", params).fetchnumpy()
         sizes = con.execute("SELECT price * quantity AS usd FROM raw.agg_trades WHERE symbol = ? AND day = ?",
                             [symbol, day]).fetchnumpy()["usd"]
-    elif _has_rows(con, "raw.klines", symbol, day):
+    elif _has_rows(con, "raw.klines", symbol, day, tables):
+        entry_source = "klines"
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
@@ -139,6 +146,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         sizes = con.execute("SELECT quote_volume / trade_count AS usd FROM raw.klines WHERE symbol = ? AND day = ? "
                             "AND trade_count > 0 AND quote_volume > 0", [symbol, day]).fetchnumpy()["usd"]
     else:
+        entry_source = "none"
         flags.append("no aggTrades and no klines for the day: no new levels can be placed")
         traded = {"step": np.zeros(0, np.int64), "bin_id": np.zeros(0, np.int64), "usd": np.zeros(0)}
         sizes = np.zeros(0)
@@ -151,28 +159,28 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     mark_high, mark_low, mark_close = (np.full(n_steps, np.nan) for _ in range(3))
     mark_source = "mark_price_klines"
     for table in ("raw.mark_price_klines", "raw.klines"):
-        if not table_exists(con, table):
+        if table not in tables:
             continue
         missing = np.isnan(mark_high)
         if not missing.any():
             break
         c = _candle_steps(con, table, symbol, day, step_minutes)
-        s = c["step"].to_numpy(dtype=np.int64)
+        s = np.asarray(c["step"], dtype=np.int64)
         fill = missing[s]
         if table == "raw.klines" and fill.any():
             mark_source = "klines" if fill.sum() == n_steps else "mark_price_klines+klines"
             flags.append(f"mark-price klines missing in {int(fill.sum())} of {n_steps} steps: "
                          "last-price klines used there")
-        mark_high[s[fill]] = c["high"].to_numpy()[fill]
-        mark_low[s[fill]] = c["low"].to_numpy()[fill]
-        mark_close[s[fill]] = c["close"].to_numpy()[fill]
+        mark_high[s[fill]] = np.asarray(c["high"], dtype=np.float64)[fill]
+        mark_low[s[fill]] = np.asarray(c["low"], dtype=np.float64)[fill]
+        mark_close[s[fill]] = np.asarray(c["close"], dtype=np.float64)[fill]
     if np.isnan(mark_high).any():
         flags.append(f"no mark or last-price candle in {int(np.isnan(mark_high).sum())} of {n_steps} steps: "
                      "nothing consumed there")
 
     # OI in force at every step boundary: last non-stale sample at or before it (the previous day's last
     # sample covers midnight).
-    if table_exists(con, "raw.open_interest"):
+    if "raw.open_interest" in tables:
         oi = con.execute(
             """SELECT create_time, sum_open_interest_value AS usd FROM raw.open_interest
                WHERE symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND sum_open_interest_value IS NOT NULL
@@ -187,42 +195,73 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     if unknown:
         flags.append(f"open interest unknown at the bounds of {unknown} of {n_steps} steps: no change applied there")
     return DayInputs(symbol, day, step_minutes, step_end, oi_start, oi_end, mark_high, mark_low, mark_close,
-                     entry_bins, traded_usd, np.asarray(sizes, dtype=np.float64), flags, mark_source)
+                     entry_bins, traded_usd, np.asarray(sizes, dtype=np.float64), flags, mark_source, entry_source)
 
 
-def load_start_state(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str
-                     ) -> tuple[hm.LevelState, str]:
-    """End state of D−1: the last heatmap snapshot, else the D−1 liquidation levels, else empty."""
+def _split_by_variant(rows: dict[str, np.ndarray], variants: tuple[str, ...]) -> dict[str, dict[str, np.ndarray]]:
+    """Rows of one query over several variants (ordered by variant), one dict of columns per variant."""
+    v = np.asarray(rows["variant"])
+    return {name: {k: np.asarray(c)[v == name] for k, c in rows.items() if k != "variant"} for name in variants}
+
+
+def load_start_states(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variants: tuple[str, ...],
+                      tables: frozenset[str] | None = None) -> dict[str, tuple[hm.LevelState, str]]:
+    """End state of D−1 per variant: its last heatmap snapshot, else its D−1 liquidation levels, else empty.
+    One query per table for all the variants."""
+    tables = existing_tables(con) if tables is None else tables
     prev = day - dt.timedelta(days=1)
-    if table_exists(con, "model.liquidation_heatmap"):
-        rows = con.execute(
-            """SELECT side, bin_id, notional_usd FROM model.liquidation_heatmap
-               WHERE symbol = $s AND day = $d AND variant = $v AND snapshot_time = (
-                   SELECT max(snapshot_time) FROM model.liquidation_heatmap
-                   WHERE symbol = $s AND day = $d AND variant = $v)
-               ORDER BY side, bin_id""",
-            {"s": symbol, "d": prev, "v": variant}).fetchnumpy()
-        if rows["side"].size:
-            return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "heatmap D-1"
-    if table_exists(con, "model.liquidation_levels"):
-        rows = con.execute("SELECT side, bin_id, notional_usd FROM model.liquidation_levels "
-                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY side, bin_id",
-                           [symbol, prev, variant]).fetchnumpy()
-        if rows["side"].size:
-            return hm.LevelState.from_rows(rows["side"], rows["bin_id"], rows["notional_usd"]), "levels D-1"
-    return hm.LevelState.empty(), "empty"
+    out: dict[str, tuple[hm.LevelState, str]] = {}
+    queries = (
+        ("model.liquidation_heatmap", "heatmap D-1", """
+            WITH last AS (SELECT variant, max(snapshot_time) AS t FROM model.liquidation_heatmap
+                          WHERE symbol = $s AND day = $d AND list_contains($v, variant) GROUP BY variant)
+            SELECT h.variant, CASE h.side WHEN 'long' THEN 1 ELSE -1 END AS sign, h.bin_id, h.notional_usd
+            FROM model.liquidation_heatmap h JOIN last ON h.variant = last.variant AND h.snapshot_time = last.t
+            WHERE h.symbol = $s AND h.day = $d ORDER BY h.variant, h.side, h.bin_id"""),
+        ("model.liquidation_levels", "levels D-1", """
+            SELECT variant, CASE side WHEN 'long' THEN 1 ELSE -1 END AS sign, bin_id, notional_usd
+            FROM model.liquidation_levels WHERE symbol = $s AND day = $d AND list_contains($v, variant)
+            ORDER BY variant, side, bin_id"""))
+    for table, label, sql in queries:
+        wanted = [v for v in variants if v not in out]
+        if not wanted or table not in tables:
+            continue
+        rows = con.execute(sql, {"s": symbol, "d": prev, "v": wanted}).fetchnumpy()
+        for v, r in _split_by_variant(rows, tuple(wanted)).items():
+            if r["sign"].size:
+                out[v] = (hm.LevelState.from_rows(r["sign"], r["bin_id"], r["notional_usd"]), label)
+    return {v: out.get(v, (hm.LevelState.empty(), "empty")) for v in variants}
 
 
-def load_long_share(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
-                    entry_bins: np.ndarray) -> tuple[np.ndarray, str]:
-    """Per-entry-bin long share from `model.position_distribution` of D−1 (as of D−1's end: no lookahead)."""
+def carried_start_state(previous: "HeatmapDay", variant: str) -> tuple[hm.LevelState, str] | None:
+    """The state `load_start_states` would read back for the day after `previous`, taken from `previous`
+    itself: the cells of its last snapshot, as they are written (None when the variant's last snapshot is
+    not at the day's last step: the stored rows then decide)."""
+    r = previous.variants.get(variant)
+    if r is None:
+        return None
+    ev = r.evolution
+    last = ev.step == previous.inputs.step_end.size - 1
+    if not last.any():
+        return None
+    return hm.LevelState.from_rows(ev.side[last], ev.bin_id[last], ev.notional_usd[last]), "heatmap D-1"
+
+
+def load_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variants: tuple[str, ...],
+                     entry_bins: np.ndarray, tables: frozenset[str] | None = None
+                     ) -> dict[str, tuple[np.ndarray, str]]:
+    """Per-entry-bin long share of each variant from `model.position_distribution` of D−1 (as of D−1's
+    end: no lookahead), one query for all the variants."""
+    tables = existing_tables(con) if tables is None else tables
     empty = np.zeros(0)
-    dist = {"bin_id": empty, "long_usd": empty, "short_usd": empty}
-    if table_exists(con, "model.position_distribution"):
-        dist = con.execute("SELECT bin_id, long_usd, short_usd FROM model.position_distribution "
-                           "WHERE symbol = ? AND day = ? AND variant = ? ORDER BY bin_id",
-                           [symbol, day - dt.timedelta(days=1), variant]).fetchnumpy()
-    return hm.long_share_for_bins(entry_bins, dist["bin_id"], dist["long_usd"], dist["short_usd"])
+    dist = {v: {"bin_id": empty, "long_usd": empty, "short_usd": empty} for v in variants}
+    if "model.position_distribution" in tables:
+        rows = con.execute("SELECT variant, bin_id, long_usd, short_usd FROM model.position_distribution "
+                           "WHERE symbol = ? AND day = ? AND list_contains(?, variant) ORDER BY variant, bin_id",
+                           [symbol, day - dt.timedelta(days=1), list(variants)]).fetchnumpy()
+        dist = _split_by_variant(rows, variants)
+    return {v: hm.long_share_for_bins(entry_bins, d["bin_id"], d["long_usd"], d["short_usd"])
+            for v, d in dist.items()}
 
 
 # ---------------------------------------------------------------------------------------------- compute
@@ -262,12 +301,18 @@ class HeatmapDay:
 
 
 def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
-                        params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS) -> HeatmapDay:
-    """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py)."""
+                        params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS,
+                        previous: HeatmapDay | None = None) -> HeatmapDay:
+    """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py).
+
+    `previous`: the computed day before (same symbol), when the caller has it: its last snapshots are the
+    start states, as they would be read back from its stored rows, without the query.
+    """
     from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
+    tables = existing_tables(con)
     grid = grid_for(symbol, params)
-    inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes)
+    inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes, tables)
     flags = list(inputs.flags)
     ratio = hm.oi_shrink_ratio(inputs.oi_start_usd, inputs.oi_end_usd)
     entry_usd, dropped = hm.spread_entry_notional(inputs.oi_end_usd - inputs.oi_start_usd, inputs.traded_usd)
@@ -279,48 +324,61 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         if choice.note:
             flags.append(choice.note)
         # One size rule for every map (warehouse/trade_sizes.py): trades, else the documented prior, flagged.
-        size_choice = day_size_choice(con, symbol, day, params.size_buckets)
+        size_choice = day_size_choice(con, symbol, day, params.size_buckets,
+                                      inputs.trade_sizes_usd if inputs.entry_source == "aggTrades" else None)
         if size_choice.is_prior:
             flags.append(size_choice.flag)
         sizes = size_choice.buckets
         mix = LeverageMix.of(params.leverages, params.leverage_weights)
         kernel = hm.entry_kernel(inputs.entry_bins, grid, choice.table, mix, sizes)
     decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)
+    seeds = tuple(v for v in variants if v != "flow")
+    carried = {}
+    if previous is not None and previous.inputs.symbol == symbol and previous.inputs.day == day - dt.timedelta(days=1):
+        carried = {v: c for v in seeds if (c := carried_start_state(previous, v)) is not None}
+    starts = {**load_start_states(con, symbol, day, tuple(v for v in seeds if v not in carried), tables), **carried}
+    shares = load_long_shares(con, symbol, day, seeds, kernel.entry_bin, tables) if kernel is not None else {}
+    # The seed variants share the mark path, OI ratios and kernel: one evolution moves them all.
+    notes = {v: shares[v][1] if kernel is not None else "" for v in seeds}
+    evolutions: dict[str, hm.Evolution] = {}
+    if seeds:
+        if kernel is not None:
+            added_bins = kernel.liq_bin
+            added = np.stack([hm.opened_levels(entry_usd, shares[v][0], kernel) for v in seeds])
+        else:
+            added_bins, added = np.zeros(0, np.int64), np.zeros((len(seeds), entry_usd.shape[0], 2, 0))
+        evolutions = dict(zip(seeds, hm.evolve_many([starts[v][0] for v in seeds], added_bins, added, ratio,
+                                                    inputs.mark_high, inputs.mark_low, grid, decay), strict=True))
     results = {}
     for variant in variants:
         if variant == "flow":
-            results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end), "flow_book D-1",
-                                             "")
+            results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end, tables),
+                                             "flow_book D-1", "")
             continue
-        start, start_state = load_start_state(con, symbol, day, variant)
-        note = ""
-        if kernel is not None:
-            share, note = load_long_share(con, symbol, day, variant, kernel.entry_bin)
-            added_bins, added = kernel.liq_bin, hm.opened_levels(entry_usd, share, kernel)
-        else:
-            added_bins, added = np.zeros(0, np.int64), np.zeros((entry_usd.shape[0], 2, 0))
-        ev = hm.evolve(start, added_bins, added, ratio, inputs.mark_high, inputs.mark_low, grid, decay)
-        results[variant] = VariantResult(variant, ev, start_state, note)
-        if note:
-            flags.append(f"{variant}: {note}")
+        results[variant] = VariantResult(variant, evolutions[variant], starts[variant][1], notes[variant])
+        if notes[variant]:
+            flags.append(f"{variant}: {notes[variant]}")
     return HeatmapDay(inputs, grid, results, flags, dropped)
 
 
-def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, step_end: np.ndarray) -> hm.Evolution:
+def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, step_end: np.ndarray,
+                   tables: frozenset[str] | None = None) -> hm.Evolution:
     """The `flow` variant's snapshots of the day as computed by flow_book (model/flow.py, one engine), in the
     Evolution layout of the other variants; bookkeeping: consumption per step from model.flow_steps."""
-    if not table_exists(con, "model.flow_snapshots"):
+    tables = existing_tables(con) if tables is None else tables
+    if "model.flow_snapshots" not in tables:
         raise LookupError(f"{symbol} {day}: model.flow_snapshots does not exist; materialize flow_book first")
-    rows = con.execute("""SELECT snapshot_time, side, bin_id, notional_usd FROM model.flow_snapshots
-                          WHERE symbol = ? AND day = ? ORDER BY snapshot_time, side, bin_id""", [symbol, day]).fetchnumpy()
-    if rows["side"].size == 0:
+    rows = con.execute("""SELECT snapshot_time, CASE side WHEN 'long' THEN 1 ELSE -1 END AS sign, bin_id, notional_usd
+                          FROM model.flow_snapshots WHERE symbol = ? AND day = ?
+                          ORDER BY snapshot_time, side, bin_id""", [symbol, day]).fetchnumpy()
+    if rows["sign"].size == 0:
         raise LookupError(f"{symbol} {day}: no flow snapshots; materialize flow_book for this partition first")
     T = step_end.size
     step = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(rows["snapshot_time"]).astype("datetime64[ms]"))
-    side = np.where(rows["side"] == "long", 1, -1)
+    side = np.asarray(rows["sign"], dtype=np.int64)
     last = step == step.max()
     consumed = np.zeros((T, 2))
-    if table_exists(con, "model.flow_steps"):
+    if "model.flow_steps" in tables:
         c = con.execute("""SELECT step_end, side, sum(consumed_usd) AS usd FROM model.flow_steps
                            WHERE symbol = ? AND day = ? GROUP BY ALL""", [symbol, day]).fetchnumpy()
         k = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(c["step_end"]).astype("datetime64[ms]"))
@@ -472,9 +530,10 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     them. Each day starts from the previous day's end state."""
     total_rows = 0
     per_day: dict[tuple[str, dt.date], dict] = {}
+    previous: dict[str, HeatmapDay] = {}  # the day before, per symbol: its end state starts the next day
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
-            result = compute_heatmap_day(con, symbol, day)
+            result = previous[symbol] = compute_heatmap_day(con, symbol, day, previous=previous.get(symbol))
             keep_previous_rows(con, symbol, day)
             n = write_heatmap_day(con, result)
         total_rows += n

@@ -2,8 +2,8 @@
 consumed when the mark price crosses them (design.md, model step 7).
 
 Pure numpy, no I/O: the Dagster asset precomputes per-step arrays in SQL (one GROUP BY per input table)
-and hands them to these functions. The only Python loops are over time steps (96 for 15 min, 1440 for
-1 min) and over the distinct traded price bins of a day (for the per-entry projection kernel).
+and hands them to these functions. The only Python loop is over time steps (96 for 15 min, 1440 for
+1 min), one for all the variants of a day (`evolve_many`).
 
 State: dense notional[side, bin] over a sorted array of grid bin ids (row 0 = long, row 1 = short). The
 bins are the union of the start state's bins and every bin a position opened that day can liquidate in
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
-from liq_pipeline.model.levels import LeverageMix, SizeBuckets, project_levels
+from liq_pipeline.model.levels import LeverageMix, SizeBuckets, priced_cells
 from liq_pipeline.model.margin import LONG, BracketTable
 
 LONG_ROW, SHORT_ROW = 0, 1
@@ -119,26 +119,33 @@ class EntryKernel:
 def entry_kernel(
     entry_bins: np.ndarray, grid: PriceGrid, table: BracketTable, leverage_mix: LeverageMix, sizes: SizeBuckets
 ) -> EntryKernel:
-    """Project one USD of long and one of short entry at each entry bin's mid price (levels.project_levels).
+    """Project one USD of long and one of short entry at each entry bin's mid price (levels.priced_cells,
+    the pricing of levels.project_levels).
 
     The projection is linear in the entry notional, so a day's additions are a matrix product of the
-    per-step entry notional with this kernel. One project_levels call per distinct entry bin (tens to a
-    few hundred a day) keeps the entry identity that project_levels' (side, bin) aggregation drops.
+    per-step entry notional with this kernel. All entry bins are priced in one broadcast; the cells keep
+    their entry bin, which project_levels' (side, bin) aggregation drops. Each (entry, side, bin) weight
+    adds its cells in the order project_levels would for that entry alone, so the kernel is the same to
+    the last bit as one project_levels call per entry bin.
     """
     entry_bins = np.unique(np.asarray(entry_bins, dtype=np.int64))
-    parts = []
-    for e, mid in enumerate(grid.mid(entry_bins)):
-        p = project_levels(np.array([mid]), np.array([1.0]), np.array([1.0]), grid, table, leverage_mix, sizes)
-        parts.append((np.full(p.bin_id.size, e), p.side, p.bin_id, p.notional_usd))
-    if not parts:
+    E = entry_bins.size
+    if E == 0:
         return EntryKernel(entry_bins, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
-    e_idx, side, bins, weight = (np.concatenate(x) for x in zip(*parts, strict=True))
-    liq_bin, col = np.unique(bins, return_inverse=True)
-    k_long = np.zeros((entry_bins.size, liq_bin.size))
+    ones = np.ones(E)
+    cells = priced_cells(grid.mid(entry_bins), ones, ones, grid, table, leverage_mix, sizes)
+    liq_bin, col = np.unique(cells.bin_id, return_inverse=True)
+    col = col.ravel()
+    # Sum the cells of each (entry, side, liquidation bin) in array order (bincount), then place them.
+    key = (cells.entry * 2 + (cells.side != LONG)) * liq_bin.size + col
+    uniq, inverse = np.unique(key, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights=cells.notional_usd, minlength=uniq.size)
+    e_idx, rest = np.divmod(uniq, 2 * liq_bin.size)
+    is_short, c = np.divmod(rest, liq_bin.size)
+    k_long = np.zeros((E, liq_bin.size))
     k_short = np.zeros_like(k_long)
-    is_long = side == LONG
-    np.add.at(k_long, (e_idx[is_long], col[is_long]), weight[is_long])
-    np.add.at(k_short, (e_idx[~is_long], col[~is_long]), weight[~is_long])
+    k_long[e_idx[is_short == 0], c[is_short == 0]] = weight[is_short == 0]
+    k_short[e_idx[is_short == 1], c[is_short == 1]] = weight[is_short == 1]
     return EntryKernel(entry_bins, liq_bin, k_long, k_short)
 
 
@@ -154,7 +161,21 @@ def opened_levels(entry_usd: np.ndarray, long_share: np.ndarray, kernel: EntryKe
     if entry_usd.ndim != 2 or entry_usd.shape[1] != kernel.entry_bin.size or share.shape != (entry_usd.shape[1],):
         raise ValueError(f"entry notional {entry_usd.shape} / long share {share.shape} do not match "
                          f"{kernel.entry_bin.size} kernel entry bins")
-    return np.stack([(entry_usd * share) @ kernel.long, (entry_usd * (1 - share)) @ kernel.short], axis=1)
+    # Sparse product: few steps open anything (OI rose) and a kernel row has a few cells per side. Each
+    # (step, bin) adds its entries' products in ascending entry order, the sum a plain loop would make,
+    # the same on every machine (a BLAS product fuses and orders by its build, and on a busy machine its
+    # threads cost more than this whole product).
+    out = np.zeros((entry_usd.shape[0], 2, kernel.liq_bin.size))
+    rows = np.flatnonzero(entry_usd.any(axis=1))
+    if rows.size == 0:
+        return out
+    e = entry_usd[rows]
+    for row, k, part in ((LONG_ROW, kernel.long, e * share), (SHORT_ROW, kernel.short, e * (1 - share))):
+        ei, ki = np.nonzero(k)  # ascending entry bin
+        acc = np.zeros((kernel.liq_bin.size, rows.size))
+        np.add.at(acc, ki, (part[:, ei] * k[ei, ki]).T)
+        out[rows, row] = acc.T
+    return out
 
 
 def spread_entry_notional(delta_oi_usd: np.ndarray, traded_usd: np.ndarray) -> tuple[np.ndarray, float]:
@@ -207,23 +228,50 @@ def evolve(
     (d) snapshot the non-zero cells.
     """
     added = np.asarray(added, dtype=np.float64)
-    T = added.shape[0]
+    if added.ndim != 3:
+        raise ValueError(f"additions have shape {added.shape}, expected (T, 2, {np.size(added_bins)})")
+    return evolve_many([start], added_bins, added[None], oi_ratio, mark_high, mark_low, grid, decay_per_step)[0]
+
+
+def evolve_many(
+    starts: list[LevelState],
+    added_bins: np.ndarray,
+    added: np.ndarray,
+    oi_ratio: np.ndarray,
+    mark_high: np.ndarray,
+    mark_low: np.ndarray,
+    grid: PriceGrid,
+    decay_per_step: float = 1.0,
+) -> list[Evolution]:
+    """`evolve` for V variants that share the day's mark path and OI ratios and differ in their start
+    state and additions (`added` (V, T, 2, Ka)): one loop over the steps moves all of them.
+
+    Every cell gets the same operations as in a run of its own, so the snapshots and end states are those
+    of V `evolve` calls bit for bit; the bookkeeping sums run over the variants' common bins and may differ
+    from a lone run's in the last bit.
+    """
+    added = np.asarray(added, dtype=np.float64)
+    if added.ndim != 4 or added.shape[0] != len(starts):
+        raise ValueError(f"additions have shape {added.shape}, expected ({len(starts)}, T, 2, {np.size(added_bins)})")
+    V, T = added.shape[:2]
     for name, arr in (("oi_ratio", oi_ratio), ("mark_high", mark_high), ("mark_low", mark_low)):
         if np.shape(arr) != (T,):
             raise ValueError(f"{name} has shape {np.shape(arr)}, expected ({T},) like the additions")
-    if added.shape[1:] != (2, np.size(added_bins)):
-        raise ValueError(f"additions have shape {added.shape}, expected (T, 2, {np.size(added_bins)})")
+    if added.shape[2:] != (2, np.size(added_bins)):
+        raise ValueError(f"additions have shape {added.shape[1:]}, expected (T, 2, {np.size(added_bins)})")
     ratio = np.asarray(oi_ratio, dtype=np.float64)
     if np.any(~np.isfinite(ratio)) or np.any(ratio < 0) or np.any(ratio > 1):
         raise ValueError("oi_ratio must be in [0, 1] (only OI decreases shrink the levels)")
     if not 0 < decay_per_step <= 1:
         raise ValueError(f"decay_per_step must be in (0, 1], got {decay_per_step}")
 
-    bins = np.union1d(start.bin_id, np.asarray(added_bins, dtype=np.int64))
-    state = np.zeros((2, bins.size))
-    state[:, np.searchsorted(bins, start.bin_id)] = start.notional
-    add = np.zeros((T, 2, bins.size))
-    add[:, :, np.searchsorted(bins, added_bins)] = added
+    added_bins = np.asarray(added_bins, dtype=np.int64)
+    own_bins = [np.union1d(s.bin_id, added_bins) for s in starts]
+    bins = np.unique(np.concatenate([added_bins, *own_bins]))
+    state = np.zeros((V, 2, bins.size))
+    for v, s in enumerate(starts):
+        state[v][:, np.searchsorted(bins, s.bin_id)] = s.notional
+    add_cols = np.searchsorted(bins, added_bins)
     price = grid.mid(bins)  # ascending with bin id on both grid modes
     # Index of the first long bin at/above the low and one past the last short bin at/below the high.
     low = np.asarray(mark_low, dtype=np.float64)
@@ -231,37 +279,41 @@ def evolve(
     long_from = np.where(np.isnan(low), bins.size, np.searchsorted(price, np.nan_to_num(low, nan=np.inf), "left"))
     short_to = np.where(np.isnan(high), 0, np.searchsorted(price, np.nan_to_num(high, nan=-np.inf), "right"))
 
-    snaps = np.empty((T, 2, bins.size))
-    shrunk = np.zeros(T)
-    consumed = np.zeros((T, 2))
-    decayed = np.zeros(T)
+    snaps = np.empty((V, T, 2, bins.size))
+    shrunk = np.zeros((V, T))
+    consumed = np.zeros((V, T, 2))
+    decayed = np.zeros((V, T))
     for t in range(T):
-        state += add[t]
+        state[:, :, add_cols] += added[:, t]
         if ratio[t] < 1:
-            shrunk[t] = state.sum() * (1 - ratio[t])
+            shrunk[:, t] = state.sum(axis=(1, 2)) * (1 - ratio[t])
             state *= ratio[t]
-        consumed[t, 0] = state[LONG_ROW, long_from[t]:].sum()
-        consumed[t, 1] = state[SHORT_ROW, :short_to[t]].sum()
-        state[LONG_ROW, long_from[t]:] = 0.0
-        state[SHORT_ROW, :short_to[t]] = 0.0
+        consumed[:, t, 0] = state[:, LONG_ROW, long_from[t]:].sum(axis=1)
+        consumed[:, t, 1] = state[:, SHORT_ROW, :short_to[t]].sum(axis=1)
+        state[:, LONG_ROW, long_from[t]:] = 0.0
+        state[:, SHORT_ROW, :short_to[t]] = 0.0
         if decay_per_step < 1:
-            decayed[t] = state.sum() * (1 - decay_per_step)
+            decayed[:, t] = state.sum(axis=(1, 2)) * (1 - decay_per_step)
             state *= decay_per_step
-        snaps[t] = state
+        snaps[:, t] = state
 
-    t_idx, row, col = np.nonzero(snaps > 0)
-    return Evolution(
-        step=t_idx,
-        side=np.where(row == LONG_ROW, 1, -1),
-        bin_id=bins[col],
-        notional_usd=snaps[t_idx, row, col],
-        end_state=LevelState(bins, state.copy()),
-        added_usd=add.sum(axis=(1, 2)),
-        shrunk_usd=shrunk,
-        consumed_long_usd=consumed[:, 0],
-        consumed_short_usd=consumed[:, 1],
-        decayed_usd=decayed,
-    )
+    out = []
+    for v in range(V):
+        t_idx, row, col = np.nonzero(snaps[v] > 0)
+        own = np.searchsorted(bins, own_bins[v])
+        out.append(Evolution(
+            step=t_idx,
+            side=np.where(row == LONG_ROW, 1, -1),
+            bin_id=bins[col],
+            notional_usd=snaps[v][t_idx, row, col],
+            end_state=LevelState(own_bins[v], state[v][:, own].copy()),
+            added_usd=added[v].sum(axis=(1, 2)),
+            shrunk_usd=shrunk[v],
+            consumed_long_usd=consumed[v, :, 0],
+            consumed_short_usd=consumed[v, :, 1],
+            decayed_usd=decayed[v],
+        ))
+    return out
 
 
 def decay_per_step(step_minutes: float, half_life_hours: float | None) -> float:

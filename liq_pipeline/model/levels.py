@@ -79,6 +79,56 @@ class ProjectedLevels:
     unpriced_usd: float
 
 
+@dataclass(frozen=True)
+class PricedCells:
+    """The priced (side, entry, leverage, size) cells of `priced_cells`, in that (C) order, before any
+    aggregation: `entry` indexes the entry prices; `side` is +1 long / -1 short."""
+
+    side: np.ndarray
+    entry: np.ndarray
+    bin_id: np.ndarray
+    notional_usd: np.ndarray
+    collateral_usd: np.ndarray
+    unpriced_usd: float
+
+
+def priced_cells(
+    entry_price: np.ndarray,
+    long_usd: np.ndarray,
+    short_usd: np.ndarray,
+    grid: PriceGrid,
+    table: BracketTable,
+    leverage_mix: LeverageMix,
+    sizes: SizeBuckets,
+) -> PricedCells:
+    """Every (side, entry, leverage, size) cell of `project_levels` with its grid bin, notional and
+    collateral, cells with no price or no notional left out (their notional is `unpriced_usd`)."""
+    entry = np.asarray(entry_price, dtype=np.float64)
+    amounts = np.stack([np.asarray(long_usd, dtype=np.float64), np.asarray(short_usd, dtype=np.float64)])
+    side = np.array([LONG, SHORT], dtype=np.float64)
+    size = sizes.notional_usd
+    max_lev = max_leverage_at(size, table)
+    lev = np.minimum(leverage_mix.leverage[:, None], np.where(np.isnan(max_lev), np.inf, max_lev)[None, :])  # (L, S)
+    cell_w = leverage_mix.weight[:, None] * sizes.weight[None, :]  # (L, S)
+
+    # Broadcast shape: (side=2, entry=E, lev=L, size=S)
+    lp = isolated_liquidation_price_at_leverage(
+        side[:, None, None, None], size[None, None, None, :], entry[None, :, None, None], lev[None, None, :, :], table
+    )
+    notional = amounts[:, :, None, None] * cell_w[None, None, :, :]
+    priced = np.isfinite(lp.price) & (notional > 0)
+    unpriced = float(notional[~np.isfinite(lp.price)].sum())
+    e = np.broadcast_to(np.arange(entry.size)[None, :, None, None], lp.price.shape)[priced]
+    return PricedCells(
+        side=np.broadcast_to(side[:, None, None, None], lp.price.shape)[priced].astype(np.int64),
+        entry=e,
+        bin_id=grid.bin_id(lp.price[priced]),
+        notional_usd=notional[priced],
+        collateral_usd=(notional / lev[None, None, :, :])[priced],
+        unpriced_usd=unpriced,
+    )
+
+
 def project_levels(
     entry_price: np.ndarray,
     long_usd: np.ndarray,
@@ -95,33 +145,15 @@ def project_levels(
     above the tier's max_leverage for that size is capped to the max (Binance would refuse it).
     Collateral = notional / leverage. The total notional is conserved except `unpriced_usd`.
     """
-    entry = np.asarray(entry_price, dtype=np.float64)
-    amounts = np.stack([np.asarray(long_usd, dtype=np.float64), np.asarray(short_usd, dtype=np.float64)])
-    side = np.array([LONG, SHORT], dtype=np.float64)
-    size = sizes.notional_usd
-    max_lev = max_leverage_at(size, table)
-    lev = np.minimum(leverage_mix.leverage[:, None], np.where(np.isnan(max_lev), np.inf, max_lev)[None, :])  # (L, S)
-    cell_w = leverage_mix.weight[:, None] * sizes.weight[None, :]  # (L, S)
-
-    # Broadcast shape: (side=2, entry=E, lev=L, size=S)
-    lp = isolated_liquidation_price_at_leverage(
-        side[:, None, None, None], size[None, None, None, :], entry[None, :, None, None], lev[None, None, :, :], table
-    )
-    notional = amounts[:, :, None, None] * cell_w[None, None, :, :]
-    priced = np.isfinite(lp.price) & (notional > 0)
-    unpriced = float(notional[~np.isfinite(lp.price)].sum())
-    s = np.broadcast_to(side[:, None, None, None], lp.price.shape)[priced]
-    b = grid.bin_id(lp.price[priced])
-    n = notional[priced]
-    c = (notional / lev[None, None, :, :])[priced]
+    cells = priced_cells(entry_price, long_usd, short_usd, grid, table, leverage_mix, sizes)
     # Aggregate (side, bin) with a sort-based group-by.
-    key = np.stack([s, b.astype(np.float64)])
+    key = np.stack([cells.side.astype(np.float64), cells.bin_id.astype(np.float64)])
     uniq, inverse = np.unique(key, axis=1, return_inverse=True)
     inverse = inverse.ravel()
     return ProjectedLevels(
         side=uniq[0].astype(np.int64),
         bin_id=uniq[1].astype(np.int64),
-        notional_usd=np.bincount(inverse, weights=n, minlength=uniq.shape[1]),
-        collateral_usd=np.bincount(inverse, weights=c, minlength=uniq.shape[1]),
-        unpriced_usd=unpriced,
+        notional_usd=np.bincount(inverse, weights=cells.notional_usd, minlength=uniq.shape[1]),
+        collateral_usd=np.bincount(inverse, weights=cells.collateral_usd, minlength=uniq.shape[1]),
+        unpriced_usd=cells.unpriced_usd,
     )

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, price_label  # noqa: E402
@@ -47,6 +48,18 @@ def _bar_width(prices: np.ndarray) -> float:
     return float(abs(prices[0])) * 0.001 if prices.size else 1.0
 
 
+def _bars(ax, x: np.ndarray, height: np.ndarray, width: float, color: str, label: str) -> None:
+    """Bars centred on `x` from 0 to `height` as one collection: the same picture as `ax.bar`, which makes
+    one Rectangle artist per bar (hundreds here, most of the picture's drawing time)."""
+    x0, x1 = x - width / 2, x + width / 2
+    zero = np.zeros_like(x)
+    verts = np.stack([np.column_stack(c) for c in ((x0, zero), (x0, height), (x1, height), (x1, zero))], axis=1)
+    bars = PolyCollection(verts, facecolors=color, edgecolors="none", alpha=0.75, label=label)
+    bars.sticky_edges.y.append(0.0)  # as ax.bar: no margin below zero
+    ax.add_collection(bars, autolim=True)
+    ax.autoscale_view()
+
+
 def liquidation_map_png(
     long_price: np.ndarray,
     long_notional_usd: np.ndarray,
@@ -64,10 +77,8 @@ def liquidation_map_png(
         fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
         try:
             width = bar_width_usd or _bar_width(np.concatenate([lp, sp]))
-            ax.bar(lp, ln / 1e6, width=width, color=LONG_COLOR, alpha=0.75,
-                   label=f"long liquidations ${ln.sum() / 1e6:,.1f} M")
-            ax.bar(sp, sn / 1e6, width=width, color=SHORT_COLOR, alpha=0.75,
-                   label=f"short liquidations ${sn.sum() / 1e6:,.1f} M")
+            _bars(ax, lp, ln / 1e6, width, LONG_COLOR, f"long liquidations ${ln.sum() / 1e6:,.1f} M")
+            _bars(ax, sp, sn / 1e6, width, SHORT_COLOR, f"short liquidations ${sn.sum() / 1e6:,.1f} M")
             ax2 = ax.twinx()
             if mark_price is not None:
                 for side, p, n, color in ((1, lp, ln, LONG_COLOR), (-1, sp, sn, SHORT_COLOR)):

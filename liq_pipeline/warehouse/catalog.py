@@ -13,3 +13,10 @@ def table_exists(con, table: str) -> bool:
         "+ (SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $n)", {"s": schema, "n": name}
     ).fetchall()
     return bool(row[0][0])
+
+
+def existing_tables(con) -> frozenset[str]:
+    """Every table and view as 'schema.name', in one catalog query (for a reader that checks several)."""
+    rows = con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+                       "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()").fetchall()
+    return frozenset(r[0] for r in rows)

@@ -20,16 +20,21 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date)
     return int(con.execute(f"SELECT count(*) FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchone()[0])
 
 
-def day_size_choice(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, n_buckets: int) -> SizeChoice:
+def day_size_choice(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, n_buckets: int,
+                    agg_trade_notional_usd: np.ndarray | None = None) -> SizeChoice:
     """Size buckets of (symbol, day): from the day's aggTrades; else from the klines' mean trade notional
     per candle (quote volume / trade count); else the prior, flagged with what was missing.
+
+    `agg_trade_notional_usd`: the notional of every aggTrade of the day, when the caller has read them
+    already (the day then has aggTrades; the buckets do not depend on their order).
 
     Third-party klines (freqtrade, ccxt) carry `count = 0`: they have volume but no trade sizes, and so
     land on the prior with that reason.
     """
     params = {"symbol": symbol, "day": day}
-    if _rows(con, "raw.agg_trades", symbol, day):
-        x = con.execute(profile.trade_notional_sql(), params).fetchnumpy()["notional_usd"]
+    if agg_trade_notional_usd is not None or _rows(con, "raw.agg_trades", symbol, day):
+        x = (agg_trade_notional_usd if agg_trade_notional_usd is not None
+             else con.execute(profile.trade_notional_sql(), params).fetchnumpy()["notional_usd"])
         return choose_sizes(np.asarray(x, np.float64), n_buckets, f"aggTrades of {day}",
                             f"the aggTrades of {symbol} {day} have no positive notional")
     klines = _rows(con, "raw.klines", symbol, day)
