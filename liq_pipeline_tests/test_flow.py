@@ -142,3 +142,37 @@ def test_bad_inputs_are_refused_with_the_shape_expected():
                               **{f: np.zeros(1) for f in fl.Book.FIELDS if f != "side"}})
     with pytest.raises(ValueError, match="prior_weights"):
         fl.SideMix.prior(dataclasses.replace(FLOW, prior_weights=(1.0,)))
+
+
+@pytest.mark.parametrize("trade_count", [0, 40])
+def test_flow_sizes_come_from_the_one_size_rule_of_every_map(trade_count):
+    """flow's size buckets are warehouse/trade_sizes.day_size_choice: the klines' mean trade when they carry
+    trade counts, else the documented size prior, flagged with the cause (no second fallback of its own)."""
+    import datetime as dt
+
+    import duckdb
+
+    from liq_pipeline.assets.flow import load_flow_inputs
+    from liq_pipeline.model.sizes import FLAG_SIZE_PRIOR, size_prior
+    from liq_pipeline.warehouse.schema import ensure_tables
+    from liq_pipeline.warehouse.trade_sizes import day_size_choice
+
+    day = dt.date(2026, 1, 5)
+    con = duckdb.connect()
+    ensure_tables(con, "raw.agg_trades", "raw.klines")
+    con.execute("""INSERT INTO raw.klines BY NAME SELECT 'BTCUSDT' AS symbol, DATE '2026-01-05' AS day, '15m' AS interval,
+                   TIMESTAMP '2026-01-05' + INTERVAL 15 MINUTE * i AS open_time,
+                   TIMESTAMP '2026-01-05' + INTERVAL 15 MINUTE * i + INTERVAL 899999 MILLISECOND AS close_time,
+                   90000.0 AS open, 90100.0 AS high, 89900.0 AS low, 90000.0 AS close, 10.0 AS volume,
+                   900000.0 + 1000.0 * i AS quote_volume, ? AS trade_count, 4.0 AS taker_buy_volume,
+                   360000.0 AS taker_buy_quote_volume, 'archive' AS source FROM range(96) t(i)""", [trade_count])
+    inputs, flags = load_flow_inputs(con, "BTCUSDT", day, GRID)
+    expected = day_size_choice(con, "BTCUSDT", day, FLOW.size_buckets)
+    np.testing.assert_allclose(inputs.sizes.notional_usd, expected.buckets.notional_usd)
+    np.testing.assert_allclose(inputs.sizes.weight, expected.buckets.weight)
+    prior_flags = [f for f in flags if f.startswith(FLAG_SIZE_PRIOR)]
+    if trade_count:
+        assert not expected.is_prior and not prior_flags
+    else:
+        np.testing.assert_allclose(inputs.sizes.notional_usd, size_prior(FLOW.size_buckets).notional_usd)
+        assert prior_flags == [expected.flag] and "count = 0" in expected.flag

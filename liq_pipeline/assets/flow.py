@@ -19,10 +19,10 @@ from liq_pipeline import partitions
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
 from liq_pipeline.model.grid import PriceGrid, grid_for
-from liq_pipeline.model.levels import SizeBuckets, size_buckets_from_trades
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.warehouse.io import exact_usd_sum as _usd
 from liq_pipeline.warehouse.io import registered_frame, replace_partition, table_exists
+from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 GROUP = "model"
 SIDES = ("long", "short")
@@ -114,10 +114,11 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         r = _as_of(_ms(m["create_time"]), m["r"], _ms(d.step_end), 2 * fl.MS_PER_HOUR)
         accounts = r / (1.0 + r)
 
-    sizes = (size_buckets_from_trades(d.trade_sizes_usd, flow.size_buckets) if d.trade_sizes_usd.size
-             else SizeBuckets(np.array([10_000.0]), np.array([1.0])))
-    if not d.trade_sizes_usd.size:
-        flags.append("no trades: one size bucket of $10,000")
+    # One size rule for every map (warehouse/trade_sizes.py): trades, else klines, else the documented prior, flagged.
+    size_choice = day_size_choice(con, symbol, day, flow.size_buckets)
+    if size_choice.is_prior:
+        flags.append(size_choice.flag)
+    sizes = size_choice.buckets
     inputs = fl.FlowInputs(
         step_start_ms=_ms(d.step_end) - step_ms, step_ms=step_ms, mark_high=d.mark_high, mark_low=d.mark_low,
         oi_start_usd=d.oi_start_usd, oi_end_usd=d.oi_end_usd, entry_price=grid.mid(d.entry_bins),
