@@ -118,8 +118,11 @@ def concat_books(*books: Book) -> Book:
 
 
 def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float = 1e-6) -> tuple[Book, float]:
-    """Merge cells of one (open hour, side, entry price, bucket, size) into one, drop empty cells and cells
-    older than `max_age_days`. Returns the book and the notional that expired (USD)."""
+    """Merge cells of one (open hour, side, entry price, bucket, size, funding paid) into one — cells older
+    than `merge_after_hours` by open day instead of hour, at their notional-weighted mean open time (cells
+    between two funding settlements share the funding paid, so a day holds at most a few such cohorts) —
+    drop empty cells and cells older than `max_age_days`. Returns the book and the notional that expired (USD).
+    """
     keep = book.notional_usd > min_usd
     old = book.open_ms < now_ms - params.max_age_days * 24 * MS_PER_HOUR
     expired = float(book.notional_usd[keep & old].sum())
@@ -127,13 +130,19 @@ def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float =
     if cols["notional_usd"].size == 0:
         return Book.empty(), expired
     hour = cols["open_ms"] // MS_PER_HOUR
-    key = np.stack([hour, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
+    coarse = cols["open_ms"] < now_ms - params.merge_after_hours * MS_PER_HOUR
+    period = np.where(coarse, hour // 24 * 24 - 1, hour)  # −1: a day's cohort never shares a key with an hour's
+    key = np.stack([period, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
                     np.round(cols["size_usd"], 4), np.round(cols["funding_paid"], 12)])
     _, first, inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     merged = {f: v[first] for f, v in cols.items()}
-    merged["open_ms"] = hour[first] * MS_PER_HOUR
-    merged["notional_usd"] = np.bincount(inverse, weights=cols["notional_usd"], minlength=first.size)
+    n = np.bincount(inverse, weights=cols["notional_usd"], minlength=first.size)
+    mean_open = np.bincount(inverse, weights=cols["notional_usd"] * (cols["open_ms"] - now_ms), minlength=first.size)
+    merged["open_ms"] = np.where(np.bincount(inverse, weights=coarse, minlength=first.size) > 0,
+                                 now_ms + np.round(mean_open / np.where(n > 0, n, 1.0)).astype(np.int64),
+                                 hour[first] * MS_PER_HOUR)
+    merged["notional_usd"] = n
     return Book.from_columns(merged), expired
 
 
