@@ -117,6 +117,17 @@ def concat_books(*books: Book) -> Book:
     return Book.from_columns({f: np.concatenate([getattr(b, f) for b in books]) for f in Book.FIELDS})
 
 
+def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(key, axis=1, return_index=True, return_inverse=True) without the structured-array sort:
+    groups of equal columns in lexicographic order, each group's first column and every column's group."""
+    order = np.lexsort(key[::-1])  # stable: equal columns keep their order, so the first is the first seen
+    sk = key[:, order]
+    new = np.concatenate([[True], np.any(sk[:, 1:] != sk[:, :-1], axis=0)])
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
 def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float = 1e-6) -> tuple[Book, float]:
     """Merge cells of one (open hour, side, entry price, bucket, size, funding paid) into one — cells older
     than `merge_after_hours` by open day instead of hour, at their notional-weighted mean open time (cells
@@ -134,8 +145,7 @@ def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float =
     period = np.where(coarse, hour // 24 * 24 - 1, hour)  # −1: a day's cohort never shares a key with an hour's
     key = np.stack([period, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
                     np.round(cols["size_usd"], 4), np.round(cols["funding_paid"], 12)])
-    _, first, inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    first, inverse = _groups(key)
     merged = {f: v[first] for f, v in cols.items()}
     n = np.bincount(inverse, weights=cols["notional_usd"], minlength=first.size)
     mean_open = np.bincount(inverse, weights=cols["notional_usd"] * (cols["open_ms"] - now_ms), minlength=first.size)
