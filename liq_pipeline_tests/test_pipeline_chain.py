@@ -13,6 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from liq_pipeline.config import FLOW
 from liq_pipeline.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline_tests.conftest import simulated_market_env
@@ -164,11 +165,20 @@ def test_flow_estimate_is_unchanged_when_the_simulator_truth_is_gone(chain):
 
     def fingerprint():
         return [_query(chain, f"SELECT count(*), sum(hash(COLUMNS(*)))::HUGEINT FROM {t}")[0]
-                for t in ("model.flow_book", "model.flow_snapshots", "model.flow_steps", "model.flow_parameters")]
+                for t in ("model.flow_book", "model.flow_snapshots", "model.flow_steps", "model.flow_parameters",
+                          "model.flow_candidate_books")]
 
     chain["run"](dg.AssetSelection.assets("flow_book"))
     learned = _query(chain, "SELECT count(*) FROM model.flow_parameters WHERE source = 'learned'")[0][0]
     assert learned > 0  # the mix was fitted on the public forceOrder stream, not taken from the prior
+    # Four days are too few for the survival fit (its candidate books are warm from day 4): the prior H, τ,
+    # stored with the reason, and one candidate book per candidate half-life and day.
+    survival = _query(chain, """SELECT source, detail, count(*) FROM model.flow_parameters
+                                WHERE parameter IN ('half_life_hours', 'age_hazard_hours') GROUP BY ALL""")
+    assert {r[0] for r in survival} == {"prior"} and sum(r[2] for r in survival) == 2 * DAYS
+    assert any("warm candidate books" in r[1] for r in survival)
+    books = _query(chain, "SELECT count(DISTINCT (day, half_life_hours)) FROM model.flow_candidate_books")[0][0]
+    assert books == DAYS * len(FLOW.survival_candidates)
     before = fingerprint()
     with duckdb.connect(str(chain["db"])) as con:
         for t in ("positions", "liquidations"):

@@ -19,10 +19,10 @@ from liq_pipeline import partitions
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
 from liq_pipeline.model.grid import PriceGrid, grid_for
-from liq_pipeline.model.levels import SizeBuckets, size_buckets_from_trades
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.warehouse.io import exact_usd_sum as _usd
 from liq_pipeline.warehouse.io import registered_frame, replace_partition, table_exists
+from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 GROUP = "model"
 SIDES = ("long", "short")
@@ -114,10 +114,11 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         r = _as_of(_ms(m["create_time"]), m["r"], _ms(d.step_end), 2 * fl.MS_PER_HOUR)
         accounts = r / (1.0 + r)
 
-    sizes = (size_buckets_from_trades(d.trade_sizes_usd, flow.size_buckets) if d.trade_sizes_usd.size
-             else SizeBuckets(np.array([10_000.0]), np.array([1.0])))
-    if not d.trade_sizes_usd.size:
-        flags.append("no trades: one size bucket of $10,000")
+    # One size rule for every map (warehouse/trade_sizes.py): trades, else klines, else the documented prior, flagged.
+    size_choice = day_size_choice(con, symbol, day, flow.size_buckets)
+    if size_choice.is_prior:
+        flags.append(size_choice.flag)
+    sizes = size_choice.buckets
     inputs = fl.FlowInputs(
         step_start_ms=_ms(d.step_end) - step_ms, step_ms=step_ms, mark_high=d.mark_high, mark_low=d.mark_low,
         oi_start_usd=d.oi_start_usd, oi_end_usd=d.oi_end_usd, entry_price=grid.mid(d.entry_bins),
@@ -126,15 +127,45 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     return inputs, flags
 
 
+_BOOK_COLUMNS = """epoch_ms(open_time) AS open_ms, CASE side WHEN 'long' THEN 1 ELSE -1 END AS side, entry_price,
+                   lev_bucket, leverage, size_usd, mmr, lp_open, funding_paid, weight, notional_usd"""
+
+
 def load_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> fl.Book:
     """The end book of `day` (empty when it was not computed)."""
     if not table_exists(con, "model.flow_book"):
         return fl.Book.empty()
-    f = con.execute("""SELECT epoch_ms(open_time) AS open_ms, CASE side WHEN 'long' THEN 1 ELSE -1 END AS side,
-                              entry_price, lev_bucket, leverage, size_usd, mmr, lp_open, funding_paid, weight,
-                              notional_usd
-                       FROM model.flow_book WHERE symbol = ? AND day = ? ORDER BY ALL""", [symbol, day]).fetchnumpy()
+    f = con.execute(f"SELECT {_BOOK_COLUMNS} FROM model.flow_book WHERE symbol = ? AND day = ? ORDER BY ALL",
+                    [symbol, day]).fetchnumpy()
     return fl.Book.from_columns(f)
+
+
+def load_candidate_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, half_life_hours: float) -> fl.Book:
+    """The end book of `day` of the survival fit's candidate with this half-life (empty when none)."""
+    if not table_exists(con, "model.flow_candidate_books"):
+        return fl.Book.empty()
+    f = con.execute(f"""SELECT {_BOOK_COLUMNS} FROM model.flow_candidate_books
+                        WHERE symbol = ? AND day = ? AND half_life_hours = ? ORDER BY ALL""",
+                    [symbol, day, float(half_life_hours)]).fetchnumpy()
+    return fl.Book.from_columns(f)
+
+
+def book_frame(symbol: str, day: dt.date, b: fl.Book) -> pd.DataFrame:
+    return pd.DataFrame({"symbol": symbol, "day": day, "open_time": b.open_ms.astype("datetime64[ms]"),
+                         "side": np.where(b.side > 0, "long", "short"),
+                         **{k: v for k, v in b.columns().items() if k not in ("open_ms", "side")}})
+
+
+def load_survival(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, flow: FlowParams = FLOW
+                  ) -> tuple[FlowParams, str]:
+    """The parameters with the survival time scale (H, τ) learned at the end of `day`, and its source
+    ("learned", or "prior" when none was learned or stored)."""
+    if table_exists(con, "model.flow_parameters"):
+        row = con.execute("""SELECT value, source FROM model.flow_parameters
+                             WHERE symbol = ? AND day = ? AND parameter = 'half_life_hours'""", [symbol, day]).fetchone()
+        if row is not None and row[1] == "learned" and row[0] is not None and row[0] > 0:
+            return fl.with_time_scale(flow, row[0]), "learned"
+    return flow, "prior"
 
 
 def load_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, flow: FlowParams = FLOW) -> fl.SideMix:
@@ -226,8 +257,20 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     choice = table_for(symbol, day)
     if choice.note:
         flags.append(choice.note)
-    result = fl.run_day(start, inputs, grid, choice.table, mix, flow)
+    survival, survival_source = load_survival(con, symbol, prev, flow)
+    result = fl.run_day(start, inputs, grid, choice.table, mix, survival)
     flags += result.flags
+
+    # The survival fit's candidate books, each with its own time scale (no snapshots: consumption only).
+    candidates, day_start_ms = [], int(inputs.step_start_ms[0])
+    for h in flow.survival_candidates:
+        cbook = load_candidate_book(con, symbol, prev, h)
+        warm = len(cbook) > 0 and day_start_ms - int(cbook.open_ms.min()) >= flow.survival_warm_days * 24 * fl.MS_PER_HOUR
+        r = fl.run_day(cbook, inputs, grid, choice.table, mix, fl.with_time_scale(flow, h), snapshots=False)
+        candidates.append({"half_life_hours": h, "warm": warm, "end_book": r.end_book,
+                           "consumed_hourly": fl.hourly(r.consumed_usd, inputs.step_start_ms)})
+    candidate_books = pd.concat([book_frame(symbol, day, c["end_book"]).assign(half_life_hours=c["half_life_hours"])
+                                 for c in candidates], ignore_index=True)
 
     step_end = (inputs.step_start_ms + inputs.step_ms).astype("datetime64[ms]")
     scale = map_scale(mix)
@@ -236,9 +279,7 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         "side": np.where(result.side > 0, "long", "short"), "bin_id": result.bin_id,
         "price": grid.mid(result.bin_id), "notional_usd": result.notional_usd * scale})
     b = result.end_book
-    book = pd.DataFrame({"symbol": symbol, "day": day, "open_time": b.open_ms.astype("datetime64[ms]"),
-                         "side": np.where(b.side > 0, "long", "short"),
-                         **{k: v for k, v in b.columns().items() if k not in ("open_ms", "side")}})
+    book = book_frame(symbol, day, b)
     levs = np.asarray(flow.leverages)
     T, L = inputs.n_steps, levs.size
     steps = pd.DataFrame({
@@ -259,25 +300,78 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         ("consumed_usd", "short", float(result.consumed_usd[:, 1].sum()), "engine", "crossed by the mark"),
         ("expired_usd", "both", result.expired_usd, "engine", f"older than {flow.max_age_days} days"),
         ("funding_settled", "both", float(result.funding_settled.sum()), "public", "Σ rates settled in the day"),
-        ("half_life_hours", "both", flow.half_life_hours, "prior", "book turnover"),
+        ("half_life_hours_used", "both", survival.half_life_hours, survival_source, "book turnover during the day"),
+        ("age_hazard_hours_used", "both", survival.age_hazard_hours, survival_source, "h ∝ 1/(1 + age/τ) during the day"),
         ("leverage_hazard_exponent", "both", flow.leverage_hazard_exponent, "prior", "h ∝ (L/10)^γ"),
-        ("age_hazard_hours", "both", flow.age_hazard_hours, "prior", "h ∝ 1/(1 + age/τ)"),
     ]
     for name, sig in result.signals.items():
         val = float(np.nanmean(sig)) if np.isfinite(sig).any() else None
         engine_rows.append((f"crowding_{name}", "both", val, "public" if val is not None else "missing",
                             "mean implied long share of the day"))
     return {"book": book, "snapshots": snapshots, "steps": steps, "engine_rows": engine_rows, "flags": flags,
-            "mix_used": mix, "result": result}
+            "mix_used": mix, "result": result, "candidates": candidates, "candidate_books": candidate_books,
+            "survival_used": (survival.half_life_hours, survival.age_hazard_hours, survival_source)}
+
+
+def _survival_name(kind: str, half_life_hours: float) -> str:
+    return f"survival_{kind}_{half_life_hours:g}h"
+
+
+def survival_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, candidates: list[dict],
+                  realized_hourly: np.ndarray, flow: FlowParams = FLOW) -> tuple[list[tuple], fl.SurvivalFit]:
+    """The survival fit of D: today's sufficient statistics per warm candidate (ΣC·R, ΣC², ΣR² per side
+    over D's hours) as rows, and the time scale fitted on those of the `calibration_days` ending on D
+    (earlier days read back from model.flow_parameters). Public liquidations only (R)."""
+    rows = []
+    if all(c["warm"] for c in candidates):
+        for c in candidates:
+            st = fl.survival_stats(c["consumed_hourly"], realized_hourly)
+            for k, kind in enumerate(("cr", "cc", "rr")):
+                for j, side in enumerate(SIDES):
+                    rows.append((_survival_name(kind, c["half_life_hours"]), side, float(st[k, j]), "engine",
+                                 "survival fit: Σ over the day's hours of consumed (C) × published (R) liquidations"))
+        rows.append(("survival_liquidation_hours", "both", float((realized_hourly.sum(axis=1) > 0).sum()), "public",
+                     "hours of the day with public liquidations"))
+    H = np.asarray(flow.survival_candidates, dtype=np.float64)
+    stats, days, hours = np.zeros((H.size, 3, 2)), 0, 0
+    names = {(_survival_name(kind, h), side): (i, k, j) for i, h in enumerate(H)
+             for k, kind in enumerate(("cr", "cc", "rr")) for j, side in enumerate(SIDES)}
+    past = []
+    if table_exists(con, "model.flow_parameters"):
+        first = day - dt.timedelta(days=flow.calibration_days - 1)
+        past = con.execute("""SELECT day, parameter, side, value FROM model.flow_parameters
+                              WHERE symbol = ? AND day >= ? AND day < ? AND parameter LIKE 'survival_%'
+                              ORDER BY ALL""", [symbol, first, day]).fetchall()
+    by_day: dict = {}
+    for d, p, side, v in past:
+        by_day.setdefault(d, []).append((p, side, v))
+    by_day[day] = [(p, side, v) for p, side, v, *_ in rows]
+    for got in by_day.values():
+        cells = {(p, side): v for p, side, v in got}
+        if not all(key in cells for key in names):
+            continue
+        days += 1
+        hours += int(cells.get(("survival_liquidation_hours", "both"), 0))
+        for key, (i, k, j) in names.items():
+            stats[i, k, j] += cells[key]
+    return rows, fl.fit_time_scale(H, stats, hours, days, flow)
 
 
 def learn_parameters(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, engine_rows: list[tuple],
-                     flow: FlowParams = FLOW) -> tuple[pd.DataFrame, str]:
+                     flow: FlowParams = FLOW, candidates: list[dict] | None = None) -> tuple[pd.DataFrame, str]:
     """D's leverage mix and leveraged share per side, fitted on the public liquidations of the
-    `calibration_days` ending on D against the stored consumption (model.flow_steps, D included), plus
-    the engine's figures of the day: the model.flow_parameters rows, and the realized source used."""
+    `calibration_days` ending on D against the stored consumption (model.flow_steps, D included), the
+    survival time scale (H, τ) fitted on the candidate books, plus the engine's figures of the day: the
+    model.flow_parameters rows, and the realized source used."""
     data, source = calibration_data(con, symbol, day, flow)
     rows = list(engine_rows)
+    if candidates is not None:
+        realized = np.stack([data[side][1][-24:] for side in SIDES], axis=1)
+        more, fit = survival_rows(con, symbol, day, candidates, realized, flow)
+        rows += more
+        rows.append(("half_life_hours", "both", fit.half_life_hours, fit.source, fit.detail))
+        rows.append(("age_hazard_hours", "both", fit.age_hazard_hours, fit.source, f"τ = H · {flow.age_hazard_hours:g}/"
+                     f"{flow.half_life_hours:g} (the prior's ratio)"))
     for side in SIDES:
         fit = fl.fit_side(*data[side], np.asarray(flow.prior_weights), flow.prior_leveraged_share, flow.ridge)
         for lev, w in zip(flow.leverages, fit.weights, strict=True):
@@ -301,9 +395,13 @@ def materialize_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.da
     _write(con, "model.flow_book", symbol, day, out["book"])
     _write(con, "model.flow_snapshots", symbol, day, out["snapshots"])
     _write(con, "model.flow_steps", symbol, day, out["steps"])
-    parameters, source = learn_parameters(con, symbol, day, out["engine_rows"], flow)
+    _write(con, "model.flow_candidate_books", symbol, day, out["candidate_books"])
+    parameters, source = learn_parameters(con, symbol, day, out["engine_rows"], flow, out["candidates"])
     if source == "none":
         out["flags"].append("no public liquidations in the calibration window: prior leverage mix and share")
+    h = parameters[parameters["parameter"] == "half_life_hours"].iloc[0]
+    if h["source"] != "learned":
+        out["flags"].append(f"survival time scale: prior H, τ ({h['detail']})")
     _write(con, "model.flow_parameters", symbol, day, parameters)
     out["parameters"], out["realized_source"] = parameters, source
     return out
@@ -372,6 +470,9 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
                         "closed_usd": round(float(res.closed_usd.sum())),
                         "consumed_usd": round(float(res.consumed_usd.sum())),
                         "book_long_share": round(res.end_book.long_share(), 4),
+                        "half_life_h_used": round(out["survival_used"][0], 1),
+                        "half_life_h_learned": round(float(p.loc[p["parameter"] == "half_life_hours", "value"].iloc[0]), 1),
+                        "half_life_source": p.loc[p["parameter"] == "half_life_hours", "source"].iloc[0],
                         "realized_source": out["realized_source"]})
         w = p[p["parameter"].str.startswith("weight_") | (p["parameter"] == "leveraged_share")]
         learned.append(f"**{symbol} {day}** ({w['source'].iloc[0]}): " + "; ".join(

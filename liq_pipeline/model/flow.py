@@ -117,9 +117,23 @@ def concat_books(*books: Book) -> Book:
     return Book.from_columns({f: np.concatenate([getattr(b, f) for b in books]) for f in Book.FIELDS})
 
 
+def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(key, axis=1, return_index=True, return_inverse=True) without the structured-array sort:
+    groups of equal columns in lexicographic order, each group's first column and every column's group."""
+    order = np.lexsort(key[::-1])  # stable: equal columns keep their order, so the first is the first seen
+    sk = key[:, order]
+    new = np.concatenate([[True], np.any(sk[:, 1:] != sk[:, :-1], axis=0)])
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
 def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float = 1e-6) -> tuple[Book, float]:
-    """Merge cells of one (open hour, side, entry price, bucket, size) into one, drop empty cells and cells
-    older than `max_age_days`. Returns the book and the notional that expired (USD)."""
+    """Merge cells of one (open hour, side, entry price, bucket, size, funding paid) into one — cells older
+    than `merge_after_hours` by open day instead of hour, at their notional-weighted mean open time (cells
+    between two funding settlements share the funding paid, so a day holds at most a few such cohorts) —
+    drop empty cells and cells older than `max_age_days`. Returns the book and the notional that expired (USD).
+    """
     keep = book.notional_usd > min_usd
     old = book.open_ms < now_ms - params.max_age_days * 24 * MS_PER_HOUR
     expired = float(book.notional_usd[keep & old].sum())
@@ -127,13 +141,18 @@ def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float =
     if cols["notional_usd"].size == 0:
         return Book.empty(), expired
     hour = cols["open_ms"] // MS_PER_HOUR
-    key = np.stack([hour, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
+    coarse = cols["open_ms"] < now_ms - params.merge_after_hours * MS_PER_HOUR
+    period = np.where(coarse, hour // 24 * 24 - 1, hour)  # −1: a day's cohort never shares a key with an hour's
+    key = np.stack([period, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
                     np.round(cols["size_usd"], 4), np.round(cols["funding_paid"], 12)])
-    _, first, inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    first, inverse = _groups(key)
     merged = {f: v[first] for f, v in cols.items()}
-    merged["open_ms"] = hour[first] * MS_PER_HOUR
-    merged["notional_usd"] = np.bincount(inverse, weights=cols["notional_usd"], minlength=first.size)
+    n = np.bincount(inverse, weights=cols["notional_usd"], minlength=first.size)
+    mean_open = np.bincount(inverse, weights=cols["notional_usd"] * (cols["open_ms"] - now_ms), minlength=first.size)
+    merged["open_ms"] = np.where(np.bincount(inverse, weights=coarse, minlength=first.size) > 0,
+                                 now_ms + np.round(mean_open / np.where(n > 0, n, 1.0)).astype(np.int64),
+                                 hour[first] * MS_PER_HOUR)
+    merged["notional_usd"] = n
     return Book.from_columns(merged), expired
 
 
@@ -328,8 +347,11 @@ class FlowDay:
 
 
 def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTable, mix: SideMix,
-            params: FlowParams = FLOW) -> FlowDay:
-    """Evolve the book through one day's steps (see the module docstring for the order of operations)."""
+            params: FlowParams = FLOW, snapshots: bool = True) -> FlowDay:
+    """Evolve the book through one day's steps (see the module docstring for the order of operations).
+
+    `snapshots=False` skips the per-step map (the candidate books of the survival fit need only the
+    consumption and the end book); the returned snapshot arrays are then empty."""
     T = inputs.n_steps
     for name in ("mark_high", "mark_low", "oi_start_usd", "oi_end_usd", "taker_buy_usd", "taker_sell_usd",
                  "funding_8h", "premium", "account_long_share"):
@@ -405,7 +427,8 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
             x = np.minimum(1.0, excess * h / pressure) if pressure > 0 else np.zeros_like(N)
             closed[t] = float((N * x).sum())
             N *= 1.0 - x
-        snaps[t] = np.bincount(keys[ep], weights=N, minlength=2 * K + 1)
+        if snapshots:
+            snaps[t] = np.bincount(keys[ep], weights=N, minlength=2 * K + 1)
 
     end = Book.from_columns({**book.columns(), "funding_paid": paid, "notional_usd": N})
     end, expired = compact(end, int(step_end[-1]), params)
@@ -459,3 +482,95 @@ def fit_side(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np.ndarray
     if not total > 0:
         return Fit(w0.copy(), prior_share, "prior", "fit degenerate (all weights zero)")
     return Fit(beta / total, total, "learned", f"{int((R > 0).sum())} bars with liquidations, ${R.sum():,.0f}")
+
+
+# ---------------------------------------------------------------------------------------------- survival
+@dataclass(frozen=True)
+class SurvivalFit:
+    """The survival time scale: half-life H of the turnover and age scale τ of the hazard (τ/H kept at the
+    prior's ratio), with where it came from ("learned" or "prior") and the relative misfit per candidate."""
+
+    half_life_hours: float
+    age_hazard_hours: float
+    source: str
+    detail: str
+    relative_sse: np.ndarray  # (K,) per candidate; nan where not computed
+
+
+def with_time_scale(params: FlowParams, half_life_hours: float) -> FlowParams:
+    """`params` with half-life H and age scale τ = H · τ₀/H₀ (one survival time scale; the prior's shape)."""
+    import dataclasses
+
+    ratio = params.age_hazard_hours / params.half_life_hours
+    return dataclasses.replace(params, half_life_hours=float(half_life_hours),
+                               age_hazard_hours=float(half_life_hours) * ratio)
+
+
+def hourly(consumed_usd: np.ndarray, step_start_ms: np.ndarray, hours: int = 24) -> np.ndarray:
+    """Per-step consumption (T, 2) summed into the day's hours (hours, 2), by each step's start hour."""
+    h = ((step_start_ms - step_start_ms[0]) // MS_PER_HOUR).astype(np.int64)
+    out = np.zeros((hours, 2))
+    ok = (h >= 0) & (h < hours)
+    np.add.at(out, h[ok], np.asarray(consumed_usd, dtype=np.float64)[ok])
+    return out
+
+
+def survival_stats(consumed_hourly: np.ndarray, realized_hourly: np.ndarray) -> np.ndarray:
+    """Sufficient statistics of one candidate's fit to public liquidations, per side: (3, 2) rows ΣC·R, ΣC², ΣR²
+    (C: book notional the candidate consumed per hour, R: published liquidation notional per hour)."""
+    C = np.asarray(consumed_hourly, dtype=np.float64)
+    R = np.asarray(realized_hourly, dtype=np.float64)
+    if C.shape != R.shape or C.ndim != 2 or C.shape[1] != 2:
+        raise ValueError(f"consumed {C.shape} and realized {R.shape} must both be (hours, 2)")
+    return np.stack([(C * R).sum(axis=0), (C * C).sum(axis=0), (R * R).sum(axis=0)])
+
+
+def fit_time_scale(candidates: np.ndarray, stats: np.ndarray, liquidation_hours: int, days: int,
+                   params: FlowParams = FLOW) -> SurvivalFit:
+    """Choose the survival time scale whose book best explains the public liquidations, hour by hour.
+
+    Each candidate half-life H_k has its own book (run alongside the main one); over the trailing window,
+    per side, the published liquidations R_h are regressed on the candidate's consumed notional C_h with
+    one scale (the leveraged share): SSE_k = Σ_side (ΣR² − (ΣCR)²/ΣC²). H = argmin_k SSE_k, refined by a
+    parabola in log H through the best candidate and its neighbours (clamped to the grid). Falls back to
+    the prior (source "prior") with the reason when the window has fewer than `survival_min_days` days
+    of warm candidate books, fewer than `survival_min_hours` hours with liquidations, or misfits that
+    differ by less than `survival_min_gain` of the best (the data cannot tell the candidates apart).
+    """
+    H = np.asarray(candidates, dtype=np.float64)
+    S = np.asarray(stats, dtype=np.float64)
+    if S.shape != (H.size, 3, 2):
+        raise ValueError(f"survival statistics {S.shape} do not match {H.size} candidates × (3, 2)")
+    prior_h = params.half_life_hours
+    nan = np.full(H.size, np.nan)
+
+    def prior(reason: str, rel=nan) -> SurvivalFit:
+        return SurvivalFit(prior_h, params.age_hazard_hours, "prior", reason, rel)
+
+    if days < params.survival_min_days:
+        return prior(f"{days} day(s) of warm candidate books in the window (needs {params.survival_min_days})")
+    rr = S[:, 2].sum(axis=1)
+    if not rr.max() > 0 or liquidation_hours < params.survival_min_hours:
+        return prior(f"{liquidation_hours} hour(s) with public liquidations in the window "
+                     f"(needs {params.survival_min_hours})")
+    cc = np.where(S[:, 1] > 0, S[:, 1], np.inf)
+    sse = (S[:, 2] - S[:, 0] ** 2 / cc).sum(axis=1)
+    rel = sse / rr
+    k = int(np.argmin(rel))
+    if rel.max() - rel[k] < params.survival_min_gain * max(rel[k], 1e-12):
+        return prior(f"misfit {rel[k]:.4f}–{rel.max():.4f} over the candidates: not identified", rel)
+    x = np.log(H)
+    best = x[k]
+    if 0 < k < H.size - 1:
+        x0, x1, x2 = x[k - 1:k + 2]
+        y0, y1, y2 = rel[k - 1:k + 2]
+        denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
+        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
+        b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / denom
+        if a > 0:
+            best = float(np.clip(-b / (2 * a), x0, x2))
+    h = float(np.exp(best))
+    fit = with_time_scale(params, h)
+    return SurvivalFit(h, fit.age_hazard_hours, "learned",
+                       f"{days} days, {liquidation_hours} hours with liquidations; relative misfit per H "
+                       + ", ".join(f"{c:g}h {r:.4f}" for c, r in zip(H, rel, strict=True)), rel)

@@ -269,6 +269,24 @@ TABLES: dict[str, str] = {
         weight DOUBLE NOT NULL,
         notional_usd DOUBLE NOT NULL
     """,
+    # The candidate books of the survival fit (one per candidate half-life, FlowParams.survival_candidates),
+    # same cells as model.flow_book: each evolves beside the main book with its own H and τ.
+    "model.flow_candidate_books": """
+        symbol VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        half_life_hours DOUBLE NOT NULL,
+        open_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        entry_price DOUBLE NOT NULL,
+        lev_bucket INTEGER NOT NULL,
+        leverage DOUBLE NOT NULL,
+        size_usd DOUBLE NOT NULL,
+        mmr DOUBLE NOT NULL,
+        lp_open DOUBLE NOT NULL,
+        funding_paid DOUBLE NOT NULL,
+        weight DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+    """,
     # Snapshots of the flow liquidation map (scaled by the leveraged share per side), every heatmap step.
     "model.flow_snapshots": """
         symbol VARCHAR NOT NULL,
