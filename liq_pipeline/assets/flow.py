@@ -115,7 +115,8 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         accounts = r / (1.0 + r)
 
     # One size rule for every map (warehouse/trade_sizes.py): trades, else klines, else the documented prior, flagged.
-    size_choice = day_size_choice(con, symbol, day, flow.size_buckets)
+    size_choice = day_size_choice(con, symbol, day, flow.size_buckets,  # the trades already read, if any
+                                  d.trade_sizes_usd if d.entry_source == "aggTrades" else None)
     if size_choice.is_prior:
         flags.append(size_choice.flag)
     sizes = size_choice.buckets
