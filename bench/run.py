@@ -200,7 +200,7 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     import contextlib
     import io
 
-    from liq_pipeline import cli
+    from liq_pipeline import cli, config
 
     latencies = []
     for at in _random_instants(series, backfill_days, n, 1):
@@ -218,8 +218,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     with cli.connect_read_only(series.db) as con:
         for at in _random_instants(series, backfill_days, n, 2):
             t = time.perf_counter()
-            snapshot, day = cli.resolve_snapshot(con, SYMBOL, "hybrid", at)
-            cli.snapshot_levels(con, SYMBOL, "hybrid", snapshot, day)
+            snapshot, day = cli.resolve_snapshot(con, SYMBOL, config.DEFAULT_VARIANT, at)
+            cli.snapshot_levels(con, SYMBOL, config.DEFAULT_VARIANT, snapshot, day)
             cli._mark_at(con, SYMBOL, snapshot)
             held.append(time.perf_counter() - t)
     p50, p99 = _percentiles(latencies)

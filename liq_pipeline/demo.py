@@ -254,5 +254,5 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
         print("\n".join(_validation_rows(json.loads(path.read_text()))))
     with connect_read_only() as con:
         for symbol in symbols:
-            print(f"\n{symbol} {day}: top liquidation zones (hybrid)")
-            print(format_top_zones(con, symbol, day, "hybrid", n=3))
+            print(f"\n{symbol} {day}: top liquidation zones ({config.DEFAULT_VARIANT})")
+            print(format_top_zones(con, symbol, day, config.DEFAULT_VARIANT, n=3))

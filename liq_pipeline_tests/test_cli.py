@@ -14,20 +14,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline import cli
+from liq_pipeline import cli, config
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
 
 SYMBOL = "BTCUSDT"
 DAY = dt.date(2026, 1, 5)
 GRID = grid_for(SYMBOL)
+VARIANT = config.DEFAULT_VARIANT  # what `liq heatmap` / `liq zones` show without --variant
 
 
 def _heatmap_rows(snapshot: dt.datetime, scale: float) -> pd.DataFrame:
     prices = np.array([95_000.0, 97_000.0, 103_000.0, 104_500.0])
     bins = GRID.bin_id(prices)
     return pd.DataFrame({
-        "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "snapshot_time": snapshot,
+        "symbol": SYMBOL, "day": DAY, "variant": VARIANT, "snapshot_time": snapshot,
         "side": ["long", "long", "short", "short"], "bin_id": bins, "price": GRID.mid(bins),
         "notional_usd": scale * np.array([5e6, 7e6, 3e6, 4e6])})
 
@@ -42,7 +43,7 @@ def warehouse(tmp_path, monkeypatch):
         _insert(con, "model.liquidation_heatmap", _heatmap_rows(t0, 1.0))
         _insert(con, "model.liquidation_heatmap", _heatmap_rows(t0 + dt.timedelta(minutes=15), 2.0))
         _insert(con, "model.liquidation_zones", pd.DataFrame({
-            "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "as_of": dt.datetime(2026, 1, 6),
+            "symbol": SYMBOL, "day": DAY, "variant": VARIANT, "as_of": dt.datetime(2026, 1, 6),
             "side": ["long"] * 4 + ["short"] * 4, "zone_rank": [1, 2, 3, 4] * 2,
             "centroid_price": [97_000, 95_000, 93_000, 91_000, 103_000, 104_500, 106_000, 108_000.0],
             "price_low": [96_500, 94_800, 92_900, 90_000, 102_900, 104_000, 105_800, 107_500.0],
@@ -111,14 +112,14 @@ def test_warehouse_locked_by_a_writer_gives_exit_2(warehouse, capsys):
 def test_zones_table_json_and_format_top_zones(warehouse, capsys):
     assert cli.main(["zones", SYMBOL, "--warehouse", warehouse, "--top", "2"]) == 0
     out = capsys.readouterr().out
-    assert "2026-01-05 liquidation zones (hybrid)" in out and "97,000.00" in out and "93,000.00" not in out
+    assert f"2026-01-05 liquidation zones ({VARIANT})" in out and "97,000.00" in out and "93,000.00" not in out
     assert cli.main(["zones", SYMBOL, "--day", "2026-01-05", "--format", "json", "--warehouse", warehouse]) == 0
     zones = json.loads(capsys.readouterr().out)["zones"]
     assert [(z["side"], z["zone_rank"]) for z in zones][:2] == [("long", 1), ("long", 2)] and len(zones) == 8
     with duckdb.connect(warehouse, read_only=True) as con:
-        text = cli.format_top_zones(con, SYMBOL, DAY, "hybrid", n=3)
+        text = cli.format_top_zones(con, SYMBOL, DAY, VARIANT, n=3)
         assert text.count("\nlong") == 3 and text.count("\nshort") == 3 and "91,000.00" not in text
-        missing = cli.format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), "hybrid")
+        missing = cli.format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), VARIANT)
         assert "not materialized" in missing and "2026-01-06|BTCUSDT" in missing
 
 
@@ -202,7 +203,7 @@ def test_picture_at_a_time_draws_the_zones_of_that_snapshot(warehouse):
     cluster = GRID.mid(GRID.bin_id(96_000.0) + np.arange(5))  # a dense cluster only at 12:00
     _add_levels(warehouse, cluster, np.full(5, 3e6), noon)
     with cli.connect_read_only(warehouse) as con:
-        pic = cli.picture_from_warehouse(con, SYMBOL, DAY, "hybrid", noon)
+        pic = cli.picture_from_warehouse(con, SYMBOL, DAY, VARIANT, noon)
     assert pic.zones_as_of == "at 12:00 UTC"
     assert [z.side for z in pic.zones] == ["long"]
     assert pic.zones[0].price_low <= 96_000 <= pic.zones[0].price_high
@@ -213,8 +214,8 @@ def test_pictures_of_different_times_get_their_own_files(warehouse, capsys):
     for at in ("2026-01-05T12:10", "2026-01-05T12:20"):
         assert cli.main(["heatmap", SYMBOL, "--at", at, "--format", "png", "--warehouse", warehouse]) == 0
     paths = capsys.readouterr().out.split()
-    assert [p.rsplit("/", 1)[-1] for p in paths] == ["heatmap-BTCUSDT-2026-01-05T1200-hybrid.png",
-                                                    "heatmap-BTCUSDT-2026-01-05T1215-hybrid.png"]
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [f"heatmap-BTCUSDT-2026-01-05T1200-{VARIANT}.png",
+                                                    f"heatmap-BTCUSDT-2026-01-05T1215-{VARIANT}.png"]
     assert all(open(p, "rb").read(4) == b"\x89PNG" for p in paths)
 
 
@@ -223,7 +224,7 @@ def _add_levels(warehouse: str, prices: np.ndarray, notional: np.ndarray,
     bins = GRID.bin_id(prices)
     with duckdb.connect(warehouse) as con:
         _insert(con, "model.liquidation_heatmap", pd.DataFrame({
-            "symbol": SYMBOL, "day": DAY, "variant": "hybrid", "snapshot_time": snapshot,
+            "symbol": SYMBOL, "day": DAY, "variant": VARIANT, "snapshot_time": snapshot,
             "side": "long", "bin_id": bins, "price": GRID.mid(bins), "notional_usd": notional}))
 
 

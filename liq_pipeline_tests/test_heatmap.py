@@ -351,14 +351,14 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
         meta = by_day[f"{day.isoformat()}|{SYMBOL}"]
         assert meta["partition"].value == f"{SYMBOL} {day}"
         assert meta["start_state"].value["hybrid"] == start
-        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap (hybrid)](data:image/png;base64,")
+        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap ({config.DEFAULT_VARIANT})](data:image/png;base64,")
         assert meta["liquidation_map"].value.startswith(f"![{SYMBOL} {day} liquidation map](data:image/png;base64,")
         assert meta["top_zones"].value.startswith(f"{SYMBOL} {day}, end of day")
         assert meta["report"].value.endswith(f"heatmap-{SYMBOL}-{day.isoformat()}.html")
         assert meta["run_range"].value.startswith(f"{prev}…{DAY}, 2 symbol-days")
     assert by_day[f"{prev.isoformat()}|{SYMBOL}"]["heatmap"].value != by_day[f"{DAY.isoformat()}|{SYMBOL}"]["heatmap"].value
     zone_meta = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_zones")}
-    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"]["top_zones_hybrid"].value.startswith(f"{SYMBOL} {prev}")
+    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"][f"top_zones_{config.DEFAULT_VARIANT}"].value.startswith(f"{SYMBOL} {prev}")
     report = config.reports_dir() / f"heatmap-{SYMBOL}-{DAY.isoformat()}.html"
     assert report.exists() and str(tmp_path) in str(report.resolve())
     html = report.read_text()

@@ -2,7 +2,7 @@
 
 Shared by every raw asset so that missing days, monthly fallbacks, checksums and the ingest log are
 handled in one place. Work happens in two phases so the warehouse is locked only while it is written:
-`prepare_partition` downloads, parses (in a private in-memory DuckDB, into a Parquet file) and runs the
+`prepare_partition` downloads, parses (in a private in-memory DuckDB, into an in-memory Arrow table) and runs the
 blocking checks without touching the warehouse; `store_partition` then replaces the partition in one
 short transaction. A file that is absent never deletes stored rows.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from liq_pipeline.market.archive import (
     AbsentFileKeptRows,
@@ -32,6 +33,9 @@ from liq_pipeline.warehouse.io import (
     replace_partition,
     strictly_increasing,
 )
+
+#: The name under which the parsed rows are visible to the checks and to the write.
+PARSED = "_liq_parsed_rows"
 
 #: (csv path, only_day) -> SELECT producing the raw table's columns for the partition (or a CheckedSelect).
 SelectBuilder = Callable[[Path, bool], "str | CheckedSelect"]
@@ -74,7 +78,7 @@ class IngestResult:
 
 @dataclass
 class PreparedPartition:
-    """A partition parsed and checked, not yet stored: `parquet_path` holds its rows (None when absent)."""
+    """A partition parsed and checked, not yet stored: `parsed` holds its rows (None when absent)."""
 
     symbol: str
     day: dt.date
@@ -82,7 +86,7 @@ class PreparedPartition:
     spec: ArchiveFile
     status: str
     fetched: FetchedFile | None = None
-    parquet_path: Path | None = None
+    parsed: pa.Table | None = None
     rows: int = 0
     #: For an absent file: the error that said so, and what the source answered for other files.
     absent: MissingArchiveFile | None = None
@@ -115,26 +119,28 @@ def _witness(client: ArchiveClient, spec: ArchiveFile, others: Sequence[ArchiveF
     return None
 
 
-def _parse(csv_path: Path, select: str | CheckedSelect, out: Path, check: Checker | None) -> tuple[int, Findings]:
-    """Run `select` over the CSV in a private in-memory DuckDB and write the rows to `out` (Parquet).
-    A CheckedSelect runs its cheap select first and falls back to the full one (deduplicating, sorting) only
-    when its key does not strictly increase. Returns (rows, findings of `check`). Raises
-    MalformedArchiveFile naming the file and line."""
+def _parse(csv_path: Path, select: str | CheckedSelect, check: Checker | None) -> tuple[pa.Table, Findings]:
+    """Run `select` over the CSV in a private in-memory DuckDB and return its rows as an Arrow table (kept in
+    memory until the write: no second file, and the warehouse is not touched). A CheckedSelect runs its
+    cheap select first and falls back to the full one (deduplicating, sorting) only when its key does not
+    strictly increase. Returns (rows, findings of `check`). Raises MalformedArchiveFile naming the file and
+    line."""
     mem = duckdb.connect()
-    rel = f"read_parquet('{out}')"
     try:
         try:
             fast = select.fast if isinstance(select, CheckedSelect) else select
-            mem.execute(f"COPY ({fast}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
-            if isinstance(select, CheckedSelect) and not strictly_increasing(mem, rel, select.key):
-                mem.execute(f"COPY ({select.full}) TO '{out}' (FORMAT parquet, COMPRESSION uncompressed)")
+            rows = mem.sql(fast).to_arrow_table()
+            mem.register(PARSED, rows)
+            if isinstance(select, CheckedSelect) and not strictly_increasing(mem, PARSED, select.key):
+                mem.unregister(PARSED)
+                rows = mem.sql(select.full).to_arrow_table()
+                mem.register(PARSED, rows)
         except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
             raise describe_duckdb_error(e, csv_path) from e
-        rows = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
-        findings = check(mem, rel, csv_path) if check is not None else Findings()
+        findings = check(mem, PARSED, csv_path) if check is not None else Findings()
     finally:
         mem.close()
-    return int(rows), findings
+    return rows, findings
 
 
 def prepare_partition(
@@ -149,8 +155,8 @@ def prepare_partition(
     witnesses: Sequence[ArchiveFile] = (),
     check: Checker | None = None,
 ) -> PreparedPartition:
-    """Fetch `spec` (or `monthly_fallback` when the daily file is missing), parse it into `work_dir` and run
-    `check`; never touches the warehouse. Errors (checksum, corrupt zip, malformed row, not yet published,
+    """Fetch `spec` (or `monthly_fallback` when the daily file is missing), extract it into `work_dir`, parse
+    it in memory and run `check`; never touches the warehouse. Errors (checksum, corrupt zip, malformed row, not yet published,
     a blocking check) are raised here, before anything is written."""
     status, only_day = "ok", spec.cadence == "monthly"
     fetched: FetchedFile | None = None
@@ -173,15 +179,15 @@ def prepare_partition(
     if not fetched.verified:
         prepared.warnings.append(f"{fetched.spec.file_name}: no .CHECKSUM sidecar, the file was not verified")
     csv_path = client.extract_csv(fetched, work_dir)
-    out = work_dir / f"{table.replace('.', '_')}-{symbol}-{day}.parquet"
-    prepared.rows, findings = _parse(csv_path, build_select(csv_path, only_day), out, check)
+    parsed, findings = _parse(csv_path, build_select(csv_path, only_day), check)
+    prepared.rows = parsed.num_rows
     if findings.problems:
         raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
                                    + "; nothing stored, the partition keeps its previous rows")
     prepared.warnings.extend(f"{fetched.spec.file_name}: {w}" for w in findings.warnings)
     prepared.counts.update(findings.counts)
     csv_path.unlink(missing_ok=True)
-    prepared.parquet_path = out
+    prepared.parsed = parsed
     return prepared
 
 
@@ -192,7 +198,7 @@ def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepa
     stored it records 'missing' only when the source answered for a neighbouring period or another kind of
     the same day, else it raises SourceNotAnswering (a wrong URL, mirror folder or symbol)."""
     p = prepared
-    if p.parquet_path is None:
+    if p.parsed is None:
         stored = count_partition(con, p.table, p.symbol, p.day)
         if stored:
             raise AbsentFileKeptRows(
@@ -217,15 +223,17 @@ def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepa
         result = IngestResult(p.symbol, p.day, p.table, rows, "missing", p.spec.file_name, None, False,
                               (*p.warnings, note))
     else:
+        con.register(PARSED, p.parsed)
         try:
-            rows = replace_partition(con, p.table, p.symbol, p.day,
-                                     f"SELECT * FROM read_parquet('{p.parquet_path}')")
+            rows = replace_partition(con, p.table, p.symbol, p.day, f"SELECT * FROM {PARSED}")
         except duckdb.ConstraintException as e:
             raise MalformedArchiveFile(f"{p.fetched.spec.file_name}: a required cell is empty ({e})") from e
+        finally:
+            con.unregister(PARSED)
         f = p.fetched
         result = IngestResult(p.symbol, p.day, p.table, rows, p.status, f.spec.file_name, f.sha256, f.verified,
                               tuple(p.warnings), dict(p.counts))
-        p.parquet_path.unlink(missing_ok=True)
+        p.parsed = None  # the rows are stored: free them
     replace_ingest_log(con, result.symbol, result.day, result.table, result.file_name, result.sha256,
                        result.status, result.rows)
     return result

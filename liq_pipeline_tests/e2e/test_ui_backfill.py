@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from liq_pipeline.config import DEFAULT_VARIANT
 from liq_pipeline_tests.e2e.ui import BROWSER_FLAGS, FIRST, REPO, SYMBOL, DagsterUI, chromium_path, prepare
 
 pytestmark = [
@@ -103,7 +104,7 @@ def test_backfill_two_partitions_from_the_ui_and_see_the_heatmap(ui, tmp_path):
                 expect(meta("report")).to_contain_text(f"heatmap-{SYMBOL}-{day}.html")
                 meta("heatmap").get_by_text("[Show Markdown]").click()
                 img = page.get_by_role("dialog").locator("img[src^='data:image/png']")
-                expect(img).to_have_attribute("alt", f"{SYMBOL} {day} liquidation heatmap (hybrid)", timeout=30_000)
+                expect(img).to_have_attribute("alt", f"{SYMBOL} {day} liquidation heatmap ({DEFAULT_VARIANT})", timeout=30_000)
                 page.keyboard.press("Escape")
         finally:
             browser.close()
