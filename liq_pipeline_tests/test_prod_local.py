@@ -172,12 +172,16 @@ def test_backfill_runs_as_concurrent_runs_that_all_succeed(backfill):
     runs = backfill["runs"]
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
     assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
-    # One run per symbol (single-run backfill policy: each covers its three days in order) ...
-    ranges = sorted(t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/asset_partition_range_start")
-    assert ranges == sorted(f"{FIRST}|{s}" for s in SYMBOLS)
-    # ... and they ran at the same time: each started before the other ended.
-    a, b = runs[:2]
-    assert a["startTime"] < b["endTime"] and b["startTime"] < a["endTime"], runs
+    # Every run covers one symbol's three days in order (single-run backfill policy). The chain is split
+    # where an asset depends on its own previous day (flow_book, liquidation_heatmap): Dagster runs those
+    # in range runs of their own after their parents, so each symbol gets the same few runs ...
+    start = {r["runId"]: t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/asset_partition_range_start"}
+    assert len(start) == len(runs) and set(start.values()) == {f"{FIRST}|{s}" for s in SYMBOLS}, runs
+    per_symbol = {s: [r for r in runs if start[r["runId"]] == f"{FIRST}|{s}"] for s in SYMBOLS}
+    assert len({len(v) for v in per_symbol.values()}) == 1, per_symbol
+    # ... and the symbols ran at the same time: a run of one started before a run of the other ended.
+    first, second = (per_symbol[s] for s in SYMBOLS[:2])
+    assert any(a["startTime"] < b["endTime"] and b["startTime"] < a["endTime"] for a in first for b in second), runs
 
 
 def _float_columns(con, table: str) -> list[str]:
