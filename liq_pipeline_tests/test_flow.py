@@ -126,6 +126,18 @@ def test_calibration_recovers_the_mix_that_generated_the_liquidations():
     assert np.abs(fit.weights - true_w).max() < 0.03
 
 
+def test_leveraged_share_never_exceeds_the_whole_book():
+    """Public liquidations 3× what the book consumed (a book still filling) fit Σβ ≈ 3: the share is capped
+    at 1, said in the detail, and the mix keeps its fitted shape."""
+    rng = np.random.default_rng(4)
+    L = len(FLOW.leverages)
+    U = rng.gamma(0.3, 1e5, size=(24 * 7, L)) * (rng.random((24 * 7, L)) < 0.3)
+    true_w = np.array([0.02, 0.05, 0.1, 0.23, 0.3, 0.15, 0.15])
+    fit = fl.fit_side(U, U @ (3.0 * true_w), np.asarray(FLOW.prior_weights), 1.0, ridge=1e-4)
+    assert fit.source == "learned" and fit.leveraged_share == 1.0 and "capped at 1" in fit.detail
+    assert np.abs(fit.weights - true_w).max() < 0.03
+
+
 def test_calibration_falls_back_to_the_prior_without_liquidations():
     L = len(FLOW.leverages)
     fit = fl.fit_side(np.ones((10, L)), np.zeros(10), np.asarray(FLOW.prior_weights), 1.0)

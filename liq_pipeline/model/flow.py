@@ -460,8 +460,10 @@ def fit_side(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np.ndarray
     liquidation notional in the same bars. Model: R ≈ Σ_l β_l·U_l with β ≥ 0 (non-negative least
     squares), ridge-pulled towards the prior shape at the data's own scale:
         min ‖Uβ − R‖² + α‖β − s·w₀‖²,  s = ΣR / Σ(U·w₀),  α = ridge · mean diag(UᵀU).
-    Leveraged share = Σβ (book notional liquidated per unit consumed), mix = β / Σβ. Falls back to the
-    prior (source "prior") when there is no realized notional or no consumption to explain it.
+    Leveraged share = Σβ (book notional liquidated per unit consumed), mix = β / Σβ, the share capped at 1
+    (no more than the whole book can be leveraged: a larger Σβ means the public liquidations exceed what the
+    book consumed, as on the first days of a book still filling). Falls back to the prior (source "prior")
+    when there is no realized notional or no consumption to explain it.
     """
     U = np.asarray(per_weight, dtype=np.float64)
     R = np.asarray(realized_usd, dtype=np.float64)
@@ -481,7 +483,11 @@ def fit_side(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np.ndarray
     total = float(beta.sum())
     if not total > 0:
         return Fit(w0.copy(), prior_share, "prior", "fit degenerate (all weights zero)")
-    return Fit(beta / total, total, "learned", f"{int((R > 0).sum())} bars with liquidations, ${R.sum():,.0f}")
+    detail = f"{int((R > 0).sum())} bars with liquidations, ${R.sum():,.0f}"
+    if total > 1.0:
+        detail += (f"; fitted share {total:.3f} capped at 1: the public liquidations exceed what the book "
+                   "consumed (a book still filling, or positions it does not hold)")
+    return Fit(beta / total, min(total, 1.0), "learned", detail)
 
 
 # ---------------------------------------------------------------------------------------------- survival
