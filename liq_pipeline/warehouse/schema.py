@@ -25,6 +25,22 @@ _KLINE_COLUMNS = """
     source VARCHAR NOT NULL
 """
 
+#: The columns of one cell of a flow book (model/flow.py), shared by the book and its survival candidates.
+_FLOW_CELL_COLUMNS = """\
+        open_time TIMESTAMP NOT NULL,
+        side VARCHAR NOT NULL,
+        entry_price DOUBLE NOT NULL,
+        lev_bucket INTEGER NOT NULL,
+        leverage DOUBLE NOT NULL,
+        size_usd DOUBLE NOT NULL,
+        mmr DOUBLE NOT NULL,
+        lp_open DOUBLE NOT NULL,
+        funding_paid DOUBLE NOT NULL,
+        weight DOUBLE NOT NULL,
+        notional_usd DOUBLE NOT NULL
+"""
+
+
 TABLES: dict[str, str] = {
     # ---- raw: one row per archive row, deduplicated and sorted on the natural key -------------------
     "raw.agg_trades": """
@@ -257,36 +273,14 @@ TABLES: dict[str, str] = {
     "model.flow_book": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
-        open_time TIMESTAMP NOT NULL,
-        side VARCHAR NOT NULL,
-        entry_price DOUBLE NOT NULL,
-        lev_bucket INTEGER NOT NULL,
-        leverage DOUBLE NOT NULL,
-        size_usd DOUBLE NOT NULL,
-        mmr DOUBLE NOT NULL,
-        lp_open DOUBLE NOT NULL,
-        funding_paid DOUBLE NOT NULL,
-        weight DOUBLE NOT NULL,
-        notional_usd DOUBLE NOT NULL
-    """,
+""" + _FLOW_CELL_COLUMNS,
     # The candidate books of the survival fit (one per candidate half-life, FlowParams.survival_candidates),
     # same cells as model.flow_book: each evolves beside the main book with its own H and τ.
     "model.flow_candidate_books": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
         half_life_hours DOUBLE NOT NULL,
-        open_time TIMESTAMP NOT NULL,
-        side VARCHAR NOT NULL,
-        entry_price DOUBLE NOT NULL,
-        lev_bucket INTEGER NOT NULL,
-        leverage DOUBLE NOT NULL,
-        size_usd DOUBLE NOT NULL,
-        mmr DOUBLE NOT NULL,
-        lp_open DOUBLE NOT NULL,
-        funding_paid DOUBLE NOT NULL,
-        weight DOUBLE NOT NULL,
-        notional_usd DOUBLE NOT NULL
-    """,
+""" + _FLOW_CELL_COLUMNS,
     # Snapshots of the flow liquidation map (scaled by the leveraged share per side), every heatmap step.
     "model.flow_snapshots": """
         symbol VARCHAR NOT NULL,
