@@ -156,8 +156,8 @@ def prepare_partition(
     check: Checker | None = None,
 ) -> PreparedPartition:
     """Fetch `spec` (or `monthly_fallback` when the daily file is missing), extract it into `work_dir`, parse
-    it in memory and run `check`; never touches the warehouse. Errors (checksum, corrupt zip, malformed row, not yet published,
-    a blocking check) are raised here, before anything is written."""
+    it in memory and run `check`; never touches the warehouse. Errors (checksum, corrupt zip, malformed row,
+    not yet published, a blocking check) are raised here, before anything is written."""
     status, only_day = "ok", spec.cadence == "monthly"
     fetched: FetchedFile | None = None
     absent: MissingArchiveFile | None = None
