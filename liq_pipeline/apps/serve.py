@@ -1,0 +1,100 @@
+"""`liq serve`: a local, read-only web page over the warehouse (Starlette + uvicorn, which the Dagster
+webserver already ships; plotly.js from the plotly package, served locally: no CDN, no network).
+
+Routes: `/` the page (serve_page.html + serve_page.js; its state lives in the URL), `/api/catalog` what is
+materialized, `/api/view` the heatmap of a lookback (apps/serve_data.py), `/api/instant` the liquidation map
+of one instant, `/static/plotly.min.js`. Each request opens the warehouse read-only and closes it, so a
+Dagster run can take the write lock between two requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DEFAULT_PORT = 8050
+
+
+def build_app(database: str | None = None, storage: str | None = None, parquet_root: str | None = None,
+              clock=None):
+    """The Starlette application over one warehouse (defaults: LIQ_WAREHOUSE / LIQ_STORAGE). `clock` returns
+    the current naive UTC time (tests pin it to tell live from stale)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    from liq_pipeline import config
+    from liq_pipeline.apps import serve_data as sd
+    from liq_pipeline.warehouse import heatmap_view as wv
+
+    storage = storage or config.storage()
+    database = str(database or config.warehouse_path())
+    parquet_root = parquet_root or (config.parquet_root() if storage == "parquet" else "")
+    now = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    page = (HERE / "serve_page.html").read_text(encoding="utf-8").replace(
+        "/*SCRIPT*/", (HERE / "serve_page.js").read_text(encoding="utf-8"))
+    plotly_js: list[bytes] = []
+
+    def answer(fn):
+        async def endpoint(request: Request) -> Response:
+            t0 = time.perf_counter()
+            try:
+                with wv.open_read_only(database, storage, parquet_root) as con:
+                    body = fn(con, dict(request.query_params))
+            except (sd.ViewError, FileNotFoundError) as e:
+                return JSONResponse({"error": str(e)}, status_code=404 if isinstance(e, FileNotFoundError) else 400)
+            except Exception as e:  # a locked or malformed warehouse: said on the page, not a bare 500
+                return JSONResponse({"error": f"{type(e).__name__}: {e}"}, status_code=503)
+            return JSONResponse(body, headers={"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}"})
+        return endpoint
+
+    def catalog(con, params):
+        return sd.catalog_json(wv.materialized(con), now())
+
+    def view(con, params):
+        return sd.view(con, sd.parse_query(params, wv.materialized(con)), now())
+
+    def instant(con, params):
+        q = sd.parse_query(params, wv.materialized(con))
+        at = sd._time(params["at"]) if params.get("at") else q.end
+        return sd.instant(con, q, at)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def plotly(request: Request) -> Response:
+        if not plotly_js:
+            from plotly.offline import get_plotlyjs
+
+            plotly_js.append(get_plotlyjs().encode())
+        return Response(plotly_js[0], media_type="application/javascript",
+                        headers={"Cache-Control": "max-age=86400"})
+
+    return Starlette(routes=[Route("/", index), Route("/api/catalog", answer(catalog)),
+                             Route("/api/view", answer(view)), Route("/api/instant", answer(instant)),
+                             Route("/static/plotly.min.js", plotly)])
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `liq serve` to the `liq` sub-commands."""
+    s = subparsers.add_parser("serve", help="the interactive heatmap page on http://127.0.0.1:PORT (read-only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT})")
+    s.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
+    s.set_defaults(func=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not 0 < args.port < 65536:
+        from liq_pipeline.cli import CliError
+
+        raise CliError(f"--port {args.port}: a TCP port is 1-65535")
+    app = build_app(args.warehouse)
+    print(f"liq serve: http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
