@@ -186,8 +186,9 @@ def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.nda
 
 
 def view(con, q: Query, now: dt.datetime) -> dict:
-    """The page's heatmap payload for a query (see the module docstring). Matrices are price bin × column,
-    float32 USD, base64; columns are snapshot instants (every k-th for long lookbacks)."""
+    """The page's heatmap payload for a query (see the module docstring). `usd`: price bin × column, longs
+    and shorts summed (longs lie below the mark, shorts above), float32 USD, base64; columns are snapshot
+    instants (one in k for long lookbacks). The instant's map (`instant`) keeps the sides apart."""
     grid = grid_for(q.symbol)
     times = wv.snapshot_times(con, q.symbol, q.variant, q.start, q.end)
     if times.size == 0:
@@ -239,7 +240,7 @@ def view(con, q: Query, now: dt.datetime) -> dict:
         "price_low": grid.low(np.arange(b0, b1 + 1)).round(6).tolist(),
         "price_mid": grid.mid(np.arange(b0, b1 + 1)).round(6).tolist(),
         "bin_label": grid.describe(),
-        "long_usd": _b64(long_m), "short_usd": _b64(short_m), "shape": [nb, int(shown.size)],
+        "usd": _b64(long_m + short_m), "shape": [nb, int(shown.size)],
         "totals_last": {"long_usd": float(long_m[:, -1].sum()), "short_usd": float(short_m[:, -1].sum())},
         "candle_minutes": cmin,
         "candles": {"t": _iso(last["open_time"]), **{k: last[k].tolist() for k in ("open", "high", "low", "close")}},

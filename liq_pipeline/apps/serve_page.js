@@ -80,13 +80,8 @@ function usdTicks(lo, hi) {
 
 function drawView(v) {
   const [rows, cols] = v.shape;
-  const lm = decode(v.long_usd, rows, cols), sm = decode(v.short_usd, rows, cols);
-  const total = [], logz = [];
-  for (let r = 0; r < rows; r++) {
-    const t = new Array(cols), lz = new Array(cols);
-    for (let c = 0; c < cols; c++) { t[c] = lm[r][c] + sm[r][c]; lz[c] = t[c] > 0 ? Math.log10(t[c]) : null; }
-    total.push(t); logz.push(lz);
-  }
+  const total = decode(v.usd, rows, cols).map((row) => Array.from(row)), logz = [];
+  for (const row of total) logz.push(row.map((x) => (x > 0 ? Math.log10(x) : null)));
   const [zmin, zmax] = colorLimits(total);
   const traces = [{
     type: "heatmap", x: v.times, y: v.price_mid, z: logz, customdata: total, zmin, zmax, colorscale: INFERNO,
