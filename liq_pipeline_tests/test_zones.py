@@ -110,3 +110,27 @@ def test_a_wide_cluster_far_from_the_mark_stays_whole_as_an_aggregate():
                    mark_price=100_000)
     assert len(z) == 1 and z.kind[0] == "aggregate"
     assert z.price_high[0] - z.price_low[0] > 0.05 * 100_000
+
+
+def test_dbscan_1d_finds_the_clusters_of_scikit_learns_dbscan():
+    from sklearn.cluster import DBSCAN
+
+    from liq_pipeline.model.zones import dbscan_1d
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(c, 0.01, 60) for c in (0.0, 0.2, 0.25, 0.6)] + [rng.uniform(-0.5, 1.0, 80)])
+    w = rng.lognormal(0, 1, x.size)
+    eps = 0.012
+    order = np.argsort(x)
+    cum = np.concatenate([[0.0], np.cumsum(w[order])])
+    xs = x[order]
+    nbhd = cum[np.searchsorted(xs, x + eps, "right")] - cum[np.searchsorted(xs, x - eps, "left")]
+    threshold = 1.5 * nbhd.mean()
+    ours = dbscan_1d(x, nbhd >= threshold, eps)
+    theirs = DBSCAN(eps=eps, min_samples=1).fit_predict(x[:, None], sample_weight=w / threshold)
+    assert (ours >= 0).sum() > 100 and len(set(ours[ours >= 0])) >= 3
+    np.testing.assert_array_equal(ours < 0, theirs < 0)
+    # The same partition (labels may be numbered differently).
+    same_ours = ours[:, None] == ours[None, :]
+    same_theirs = theirs[:, None] == theirs[None, :]
+    np.testing.assert_array_equal(same_ours, same_theirs)

@@ -87,7 +87,7 @@ function drawView(v) {
     type: "heatmap", x: v.times, y: v.price_mid, z: logz, customdata: total, zmin, zmax, colorscale: INFERNO,
     name: "liquidation levels", xaxis: "x", yaxis: "y", hoverongaps: false,
     hovertemplate: "%{x|%Y-%m-%d %H:%M} UTC<br>price %{y:,.2f}<br>liquidations %{customdata:$,.0f}<extra></extra>",
-    colorbar: {title: {text: `liquidation notional per ${v.bin_label} bin (USD, log colour)`, side: "top"},
+    colorbar: {title: {text: `liquidation notional per price bin (${v.bin_label}), USD, log colour`, side: "top"},
                orientation: "h", x: 0.36, xanchor: "center", y: -0.13, yanchor: "top", len: 0.7, thickness: 12,
                ...usdTicks(zmin, zmax)},
   }];
