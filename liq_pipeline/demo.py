@@ -174,8 +174,10 @@ def run_stage(job, instance, head: str, tags: dict[str, str], poll_s: float = 2.
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET, raise_on_error=False,
-                                        run_id=run_id)
+        from liq_pipeline.schedules import code_location_tags
+
+        result = job.execute_in_process(instance=instance, tags={**tags, **code_location_tags()}, run_config=QUIET,
+                                        raise_on_error=False, run_id=run_id)
     finally:
         done.set()
         watcher.join()

@@ -51,6 +51,18 @@ monthly_validation_job = dg.define_asset_job(
 
 JOBS = (ingest_job, volume_profile_job, model_job, heatmap_job, daily_refresh_job, monthly_validation_job)
 
+#: The code location `make ui` loads (workspace.yaml), and the name Dagster gives the repository of a
+#: Definitions object.
+CODE_LOCATION = "liq_pipeline"
+REPOSITORY_LABEL = f"__repository__@{CODE_LOCATION}"
+
+
+def code_location_tags() -> dict[str, str]:
+    """Tags that file a run executed in process (the demo's stages) under its job in the code location, as a
+    run launched from the UI or a schedule is: the job's Runs tab and the Overview timeline select runs by
+    this repository label, so untagged in-process runs showed only in the global Runs list."""
+    return {".dagster/repository": REPOSITORY_LABEL}
+
 
 def target_day(scheduled: dt.datetime, source_kind: str) -> dt.date:
     """The day a daily tick at `scheduled` (UTC) refreshes: yesterday, or today−2 for the Binance archive."""

@@ -259,6 +259,12 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
     assert report["symbols"]["ETHUSDT"]["status"] == "no position distribution in this month"
     meta = result.asset_materializations_for_node("validation_report")[0].metadata
     assert "| ofi | **A**" in meta["report"].value
+    # Grades as a table a person reads; a 10-day month says it is partial.
+    assert f"| {SYMBOL} | ofi | A (" in meta["grades"].value and "10 of 31 days (partial month)" in meta["grades"].value
+    assert f"### {SYMBOL}: 10 of 31 days (partial month)" in meta["report"].value
+    # No markdown table in the report is wider than the UI's pop-up takes.
+    widths = [line.count("|") - 1 for line in meta["report"].value.splitlines() if line.startswith("|")]
+    assert widths and max(widths) <= 9
     assert "data:image/png;base64," in meta["report"].value
     assert btc["funding_correlation_check"]["intervals"][0]["settle_time"] == "2026-01-01T08:00:00"
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -21,8 +21,10 @@ from liq_pipeline.validation.common import finite_or_none, md_table
 from liq_pipeline.validation.report import (
     build_report,
     clean_for_json,
+    days_covered,
     fmt,
     funding_picture_png,
+    grade_label,
     report_markdown,
     store_report,
 )
@@ -198,11 +200,13 @@ def validation_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
             png = funding_picture_png(report)
             if png:
                 markdown.append(markdown_image(png, f"funding-free long ratio vs funding-implied ratio, {report['month']}"))
-    grades = {f"{s}/{v}": e["grade"]["letter"] for s, sym in report["symbols"].items()
-              for v, e in sym.get("variants", {}).items()}
+    grades = pd.DataFrame([{"symbol": s, "variant": v, "grade": grade_label(e["grade"]),
+                            "days": days_covered(report["month"], sym.get("days", 0))}
+                           for s, sym in report["symbols"].items() for v, e in sym.get("variants", {}).items()])
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.md("\n\n".join(markdown)),
-        "grades": dg.MetadataValue.json(grades),
+        # A table a person reads ("inconclusive" where the month could not be graded, never a bare F).
+        "grades": dg.MetadataValue.md(md_table(grades) if not grades.empty else "(no symbol graded)"),
         "json_path": dg.MetadataValue.path(str(paths[-1])),
         "months": ", ".join(m.strftime("%Y-%m") for m in months),
     })
