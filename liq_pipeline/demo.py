@@ -115,6 +115,7 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     _print_summary(symbols, last, months)
     print(f"\ndemo finished in {time.time() - t0:.0f} s; `make ui` opens the Dagster UI on http://127.0.0.1:3000")
     print("`liq` is in .venv/bin: `source .venv/bin/activate` puts it on your PATH (then e.g. `liq zones BTCUSDT`)")
+    print("`make serve` opens the heatmap page (lookback, leverage filter, cumulative map) on http://127.0.0.1:8050")
     return 0
 
 

@@ -76,7 +76,8 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
 
     return Starlette(routes=[Route("/", index), Route("/api/catalog", answer(catalog)),
                              Route("/api/view", answer(view)), Route("/api/instant", answer(instant)),
-                             Route("/static/plotly.min.js", plotly)])
+                             Route("/static/plotly.min.js", plotly),
+                             Route("/favicon.ico", lambda request: Response(status_code=204))])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
