@@ -169,6 +169,52 @@ def test_plotly_is_served_locally(server):
     assert '<script src="/static/plotly.min.js">' in page and "cdn" not in page.lower()
 
 
+def test_live_map_is_off_unless_asked(server):
+    n = server.get("/api/now", symbol=SYMBOL).json()
+    assert n["enabled"] is False and "--live" in n["label"]
+
+
+def _live_server(market, base_url: str, clock_ms):
+    from liq_pipeline.apps.serve import build_app
+    from liq_pipeline.market.rest import FapiClient
+
+    def client():
+        return FapiClient(base_url=base_url, clock=lambda: clock_ms() / 1000, sleep=lambda s: None, timeout_s=1.0,
+                          max_retries=0)
+
+    now = lambda: dt.datetime.fromtimestamp(clock_ms() / 1000 + 5, dt.UTC).replace(tzinfo=None)  # noqa: E731
+    return Server(build_app(str(market), storage="duckdb", clock=now, live_client=client, live_budget_s=1.0))
+
+
+def test_live_map_from_rest_is_labelled_with_its_age(market):
+    import duckdb
+
+    from liq_pipeline_tests.fake_exchange import FakeExchange, MarketData
+
+    with duckdb.connect(str(market), read_only=True) as con:  # the exchange trades where the market left off
+        last = con.execute("SELECT arg_max(close, open_time) FROM raw.mark_price_klines").fetchone()[0]
+    with FakeExchange(MarketData(base_price=float(last))) as exchange:
+        s = _live_server(market, exchange.url, lambda: exchange.now_ms)
+        try:
+            n = s.get("/api/now", symbol=SYMBOL).json()
+        finally:
+            s.stop()
+    assert n["enabled"] and n["available"], n
+    assert n["label"].startswith("live map (hybrid on REST signals) as of") and "5 s old" not in n["label"]
+    assert n["age_s"] == pytest.approx(5, abs=1)
+    assert n["sides"]["long"]["total_usd"] > 0 and all(p < n["mark"] for p in n["sides"]["long"]["price"])
+
+
+def test_live_map_unavailable_is_said_and_nothing_stale_is_shown_as_now(market):
+    s = _live_server(market, "http://127.0.0.1:9", lambda: time.time() * 1000)
+    try:
+        n = s.get("/api/now", symbol=SYMBOL).json()
+    finally:
+        s.stop()
+    assert n["enabled"] and n["available"] is False and "sides" not in n
+    assert "unavailable" in n["label"]
+
+
 # ---------------------------------------------------------------------------------------------- browser
 needs_chromium = pytest.mark.skipif(chromium_path() is None,
                                     reason="chromium is not installed (`apt-get install chromium`, or `make test-e2e`)")

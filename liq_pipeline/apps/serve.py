@@ -19,9 +19,10 @@ DEFAULT_PORT = 8050
 
 
 def build_app(database: str | None = None, storage: str | None = None, parquet_root: str | None = None,
-              clock=None):
+              clock=None, live_client=None, live_budget_s: float = 1.0):
     """The Starlette application over one warehouse (defaults: LIQ_WAREHOUSE / LIQ_STORAGE). `clock` returns
-    the current naive UTC time (tests pin it to tell live from stale)."""
+    the current naive UTC time (tests pin it to tell live from stale). `live_client` (a FapiClient factory)
+    enables /api/now, the live layer's map from Binance REST; without it the page makes no network call."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -63,6 +64,18 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
         at = sd._time(params["at"]) if params.get("at") else q.end
         return sd.instant(con, q, at)
 
+    def live(con, params):
+        if live_client is None:
+            return {"enabled": False, "label": "live map off: `liq serve --live` fetches it from Binance REST"}
+        symbol = (params.get("symbol") or "").upper()
+        if symbol not in {m.symbol for m in wv.materialized(con)}:
+            raise sd.ViewError(f"no heatmap for symbol {symbol!r}")
+        with live_client() as client:
+            try:
+                return {"enabled": True, **sd.live_now(con, symbol, client, live_budget_s, now())}
+            except LookupError as e:  # no baseline in the warehouse, or neither REST nor the fallback answered
+                return {"enabled": True, "available": False, "label": f"live map unavailable: {e}"}
+
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
 
@@ -76,6 +89,7 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
 
     return Starlette(routes=[Route("/", index), Route("/api/catalog", answer(catalog)),
                              Route("/api/view", answer(view)), Route("/api/instant", answer(instant)),
+                             Route("/api/now", answer(live)),
                              Route("/static/plotly.min.js", plotly),
                              Route("/favicon.ico", lambda request: Response(status_code=204))])
 
@@ -85,6 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser("serve", help="the interactive heatmap page on http://127.0.0.1:PORT (read-only)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT})")
     s.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
+    s.add_argument("--live", action="store_true",
+                   help="also show the live map (warehouse baseline + Binance REST signals, as `liq now`)")
+    s.add_argument("--base-url", default=None, help="with --live: fapi base URL (default LIQ_FAPI_URL or Binance)")
+    s.add_argument("--budget", type=float, default=1.0, help="with --live: seconds allowed for the REST calls")
     s.set_defaults(func=serve_command)
 
 
@@ -95,7 +113,14 @@ def serve_command(args: argparse.Namespace) -> int:
         from liq_pipeline.cli import CliError
 
         raise CliError(f"--port {args.port}: a TCP port is 1-65535")
-    app = build_app(args.warehouse)
+    live_client = None
+    if args.live:
+        from liq_pipeline.market.rest import FapiClient
+
+        def live_client():
+            return FapiClient.from_env(base_url=args.base_url, timeout_s=max(args.budget, 0.1), max_retries=1,
+                                       backoff_s=0.05)
+    app = build_app(args.warehouse, live_client=live_client, live_budget_s=args.budget)
     print(f"liq serve: http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

@@ -293,3 +293,29 @@ def instant(con, q: Query, at: dt.datetime) -> dict:
                               "usd": float(z.notional_usd[i]), "kind": str(z.kind[i]),
                               "distance_pct": float(z.distance_pct[i])} for i in range(min(len(z), TOP_ZONES))]
     return out
+
+
+def live_now(con, symbol: str, client, budget_s: float, now: dt.datetime) -> dict:
+    """The live layer's "now" map (liq_pipeline.live.heatmap_now: the latest baseline re-weighted with REST
+    signals fetched within `budget_s`), per side beyond the live mark, with its age. When the live mark or
+    open interest is unavailable the answer says so and carries no map: a stale map is never shown as now."""
+    from liq_pipeline.live import heatmap_now
+    from liq_pipeline.live_cli import STALE_FLAGS, _short
+
+    result = heatmap_now(con, client, symbol, budget_s=budget_s)
+    stale = [f for f in result.flags if f in STALE_FLAGS]
+    age = (now - result.signals.as_of).total_seconds()
+    head = {"symbol": symbol, "as_of": result.signals.as_of.isoformat(), "age_s": age,
+            "warnings": [_short(f) for f in result.flags if f not in STALE_FLAGS]}
+    if stale:
+        return {**head, "available": False,
+                "label": f"live data unavailable ({', '.join(stale)}): no live map, not calling stored data now"}
+    lv = result.levels
+    sides = {}
+    for name in ("long", "short"):
+        part = lv[lv["side"] == name]
+        sides[name] = {"price": part["price"].round(6).tolist(), "usd": part["notional_usd"].round(2).tolist(),
+                       "total_usd": float(part["notional_usd"].sum())}
+    return {**head, "available": True, "mark": result.signals.mark_price, "sides": sides,
+            "label": f"live map (hybrid on REST signals) as of {result.signals.as_of:%H:%M:%S} UTC, "
+                     f"{_age(dt.timedelta(seconds=max(age, 0)))} old; baseline {result.baseline_day}"}

@@ -7,7 +7,7 @@ const INFERNO = [[0, "#000004"], [0.1, "#160b39"], [0.2, "#420a68"], [0.3, "#6a1
   [0.5, "#bc3754"], [0.6, "#dd513a"], [0.7, "#f37819"], [0.8, "#fca50a"], [0.9, "#f6d746"], [1, "#fcffa4"]];
 const state = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
-window.__liq = { view: null, instant: null, loads: 0 };
+window.__liq = { view: null, instant: null, now: null, loads: 0 };
 let catalog = null;
 
 function usd(v) {
@@ -158,6 +158,14 @@ function drawInstant(m) {
                  yaxis: "y", line: {color, width: 2}, name: `${side} cumulative`, showlegend: false,
                  hovertemplate: `${side}s liquidated by a move to %{y:,.2f}: %{x:$,.0f}<extra></extra>`});
   }
+  const now = window.__liq.now;
+  if (now && now.available) {  // the live layer's map, beside the instant's: dotted, labelled with its age
+    for (const [side, color] of [["long", LONG], ["short", SHORT]]) {
+      traces.push({type: "scatter", mode: "lines", x: now.sides[side].usd, y: now.sides[side].price, xaxis: "x2",
+                   yaxis: "y", line: {color, width: 1, dash: "dot", shape: "vh"}, name: `live ${side} (${now.label})`,
+                   showlegend: false, hovertemplate: `live ${side} %{x:$,.0f} at %{y:,.2f}<extra></extra>`});
+    }
+  }
   const gd = $("heatmap"), base = window.__liq.heatmapTraces;
   const extra = gd.data.length - base;
   if (extra > 0) Plotly.deleteTraces(gd, [...Array(extra).keys()].map((i) => base + i));
@@ -199,11 +207,21 @@ async function selectInstant() {
   } catch (e) { $("error").textContent = e.message; }
 }
 
+async function loadNow() {
+  try {
+    const n = await getJson("/api/now");
+    window.__liq.now = n;
+    const el = $("live");
+    el.className = n.enabled && n.available ? "live" : "stale";
+    el.textContent = n.enabled ? n.label : "";
+  } catch (e) { window.__liq.now = null; $("live").textContent = "live map: " + e.message; }
+}
+
 async function load() {
   $("error").textContent = "";
   setUrl();
   try {
-    const v = await getJson("/api/view");
+    const [v] = await Promise.all([getJson("/api/view"), loadNow()]);
     window.__liq.view = v;
     drawView(v);
     await selectInstant();
