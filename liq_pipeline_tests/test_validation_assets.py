@@ -179,6 +179,10 @@ def test_checks_see_their_own_partition(warehouse):
     assert bad["oi_is_conserved"].metadata["max_error_pct"].value == pytest.approx(2.0)
     assert not bad["longs_liquidate_below_mark"].passed and bad["shorts_liquidate_above_mark"].passed
     assert bad["longs_liquidate_below_mark"].metadata["wrong_levels"].value == 1
+    # Each result names the symbol-day it covers and the failing ones, as the UI shows it.
+    for name in ("oi_is_conserved", "longs_liquidate_below_mark"):
+        assert bad[name].description.startswith(f"{SYMBOL} {DAYS[4]}: ")
+        assert bad[name].description.endswith(f"failing: {SYMBOL} {DAYS[4]}")
     good = _run_checks(warehouse, DAYS[5])
     assert good["oi_is_conserved"].passed and good["longs_liquidate_below_mark"].passed
 

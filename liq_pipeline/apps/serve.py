@@ -61,7 +61,7 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
 
     def instant(con, params):
         q = sd.parse_query(params, wv.materialized(con))
-        at = sd._time(params["at"]) if params.get("at") else q.end
+        at = sd.parse_time(params["at"]) if params.get("at") else q.end
         return sd.instant(con, q, at)
 
     def live(con, params):

@@ -71,7 +71,7 @@ def parse_query(params: dict[str, str], catalog: list[wv.Materialized]) -> Query
             raise ViewError(f"range: 'to' {last} is before 'from' {first}")
         start, end = dt.datetime.combine(first, dt.time()), dt.datetime.combine(last + dt.timedelta(days=1), dt.time())
     elif lookback in LOOKBACKS:
-        end = _time(params.get("end")) if params.get("end") else entry.latest_snapshot
+        end = parse_time(params.get("end")) if params.get("end") else entry.latest_snapshot
         start = end - LOOKBACKS[lookback]
     else:
         raise ViewError(f"lookback {lookback!r}: one of {', '.join(LOOKBACKS)} or range")
@@ -85,7 +85,7 @@ def _date(params: dict[str, str], key: str) -> dt.date:
         raise ViewError(f"range: {key!r} must be a date like 2026-01-05, got {params.get(key)!r}") from None
 
 
-def _time(text: str) -> dt.datetime:
+def parse_time(text: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:

@@ -54,6 +54,14 @@ def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]],
         "run without a partition: evaluated the latest materialized day of every symbol")
 
 
+def _covered(targets: list[tuple[str, dt.date]]) -> str:
+    """The symbol-days a check result covers, for its description: "BTCUSDT 2026-01-09…2026-01-18"."""
+    by_symbol: dict[str, list[dt.date]] = {}
+    for symbol, day in targets:
+        by_symbol.setdefault(symbol, []).append(day)
+    return ", ".join(f"{s} {min(d)}" + (f"…{max(d)}" if max(d) > min(d) else "") for s, d in sorted(by_symbol.items()))
+
+
 @dg.asset_check(asset=dg.AssetKey("position_distribution"), description=(
     "|Σ(long + short) − OI| / OI < 1 % for every variant (liquidation-math.md §9.3)."))
 def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -72,6 +80,9 @@ def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResour
         description = f"actual OI missing for {len(missing_oi)} variant-days: conservation cannot be verified"
     else:
         description = f"max error {worst:.4f} % (tolerance {OI_TOLERANCE_PCT} %)"
+    if not failing.empty:
+        description += "; failing: " + ", ".join(sorted({f"{r.symbol} {r.day}" for r in failing.itertuples()}))
+    description = f"{_covered(targets)}: {description}" if targets else description
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.ERROR if not failing.empty else dg.AssetCheckSeverity.WARN,
         description=description,
@@ -99,8 +110,11 @@ def _directional_check(context, duckdb: DuckDBResource, side: str) -> dg.AssetCh
         passed=passed,
         # A few stray levels are a consumption bug worth a warning; many mean the picture is wrong.
         severity=dg.AssetCheckSeverity.WARN if levels.empty or accuracy >= 0.99 else dg.AssetCheckSeverity.ERROR,
-        description=(f"no {side} levels for the partition" if levels.empty else
-                     f"{len(wrong)} of {len(levels)} {side} levels not {where} the mark (accuracy {accuracy:.2%})"),
+        description=(f"{_covered(targets)}: " if targets else "") + (
+            f"no {side} levels for the partition" if levels.empty else
+            f"{len(wrong)} of {len(levels)} {side} levels not {where} the mark (accuracy {accuracy:.2%})"
+            + ("; failing: " + ", ".join(sorted({f"{r.symbol} {pd.Timestamp(r.day).date()}" for r in wrong.itertuples()}))
+               if not wrong.empty else "")),
         metadata={
             **({"accuracy": dg.MetadataValue.float(accuracy)} if math.isfinite(accuracy) else {}),
             "wrong_levels": int(len(wrong)),
