@@ -169,6 +169,28 @@ def test_plotly_is_served_locally(server):
     assert '<script src="/static/plotly.min.js">' in page and "cdn" not in page.lower()
 
 
+def test_realized_liquidations_in_the_window_are_overlaid(market, server):
+    import duckdb
+
+    from liq_pipeline.warehouse.schema import ensure_tables
+
+    rows = [("2026-01-04 10:00:00", "long", 80_000.0, 2e5), ("2026-01-04 11:00:00", "short", 90_000.0, 1e5),
+            ("2026-01-02 11:00:00", "short", 90_000.0, 5e5)]  # the last one is outside a 1-day window
+    with duckdb.connect(str(market)) as con:
+        ensure_tables(con, "raw.realized_liquidations")
+        con.execute("DELETE FROM raw.realized_liquidations")
+        for t, side, price, usd in rows:
+            con.execute("INSERT INTO raw.realized_liquidations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'test')",
+                        [SYMBOL, t[:10], t, t, side, price, price, usd / price, usd])
+    try:
+        v = server.get("/api/view", symbol=SYMBOL, lookback="1d").json()
+        assert v["realized"]["count"] == 2 and v["realized"]["total_usd"] == pytest.approx(3e5)
+        assert sorted(zip(v["realized"]["price"], v["realized"]["side"], strict=True)) == [(80_000.0, 1), (90_000.0, -1)]
+    finally:
+        with duckdb.connect(str(market)) as con:
+            con.execute("DELETE FROM raw.realized_liquidations")
+
+
 def test_live_map_is_off_unless_asked(server):
     n = server.get("/api/now", symbol=SYMBOL).json()
     assert n["enabled"] is False and "--live" in n["label"]
@@ -261,6 +283,14 @@ def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
             assert after != before and "lev=" in page.url
             totals = page.evaluate("[window.__liq.instant.sides.long.total_usd, window.__liq.view.leverages]")
             assert totals[1] == [2, 5, 10, 20]
+
+            # A click on the heatmap picks the instant under the pointer.
+            box = page.locator("#heatmap .nsewdrag").first.bounding_box()
+            before_click = page.evaluate("window.__liq.instant.time")
+            page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+            page.wait_for_function(f"window.__liq.instant.time !== '{before_click}'")
+            clicked = dt.datetime.fromisoformat(page.evaluate("window.__liq.instant.time"))
+            assert LATEST - dt.timedelta(days=3) < clicked < LATEST - dt.timedelta(days=1)
 
             # The instant slider moves the cumulative panel's instant; the URL keeps it.
             page.locator("#instant").fill("10")
