@@ -134,3 +134,9 @@ def test_dbscan_1d_finds_the_clusters_of_scikit_learns_dbscan():
     same_ours = ours[:, None] == ours[None, :]
     same_theirs = theirs[:, None] == theirs[None, :]
     np.testing.assert_array_equal(same_ours, same_theirs)
+
+
+def test_a_band_of_one_level_has_its_centroid_inside_its_range():
+    price = np.array([91107.11493939236, 95000.0, 95001.0])
+    z = find_zones(price, np.array([3.3e6, 1.0, 1.0]), mark_price=92_000)
+    assert np.all((z.price_low <= z.centroid_price) & (z.centroid_price <= z.price_high))

@@ -97,6 +97,7 @@ def find_zones(
     high = np.full(k, -np.inf)
     np.minimum.at(low, zone, p)
     np.maximum.at(high, zone, p)
+    centroid = np.clip(centroid, low, high)  # a one-level band: the weighted mean may round a hair outside
     by_size = np.lexsort((p, -n))  # largest level first (lowest price on a tie): the first hit per zone is its peak
     first = np.unique(zone[by_size], return_index=True)[1]
     peak = p[by_size][first]
