@@ -162,6 +162,26 @@ def test_a_missing_warehouse_is_said_on_the_page(tmp_path):
         s.stop()
 
 
+def test_serve_command_refuses_a_busy_port_or_a_missing_warehouse_in_one_line(tmp_path, capsys):
+    import socket
+
+    from liq_pipeline import cli
+
+    missing = tmp_path / "none.duckdb"
+    assert cli.main(["serve", "--warehouse", str(missing)]) == 2
+    assert f"warehouse {missing} does not exist" in capsys.readouterr().err
+    existing = tmp_path / "w.duckdb"
+    existing.touch()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", "--warehouse", str(existing), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is not free" in err and "Traceback" not in err
+    assert cli.main(["serve", "--port", "70000"]) == 2
+
+
 def test_plotly_is_served_locally(server):
     r = server.get("/static/plotly.min.js")
     assert r.status_code == 200 and len(r.content) > 1_000_000 and b"plotly" in r.content[:2000].lower()

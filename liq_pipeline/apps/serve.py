@@ -107,12 +107,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    import socket
+
     import uvicorn
 
-    if not 0 < args.port < 65536:
-        from liq_pipeline.cli import CliError
+    from liq_pipeline import config
+    from liq_pipeline.cli import CliError
 
+    if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: a TCP port is 1-65535")
+    warehouse = Path(args.warehouse or config.warehouse_path())
+    if config.storage() == "duckdb" and not warehouse.exists():
+        raise CliError(f"warehouse {warehouse} does not exist: run `make demo`, or pass --warehouse FILE")
+    with socket.socket() as probe:  # a clear message instead of uvicorn's bind error after the banner
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as e:
+            raise CliError(f"port {args.port} on 127.0.0.1 is not free ({e.strerror}): choose another with --port") from None
     live_client = None
     if args.live:
         from liq_pipeline.market.rest import FapiClient
