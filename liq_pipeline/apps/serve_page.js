@@ -69,13 +69,16 @@ function colorLimits(z) {
 }
 
 function usdTicks(lo, hi) {
-  const vals = [], text = [];
-  for (let k = Math.floor(lo) - 1; k <= Math.ceil(hi) + 1; k++)
-    for (const m of [1, 2, 5]) {
-      const t = k + Math.log10(m);
-      if (t >= lo && t <= hi) { vals.push(t); text.push(usd(m * 10 ** k)); }
-    }
-  return {tickvals: vals, ticktext: text};
+  // 1-2-5 dollar ticks; a narrow range (less than three of them) gets 1-1.5-2-3-5-7 instead.
+  for (const steps of [[1, 2, 5], [1, 1.5, 2, 3, 5, 7]]) {
+    const vals = [], text = [];
+    for (let k = Math.floor(lo) - 1; k <= Math.ceil(hi) + 1; k++)
+      for (const m of steps) {
+        const t = k + Math.log10(m);
+        if (t >= lo && t <= hi) { vals.push(t); text.push(usd(m * 10 ** k)); }
+      }
+    if (vals.length >= 3 || steps.length > 3) return {tickvals: vals, ticktext: text};
+  }
 }
 
 function drawView(v) {
