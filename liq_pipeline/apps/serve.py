@@ -57,7 +57,8 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
         return sd.catalog_json(wv.materialized(con), now())
 
     def view(con, params):
-        return sd.view(con, sd.parse_query(params, wv.materialized(con)), now())
+        catalog = wv.materialized(con)
+        return sd.view(con, sd.parse_query(params, catalog), now(), catalog)
 
     def instant(con, params):
         q = sd.parse_query(params, wv.materialized(con))

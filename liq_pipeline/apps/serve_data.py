@@ -185,7 +185,7 @@ def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.nda
     return out
 
 
-def view(con, q: Query, now: dt.datetime) -> dict:
+def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
     """The page's heatmap payload for a query (see the module docstring). `usd`: price bin × column, longs
     and shorts summed (longs lie below the mark, shorts above), float32 USD, base64; columns are snapshot
     instants (one in k for long lookbacks). The instant's map (`instant`) keeps the sides apart."""
@@ -230,7 +230,7 @@ def view(con, q: Query, now: dt.datetime) -> dict:
     np.add.at(long_m, (cells["bin_id"][is_long] - b0, col[is_long]), notional[is_long])
     np.add.at(short_m, (cells["bin_id"][~is_long] - b0, col[~is_long]), notional[~is_long])
     realized = wv.realized_liquidations(con, q.symbol, q.start, q.end)
-    catalog = {(m.symbol, m.variant): m for m in wv.materialized(con)}
+    latest = {(m.symbol, m.variant): m for m in (catalog or wv.materialized(con))}
     if stride > 1:
         notes.append(f"one snapshot in {stride} shown ({shown.size} of {times.size}) for this lookback")
     return {
@@ -250,7 +250,7 @@ def view(con, q: Query, now: dt.datetime) -> dict:
                      "count": realized["count"], "total_usd": realized["total_usd"]},
         "leverages": list(q.leverages),
         "notes": notes,
-        **latest_label(catalog[(q.symbol, q.variant)].latest_snapshot, now),
+        **latest_label(latest[(q.symbol, q.variant)].latest_snapshot, now),
     }
 
 

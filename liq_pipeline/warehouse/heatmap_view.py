@@ -16,7 +16,10 @@ import duckdb
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
-from liq_pipeline.warehouse.catalog import table_exists
+
+# A table never materialized is answered as empty: DuckDB says so with a CatalogException, which costs
+# nothing when the table exists (a catalog lookup before every query cost 3 ms each on a busy machine).
+_MISSING = duckdb.CatalogException
 
 
 def open_read_only(database: str | Path | None, storage: str = "duckdb", parquet_root: str = ""):
@@ -47,10 +50,11 @@ class Materialized:
 
 def materialized(con: duckdb.DuckDBPyConnection) -> list[Materialized]:
     """Every (symbol, variant) with heatmap snapshots, from the small model.heatmap_snapshots index."""
-    if not table_exists(con, "model.heatmap_snapshots"):
+    try:
+        rows = con.execute("SELECT symbol, variant, min(day), max(day), max(snapshot_time) FROM model.heatmap_snapshots "
+                           "GROUP BY ALL ORDER BY symbol, variant").fetchall()
+    except _MISSING:
         return []
-    rows = con.execute("SELECT symbol, variant, min(day), max(day), max(snapshot_time) FROM model.heatmap_snapshots "
-                       "GROUP BY ALL ORDER BY symbol, variant").fetchall()
     return [Materialized(*r) for r in rows]
 
 
@@ -72,13 +76,16 @@ def heatmap_cells(con: duckdb.DuckDBPyConnection, symbol: str, variant: str, tim
                 "side": np.zeros(0, np.int8), "bin_id": np.zeros(0, np.int64), "notional_usd": np.zeros(0)}
     first = times[0].astype(dt.datetime)
     last = times[-1].astype(dt.datetime)
-    wanted = [t.astype(dt.datetime) for t in times]
-    c = con.execute(
-        "SELECT snapshot_time, day, side = 'long' AS is_long, bin_id, notional_usd FROM model.liquidation_heatmap "
-        "WHERE symbol = ? AND variant = ? AND day BETWEEN ? AND ? AND snapshot_time BETWEEN ? AND ? "
-        "AND bin_id BETWEEN ? AND ? AND snapshot_time IN (SELECT unnest(?::TIMESTAMP[]))",
-        [symbol, variant, first.date() - dt.timedelta(days=1), last.date(), first, last, bin_low, bin_high,
-         wanted]).fetchnumpy()
+    sql = ("SELECT snapshot_time, day, side = 'long' AS is_long, bin_id, notional_usd FROM model.liquidation_heatmap "
+           "WHERE symbol = ? AND variant = ? AND day BETWEEN ? AND ? AND snapshot_time BETWEEN ? AND ? "
+           "AND bin_id BETWEEN ? AND ?")
+    params = [symbol, variant, first.date() - dt.timedelta(days=1), last.date(), first, last, bin_low, bin_high]
+    contiguous = con.execute("SELECT count(*) FROM model.heatmap_snapshots WHERE symbol = ? AND variant = ? AND day "
+                             "BETWEEN ? AND ? AND snapshot_time BETWEEN ? AND ?", params[:6]).fetchone()[0] == times.size
+    if not contiguous:  # every k-th snapshot: only those
+        sql += " AND snapshot_time IN (SELECT unnest(?::TIMESTAMP[]))"
+        params.append([t.astype(dt.datetime) for t in times])
+    c = con.execute(sql, params).fetchnumpy()
     return {"snapshot_time": np.asarray(c["snapshot_time"]).astype("datetime64[ms]"),
             "day": np.asarray(c["day"]).astype("datetime64[D]"),
             "side": np.where(np.asarray(c["is_long"], bool), 1, -1).astype(np.int8),
@@ -90,13 +97,14 @@ def candles(con: duckdb.DuckDBPyConnection, table: str, symbol: str, start: dt.d
     """OHLC candles of `minutes` width from `table` (raw.klines = last price, raw.mark_price_klines = mark)
     over [start, end): open_time (datetime64[ms]), open, high, low, close. Empty when never ingested."""
     empty = {k: np.zeros(0) for k in ("open", "high", "low", "close")} | {"open_time": np.zeros(0, "datetime64[ms]")}
-    if not table_exists(con, table):
+    try:
+        c = con.execute(
+            f"SELECT time_bucket(INTERVAL (?) MINUTE, open_time) AS t, arg_min(open, open_time) AS open, max(high) AS "
+            f"high, min(low) AS low, arg_max(close, open_time) AS close FROM {table} WHERE symbol = ? AND day BETWEEN ? "
+            "AND ? AND open_time >= ? AND open_time < ? GROUP BY t ORDER BY t",
+            [minutes, symbol, start.date(), end.date(), start, end]).fetchnumpy()
+    except _MISSING:
         return empty
-    c = con.execute(
-        f"SELECT time_bucket(INTERVAL (?) MINUTE, open_time) AS t, arg_min(open, open_time) AS open, max(high) AS high, "
-        f"min(low) AS low, arg_max(close, open_time) AS close FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ? "
-        "AND open_time >= ? AND open_time < ? GROUP BY t ORDER BY t",
-        [minutes, symbol, start.date(), end.date(), start, end]).fetchnumpy()
     return {"open_time": np.asarray(c["t"]).astype("datetime64[ms]"),
             **{k: np.asarray(c[k], float) for k in ("open", "high", "low", "close")}}
 
@@ -107,14 +115,16 @@ def realized_liquidations(con: duckdb.DuckDBPyConnection, symbol: str, start: dt
     trade_time, side (+1 a long liquidated / −1 a short), price, notional_usd, and how many there were."""
     out = {"trade_time": np.zeros(0, "datetime64[ms]"), "side": np.zeros(0, np.int8), "price": np.zeros(0),
            "notional_usd": np.zeros(0), "count": 0, "total_usd": 0.0}
-    if not table_exists(con, "raw.realized_liquidations"):
+    try:
+        c = con.execute(
+            "SELECT trade_time, side = 'long' AS is_long, price, notional_usd, count(*) OVER () AS n, "
+            "sum(notional_usd) OVER () AS total FROM raw.realized_liquidations WHERE symbol = ? AND day BETWEEN ? AND ? "
+            "AND trade_time >= ? AND trade_time < ? ORDER BY notional_usd DESC LIMIT ?",
+            [symbol, start.date(), end.date(), start, end, limit]).fetchnumpy()
+    except _MISSING:
         return out
-    params = [symbol, start.date(), end.date(), start, end]
-    where = "WHERE symbol = ? AND day BETWEEN ? AND ? AND trade_time >= ? AND trade_time < ?"
-    n, total = con.execute(f"SELECT count(*), coalesce(sum(notional_usd), 0) FROM raw.realized_liquidations {where}",
-                           params).fetchone()
-    c = con.execute(f"SELECT trade_time, side = 'long' AS is_long, price, notional_usd FROM raw.realized_liquidations "
-                    f"{where} ORDER BY notional_usd DESC LIMIT ?", params + [limit]).fetchnumpy()
+    n = int(c["n"][0]) if c["n"].size else 0
+    total = float(c["total"][0]) if c["total"].size else 0.0
     out.update(trade_time=np.asarray(c["trade_time"]).astype("datetime64[ms]"),
                side=np.where(np.asarray(c["is_long"], bool), 1, -1).astype(np.int8),
                price=np.asarray(c["price"], float), notional_usd=np.asarray(c["notional_usd"], float),
@@ -128,14 +138,15 @@ def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, grid: PriceG
     day (datetime64[D]), side (+1/−1), bin_id, lev_bucket, notional_usd. The liquidation price is the book's
     `LP_open + EP·F/(1 − s·MMR)` (model.flow.Book.liq_price); cells without one (LP ≤ 0) are left out."""
     cols = ("day", "side", "bin_id", "lev_bucket", "notional_usd")
-    if not table_exists(con, "model.flow_book"):
-        return {k: np.zeros(0) for k in cols}
     lp = "lp_open + entry_price * funding_paid / (1 - (CASE WHEN side = 'long' THEN 1 ELSE -1 END) * mmr)"
-    c = con.execute(
-        f"SELECT day, side = 'long' AS is_long, {grid.sql_bin_id('lp')} AS bin_id, lev_bucket, sum(notional_usd) AS n "
-        f"FROM (SELECT day, side, lev_bucket, notional_usd, {lp} AS lp FROM model.flow_book "
-        "WHERE symbol = ? AND day BETWEEN ? AND ?) WHERE lp > 0 AND notional_usd > 0 GROUP BY ALL",
-        [symbol, first_day, last_day]).fetchnumpy()
+    try:
+        c = con.execute(
+            f"SELECT day, side = 'long' AS is_long, {grid.sql_bin_id('lp')} AS bin_id, lev_bucket, sum(notional_usd) AS n "
+            f"FROM (SELECT day, side, lev_bucket, notional_usd, {lp} AS lp FROM model.flow_book "
+            "WHERE symbol = ? AND day BETWEEN ? AND ?) WHERE lp > 0 AND notional_usd > 0 GROUP BY ALL",
+            [symbol, first_day, last_day]).fetchnumpy()
+    except _MISSING:
+        return {k: np.zeros(0) for k in cols}
     return {"day": np.asarray(c["day"]).astype("datetime64[D]"),
             "side": np.where(np.asarray(c["is_long"], bool), 1, -1).astype(np.int8),
             "bin_id": np.asarray(c["bin_id"], np.int64), "lev_bucket": np.asarray(c["lev_bucket"], np.int64),
