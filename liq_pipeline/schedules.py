@@ -59,8 +59,9 @@ REPOSITORY_LABEL = f"__repository__@{CODE_LOCATION}"
 
 def code_location_tags() -> dict[str, str]:
     """Tags that file a run executed in process (the demo's stages) under its job in the code location, as a
-    run launched from the UI or a schedule is: the job's Runs tab and the Overview timeline select runs by
-    this repository label, so untagged in-process runs showed only in the global Runs list."""
+    run launched from the UI or a schedule is: the job's Runs tab selects runs by this repository label, so
+    untagged in-process runs showed only in the global Runs list. (Overview's timeline needs the run's
+    code-location origin instead, which execute_in_process does not record.)"""
     return {".dagster/repository": REPOSITORY_LABEL}
 
 
