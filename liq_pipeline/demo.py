@@ -174,14 +174,15 @@ def run_stage(job, instance, head: str, tags: dict[str, str], poll_s: float = 2.
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    try:
-        from liq_pipeline.schedules import code_location_tags
+    from liq_pipeline.schedules import code_location_tags, file_under_code_location
 
+    try:
         result = job.execute_in_process(instance=instance, tags={**tags, **code_location_tags()}, run_config=QUIET,
                                         raise_on_error=False, run_id=run_id)
     finally:
         done.set()
         watcher.join()
+    file_under_code_location(instance, run_id, job.name)
     report_steps()
     print(f"{head}: {'ok' if result.success else 'FAILED'} ({time.time() - t:.1f} s)", flush=True)
     return result.success

@@ -98,3 +98,27 @@ def test_zones_follow_a_heatmap_backfill_by_themselves():
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor,
                                                asset_selection=dg.AssetSelection.assets(zones))
     assert result.get_requested_partitions(zones) == {key}
+
+
+def test_an_in_process_run_gets_the_origin_overview_needs():
+    """Overview's timeline draws only runs with a code-location origin; the demo gives its in-process runs
+    the one a UI launch records (same repository label as the tag, the job's name)."""
+    from liq_pipeline import schedules
+
+    @dg.op
+    def one():
+        return 1
+
+    @dg.job
+    def tiny():
+        one()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = tiny.execute_in_process(instance=instance, tags=schedules.code_location_tags())
+    assert instance.get_run_by_id(result.run_id).remote_job_origin is None  # what execute_in_process records
+    schedules.file_under_code_location(instance, result.run_id, "tiny")
+    run = instance.get_run_by_id(result.run_id)
+    assert run.remote_job_origin.job_name == "tiny"
+    assert run.remote_job_origin.repository_origin.get_label() == schedules.REPOSITORY_LABEL
+    assert run.remote_job_origin.location_name == schedules.CODE_LOCATION
+    assert run.tags[".dagster/repository"] == schedules.REPOSITORY_LABEL
