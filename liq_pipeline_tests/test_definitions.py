@@ -122,3 +122,23 @@ def test_an_in_process_run_gets_the_origin_overview_needs():
     assert run.remote_job_origin.repository_origin.get_label() == schedules.REPOSITORY_LABEL
     assert run.remote_job_origin.location_name == schedules.CODE_LOCATION
     assert run.tags[".dagster/repository"] == schedules.REPOSITORY_LABEL
+
+
+def test_a_demo_stage_is_filed_under_its_job_in_the_code_location(capsys):
+    from liq_pipeline import schedules
+    from liq_pipeline.demo import run_stage
+
+    @dg.op
+    def one():
+        return 1
+
+    @dg.job
+    def stage_job():
+        one()
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_stage(stage_job, instance, "stage", tags={"liq/test": "1"}, poll_s=0.05)
+    run = instance.get_runs(limit=1)[0]
+    assert run.job_name == "stage_job" and run.tags["liq/test"] == "1"
+    assert run.remote_job_origin.repository_origin.get_label() == schedules.REPOSITORY_LABEL
+    assert "stage: ok" in capsys.readouterr().out
