@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
+.PHONY: demo test ui serve bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: install
 
 ui: install-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python scripts/serve.py $(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
+
+# The heatmap page over the warehouse (read-only) on http://127.0.0.1:8050: docs/serve.md.
+serve: install-app
+	$(BIN)/liq serve
 
 # The production-shaped instance on this machine (Postgres under data/prod-local, the daemon, queued runs,
 # run monitoring, LIQ_STORAGE=parquet): UI on http://127.0.0.1:3000, Ctrl-C stops everything.

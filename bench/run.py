@@ -228,6 +228,59 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
             "open_connection_p99_ms": held99}
 
 
+def bench_serve(db: Path, label: str, n: int = 20) -> dict:
+    """(h) `liq serve` answers over HTTP: the heatmap of a 1-week lookback (/api/view) and the map of one
+    instant (/api/instant), n requests each at end times stepping back through the warehouse, the app under
+    uvicorn on 127.0.0.1 in this process (a fresh read-only connection per request, as the page does)."""
+    import threading
+
+    import requests
+    import uvicorn
+
+    from liq_pipeline.apps.serve import build_app
+    from liq_pipeline.warehouse.heatmap_view import materialized, open_read_only
+
+    with open_read_only(db) as con:
+        entry = next(m for m in materialized(con) if m.variant == "flow")
+    first_end = dt.datetime.combine(entry.first_day, dt.time()) + dt.timedelta(days=8)
+    ends = [entry.latest_snapshot - dt.timedelta(hours=7 * i) for i in range(n)]
+    ends = [max(e, min(first_end, entry.latest_snapshot)) for e in ends]
+    server = uvicorn.Server(uvicorn.Config(build_app(str(db), storage="duckdb"), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    out = {"warehouse": label, "symbol": entry.symbol, "requests": n}
+    try:
+        with requests.Session() as http:
+            for name, path, extra in (("view_1w", "/api/view", {}), ("instant", "/api/instant", {}),
+                                      ("view_1w_leverage", "/api/view", {"lev": "10,20"})):
+                latencies, size = [], 0
+                # The first request of a process imports what the route needs (scikit-learn for the zones,
+                # about 2 s): reported apart, not in the percentiles.
+                t = time.perf_counter()
+                http.get(f"http://127.0.0.1:{port}{path}", params={"symbol": entry.symbol, "lookback": "1w", **extra},
+                         timeout=60)
+                out[f"{name}_first_ms"] = round(1000 * (time.perf_counter() - t), 1)
+                for end in ends:
+                    params = {"symbol": entry.symbol, "variant": "flow", "lookback": "1w",
+                              "end": end.isoformat(timespec="minutes"), **extra}
+                    t = time.perf_counter()
+                    r = http.get(f"http://127.0.0.1:{port}{path}", params=params, timeout=30)
+                    latencies.append(time.perf_counter() - t)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{path} {params}: {r.status_code} {r.text[:300]}")
+                    size = max(size, len(r.content))
+                out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = _percentiles(latencies)
+                out[f"{name}_kb"] = round(size / 1024)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    return out
+
+
 #: Modules a text answer of `liq` must not import (each costs 0.1-1 s of a cold start).
 HEAVY_MODULES = ("dagster", "pandas", "matplotlib", "plotly", "numpy", "pyarrow", "requests", "duckdb")
 
@@ -426,7 +479,10 @@ TARGETS = {
     "heatmap": ("d. heatmap of the backfill", "< 3 s"),
     "ofi": ("f. OFI, 30-day window", "faster"),
     "parquet": ("g. backfill parquet vs duckdb", "same tables"),
+    "serve": ("h. liq serve, 1-week lookback", "< 300 ms"),
+    "serve_demo": ("h. liq serve on the demo warehouse, 1-week lookback", "< 300 ms"),
 }
+SERVE_MS = 300
 INGEST_TARGET = 1.2
 QUERY_P99_MS = 50
 COLD_MS = 150
@@ -519,6 +575,16 @@ def table(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                      f"duckdb, one writer {r['duckdb_one_writer_s']:.1f} s (×{r['speedup']}); "
                      f"largest rel. diff {r['max_rel_diff']:.1e}",
                      f"same tables (rel. {r['tolerance_rel']:.0e})", verdict(r["same_results"])))
+    for key in ("serve", "serve_demo"):
+        if ok(key):
+            r = results[key]
+            for name, label in (("view_1w", "heatmap, 1-week lookback"), ("view_1w_leverage", "same, leverage filter"),
+                                ("instant", "map of one instant")):
+                rows.append((f"h. liq serve {label} ({r['warehouse']} warehouse)",
+                             f"p50 {r[name + '_p50_ms']} ms, p99 {r[name + '_p99_ms']} ms", "",
+                             f"{r['requests']} HTTP requests, {r[name + '_kb']} kB; first request of the "
+                             f"process {r[name + '_first_ms']} ms", f"< {SERVE_MS} ms",
+                             verdict(r[name + "_p99_ms"] < SERVE_MS)))
     return rows
 
 
@@ -540,7 +606,10 @@ def markdown_table(rows) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])
 
 
-SECTIONS = ("ingest", "refresh_at_scale", "series", "refresh", "cold", "query", "heatmap", "ofi", "parquet", "load")
+SECTIONS = ("ingest", "refresh_at_scale", "series", "refresh", "cold", "query", "heatmap", "ofi", "serve", "parquet",
+            "load")
+#: The demo's warehouse (`make demo`): `liq serve` is also measured on it when it exists.
+DEMO_WAREHOUSE = ROOT / "data" / "warehouse" / "liq.duckdb"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -584,7 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         run("ingest", bench_ingest, args.work, args.trades)
     if "refresh_at_scale" in wanted:
         run("refresh_at_scale", bench_refresh_at_scale, args.work, args.trades, args.scale_days)
-    if wanted & {"series", "refresh", "cold", "query", "heatmap", "ofi", "load"}:
+    if "serve" in wanted and DEMO_WAREHOUSE.exists():
+        run("serve_demo", bench_serve, DEMO_WAREHOUSE, "demo")
+    if wanted & {"series", "refresh", "cold", "query", "heatmap", "ofi", "serve", "load"}:
         holder = {}
 
         def series_section():
@@ -603,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                 run("heatmap", bench_heatmap, series, args.backfill_days)
             if "ofi" in wanted:
                 run("ofi", bench_ofi, series, min(30, args.backfill_days))
+            if "serve" in wanted:
+                run("serve", bench_serve, series.db, f"{args.backfill_days}-day bench series")
             if "load" in wanted:
                 run("cold_loaded", loaded, lambda s, _days: bench_cold(s, args.cold_runs), series, args.backfill_days)
                 run("query_loaded", loaded, bench_query, series, args.backfill_days, args.queries)

@@ -20,7 +20,7 @@ from liq_pipeline import config
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli",
-                   "liq_pipeline.validation.compare")
+                   "liq_pipeline.validation.compare", "liq_pipeline.apps.serve")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
@@ -238,14 +238,13 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
         mark, mark_table = _mark_at(con, symbol, snapshot)
     if args.format == "json":
         kept = [r for r in levels if r[3] >= args.min_usd]
-        print(json.dumps({
+        print(json_one_item_a_line({
             "symbol": symbol, "variant": variant, "day": day.isoformat(), "snapshot_time": snapshot.isoformat(),
             "mark_price": mark, "mark_source": mark_table,
             "min_usd": args.min_usd,
             "below_min": {"levels": len(levels) - len(kept),
                           "notional_usd": sum(r[3] for r in levels if r[3] < args.min_usd)},
-            "levels": [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in kept],
-        }))  # one line: json's C encoder (an indent falls back to the Python one, ~10x slower on 1,000 levels)
+        }, "levels", [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in kept]))
         return 0
     totals = {side: sum(n for s, _, _, n in levels if s == side) for side in ("long", "short")}
     print(f"{symbol} {variant} heatmap at {snapshot:%Y-%m-%d %H:%M} UTC"
@@ -260,6 +259,15 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
             dist = f"{(price - mark) / mark * 100:+9.2f}%" if mark else ""
             print(f"{price:>14,.2f}{notional:>17,.0f}{dist:>10}")
     return 0
+
+
+def json_one_item_a_line(head: dict, key: str, items: list[dict]) -> str:
+    """One JSON document: the fields of `head` one a line, then `key`: the items one a line, so `| head`
+    shows the header and the first items. json's C encoder per item (an indent on the whole document falls
+    back to the Python encoder, about 10x slower on 1,000 levels)."""
+    fields = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()]
+    rows = ",\n".join(f"  {json.dumps(item)}" for item in items)
+    return "{\n" + ",\n".join([*fields, f' {json.dumps(key)}: [' + (f"\n{rows}\n ]" if items else "]")]) + "\n}"
 
 
 def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: dt.datetime,
@@ -325,24 +333,30 @@ def snapshot_zones(price, side, notional_usd, mark_price: float, top: int = 3) -
     return bands
 
 
-def picture_path(symbol: str, snapshot: dt.datetime, variant: str, ext: str) -> Path:
-    """Default file of a `liq heatmap --format png/html` picture: named after the snapshot's instant, so
-    pictures of different times never overwrite each other (e.g. heatmap-BTCUSDT-2026-02-10T1200-hybrid.png)."""
-    return config.reports_dir() / f"heatmap-{symbol}-{snapshot:%Y-%m-%dT%H%M}-{variant}.{ext}"
+def picture_path(symbol: str, snapshot: dt.datetime, variant: str, ext: str, scale: str | None = None) -> Path:
+    """Default file of a `liq heatmap --format png/html` picture: named after the snapshot's own day and time
+    of day, so pictures of different times never overwrite each other, and the end-of-day snapshot (at
+    midnight) carries the day it ends: heatmap-BTCUSDT-2026-02-10T1200-flow.png, …-2026-02-14T2400-flow.png.
+    The fixed colour scale gets its own file (…-flow-fixed.png)."""
+    day = _day_of(snapshot)
+    clock = "2400" if snapshot.date() > day else f"{snapshot:%H%M}"
+    suffix = "-fixed" if scale == "fixed" else ""
+    return config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}T{clock}-{variant}{suffix}.{ext}"
 
 
 def _write_picture(con, symbol: str, day: dt.date, variant: str, snapshot: dt.datetime, args) -> int:
     pic = picture_from_warehouse(con, symbol, day, variant, snapshot, color_scale=args.scale)
-    out = Path(args.out or picture_path(symbol, snapshot, variant, args.format))
+    out = Path(args.out or picture_path(symbol, snapshot, variant, args.format, pic.color_scale))
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "png":
         from liq_pipeline.plots.heatmap import heatmap_png
 
         out.write_bytes(heatmap_png(pic))
     else:
-        from liq_pipeline.plots.report import heatmap_report_html
+        from liq_pipeline.plots.report import heatmap_report_html, write_plotly_js
 
-        out.write_text(heatmap_report_html(pic), encoding="utf-8")
+        write_plotly_js(out.parent)  # one plotly.min.js shared by every report in the folder
+        out.write_text(heatmap_report_html(pic, inline=False), encoding="utf-8")
     print(out)
     return 0
 

@@ -115,6 +115,7 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     _print_summary(symbols, last, months)
     print(f"\ndemo finished in {time.time() - t0:.0f} s; `make ui` opens the Dagster UI on http://127.0.0.1:3000")
     print("`liq` is in .venv/bin: `source .venv/bin/activate` puts it on your PATH (then e.g. `liq zones BTCUSDT`)")
+    print("`make serve` opens the heatmap page (lookback, leverage filter, cumulative map) on http://127.0.0.1:8050")
     return 0
 
 
@@ -173,12 +174,15 @@ def run_stage(job, instance, head: str, tags: dict[str, str], poll_s: float = 2.
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    from liq_pipeline.schedules import code_location_tags, file_under_code_location
+
     try:
-        result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET, raise_on_error=False,
-                                        run_id=run_id)
+        result = job.execute_in_process(instance=instance, tags={**tags, **code_location_tags()}, run_config=QUIET,
+                                        raise_on_error=False, run_id=run_id)
     finally:
         done.set()
         watcher.join()
+    file_under_code_location(instance, run_id, job.name)
     report_steps()
     print(f"{head}: {'ok' if result.success else 'FAILED'} ({time.time() - t:.1f} s)", flush=True)
     return result.success

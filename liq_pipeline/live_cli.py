@@ -44,6 +44,16 @@ def add_now_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
 
 
+#: Flags of live signals that fell back to the warehouse: the answer is not live.
+STALE_FLAGS = ("mark_price_fallback_baseline", "mark_price_missing", "oi_usd_fallback_baseline", "oi_usd_missing")
+
+
+def _short(flag: str, limit: int = 160) -> str:
+    """A flag in one readable line: an exception's repr cut to `limit` characters."""
+    line = " ".join(flag.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _print_table(result, top: int) -> None:
     s = result.signals
     print(f"{result.symbol} now ({s.as_of:%Y-%m-%d %H:%M:%S} UTC), baseline {result.baseline_day}, "
@@ -51,8 +61,6 @@ def _print_table(result, top: int) -> None:
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     print(f"mark {fmt(s.mark_price, ',.2f')}  OI ${fmt(s.oi_usd, ',.0f')}  OI 24h ago ${fmt(s.oi_24h_ago_usd, ',.0f')}  "
           f"funding(8h) {fmt(s.funding_rate_8h, '.6f')}")
-    for flag in result.flags:
-        print(f"warning: {flag}")
     print("latency ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.latency_ms.items()))
     levels = result.levels
     for side, ascending in (("short", True), ("long", False)):
@@ -80,6 +88,15 @@ def now_command(args: argparse.Namespace) -> int:
             result = heatmap_now(con, client, args.symbol.upper(), budget_s=budget)
     except (LookupError, FapiError, duckdb.Error, ValueError) as e:
         print(f"liq now {args.symbol}: {e}", file=sys.stderr)
+        return 2
+    for flag in result.flags:  # warnings on stderr: stdout stays the answer
+        print(f"liq now {args.symbol}: warning: {_short(flag)}", file=sys.stderr)
+    stale = [f for f in result.flags if f in STALE_FLAGS]
+    if stale:
+        # Without a live mark or open interest the map is the warehouse's baseline: never printed as "now".
+        print(f"liq now {args.symbol}: live data unavailable ({', '.join(stale)}): the map would be the warehouse "
+              f"baseline of {result.baseline_day}, not now; `liq heatmap {args.symbol}` shows the newest stored "
+              "snapshot with its time", file=sys.stderr)
         return 2
     if getattr(args, "format", "table") == "json":
         print(json.dumps(result.to_json(), indent=2))

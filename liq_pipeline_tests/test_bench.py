@@ -80,10 +80,11 @@ def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     assert out["heatmap"]["days"] == 3 and out["heatmap"]["variants"] == len(VARIANTS) and out["heatmap_loaded"]["seconds"] > 0
     assert out["series"]["backfill"]["peak_rss_mb"] > 0
     assert out["ofi"]["trades"] > 0
+    assert out["serve"]["requests"] == 20 and out["serve"]["view_1w_p99_ms"] >= out["serve"]["view_1w_p50_ms"] > 0
     assert out["parquet"]["symbol_days"] == 8 and out["parquet"]["same_results"] is True
     assert out["parquet"]["tables"]["model.liquidation_heatmap"]["unmatched_rows"] == 0
     rows = run.table(out)
-    assert {r[0][:2] for r in rows} >= {"a.", "b.", "c.", "d.", "e.", "f.", "g."}
+    assert {r[0][:2] for r in rows} >= {"a.", "b.", "c.", "d.", "e.", "f.", "g.", "h."}
     assert all(r[-1] in ("pass", "MISS") for r in rows)
     loaded = [r for r in rows if r[0].startswith(("c. liq heatmap --at", "d. heatmap 3 d"))]
     assert len(loaded) == 2 and all(r[1] and r[2] for r in loaded)  # alone and loaded side by side

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -217,6 +218,39 @@ def test_pictures_of_different_times_get_their_own_files(warehouse, capsys):
     assert [p.rsplit("/", 1)[-1] for p in paths] == [f"heatmap-BTCUSDT-2026-01-05T1200-{VARIANT}.png",
                                                     f"heatmap-BTCUSDT-2026-01-05T1215-{VARIANT}.png"]
     assert all(open(p, "rb").read(4) == b"\x89PNG" for p in paths)
+
+
+def test_picture_names_carry_the_snapshots_own_day_and_the_fixed_scale_its_own_file(warehouse, capsys, monkeypatch):
+    midnight = dt.datetime(2026, 1, 6)  # the last snapshot of 2026-01-05
+    assert cli.picture_path(SYMBOL, midnight, VARIANT, "png").name == f"heatmap-BTCUSDT-2026-01-05T2400-{VARIANT}.png"
+    assert cli.picture_path(SYMBOL, midnight, VARIANT, "png", "fixed").name == \
+        f"heatmap-BTCUSDT-2026-01-05T2400-{VARIANT}-fixed.png"
+    for scale in ("percentile", "fixed"):
+        assert cli.main(["heatmap", SYMBOL, "--format", "png", "--scale", scale, "--warehouse", warehouse]) == 0
+    default, fixed = capsys.readouterr().out.split()
+    assert default != fixed and fixed.endswith("-fixed.png")
+
+
+def test_html_output_shares_one_plotly_file_beside_it(warehouse, tmp_path, capsys):
+    for at in ("2026-01-05T12:10", "2026-01-05T12:20"):
+        assert cli.main(["heatmap", SYMBOL, "--at", at, "--format", "html", "--warehouse", warehouse]) == 0
+    paths = [Path(p) for p in capsys.readouterr().out.split()]
+    js = paths[0].parent / "plotly.min.js"
+    assert js.stat().st_size > 1_000_000
+    for p in paths:
+        page = p.read_text()
+        assert 'src="plotly.min.js"' in page and len(page) < 1_000_000  # the library is not inlined
+
+
+def test_json_is_one_level_a_line_so_head_shows_the_start(warehouse, capsys):
+    assert cli.main(["heatmap", SYMBOL, "--format", "json", "--warehouse", warehouse]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    lines = out.splitlines()
+    assert lines[0] == "{" and lines[1].startswith(' "symbol": "BTCUSDT"')
+    assert len(lines) >= len(data["levels"]) + 8 and all(len(line) < 200 for line in lines)
+    first_level = next(i for i, line in enumerate(lines) if line.startswith("  {"))
+    assert json.loads(lines[first_level].rstrip(",")) == data["levels"][0]
 
 
 def _add_levels(warehouse: str, prices: np.ndarray, notional: np.ndarray,

@@ -316,3 +316,28 @@ def test_cli_registers_now_and_records_liquidations_end_to_end(tmp_path, capsys)
     assert "received 3 events, stored 3 new" in capsys.readouterr().out
     with duckdb.connect(str(db)) as c:
         assert c.execute("SELECT count(*), min(side) FROM raw.realized_liquidations").fetchone() == (3, "long")
+
+
+def test_now_without_live_mark_exits_2_and_never_prints_stale_data_as_now(exchange, tmp_path, capsys):
+    """Binance unreachable: the map would be the stored baseline; `liq now` says so on stderr, prints no
+    map on stdout and exits 2 (issue 27). Warnings go to stderr as one short line each."""
+    from liq_pipeline.live_cli import now_command
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as c:
+        _seed_warehouse(c, exchange)
+        ensure_tables(c, "model.position_signals")
+        c.execute("INSERT INTO model.position_signals VALUES ('BTCUSDT', DATE '2026-03-03', "
+                  "TIMESTAMP '2026-03-03 23:59', ?, 4e9, 3.9e9, 0.025, 0.0001, '')", [exchange.mark_price])
+    args = argparse.Namespace(symbol="BTCUSDT", format="table", base_url="http://127.0.0.1:9", budget=0.3, top=5,
+                              warehouse=str(db))
+    assert now_command(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "live data unavailable" in err and "not now" in err and "mark_price_fallback_baseline" in err
+    assert all(len(line) < 400 for line in err.splitlines())
+    # With the exchange answering, the same command prints the map and exits 0, warnings (none here) apart.
+    args.base_url = exchange.url
+    assert now_command(args) == 0
+    out, err = capsys.readouterr()
+    assert "BTCUSDT now" in out and "warning" not in out

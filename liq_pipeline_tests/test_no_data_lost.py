@@ -460,9 +460,12 @@ def test_check_over_a_range_names_every_failing_day(tmp_path, mirror, monkeypatc
     assert result.success
     check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m"][0]
     assert not check.passed
-    assert check.metadata["failing_days"].value == f"{first}, {last}"
+    assert check.metadata["failing_days"].value == f"BTCUSDT {first}, BTCUSDT {last}"
     assert check.description.startswith("2 of 3 partitions fail")
     assert f"BTCUSDT {last}: 287 OI samples" in check.metadata["failures"].value
+    # Every symbol-day of the run with its result: the UI answers which symbol-day failed the check.
+    results = check.metadata["results"].value
+    assert f"| BTCUSDT | {DAY} | pass:" in results and f"| BTCUSDT | {last} | **fail**: 287 OI samples" in results
 
 
 def test_data_quality_scores_only_the_inputs_the_configuration_needs(tmp_path, mirror, monkeypatch):

@@ -129,3 +129,38 @@ def test_picture_without_oi_reference_is_rejected():
     bad = HeatmapPicture(**{**pic.__dict__, "oi_ref_usd": 0.0})
     with pytest.raises(ValueError, match="reference OI"):
         heatmap_png(bad)
+
+
+def _figure_json(html: str) -> dict:
+    """The figure of a report page (the arguments of Plotly.newPlot)."""
+    import json
+
+    start = html.index("Plotly.newPlot(")
+    data_start = html.index("[", start)
+    decoder = json.JSONDecoder()
+    data, end = decoder.raw_decode(html, data_start)
+    layout, _ = decoder.raw_decode(html, html.index("{", end))
+    return {"data": data, "layout": layout}
+
+
+def test_html_report_reads_in_dollars_with_price_on_one_shared_axis_and_a_readable_menu():
+    fig = _figure_json(heatmap_report_html([dataclasses.replace(_picture(), variant=v) for v in ("hybrid", "flow")],
+                                           inline=False))
+    heat = next(t for t in fig["data"] if t["type"] == "heatmap")
+    assert heat["colorbar"]["ticktext"] and all(t.startswith("$") for t in heat["colorbar"]["ticktext"])
+    assert "USD" in heat["colorbar"]["title"]["text"] and "OI" not in heat["colorbar"]["title"]["text"]
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    assert bars and all(b["orientation"] == "h" for b in bars)
+    axes = {b["yaxis"] for b in bars}
+    assert axes == {"y2"} and fig["layout"]["yaxis2"]["matches"] == heat.get("yaxis", "y") == "y"  # one price axis
+    assert fig["layout"]["xaxis2"]["title"]["text"] == "notional per bin (USD)"  # price is not on x
+    menu = fig["layout"]["updatemenus"][0]
+    assert menu["bgcolor"] == "#22223a" and menu["font"]["color"] == "#eeeeff"  # light on dark, not white on white
+
+
+def test_usd_ticks_and_labels():
+    from liq_pipeline.plots.heatmap import usd_label, usd_ticks
+
+    assert usd_ticks(3e3, 6e4) == [5e3, 1e4, 2e4, 5e4]
+    assert [usd_label(v) for v in (500, 2e4, 1.5e6, 2e9)] == ["$500", "$20k", "$1.5M", "$2B"]
+    assert usd_ticks(1.1e4, 1.5e4) == [1.1e4, 1.5e4]  # fewer than two inside: both ends

@@ -179,6 +179,10 @@ def test_checks_see_their_own_partition(warehouse):
     assert bad["oi_is_conserved"].metadata["max_error_pct"].value == pytest.approx(2.0)
     assert not bad["longs_liquidate_below_mark"].passed and bad["shorts_liquidate_above_mark"].passed
     assert bad["longs_liquidate_below_mark"].metadata["wrong_levels"].value == 1
+    # Each result names the symbol-day it covers and the failing ones, as the UI shows it.
+    for name in ("oi_is_conserved", "longs_liquidate_below_mark"):
+        assert bad[name].description.startswith(f"{SYMBOL} {DAYS[4]}: ")
+        assert bad[name].description.endswith(f"failing: {SYMBOL} {DAYS[4]}")
     good = _run_checks(warehouse, DAYS[5])
     assert good["oi_is_conserved"].passed and good["longs_liquidate_below_mark"].passed
 
@@ -259,6 +263,12 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
     assert report["symbols"]["ETHUSDT"]["status"] == "no position distribution in this month"
     meta = result.asset_materializations_for_node("validation_report")[0].metadata
     assert "| ofi | **A**" in meta["report"].value
+    # Grades as a table a person reads; a 10-day month says it is partial.
+    assert f"| {SYMBOL} | ofi | A (" in meta["grades"].value and "10 of 31 days (partial month)" in meta["grades"].value
+    assert f"### {SYMBOL}: 10 of 31 days (partial month)" in meta["report"].value
+    # No markdown table in the report is wider than the UI's pop-up takes.
+    widths = [line.count("|") - 1 for line in meta["report"].value.splitlines() if line.startswith("|")]
+    assert widths and max(widths) <= 9
     assert "data:image/png;base64," in meta["report"].value
     assert btc["funding_correlation_check"]["intervals"][0]["settle_time"] == "2026-01-01T08:00:00"
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

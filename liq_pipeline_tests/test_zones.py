@@ -25,8 +25,11 @@ def _bumps(centres: list[float], masses: list[float], background: float = 0.0):
 def test_two_separated_clusters_are_found_ranked_by_notional():
     price, notional = _bumps([85_000, 92_000], [3e7, 6e7])
     z = find_zones(price, notional, mark_price=100_000)
-    assert len(z) == 2
-    assert z.rank.tolist() == [1, 2]
+    # The 92k bump (within 10 % of the mark) is cut to a 1 % band around its peak plus its two thin tails;
+    # the 85k one (15 % away) stays whole as an aggregate.
+    assert len(z) == 4
+    assert z.rank.tolist() == [1, 2, 3, 4]
+    assert z.kind.tolist() == ["band", "aggregate", "band", "band"]
     assert z.centroid_price[0] == pytest.approx(92_000, rel=2e-3)
     assert z.centroid_price[1] == pytest.approx(85_000, rel=2e-3)
     assert z.notional_usd[0] > z.notional_usd[1]
@@ -40,11 +43,11 @@ def test_two_separated_clusters_are_found_ranked_by_notional():
 def test_zones_are_denser_than_background_and_background_is_noise():
     price, notional = _bumps([90_000], [5e7], background=2e4)
     z = find_zones(price, notional, mark_price=95_000)
-    assert len(z) == 1
-    assert z.price_low[0] > 88_000 and z.price_high[0] < 92_000
+    assert len(z) >= 1 and z.peak_price[0] == pytest.approx(90_000, rel=1e-3)
+    assert z.price_low.min() > 88_000 and z.price_high.max() < 92_000
     total = notional.sum()
     assert z.share_of_side[0] == pytest.approx(z.notional_usd[0] / total)
-    assert z.share_of_side[0] < 1.0  # the flat background is counted in the side but in no zone
+    assert z.share_of_side.sum() < 1.0  # the flat background is counted in the side but in no zone
 
 
 def test_eps_is_relative_to_price():
@@ -69,3 +72,71 @@ def test_bad_input_is_rejected_with_a_clear_message():
         find_zones(np.array([1.0]), np.array([1.0]), float("nan"))
     with pytest.raises(ValueError, match="shape"):
         find_zones(np.array([1.0, 2.0]), np.array([1.0]), 100.0)
+
+
+def test_a_wide_cluster_near_the_mark_is_cut_into_bands_of_at_most_one_percent():
+    # A 10 %-wide plateau of levels just below the mark (as the `flow` long zone 76,947–84,950 was) with two peaks.
+    bins = np.arange(GRID.bin_id(76_000.0), GRID.bin_id(85_000.0))
+    price = GRID.mid(bins)
+    notional = np.full(price.size, 1e5)
+    notional[np.argmin(abs(price - 80_000))] = 8e5
+    notional[np.argmin(abs(price - 83_000))] = 6e5
+    # Sparse levels elsewhere, so the plateau is denser than the side's average.
+    far = GRID.mid(np.arange(GRID.bin_id(60_000.0), GRID.bin_id(70_000.0)))
+    levels = np.concatenate([price, far]), np.concatenate([notional, np.full(far.size, 1e3)])
+    z = find_zones(*levels, mark_price=86_000)
+    whole = find_zones(*levels, mark_price=86_000, band_width_rel=0.5)  # no cut: one cluster
+    near = z.kind == "band"
+    assert near.sum() >= 9  # ~10 % of price in bands of ≤ 1 %
+    assert np.all(z.price_high[near] - z.price_low[near] <= 0.01 * 86_000 + 1e-9)
+    assert np.all(np.abs(z.centroid_price[~near] / 86_000 - 1) > 0.10)
+    # The top bands are the two peaks, each with its peak level inside it.
+    assert z.peak_price[0] == pytest.approx(80_000, rel=1e-3) and z.peak_price[1] == pytest.approx(83_000, rel=1e-3)
+    assert np.all((z.price_low <= z.peak_price) & (z.peak_price <= z.price_high))
+    # Nothing is lost by cutting: the bands add up to the uncut cluster.
+    assert len(whole) == 1 and whole.price_high[0] - whole.price_low[0] > 0.09 * 86_000
+    assert z.notional_usd[near].sum() == pytest.approx(whole.notional_usd[0], rel=1e-9)
+    # Bands never overlap.
+    lo, hi = np.sort(z.price_low[near]), np.sort(z.price_high[near])
+    assert np.all(lo[1:] > hi[:-1])
+
+
+def test_a_wide_cluster_far_from_the_mark_stays_whole_as_an_aggregate():
+    bins = np.arange(GRID.bin_id(60_000.0), GRID.bin_id(66_000.0))
+    price = GRID.mid(bins)
+    notional = np.full(price.size, 1e5)
+    sparse = GRID.mid(np.arange(GRID.bin_id(80_000.0), GRID.bin_id(99_000.0)))
+    z = find_zones(np.concatenate([price, sparse]), np.concatenate([notional, np.full(sparse.size, 1e3)]),
+                   mark_price=100_000)
+    assert len(z) == 1 and z.kind[0] == "aggregate"
+    assert z.price_high[0] - z.price_low[0] > 0.05 * 100_000
+
+
+def test_dbscan_1d_finds_the_clusters_of_scikit_learns_dbscan():
+    from sklearn.cluster import DBSCAN
+
+    from liq_pipeline.model.zones import dbscan_1d
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(c, 0.01, 60) for c in (0.0, 0.2, 0.25, 0.6)] + [rng.uniform(-0.5, 1.0, 80)])
+    w = rng.lognormal(0, 1, x.size)
+    eps = 0.012
+    order = np.argsort(x)
+    cum = np.concatenate([[0.0], np.cumsum(w[order])])
+    xs = x[order]
+    nbhd = cum[np.searchsorted(xs, x + eps, "right")] - cum[np.searchsorted(xs, x - eps, "left")]
+    threshold = 1.5 * nbhd.mean()
+    ours = dbscan_1d(x, nbhd >= threshold, eps)
+    theirs = DBSCAN(eps=eps, min_samples=1).fit_predict(x[:, None], sample_weight=w / threshold)
+    assert (ours >= 0).sum() > 100 and len(set(ours[ours >= 0])) >= 3
+    np.testing.assert_array_equal(ours < 0, theirs < 0)
+    # The same partition (labels may be numbered differently).
+    same_ours = ours[:, None] == ours[None, :]
+    same_theirs = theirs[:, None] == theirs[None, :]
+    np.testing.assert_array_equal(same_ours, same_theirs)
+
+
+def test_a_band_of_one_level_has_its_centroid_inside_its_range():
+    price = np.array([91107.11493939236, 95000.0, 95001.0])
+    z = find_zones(price, np.array([3.3e6, 1.0, 1.0]), mark_price=92_000)
+    assert np.all((z.price_low <= z.centroid_price) & (z.centroid_price <= z.price_high))

@@ -620,6 +620,11 @@ def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(), deps=[liquidation_heatmap],
+    # A heatmap backfilled from its asset page alone left its zones stale: the automation sensor re-derives
+    # them for every heatmap partition updated (eager() would look at the latest day only, not a backfill).
+    automation_condition=(dg.AutomationCondition.any_deps_updated().since_last_handled()
+                          & ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
+                          & ~dg.AutomationCondition.in_progress()).with_label("after its heatmap"),
 )
 def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation zones at the end of each day: weighted DBSCAN per side and variant on the last heatmap

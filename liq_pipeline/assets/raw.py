@@ -197,25 +197,52 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
     )
 
 
+#: What each raw check asserts, shown on its page in the UI (one result per run names its symbol-days).
+CHECK_DESCRIPTIONS = {
+    "agg_trade_ids_continuous": "aggTrade ids of the symbol-day have no gap (a gap = trades missing from the archive "
+                                "file) and duplicated ids carry identical contents. Warns.",
+    "agg_trades_within_day": "Every trade's time lies inside its partition's UTC day. Errors.",
+    "open_interest_sampled_every_5m": "288 five-minute open-interest samples for the symbol-day; sparser OI is used as "
+                                      "nearest-sample-before (warns down to hourly, errors below).",
+    "open_interest_not_forward_filled": f"No run of more than {parsers.STALE_OI_RUN_ROWS} identical OI values (forward-"
+                                        "filled upstream; the model ignores them). Warns.",
+    "funding_settlements_match_interval": "Settlements of the symbol-day = 24 h / the funding interval. Warns.",
+    **{f"{k}_complete_for_interval": f"One {k.replace('_', ' ')} candle per interval of the symbol-day (1,440 at "
+                                     "1m); warns from 95 % complete, errors below."
+       for k in ("klines", "mark_price_klines", "premium_index_klines")},
+}
+
+
+def _check_spec(name: str, asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=CHECK_DESCRIPTIONS[name])
+
+
 def _merge(outcomes: list[_CheckOutcome]) -> _CheckOutcome:
     """One result per check for a run over many partitions: it passes only if every partition passes, has the
     worst severity of the failures, and names every failing partition (not only the first)."""
     if len(outcomes) == 1:
         return outcomes[0]
     failing = [o for o in outcomes if not o.passed]
+    every = dg.MetadataValue.md("| symbol | day | result |\n|---|---|---|\n" + "\n".join(
+        f"| {o.metadata.get('symbol', '')} | {o.metadata.get('day', '')} | {'pass' if o.passed else '**fail**'}: "
+        f"{o.description.split(': ', 1)[-1]} |" for o in outcomes))
     if not failing:
+        covered = sorted({(str(o.metadata.get("symbol", "")), str(o.metadata.get("day", ""))) for o in outcomes})
+        symbols = sorted({sym for sym, _ in covered})
+        span = f"{covered[0][1]}…{covered[-1][1]}" if covered else ""
         return _CheckOutcome(outcomes[0].name, True, outcomes[0].severity,
-                             f"all {len(outcomes)} partitions pass", {"partitions": len(outcomes)})
+                             f"all {len(outcomes)} partitions pass ({', '.join(symbols)} {span})",
+                             {"partitions": len(outcomes), "symbols": ", ".join(symbols), "results": every})
     errors = [o for o in failing if o.severity == dg.AssetCheckSeverity.ERROR]
     severity = dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN
     table = "| partition result |\n|---|\n" + "\n".join(f"| {o.description} |" for o in failing)
-    days = ", ".join(str(o.metadata.get("day", "")) for o in failing)
+    days = ", ".join(f"{o.metadata.get('symbol', '')} {o.metadata.get('day', '')}".strip() for o in failing)
     return _CheckOutcome(
         outcomes[0].name, False, severity,
         f"{len(failing)} of {len(outcomes)} partitions fail ({days}): " + "; ".join(o.description for o in failing[:3])
         + (" …" if len(failing) > 3 else ""),
         {"partitions": len(outcomes), "failing": len(failing), "failing_days": days,
-         "failures": dg.MetadataValue.md(table)},
+         "failures": dg.MetadataValue.md(table), "results": every},
     )
 
 
@@ -266,8 +293,8 @@ def _agg_trade_checks(con, r: IngestResult) -> list[_CheckOutcome]:
 
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[dg.AssetCheckSpec("agg_trade_ids_continuous", asset="agg_trades"),
-                 dg.AssetCheckSpec("agg_trades_within_day", asset="agg_trades")],
+    check_specs=[_check_spec("agg_trade_ids_continuous", "agg_trades"),
+                 _check_spec("agg_trades_within_day", "agg_trades")],
 )
 def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Binance USD-M aggTrades, one row per aggregate trade (daily archive; monthly file as a fallback)."""
@@ -304,7 +331,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str)
     check = f"{name}_complete_for_interval"
 
     @dg.asset(name=name, partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
-              retry_policy=RETRY, backfill_policy=SINGLE_RUN, check_specs=[dg.AssetCheckSpec(check, asset=name)])
+              retry_policy=RETRY, backfill_policy=SINGLE_RUN, check_specs=[_check_spec(check, name)])
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
         interval = getattr(market, interval_attr)
         results = _ingest_all(
@@ -355,8 +382,8 @@ def _oi_checks(con, r: IngestResult) -> list[_CheckOutcome]:
 
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[dg.AssetCheckSpec("open_interest_sampled_every_5m", asset="open_interest"),
-                 dg.AssetCheckSpec("open_interest_not_forward_filled", asset="open_interest")],
+    check_specs=[_check_spec("open_interest_sampled_every_5m", "open_interest"),
+                 _check_spec("open_interest_not_forward_filled", "open_interest")],
 )
 def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Open interest (base and USDT) and the long/short ratios from the daily `metrics` archive."""
@@ -387,7 +414,7 @@ def _funding_checks(con, r: IngestResult) -> list[_CheckOutcome]:
 
 @dg.asset(
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[dg.AssetCheckSpec("funding_settlements_match_interval", asset="funding_rates")],
+    check_specs=[_check_spec("funding_settlements_match_interval", "funding_rates")],
 )
 def funding_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Settled funding rates of the day (monthly fundingRate archive), with the 8h-equivalent rate."""

@@ -21,8 +21,10 @@ from liq_pipeline.validation.common import finite_or_none, md_table
 from liq_pipeline.validation.report import (
     build_report,
     clean_for_json,
+    days_covered,
     fmt,
     funding_picture_png,
+    grade_label,
     report_markdown,
     store_report,
 )
@@ -52,6 +54,14 @@ def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]],
         "run without a partition: evaluated the latest materialized day of every symbol")
 
 
+def _covered(targets: list[tuple[str, dt.date]]) -> str:
+    """The symbol-days a check result covers, for its description: "BTCUSDT 2026-01-09…2026-01-18"."""
+    by_symbol: dict[str, list[dt.date]] = {}
+    for symbol, day in targets:
+        by_symbol.setdefault(symbol, []).append(day)
+    return ", ".join(f"{s} {min(d)}" + (f"…{max(d)}" if max(d) > min(d) else "") for s, d in sorted(by_symbol.items()))
+
+
 @dg.asset_check(asset=dg.AssetKey("position_distribution"), description=(
     "|Σ(long + short) − OI| / OI < 1 % for every variant (liquidation-math.md §9.3)."))
 def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -70,6 +80,9 @@ def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResour
         description = f"actual OI missing for {len(missing_oi)} variant-days: conservation cannot be verified"
     else:
         description = f"max error {worst:.4f} % (tolerance {OI_TOLERANCE_PCT} %)"
+    if not failing.empty:
+        description += "; failing: " + ", ".join(sorted({f"{r.symbol} {r.day}" for r in failing.itertuples()}))
+    description = f"{_covered(targets)}: {description}" if targets else description
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.ERROR if not failing.empty else dg.AssetCheckSeverity.WARN,
         description=description,
@@ -97,8 +110,11 @@ def _directional_check(context, duckdb: DuckDBResource, side: str) -> dg.AssetCh
         passed=passed,
         # A few stray levels are a consumption bug worth a warning; many mean the picture is wrong.
         severity=dg.AssetCheckSeverity.WARN if levels.empty or accuracy >= 0.99 else dg.AssetCheckSeverity.ERROR,
-        description=(f"no {side} levels for the partition" if levels.empty else
-                     f"{len(wrong)} of {len(levels)} {side} levels not {where} the mark (accuracy {accuracy:.2%})"),
+        description=(f"{_covered(targets)}: " if targets else "") + (
+            f"no {side} levels for the partition" if levels.empty else
+            f"{len(wrong)} of {len(levels)} {side} levels not {where} the mark (accuracy {accuracy:.2%})"
+            + ("; failing: " + ", ".join(sorted({f"{r.symbol} {pd.Timestamp(r.day).date()}" for r in wrong.itertuples()}))
+               if not wrong.empty else "")),
         metadata={
             **({"accuracy": dg.MetadataValue.float(accuracy)} if math.isfinite(accuracy) else {}),
             "wrong_levels": int(len(wrong)),
@@ -198,11 +214,13 @@ def validation_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
             png = funding_picture_png(report)
             if png:
                 markdown.append(markdown_image(png, f"funding-free long ratio vs funding-implied ratio, {report['month']}"))
-    grades = {f"{s}/{v}": e["grade"]["letter"] for s, sym in report["symbols"].items()
-              for v, e in sym.get("variants", {}).items()}
+    grades = pd.DataFrame([{"symbol": s, "variant": v, "grade": grade_label(e["grade"]),
+                            "days": days_covered(report["month"], sym.get("days", 0))}
+                           for s, sym in report["symbols"].items() for v, e in sym.get("variants", {}).items()])
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.md("\n\n".join(markdown)),
-        "grades": dg.MetadataValue.json(grades),
+        # A table a person reads ("inconclusive" where the month could not be graded, never a bare F).
+        "grades": dg.MetadataValue.md(md_table(grades) if not grades.empty else "(no symbol graded)"),
         "json_path": dg.MetadataValue.path(str(paths[-1])),
         "months": ", ".join(m.strftime("%Y-%m") for m in months),
     })

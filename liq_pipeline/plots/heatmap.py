@@ -1,7 +1,8 @@
 """PNG pictures of one symbol-day's liquidation heatmap and end-of-day liquidation map (matplotlib, Agg).
 
-Colour: a cell's liquidation notional as a share of a reference open interest (the day's end OI), on a log
-scale with the perceptually uniform `inferno` colour map. Two scales (`LIQ_HEATMAP_COLOR_SCALE`):
+Colour: a cell's liquidation notional in USD, on a log scale with the perceptually uniform `inferno` colour
+map; the colour bar reads dollars. The limits are chosen on the share of a reference open interest (the
+day's end OI). Two scales (`LIQ_HEATMAP_COLOR_SCALE`):
 - `percentile` (default): from the 50th to the 99.5th percentile of the picture's non-empty cells, so the
   densest levels stand out on every day, however concentrated or spread the book is;
 - `fixed`: from `VMIN_SHARE_OF_OI` (0.001 % of OI per bin) to `VMAX_SHARE_OF_OI` (1 %), the same on every
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -43,13 +45,32 @@ def default_color_scale() -> str:
     return scale
 
 
+def usd_label(v: float) -> str:
+    """A dollar amount as a short colour-bar label: $500, $20k, $1.5M, $2B."""
+    a = abs(v)
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if a >= div:
+            return f"${v / div:.3g}{unit}"
+    return f"${v:.3g}"
+
+
+def usd_ticks(lo_usd: float, hi_usd: float) -> list[float]:
+    """1-2-5 dollar ticks inside [lo_usd, hi_usd] (both ends when fewer than two fall inside)."""
+    if not (hi_usd > lo_usd > 0):
+        return []
+    ticks = [m * 10.0**k for k in range(math.floor(math.log10(lo_usd)), math.ceil(math.log10(hi_usd)) + 1)
+             for m in (1, 2, 5)]
+    inside = [t for t in ticks if lo_usd <= t <= hi_usd]
+    return inside if len(inside) >= 2 else [lo_usd, hi_usd]
+
+
 def color_limits(share: np.ndarray, scale: str) -> tuple[float, float, str]:
     """(lower, upper) share of OI mapped to the ends of the colour map, and how they were chosen."""
     if scale not in COLOR_SCALES:
         raise ValueError(f"colour scale must be one of {', '.join(COLOR_SCALES)}, got {scale!r}")
     positive = share[share > 0]
     if scale == "fixed" or positive.size == 0:
-        return VMIN_SHARE_OF_OI, VMAX_SHARE_OF_OI, f"fixed scale {VMIN_SHARE_OF_OI * 100:g}%–{VMAX_SHARE_OF_OI * 100:g}%"
+        return VMIN_SHARE_OF_OI, VMAX_SHARE_OF_OI, f"fixed scale {VMIN_SHARE_OF_OI * 100:g}%–{VMAX_SHARE_OF_OI * 100:g}% of OI"
     lo, hi = np.percentile(positive, PERCENTILE_RANGE)
     if not hi > lo:
         lo, hi = hi / 10, hi
@@ -176,8 +197,8 @@ def _zone_legend_handles(pic: HeatmapPicture, shown: list) -> list:
 
 
 def heatmap_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: float = 6.0) -> bytes:
-    """Heatmap PNG: UTC time × price, colour = notional share of OI per bin (module docstring), mark price
-    line in white, the zones inside the price window as bands on the right edge labelled L1…/S1…"""
+    """Heatmap PNG: UTC time × price, colour = liquidation notional per bin in USD (module docstring), mark
+    price line in white, the zones inside the price window as bands on the right edge labelled L1…/S1…"""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -195,8 +216,9 @@ def heatmap_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: float = 
     cmap = plt.get_cmap(COLORMAP).with_extremes(under=BACKGROUND, bad=BACKGROUND)
     fig, ax = plt.subplots(figsize=(width_in, height_in), facecolor=BACKGROUND)
     _style_axes(ax)
-    masked = np.ma.masked_less_equal(share.T, 0)
-    mesh = ax.pcolormesh(x, y, masked, cmap=cmap, norm=LogNorm(vmin, vmax, clip=False), shading="flat",
+    oi = pic.oi_ref_usd
+    masked = np.ma.masked_less_equal(share.T * oi, 0)
+    mesh = ax.pcolormesh(x, y, masked, cmap=cmap, norm=LogNorm(vmin * oi, vmax * oi, clip=False), shading="flat",
                          rasterized=True)
     handles = []
     if pic.mark_time.size:
@@ -222,13 +244,15 @@ def heatmap_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: float = 
     ax.set_ylabel("liquidation price (USDT)", color="white")
     ax.set_title(f"{pic.title}, snapshots every {pic.step_minutes} min to {pic.last_time} UTC",
                  color="white", fontsize=11)
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
     cbar = fig.colorbar(mesh, ax=ax, pad=0.01, extend="both")
-    cbar.set_label(f"notional per bin, % of OI (${pic.oi_ref_usd / 1e6:,.1f} M), log; {scale_text}", color="white",
-                   fontsize=8)
-    cbar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.2g}%"))
+    cbar.set_label("liquidations per price bin, USD (log)", color="white", fontsize=8)
+    fig.text(0.99, 0.005, f"bins: {pic.grid.describe()}; colour limits: {scale_text}; OI ${oi / 1e6:,.1f} M",
+             color="#aaaabb", fontsize=6.5, ha="right", va="bottom")
+    cbar.ax.yaxis.set_major_locator(FixedLocator(usd_ticks(vmin * oi, vmax * oi)))
+    cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: usd_label(v)))
+    cbar.ax.yaxis.set_minor_locator(NullLocator())
     cbar.ax.yaxis.set_minor_formatter(NullFormatter())
     cbar.ax.tick_params(colors="white", labelsize=7)
     if handles:

@@ -312,7 +312,7 @@ def yardstick_rows(report: dict) -> list[dict]:
                 distance = f"{gt['distance_log']:.4f} ({fmt(gt.get('distance_log_ceiling'), '{:.4f}')})"
             rows.append({
                 "month": report.get("month"), "symbol": symbol, "variant": variant,
-                "grade": f"{g.get('letter', '-')} ({g.get('total', float('nan')):.1f})",
+                "grade": grade_label(g),
                 "overlap": gt.get("overlap_levels"), "ceiling": gt.get("ceiling"),
                 "overlap_over_ceiling": gt.get("overlap_over_ceiling"), "overlap_1pct": gt.get("overlap_levels_1pct"),
                 "ceiling_1pct": gt.get("ceiling_1pct"), "overlap_over_ceiling_1pct": gt.get("overlap_over_ceiling_1pct"),
@@ -329,13 +329,43 @@ def yardstick_rows(report: dict) -> list[dict]:
     return rows
 
 
-def yardstick_markdown(rows: list[dict], columns: tuple = YARDSTICK_COLUMNS) -> str:
-    """The yardstick rows as one markdown table ("–" for a figure that does not exist)."""
-    out = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for r in rows:
-        out.append("| " + " | ".join(fmt(r.get(k), f) if not isinstance(r.get(k), str) else r[k]
-                                     for k, _, f in columns) + " |")
-    return "\n".join(out)
+def days_covered(month: str, days: int) -> str:
+    """"14 of 28 days (partial month)", so a month with missing days never reads as complete."""
+    first = dt.date.fromisoformat(f"{month}-01")
+    total = calendar.monthrange(first.year, first.month)[1]
+    return f"{days} of {total} days" + (" (partial month)" if days < total else "")
+
+
+def grade_label(grade: dict, with_total: bool = True) -> str:
+    """A grade as shown: the letter and total, or "inconclusive" when the grade could not be tested (an
+    untestable month is not a failure, so it never reads as F)."""
+    if not grade:
+        return "-"
+    if grade.get("inconclusive"):
+        return "inconclusive"
+    return f"{grade.get('letter', '-')} ({grade.get('total', float('nan')):.1f})" if with_total else grade.get("letter", "-")
+
+
+#: Columns repeated at the left of each part of a wide yardstick table, and the most columns per part, so
+#: a table fits a page or the Dagster UI's metadata pop-up.
+YARDSTICK_KEY_COLUMNS = 3
+YARDSTICK_MAX_COLUMNS = 9
+
+
+def yardstick_markdown(rows: list[dict], columns: tuple = YARDSTICK_COLUMNS, max_columns: int | None = None) -> str:
+    """The yardstick rows as a markdown table ("–" for a figure that does not exist); with `max_columns`,
+    split into parts of at most that many columns, each repeating the key columns (month, symbol, variant)."""
+    key, rest = columns[:YARDSTICK_KEY_COLUMNS], columns[YARDSTICK_KEY_COLUMNS:]
+    width = (max_columns or len(columns)) - YARDSTICK_KEY_COLUMNS
+    parts = []
+    for i in range(0, max(len(rest), 1), width):
+        cols = key + rest[i:i + width]
+        out = ["| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
+        for r in rows:
+            out.append("| " + " | ".join(fmt(r.get(k), f) if not isinstance(r.get(k), str) else r[k]
+                                         for k, _, f in cols) + " |")
+        parts.append("\n".join(out))
+    return "\n\n".join(parts)
 
 
 #: The columns `make demo` prints in the terminal (the full set is in the markdown table).
@@ -363,7 +393,7 @@ def report_markdown(report: dict) -> str:
     """The report as markdown for the Dagster UI: per symbol the seed tests, then the yardstick table."""
     lines = [f"## Validation {report['month']}", "", f"Grade: {report['grade_formula']}.", ""]
     for symbol, sym in report["symbols"].items():
-        lines.append(f"### {symbol}: {sym.get('days', 0)} days")
+        lines.append(f"### {symbol}: {days_covered(report['month'], sym.get('days', 0))}")
         if "variants" not in sym:
             lines += ["", sym.get("status", "no data"), ""]
             continue
@@ -390,12 +420,13 @@ def report_markdown(report: dict) -> str:
         ]
         for variant, v in sym["variants"].items():
             g, oi, d = v["grade"], v["oi_conservation"], v["directional"]
-            letter = g["letter"] + (" (inconclusive)" if g["inconclusive"] else "")
+            letter = grade_label(g, with_total=False)
             lines.append(
                 f"| {variant} | **{letter}** | {g['total']:.1f} | {fmt(v['funding_tracking']['r'])} | "
                 f"{fmt(oi['mean_error_pct'], '{:.3f}')} / {fmt(oi['max_error_pct'], '{:.3f}')} | "
                 f"{fmt(d['accuracy'], '{:.2%}')} |")
-        lines += ["", yardstick_markdown(yardstick_rows({"month": report["month"], "symbols": {symbol: sym}}))]
+        lines += ["", yardstick_markdown(yardstick_rows({"month": report["month"], "symbols": {symbol: sym}}),
+                                         max_columns=YARDSTICK_MAX_COLUMNS)]
         some = next(iter(sym["variants"].values()))
         if "ground_truth" in some:
             lines += ["", f"Simplified formula vs exact truth: mean abs relative error "

@@ -1,0 +1,1 @@
+"""Applications over the warehouse: the `liq serve` web page."""

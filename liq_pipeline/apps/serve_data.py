@@ -1,0 +1,321 @@
+"""What the `liq serve` page shows, as plain data: the heatmap of a lookback across day partitions (USD per
+price bin and snapshot, longs and shorts apart), candles, realized liquidations, the leverage filter, and
+the liquidation map of one instant (levels, cumulative from the mark, zones). No web code here: apps/serve.py
+turns these into HTTP answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from liq_pipeline import config
+from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.zones import find_zones
+from liq_pipeline.warehouse import heatmap_view as wv
+
+#: Lookbacks the page offers, by name.
+LOOKBACKS: dict[str, dt.timedelta] = {"12h": dt.timedelta(hours=12), "1d": dt.timedelta(days=1),
+                                      "3d": dt.timedelta(days=3), "1w": dt.timedelta(days=7),
+                                      "1m": dt.timedelta(days=30)}
+#: At most this many snapshots (columns) are sent for a lookback: a longer one shows every k-th snapshot.
+MAX_COLUMNS = 400
+#: At most this many candles per lookback (their width is rounded up to one of CANDLE_MINUTES).
+MAX_CANDLES = 300
+CANDLE_MINUTES = (1, 5, 15, 30, 60, 120, 240, 360, 720, 1440)
+#: Price window: the lookback's candle range ± this share (levels further out are off the page).
+WINDOW_REL = 0.15
+#: The newest snapshot is "live" when it is at most this old (two heatmap steps); older data is labelled with
+#: its age and never called "now".
+LIVE_MAX_AGE = dt.timedelta(minutes=2 * config.MODEL.heatmap_step_minutes)
+#: Zones shown per side at an instant.
+TOP_ZONES = 5
+
+
+class ViewError(ValueError):
+    """A request the page cannot answer (unknown symbol, bad date, nothing materialized): said in words."""
+
+
+@dataclass(frozen=True)
+class Query:
+    symbol: str
+    variant: str
+    start: dt.datetime  # exclusive
+    end: dt.datetime  # inclusive
+    lookback: str  # a LOOKBACKS name or "range"
+    leverages: tuple[float, ...]  # selected buckets (all when empty)
+
+
+def parse_query(params: dict[str, str], catalog: list[wv.Materialized]) -> Query:
+    """The page's state from URL parameters: symbol, variant, lookback (12h/1d/3d/1w/1m, or `range` with
+    from/to dates, inclusive), end (ISO time; default the newest snapshot), lev (comma-separated leverages)."""
+    if not catalog:
+        raise ViewError("no heatmap materialized yet: run `make demo`, or materialize liquidation_heatmap")
+    symbols = sorted({m.symbol for m in catalog})
+    symbol = (params.get("symbol") or symbols[0]).upper()
+    if symbol not in symbols:
+        raise ViewError(f"no heatmap for symbol {symbol!r}: materialized symbols are {', '.join(symbols)}")
+    variants = [m.variant for m in catalog if m.symbol == symbol]
+    variant = params.get("variant") or (config.DEFAULT_VARIANT if config.DEFAULT_VARIANT in variants else variants[0])
+    if variant not in variants:
+        raise ViewError(f"no {variant!r} heatmap for {symbol}: materialized variants are {', '.join(variants)}")
+    entry = next(m for m in catalog if m.symbol == symbol and m.variant == variant)
+    lookback = params.get("lookback") or "1d"
+    if lookback == "range":
+        first, last = _date(params, "from"), _date(params, "to")
+        if last < first:
+            raise ViewError(f"range: 'to' {last} is before 'from' {first}")
+        start, end = dt.datetime.combine(first, dt.time()), dt.datetime.combine(last + dt.timedelta(days=1), dt.time())
+    elif lookback in LOOKBACKS:
+        end = parse_time(params.get("end")) if params.get("end") else entry.latest_snapshot
+        start = end - LOOKBACKS[lookback]
+    else:
+        raise ViewError(f"lookback {lookback!r}: one of {', '.join(LOOKBACKS)} or range")
+    return Query(symbol, variant, start, end, lookback, _leverages(params.get("lev", "")))
+
+
+def _date(params: dict[str, str], key: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(params.get(key) or "")
+    except ValueError:
+        raise ViewError(f"range: {key!r} must be a date like 2026-01-05, got {params.get(key)!r}") from None
+
+
+def parse_time(text: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ViewError(f"end {text!r} is not an ISO time like 2026-01-05T12:00 (UTC)") from None
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _leverages(text: str) -> tuple[float, ...]:
+    known = config.FLOW.leverages
+    try:
+        chosen = tuple(sorted({float(x.rstrip("x")) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise ViewError(f"lev {text!r}: comma-separated leverages among {', '.join(f'{v:g}' for v in known)}") from None
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise ViewError(f"lev: {', '.join(f'{v:g}' for v in unknown)} not among the book's leverage buckets "
+                        f"{', '.join(f'{v:g}' for v in known)}")
+    return () if len(chosen) == len(known) else chosen
+
+
+def catalog_json(catalog: list[wv.Materialized], now: dt.datetime) -> dict:
+    """What is materialized, per symbol and variant, with the newest snapshot's age."""
+    return {"symbols": sorted({m.symbol for m in catalog}), "lookbacks": list(LOOKBACKS) + ["range"],
+            "leverages": list(config.FLOW.leverages), "default_variant": config.DEFAULT_VARIANT,
+            "entries": [{"symbol": m.symbol, "variant": m.variant, "first_day": m.first_day.isoformat(),
+                         "last_day": m.last_day.isoformat(), **latest_label(m.latest_snapshot, now)}
+                        for m in catalog]}
+
+
+def latest_label(latest: dt.datetime, now: dt.datetime) -> dict:
+    """The newest snapshot, its age, and whether it may be called live (never when older than LIVE_MAX_AGE)."""
+    age = now - latest
+    live = dt.timedelta(0) <= age <= LIVE_MAX_AGE
+    return {"latest": latest.isoformat(), "age_s": age.total_seconds(), "live": live,
+            "latest_label": (f"live: snapshot {_age(age)} old" if live else
+                             f"newest snapshot {latest:%Y-%m-%d %H:%M} UTC, {_age(age)} old (not live)")}
+
+
+def _age(age: dt.timedelta) -> str:
+    s = abs(age.total_seconds())
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.0f} days"
+
+
+def _b64(a: np.ndarray) -> str:
+    """A float32 array, row-major, base64: a week of cells is a few hundred kB instead of megabytes of JSON."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _iso(t: np.ndarray) -> list[str]:
+    return np.datetime_as_string(t.astype("datetime64[s]"), unit="s").tolist()
+
+
+def _candle_minutes(span: dt.timedelta) -> int:
+    want = span.total_seconds() / 60 / MAX_CANDLES
+    return next((m for m in CANDLE_MINUTES if m >= want), CANDLE_MINUTES[-1])
+
+
+def leverage_share(con, q: Query, grid, days: np.ndarray) -> tuple[dict, str]:
+    """Per day partition, side and price bin: the share of the flow book's notional held by the selected
+    leverage buckets, from the book at the end of that day (model.flow_book). Bins the book no longer holds
+    take the side's share of that day. Returns ({(day, side): (bins, share, side_share)}, note)."""
+    book = wv.flow_book_leverage(con, q.symbol, grid, days.min().astype(dt.date), days.max().astype(dt.date))
+    if book["notional_usd"].size == 0:
+        raise ViewError("the leverage filter needs the flow book (model.flow_book), which is not materialized "
+                        "for these days")
+    selected = np.isin(np.asarray(config.FLOW.leverages)[book["lev_bucket"]], q.leverages)
+    out = {}
+    for day in np.unique(book["day"]):
+        for side in (1, -1):
+            m = (book["day"] == day) & (book["side"] == side)
+            bins, inv = np.unique(book["bin_id"][m], return_inverse=True)
+            total = np.bincount(inv, weights=book["notional_usd"][m], minlength=bins.size)
+            chosen = np.bincount(inv, weights=book["notional_usd"][m] * selected[m], minlength=bins.size)
+            side_share = float(chosen.sum() / total.sum()) if total.sum() > 0 else 0.0
+            out[(day, side)] = (bins, chosen / np.where(total > 0, total, 1.0), side_share)
+    note = ("leverage filter: each price bin keeps the share the selected leverage buckets hold of it in the flow "
+            "book at the end of that day (exact at day ends, the day's mix in between)")
+    return out, note
+
+
+def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.ndarray, notional: np.ndarray,
+                   shares: dict) -> np.ndarray:
+    """Cell notional × the selected buckets' share of its (day, side, bin) (`leverage_share`); days the book
+    does not cover keep nothing."""
+    out = np.zeros_like(notional)
+    for (day, side), (bins, share, side_share) in shares.items():
+        m = (cell_day == day) & (cell_side == side)
+        pos = np.searchsorted(bins, cell_bin[m])
+        inside = pos < bins.size
+        hit = inside & (bins[np.minimum(pos, bins.size - 1)] == cell_bin[m])
+        f = np.where(hit, share[np.minimum(pos, bins.size - 1)], side_share)
+        out[m] = notional[m] * f
+    return out
+
+
+def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
+    """The page's heatmap payload for a query (see the module docstring). `usd`: price bin × column, longs
+    and shorts summed (longs lie below the mark, shorts above), float32 USD, base64; columns are snapshot
+    instants (one in k for long lookbacks). The instant's map (`instant`) keeps the sides apart."""
+    grid = grid_for(q.symbol)
+    times = wv.snapshot_times(con, q.symbol, q.variant, q.start, q.end)
+    if times.size == 0:
+        raise ViewError(f"{q.symbol} {q.variant}: no heatmap snapshots between {q.start:%Y-%m-%d %H:%M} and "
+                        f"{q.end:%Y-%m-%d %H:%M} UTC")
+    stride = max(1, math.ceil(times.size / MAX_COLUMNS))
+    shown = times[::-1][::stride][::-1]
+    span = q.end - q.start
+    cmin = _candle_minutes(span)
+    last = wv.candles(con, "raw.klines", q.symbol, q.start, q.end, cmin)
+    mark = wv.candles(con, "raw.mark_price_klines", q.symbol, q.start, q.end, cmin)
+    lows = np.concatenate([last["low"], mark["low"]])
+    highs = np.concatenate([last["high"], mark["high"]])
+    if lows.size:
+        b0 = int(grid.bin_id(np.nanmin(lows) * (1 - WINDOW_REL)))
+        b1 = int(grid.bin_id(np.nanmax(highs) * (1 + WINDOW_REL)))
+    else:
+        b0, b1 = -(2**62), 2**62
+    cells = wv.heatmap_cells(con, q.symbol, q.variant, shown, b0, b1)
+    notes = []
+    notional = cells["notional_usd"]
+    if q.leverages:
+        if q.variant != "flow":
+            raise ViewError(f"the leverage filter reads the flow book: it applies to the flow variant, not {q.variant}")
+        days = np.unique(cells["day"]) if cells["day"].size else np.array([], "datetime64[D]")
+        if days.size:
+            shares, note = leverage_share(con, q, grid, days)
+            notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)
+            notes.append(note)
+    if cells["bin_id"].size:
+        b0, b1 = int(cells["bin_id"].min()), int(cells["bin_id"].max())
+    else:
+        b0 = b1 = int(grid.bin_id(np.nanmean(lows))) if lows.size else 0
+    col = np.searchsorted(shown, cells["snapshot_time"])
+    nb = b1 - b0 + 1
+    long_m = np.zeros((nb, shown.size), np.float64)
+    short_m = np.zeros((nb, shown.size), np.float64)
+    is_long = cells["side"] > 0
+    np.add.at(long_m, (cells["bin_id"][is_long] - b0, col[is_long]), notional[is_long])
+    np.add.at(short_m, (cells["bin_id"][~is_long] - b0, col[~is_long]), notional[~is_long])
+    realized = wv.realized_liquidations(con, q.symbol, q.start, q.end)
+    latest = {(m.symbol, m.variant): m for m in (catalog or wv.materialized(con))}
+    if stride > 1:
+        notes.append(f"one snapshot in {stride} shown ({shown.size} of {times.size}) for this lookback")
+    return {
+        "symbol": q.symbol, "variant": q.variant, "lookback": q.lookback,
+        "start": q.start.isoformat(), "end": q.end.isoformat(),
+        "times": _iso(shown), "stride": stride, "step_minutes": config.MODEL.heatmap_step_minutes,
+        "price_low": grid.low(np.arange(b0, b1 + 1)).round(6).tolist(),
+        "price_mid": grid.mid(np.arange(b0, b1 + 1)).round(6).tolist(),
+        "bin_label": grid.describe(),
+        "usd": _b64(long_m + short_m), "shape": [nb, int(shown.size)],
+        "totals_last": {"long_usd": float(long_m[:, -1].sum()), "short_usd": float(short_m[:, -1].sum())},
+        "candle_minutes": cmin,
+        "candles": {"t": _iso(last["open_time"]), **{k: last[k].tolist() for k in ("open", "high", "low", "close")}},
+        "mark": {"t": _iso(mark["open_time"]), "close": mark["close"].tolist()},
+        "realized": {"t": _iso(realized["trade_time"]), "side": realized["side"].tolist(),
+                     "price": realized["price"].tolist(), "usd": realized["notional_usd"].round(2).tolist(),
+                     "count": realized["count"], "total_usd": realized["total_usd"]},
+        "leverages": list(q.leverages),
+        "notes": notes,
+        **latest_label(latest[(q.symbol, q.variant)].latest_snapshot, now),
+    }
+
+
+def instant(con, q: Query, at: dt.datetime) -> dict:
+    """The liquidation map at the snapshot at or before `at`: USD per bin per side (leverage filter applied),
+    the cumulative notional a move from the mark to each price liquidates, the zones, totals and the mark."""
+    grid = grid_for(q.symbol)
+    times = wv.snapshot_times(con, q.symbol, q.variant, at - dt.timedelta(days=1), at)
+    if times.size == 0:
+        raise ViewError(f"{q.symbol} {q.variant}: no snapshot at or before {at:%Y-%m-%d %H:%M} UTC")
+    t = times[-1:]
+    cells = wv.heatmap_cells(con, q.symbol, q.variant, t, -(2**62), 2**62)
+    notional = cells["notional_usd"]
+    if q.leverages and notional.size:
+        if q.variant != "flow":
+            raise ViewError(f"the leverage filter reads the flow book: it applies to the flow variant, not {q.variant}")
+        shares, _ = leverage_share(con, q, grid, np.unique(cells["day"]))
+        notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)
+    when = t[0].astype(dt.datetime)
+    mark_c = wv.candles(con, "raw.mark_price_klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
+    if mark_c["close"].size == 0:
+        mark_c = wv.candles(con, "raw.klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
+    mark = float(mark_c["close"][-1]) if mark_c["close"].size else float("nan")
+    price = grid.mid(cells["bin_id"])
+    out = {"time": when.isoformat(), "mark": mark if math.isfinite(mark) else None, "sides": {}, "zones": []}
+    for name, sign in (("long", 1), ("short", -1)):
+        m = (cells["side"] == sign) & (notional > 0)
+        p, n = price[m], notional[m]
+        order = np.argsort(-p if sign > 0 else p)  # away from the mark: longs downward, shorts upward
+        p, n = p[order], n[order]
+        if math.isfinite(mark):
+            beyond = p < mark if sign > 0 else p > mark
+            p, n = p[beyond], n[beyond]
+        out["sides"][name] = {"price": p.round(6).tolist(), "usd": n.round(2).tolist(),
+                              "cumulative_usd": np.cumsum(n).round(2).tolist(), "total_usd": float(n.sum())}
+        if p.size and math.isfinite(mark):
+            z = find_zones(p, n, mark)
+            out["zones"] += [{"side": name, "rank": int(z.rank[i]), "low": float(z.price_low[i]),
+                              "high": float(z.price_high[i]), "peak": float(z.peak_price[i]),
+                              "usd": float(z.notional_usd[i]), "kind": str(z.kind[i]),
+                              "distance_pct": float(z.distance_pct[i])} for i in range(min(len(z), TOP_ZONES))]
+    return out
+
+
+def live_now(con, symbol: str, client, budget_s: float, now: dt.datetime) -> dict:
+    """The live layer's "now" map (liq_pipeline.live.heatmap_now: the latest baseline re-weighted with REST
+    signals fetched within `budget_s`), per side beyond the live mark, with its age. When the live mark or
+    open interest is unavailable the answer says so and carries no map: a stale map is never shown as now."""
+    from liq_pipeline.live import heatmap_now
+    from liq_pipeline.live_cli import STALE_FLAGS, _short
+
+    result = heatmap_now(con, client, symbol, budget_s=budget_s)
+    stale = [f for f in result.flags if f in STALE_FLAGS]
+    age = (now - result.signals.as_of).total_seconds()
+    head = {"symbol": symbol, "as_of": result.signals.as_of.isoformat(), "age_s": age,
+            "warnings": [_short(f) for f in result.flags if f not in STALE_FLAGS]}
+    if stale:
+        return {**head, "available": False,
+                "label": f"live data unavailable ({', '.join(stale)}): no live map, not calling stored data now"}
+    lv = result.levels
+    sides = {}
+    for name in ("long", "short"):
+        part = lv[lv["side"] == name]
+        sides[name] = {"price": part["price"].round(6).tolist(), "usd": part["notional_usd"].round(2).tolist(),
+                       "total_usd": float(part["notional_usd"].sum())}
+    return {**head, "available": True, "mark": result.signals.mark_price, "sides": sides,
+            "label": f"live map (hybrid on REST signals) as of {result.signals.as_of:%H:%M:%S} UTC, "
+                     f"{_age(dt.timedelta(seconds=max(age, 0)))} old; baseline {result.baseline_day}"}
