@@ -53,6 +53,9 @@ def _print_table(result, top: int) -> None:
           f"funding(8h) {fmt(s.funding_rate_8h, '.6f')}")
     for flag in result.flags:
         print(f"warning: {flag}")
+    stale = [f.removesuffix("_fallback_baseline") for f in result.flags if f.endswith("_fallback_baseline")]
+    if stale:  # a REST answer failed its check or did not come: the stored value is shown instead
+        print(f"stale: {', '.join(stale)} from the warehouse (the last model.position_signals row), not live")
     print("latency ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.latency_ms.items()))
     levels = result.levels
     for side, ascending in (("short", True), ("long", False)):

@@ -104,7 +104,9 @@ def import_command(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             span = f"{r.first_time} … {r.last_time}" if r.rows else "no rows"
-            print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}")
+            replaced = f" (replacing {r.replaced:,} rows of an earlier import)" if r.replaced else ""
+            print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}"
+                  f"{replaced}")
             for line in r.understood:
                 print(f"  {line}")
     return EXIT_ERROR if failures else EXIT_OK

@@ -179,14 +179,16 @@ def prepare_partition(
     if not fetched.verified:
         prepared.warnings.append(f"{fetched.spec.file_name}: no .CHECKSUM sidecar, the file was not verified")
     csv_path = client.extract_csv(fetched, work_dir)
-    parsed, findings = _parse(csv_path, build_select(csv_path, only_day), check)
+    try:  # the extracted CSV is removed on every path, failures included
+        parsed, findings = _parse(csv_path, build_select(csv_path, only_day), check)
+    finally:
+        csv_path.unlink(missing_ok=True)
     prepared.rows = parsed.num_rows
     if findings.problems:
         raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
                                    + "; nothing stored, the partition keeps its previous rows")
     prepared.warnings.extend(f"{fetched.spec.file_name}: {w}" for w in findings.warnings)
     prepared.counts.update(findings.counts)
-    csv_path.unlink(missing_ok=True)
     prepared.parsed = parsed
     return prepared
 

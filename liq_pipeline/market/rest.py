@@ -47,6 +47,12 @@ OI_HIST_PERIODS_MS = {
     "6h": 21_600_000, "12h": 43_200_000, "1d": 86_400_000,
 }
 USER_AGENT = "liq_pipeline/0.1 (+https://github.com/; live layer)"
+#: A current value (openInterest, premiumIndex) stamped further than this from our clock is not current: a
+#: cached or replayed answer, or a clock that is wrong on one side.
+MAX_CLOCK_SKEW_S = 300.0
+#: Longest Retry-After honoured, and so the longest ban remembered: Binance's bans escalate to 3 days
+#: (binance-data.md §5.1); a larger or unreadable value is taken as this.
+MAX_RETRY_AFTER_S = 3 * 86_400.0
 
 
 class FapiError(Exception):
@@ -97,14 +103,17 @@ def kline_weight(limit: int) -> int:
 
 
 def _retry_after_s(value: str | None) -> float | None:
-    """Retry-After in seconds (Binance sends an integer); None when absent or unreadable."""
+    """Retry-After in seconds (Binance sends an integer), at most MAX_RETRY_AFTER_S (a huge or infinite value
+    is a ban of the longest kind, not an error); None when absent, unreadable, negative or NaN."""
     if value is None:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if math.isnan(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
 
 
 def to_ms(moment: dt.datetime | dt.date) -> int:
@@ -366,13 +375,24 @@ class FapiClient:
         return frame
 
     @staticmethod
-    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...], symbol: str | None = None
+                 ) -> dict[str, np.ndarray]:
+        """`fields` as finite float arrays; FapiMalformedResponse naming the field and the first bad record (and
+        when `symbol` is given, any record whose own `symbol` is another one)."""
+        if symbol is not None and "symbol" in frame.columns and (frame["symbol"] != symbol).any():
+            other = frame.loc[frame["symbol"] != symbol, "symbol"].iloc[0]
+            raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {other!r}, but {symbol} was asked for")
         out = {}
         for f in fields:
             try:
-                out[f] = pd.to_numeric(frame[f], errors="raise").to_numpy(dtype=np.float64)
-            except (ValueError, TypeError) as e:
+                values = pd.to_numeric(frame[f], errors="raise").to_numpy(dtype=np.float64)
+            except (ValueError, TypeError, OverflowError) as e:
                 raise FapiMalformedResponse(f"{endpoint}: field {f!r} is not numeric ({e})") from e
+            if not np.isfinite(values).all():
+                i = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise FapiMalformedResponse(f"{endpoint}: field {f!r} = {frame[f].iloc[i]!r} in record {i + 1} is "
+                                            "not a finite number")
+            out[f] = values
         return out
 
     @staticmethod
@@ -385,31 +405,56 @@ class FapiClient:
         return data
 
     @staticmethod
-    def _float(value: Any, endpoint: str, name: str) -> float:
+    def _float(value: Any, endpoint: str, name: str, positive: bool = False) -> float:
+        """A finite number (> 0 when `positive`); FapiMalformedResponse naming the field otherwise."""
         try:
-            return float(value)
-        except (TypeError, ValueError) as e:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError) as e:
             raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not a number") from e
+        if not math.isfinite(number) or (positive and number <= 0):
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not a finite number"
+                                        f"{' > 0' if positive else ''}")
+        return number
+
+    @staticmethod
+    def _echo(data: dict, endpoint: str, symbol: str) -> None:
+        """The answer is about the symbol asked for (a proxy or cache can answer for another one)."""
+        if "symbol" in data and data["symbol"] != symbol:
+            raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {data['symbol']!r}, but {symbol} was asked for")
+
+    def _fresh(self, value: Any, endpoint: str, name: str) -> dt.datetime:
+        """A current value's timestamp (epoch ms) within MAX_CLOCK_SKEW_S of our clock, as naive UTC."""
+        ms = self._float(value, endpoint, name, positive=True)
+        skew_s = ms / 1000 - self.clock()
+        if abs(skew_s) > MAX_CLOCK_SKEW_S:
+            when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None) if abs(ms) < 2.5e14 else "?"
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} ({when} UTC) is {abs(skew_s):,.0f} s "
+                                        f"{'behind' if skew_s < 0 else 'ahead of'} our clock (at most "
+                                        f"{MAX_CLOCK_SKEW_S:.0f} s): not a current value")
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
 
     # ---- current values -----------------------------------------------------------------------------
     def open_interest(self, symbol: str) -> OpenInterest:
         """Current open interest in base asset (`GET /fapi/v1/openInterest`, weight 1)."""
         ep = "/fapi/v1/openInterest"
         d = self._object(self.request(ep, {"symbol": symbol}, weight=1), ep, ("openInterest", "time"))
-        return OpenInterest(symbol, self._float(d["openInterest"], ep, "openInterest"),
-                            _ms_to_timestamp([d["time"]]).iloc[0].to_pydatetime())
+        self._echo(d, ep, symbol)
+        return OpenInterest(symbol, self._float(d["openInterest"], ep, "openInterest", positive=True),
+                            self._fresh(d["time"], ep, "time"))
 
     def premium_index(self, symbol: str) -> PremiumIndex:
         """Mark price and the running funding rate (`GET /fapi/v1/premiumIndex`, weight 1 with symbol)."""
         ep = "/fapi/v1/premiumIndex"
         d = self._object(self.request(ep, {"symbol": symbol}, weight=1), ep,
                          ("markPrice", "indexPrice", "lastFundingRate", "interestRate", "nextFundingTime", "time"))
-        times = _ms_to_timestamp([d["nextFundingTime"], d["time"]])
+        self._echo(d, ep, symbol)
+        next_ms = self._float(d["nextFundingTime"], ep, "nextFundingTime", positive=True)
         return PremiumIndex(
-            symbol, self._float(d["markPrice"], ep, "markPrice"), self._float(d["indexPrice"], ep, "indexPrice"),
+            symbol, self._float(d["markPrice"], ep, "markPrice", positive=True),
+            self._float(d["indexPrice"], ep, "indexPrice", positive=True),
             self._float(d["lastFundingRate"], ep, "lastFundingRate"),
             self._float(d["interestRate"], ep, "interestRate"),
-            times.iloc[0].to_pydatetime(), times.iloc[1].to_pydatetime(),
+            _ms_to_timestamp([int(next_ms)]).iloc[0].to_pydatetime(), self._fresh(d["time"], ep, "time"),
         )
 
     def exchange_info(self) -> dict:
@@ -547,7 +592,7 @@ class FapiClient:
                                                    "endTime": end_ms, "limit": OI_HIST_MAX_LIMIT}, weight=0), ep, fields)
             if page.empty:
                 break
-            nums = self._numbers(page, ep, fields)
+            nums = self._numbers(page, ep, fields, symbol)
             frames.append(pd.DataFrame({"ts_ms": nums["timestamp"].astype(np.int64),
                                         "sum_open_interest": nums["sumOpenInterest"],
                                         "sum_open_interest_value": nums["sumOpenInterestValue"]}))
@@ -573,7 +618,7 @@ class FapiClient:
                                  ("fundingTime", "fundingRate"))
             if page.empty:
                 break
-            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"))
+            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"), symbol)
             mark = (pd.to_numeric(page["markPrice"], errors="coerce").to_numpy(dtype=np.float64)
                     if "markPrice" in page.columns else np.full(len(page), np.nan))
             frames.append(pd.DataFrame({"ts_ms": nums["fundingTime"].astype(np.int64),
