@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -25,7 +26,7 @@ from typing import TypeVar
 import requests
 
 from liq_pipeline import config
-from liq_pipeline.market.ban import BanMemory
+from liq_pipeline.market.ban import BanMemory, bounded_wait_s
 from liq_pipeline.market.formats import ArchiveFile
 
 #: Read and hash in 1 MiB chunks: large enough to keep Python overhead negligible on 110 MB files.
@@ -168,21 +169,24 @@ def is_recent(spec: ArchiveFile, today: dt.date, publication_lag_days: int) -> b
 
 
 def _retry_after_s(header: str | None, now: float) -> float | None:
-    """`Retry-After` in seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """`Retry-After` in seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3), at most the longest
+    ban Binance documents (ban.MAX_BAN_S); None when absent or unreadable (NaN, negative, neither form)."""
     if header is None or not header.strip():
         return None
     value = header.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp() - now
+    if math.isnan(seconds) or (seconds < 0 and not value[:1].isalpha()):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - now)
+    return bounded_wait_s(seconds)
 
 
 def _unlink_quietly(path: Path) -> None:

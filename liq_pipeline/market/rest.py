@@ -26,7 +26,7 @@ import pandas as pd
 import requests
 
 from liq_pipeline import config
-from liq_pipeline.market.ban import BanMemory
+from liq_pipeline.market.ban import BanMemory, bounded_wait_s
 
 #: REQUEST_WEIGHT limit per IP per minute (binance-data.md §5.1).
 WEIGHT_LIMIT_1M = 2400
@@ -50,9 +50,7 @@ USER_AGENT = "liq_pipeline/0.1 (+https://github.com/; live layer)"
 #: A current value (openInterest, premiumIndex) stamped further than this from our clock is not current: a
 #: cached or replayed answer, or a clock that is wrong on one side.
 MAX_CLOCK_SKEW_S = 300.0
-#: Longest Retry-After honoured, and so the longest ban remembered: Binance's bans escalate to 3 days
-#: (binance-data.md §5.1); a larger or unreadable value is taken as this.
-MAX_RETRY_AFTER_S = 3 * 86_400.0
+
 
 
 class FapiError(Exception):
@@ -103,8 +101,8 @@ def kline_weight(limit: int) -> int:
 
 
 def _retry_after_s(value: str | None) -> float | None:
-    """Retry-After in seconds (Binance sends an integer), at most MAX_RETRY_AFTER_S (a huge or infinite value
-    is a ban of the longest kind, not an error); None when absent, unreadable, negative or NaN."""
+    """Retry-After in seconds (Binance sends an integer), at most ban.MAX_BAN_S (a huge or infinite value is a
+    ban of the longest kind, not an error); None when absent, unreadable, negative or NaN."""
     if value is None:
         return None
     try:
@@ -113,7 +111,7 @@ def _retry_after_s(value: str | None) -> float | None:
         return None
     if math.isnan(seconds) or seconds < 0:
         return None
-    return min(seconds, MAX_RETRY_AFTER_S)
+    return bounded_wait_s(seconds)
 
 
 def to_ms(moment: dt.datetime | dt.date) -> int:
