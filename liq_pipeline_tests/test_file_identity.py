@@ -212,3 +212,42 @@ def test_metrics_off_the_five_minute_grid_are_refused(tmp_path, mirror):
     res = mirror_resources(tmp_path, mirror)
     result = materialize(res, [raw.open_interest])
     assert not result.success and "not on the 5m grid" in failure_message(result)
+
+
+# ---- partly handled before: empty cells without a line number, a full temp folder without its path ------------
+def test_empty_required_cell_is_named_with_its_line(tmp_path, mirror):
+    res = mirror_resources(tmp_path, mirror)
+    assert materialize(res, [raw.klines]).success
+    body = [(T0 + 60_000 * i, 90000, 90010, 89990, "" if i == 3 else 90000, 1, T0 + 60_000 * (i + 1) - 1, 0, 0, 0, 0, 0)
+            for i in range(1440)]
+    write_zip(mirror, ArchiveFile("klines", "BTCUSDT", DAY, interval="1m"), KLINES_COLUMNS, body)
+    result = materialize(res, [raw.klines])
+    assert not result.success
+    assert "line 5: close is empty" in failure_message(result)
+    assert rows(res, "raw.klines") == 1440
+
+
+def test_temp_folder_that_cannot_be_written_is_named_and_not_retried(tmp_path, mirror):
+    """A file-size limit (RLIMIT_FSIZE) makes the extraction fail the way a full TMPDIR does."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, sys
+from pathlib import Path
+from liq_pipeline.market.archive import ArchiveClient, ExtractionFailed
+from liq_pipeline.market.formats import ArchiveFile
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+client = ArchiveClient(mirror_dir=Path({str(mirror)!r}), cache_dir=Path({str(tmp_path / 'cache')!r}))
+fetched = client.fetch(ArchiveFile("klines", "BTCUSDT", __import__("datetime").date(2026, 1, 5), interval="1m"))
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    client.extract_csv(fetched, Path({str(tmp_path / 'tmp')!r}))
+except ExtractionFailed as e:
+    print(e)
+    sys.exit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-800:]
+    assert f"cannot extract its CSV into {tmp_path / 'tmp'}" in done.stdout and "TMPDIR" in done.stdout
+    assert [p for p in (tmp_path / "tmp").iterdir()] == []  # the partial file was removed

@@ -96,6 +96,10 @@ class ArchiveTooLarge(CorruptArchive):
     """A zip member larger, or compressed more, than any real archive file (a zip bomb): never extracted."""
 
 
+class ExtractionFailed(ArchiveError):
+    """The CSV could not be written to the temp folder (full, read-only, missing): names the folder."""
+
+
 class SourceNotAnswering(ArchiveError):
     """A file is absent and so are its neighbouring periods and the same day of other kinds: the archive URL,
     the mirror folder or the symbol is probably wrong, so nothing is recorded as 'never published'."""
@@ -336,9 +340,9 @@ class ArchiveClient:
         CSV member. A partial output file is never left behind.
         """
         dest_dir = Path(dest_dir)
-        dest_dir.mkdir(parents=True, exist_ok=True)
         name = fetched.spec.file_name
         try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(fetched.zip_path) as zf:
                 member = self._csv_member(zf, fetched)
                 limit = self._check_size(member, fetched)
@@ -367,6 +371,10 @@ class ArchiveClient:
                                  f"{self._corrupt_advice(fetched)}") from e
         except NotImplementedError as e:  # e.g. an unsupported compression method
             raise CorruptArchive(f"{name} ({fetched.zip_path}): {e}") from e
+        except OSError as e:  # a full or read-only temp folder: retrying the step cannot help
+            raise ExtractionFailed(
+                f"{name}: cannot extract its CSV into {dest_dir} ({e.strerror or e}); free space there or point "
+                "TMPDIR at a folder with room (a daily aggTrades CSV is about 110 MB)") from e
         return out
 
     def _check_size(self, member: zipfile.ZipInfo, fetched: FetchedFile) -> int:

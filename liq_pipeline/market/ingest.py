@@ -26,7 +26,12 @@ from liq_pipeline.market.archive import (
     is_recent,
 )
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.parsers import CheckedSelect, MalformedArchiveFile, describe_duckdb_error
+from liq_pipeline.market.parsers import (
+    CheckedSelect,
+    MalformedArchiveFile,
+    describe_duckdb_error,
+    first_empty_cell,
+)
 from liq_pipeline.warehouse.io import (
     count_partition,
     replace_ingest_log,
@@ -143,6 +148,10 @@ def _parse(csv_path: Path, select: str | CheckedSelect, check: Checker | None) -
     return rows, findings
 
 
+def _has_nulls(rows: pa.Table) -> bool:
+    return any(column.null_count for column in rows.columns)
+
+
 def prepare_partition(
     client: ArchiveClient,
     table: str,
@@ -181,9 +190,13 @@ def prepare_partition(
     csv_path = client.extract_csv(fetched, work_dir)
     try:  # the extracted CSV is removed on every path, failures included
         parsed, findings = _parse(csv_path, build_select(csv_path, only_day), check)
+        empty = first_empty_cell(csv_path, fetched.spec.kind) if _has_nulls(parsed) else None
     finally:
         csv_path.unlink(missing_ok=True)
     prepared.rows = parsed.num_rows
+    if empty is not None:
+        line, column = empty
+        findings.problems.insert(0, f"line {line}: {column} is empty (a cell every row needs)")
     if findings.problems:
         raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
                                    + "; nothing stored, the partition keeps its previous rows")

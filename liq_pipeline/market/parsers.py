@@ -41,6 +41,33 @@ _READ_TYPES: dict[str, dict[str, str]] = {
     "fundingRate": {"calc_time": "BIGINT", "funding_interval_hours": "INTEGER", "last_funding_rate": "DOUBLE"},
 }
 
+#: Cells a row cannot do without, per kind (CSV column names): an empty one is refused with its line number.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "aggTrades": ("agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"),
+    "klines": ("open_time", "open", "high", "low", "close", "close_time"),
+    "metrics": ("create_time",),
+    "fundingRate": ("calc_time", "funding_interval_hours", "last_funding_rate"),
+}
+
+
+def first_empty_cell(csv_path: Path, kind: str) -> tuple[int, str] | None:
+    """(1-based line, column) of the first row whose required cell is empty, else None (failure path: run when
+    the parsed rows hold a NULL, to name the line)."""
+    import duckdb
+
+    required = REQUIRED_COLUMNS["klines" if kind in KLINE_KINDS else kind]
+    header = has_header(csv_path, kind)
+    con = duckdb.connect()
+    try:
+        row = con.execute(f"""
+            SELECT line, CASE {' '.join(f"WHEN {c} IS NULL THEN '{c}'" for c in required)} END
+            FROM (SELECT row_number() OVER () AS line, * FROM {read_csv_sql(csv_path, kind)})
+            WHERE {' OR '.join(f'{c} IS NULL' for c in required)} ORDER BY line LIMIT 1""").fetchone()
+    finally:
+        con.close()
+    return None if row is None else (int(row[0]) + header, row[1])
+
+
 #: Runs of identical OI longer than this many 5-minute samples (1 h) are forward-filled data, not a flat market.
 STALE_OI_RUN_ROWS = 12
 
