@@ -104,6 +104,7 @@ def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date, referenc
     """Rows outside the day and prices of another symbol block the write; ids repeated with different contents
     are counted and reported (the parser keeps the earliest by transact_time)."""
     outside = _outside_day(mem, rel, "transact_time", day)
+    outside += identity.bad_values(mem, rel, identity.VALUE_RULES["aggTrades"])
     outside += identity.price_level(identity.median(mem, rel, "price"), reference, symbol, "trade price")
     parsed = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
     if _csv_data_lines(csv, "aggTrades") == parsed:  # no id repeated: skip the costlier grouping below
@@ -131,13 +132,14 @@ def _csv_data_lines(csv, kind: str) -> int:
     return lines - parsers.has_header(csv, kind)
 
 
-def _klines_blocking(interval: str, priced: bool):
+def _klines_blocking(interval: str, priced: bool, kind: str):
     labels = {ms: name for name, ms in KLINE_INTERVAL_MS.items()}
 
     def check(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
         expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
         problems = _outside_day(mem, rel, "open_time", day)
         problems += identity.off_grid(mem, rel, "open_time", expected_ms, "candle open times")
+        problems += identity.bad_values(mem, rel, identity.VALUE_RULES[kind])
         if priced:
             problems += identity.price_level(identity.median(mem, rel, "close"), reference, symbol, "close")
         step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
@@ -168,8 +170,9 @@ def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: 
         if empty[1] and empty[0] == empty[1]:
             problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
         for column in ("sum_open_interest", "sum_open_interest_value"):
-            problems += identity.empty_cells(csv, "metrics", column)
-        problems += identity.foreign_symbol(csv, symbol)
+            problems += identity.empty_cells(mem, csv, "metrics", column)
+        problems += identity.foreign_symbol(mem, csv, symbol)
+        problems += identity.bad_values(mem, rel, identity.VALUE_RULES["metrics"])
         implied = identity.median(mem, rel, "sum_open_interest_value / nullif(sum_open_interest, 0)")
         problems += identity.price_level(implied, reference, symbol, "price implied by OI value / OI")
     return Findings(problems + _outside_day(mem, rel, "create_time", day)
@@ -182,8 +185,8 @@ METRICS_STEP_MS = 300_000
 
 def _funding_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
     """Settlements outside the file's month, or off the hour, block the write (settlements fall on the hour)."""
-    return Findings(identity.outside_month(csv, day) + identity.off_grid(mem, rel, "funding_time", 3_600_000,
-                                                                         "funding settlements"))
+    return Findings(identity.outside_month(mem, csv, day) + identity.bad_values(mem, rel, identity.VALUE_RULES["fundingRate"])
+                    + identity.off_grid(mem, rel, "funding_time", 3_600_000, "funding settlements"))
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
@@ -342,7 +345,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str,
             lambda s, d: ArchiveFile(kind, s, d, interval=interval),
             lambda csv, s, d, only_day: parsers.klines_select(csv, s, d, interval, kind=kind, only_day=only_day),
             lambda s, d: ArchiveFile(kind, s, d.replace(day=1), cadence="monthly", interval=interval),
-            check=_klines_blocking(interval, priced), priced=priced,
+            check=_klines_blocking(interval, priced, kind), priced=priced,
         )
         return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
 

@@ -39,34 +39,26 @@ def off_grid(mem: duckdb.DuckDBPyConnection, rel: str, time_col: str, step_ms: i
             f"interval's boundaries, so the file's clock is shifted"]
 
 
-def outside_month(csv_path: Path, month: dt.date) -> list[str]:
+def outside_month(mem: duckdb.DuckDBPyConnection, csv_path: Path, month: dt.date) -> list[str]:
     """Funding settlements of a monthly fundingRate file that lie outside the file's own month (the file of
     another month under this month's name, e.g. every timestamp moved by +31 days)."""
     start = month.replace(day=1)
     end = (start + dt.timedelta(days=32)).replace(day=1)
-    con = duckdb.connect()
-    try:
-        n, total, first, last = con.execute(f"""
-            SELECT count(*) FILTER (WHERE t < ? OR t >= ?), count(*), min(t), max(t)
-            FROM (SELECT {parsers._epoch('calc_time')} AS t FROM {parsers.read_csv_sql(csv_path, 'fundingRate')})""",
-            [start, end]).fetchone()
-    finally:
-        con.close()
+    n, total, first, last = mem.execute(f"""
+        SELECT count(*) FILTER (WHERE t < ? OR t >= ?), count(*), min(t), max(t)
+        FROM (SELECT {parsers._epoch('calc_time')} AS t FROM {parsers.read_csv_sql(csv_path, 'fundingRate')})""",
+        [start, end]).fetchone()
     if not n:
         return []
     return [f"{n:,} of {total:,} settlements lie outside its month {start:%Y-%m} ({first} … {last}): the file "
             "holds another month's funding under this name"]
 
 
-def foreign_symbol(csv_path: Path, symbol: str) -> list[str]:
+def foreign_symbol(mem: duckdb.DuckDBPyConnection, csv_path: Path, symbol: str) -> list[str]:
     """Rows of a metrics file whose own `symbol` column names another symbol than its partition's."""
-    con = duckdb.connect()
-    try:
-        n, other = con.execute(f"""
-            SELECT count(*), any_value(trim(symbol)) FROM {parsers.read_csv_sql(csv_path, 'metrics')}
-            WHERE trim(symbol) <> ?""", [symbol]).fetchone()
-    finally:
-        con.close()
+    n, other = mem.execute(f"""
+        SELECT count(*), any_value(trim(symbol)) FROM {parsers.read_csv_sql(csv_path, 'metrics')}
+        WHERE trim(symbol) <> ?""", [symbol]).fetchone()
     if not n:
         return []
     return [f"its symbol column says {other} on {n:,} rows, not {symbol}: another symbol's file under this name"]
@@ -89,18 +81,49 @@ def median(mem: duckdb.DuckDBPyConnection, rel: str, expr: str) -> float | None:
     return None if value is None else float(value)
 
 
-def empty_cells(csv_path: Path, kind: str, column: str) -> list[str]:
+def empty_cells(mem: duckdb.DuckDBPyConnection, csv_path: Path, kind: str, column: str) -> list[str]:
     """Rows of the CSV where `column` is empty: a partial column is refused, never counted as present. Names
     how many rows and the first line (1-based, header included)."""
     header = parsers.has_header(csv_path, kind)
-    con = duckdb.connect()
-    try:
-        n, total, first = con.execute(f"""
-            SELECT count(*) FILTER (WHERE {column} IS NULL), count(*), min(line) FILTER (WHERE {column} IS NULL)
-            FROM (SELECT {column}, row_number() OVER () AS line FROM {parsers.read_csv_sql(csv_path, kind)})""").fetchone()
-    finally:
-        con.close()
+    n, total, first = mem.execute(f"""
+        SELECT count(*) FILTER (WHERE {column} IS NULL), count(*), min(line) FILTER (WHERE {column} IS NULL)
+        FROM (SELECT {column}, row_number() OVER () AS line FROM {parsers.read_csv_sql(csv_path, kind)})""").fetchone()
     if not n or n == total:  # a column empty on every row is reported by the caller's own rule
         return []
     return [f"{column} is empty on {n:,} of {total:,} rows (the first on line {first + header}): a partial "
             "column is not stored"]
+
+
+def bad_values(mem: duckdb.DuckDBPyConnection, rel: str, rules: dict[str, str]) -> list[str]:
+    """Rows breaking a value rule, one problem per rule: `rules` maps a SQL condition every row must meet
+    (e.g. `isfinite(price) AND price > 0`) to how it reads in a message (`price a finite number > 0`). A NULL
+    cell is left to the empty-cell rules."""
+    if not rules:
+        return []
+    conditions = list(rules)
+    counts = mem.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE NOT ({c}))" for c in conditions)
+                         + f" FROM {rel}").fetchone()
+    return [f"{n:,} rows break the rule {rules[c]}" for c, n in zip(conditions, counts, strict=True) if n]
+
+
+def finite(column: str, minimum: str | None = None) -> dict[str, str]:
+    """The rule `column` is a finite number (`> 0` or `>= 0` when `minimum` says so), as for `bad_values`."""
+    bound = f" AND {column} {minimum}" if minimum else ""
+    return {f"{column} IS NULL OR (isfinite({column}){bound})": f"{column} is a finite number{' ' + minimum if minimum else ''}"}
+
+
+#: Value rules of each raw kind: prices positive, amounts non-negative, everything finite. Premium-index
+#: "prices" are premiums (ratios near 0, often negative): finite only.
+VALUE_RULES: dict[str, dict[str, str]] = {
+    "aggTrades": {**finite("price", "> 0"), **finite("quantity", "> 0")},
+    "klines": {**finite("open", "> 0"), **finite("high", "> 0"), **finite("low", "> 0"), **finite("close", "> 0"),
+               **finite("volume", ">= 0"), **finite("quote_volume", ">= 0")},
+    "premiumIndexKlines": {**finite("open"), **finite("high"), **finite("low"), **finite("close")},
+    "metrics": {**finite("sum_open_interest", ">= 0"), **finite("sum_open_interest_value", ">= 0"),
+                **finite("count_toptrader_long_short_ratio", ">= 0"), **finite("sum_toptrader_long_short_ratio", ">= 0"),
+                **finite("count_long_short_ratio", ">= 0"), **finite("sum_taker_long_short_vol_ratio", ">= 0")},
+    # Binance settles every 1, 2, 4 or 8 hours; a rate beyond ±100 % per interval is not a funding rate.
+    "fundingRate": {"funding_interval_hours IN (1, 2, 4, 8)": "funding_interval_hours is 1, 2, 4 or 8",
+                    **finite("last_funding_rate"), "abs(last_funding_rate) < 1": "|last_funding_rate| < 1"},
+}
+VALUE_RULES["markPriceKlines"] = VALUE_RULES["klines"]

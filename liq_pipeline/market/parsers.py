@@ -50,21 +50,15 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def first_empty_cell(csv_path: Path, kind: str) -> tuple[int, str] | None:
-    """(1-based line, column) of the first row whose required cell is empty, else None (failure path: run when
-    the parsed rows hold a NULL, to name the line)."""
-    import duckdb
-
+def first_empty_cell(con, csv_path: Path, kind: str) -> tuple[int, str] | None:
+    """(1-based line, column) of the first row whose required cell is empty, else None (failure path: run on
+    `con` when the parsed rows hold a NULL, to name the line)."""
     required = REQUIRED_COLUMNS["klines" if kind in KLINE_KINDS else kind]
     header = has_header(csv_path, kind)
-    con = duckdb.connect()
-    try:
-        row = con.execute(f"""
+    row = con.execute(f"""
             SELECT line, CASE {' '.join(f"WHEN {c} IS NULL THEN '{c}'" for c in required)} END
             FROM (SELECT row_number() OVER () AS line, * FROM {read_csv_sql(csv_path, kind)})
             WHERE {' OR '.join(f'{c} IS NULL' for c in required)} ORDER BY line LIMIT 1""").fetchone()
-    finally:
-        con.close()
     return None if row is None else (int(row[0]) + header, row[1])
 
 

@@ -47,6 +47,10 @@ OI_HIST_PERIODS_MS = {
     "6h": 21_600_000, "12h": 43_200_000, "1d": 86_400_000,
 }
 USER_AGENT = "liq_pipeline/0.1 (+https://github.com/; live layer)"
+#: Epoch milliseconds a Binance USD-M answer can carry: from 2019-01-01 to 2100-01-01; outside is corruption.
+EPOCH_MS_RANGE = (1_546_300_800_000, 4_102_444_800_000)
+#: Trade ids are whole numbers below 2**53 (exact in a float64, as pandas reads JSON numbers).
+MAX_ID = 2**53
 #: A current value (openInterest, premiumIndex) stamped further than this from our clock is not current: a
 #: cached or replayed answer, or a clock that is wrong on one side.
 MAX_CLOCK_SKEW_S = 300.0
@@ -112,6 +116,15 @@ def _retry_after_s(value: str | None) -> float | None:
     if math.isnan(seconds) or seconds < 0:
         return None
     return bounded_wait_s(seconds)
+
+
+def _maker_flag(value: Any) -> bool | None:
+    """aggTrades' `m` (buyer is maker): a JSON boolean, or the text true/false in any case; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
 
 
 def to_ms(moment: dt.datetime | dt.date) -> int:
@@ -373,10 +386,11 @@ class FapiClient:
         return frame
 
     @staticmethod
-    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...], symbol: str | None = None
-                 ) -> dict[str, np.ndarray]:
+    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...], symbol: str | None = None,
+                 times: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """`fields` as finite float arrays; FapiMalformedResponse naming the field and the first bad record (and
-        when `symbol` is given, any record whose own `symbol` is another one)."""
+        when `symbol` is given, any record whose own `symbol` is another one). `times` must be epoch ms within
+        EPOCH_MS_RANGE, `ids` whole numbers in [0, MAX_ID)."""
         if symbol is not None and "symbol" in frame.columns and (frame["symbol"] != symbol).any():
             other = frame.loc[frame["symbol"] != symbol, "symbol"].iloc[0]
             raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {other!r}, but {symbol} was asked for")
@@ -386,10 +400,19 @@ class FapiClient:
                 values = pd.to_numeric(frame[f], errors="raise").to_numpy(dtype=np.float64)
             except (ValueError, TypeError, OverflowError) as e:
                 raise FapiMalformedResponse(f"{endpoint}: field {f!r} is not numeric ({e})") from e
-            if not np.isfinite(values).all():
-                i = int(np.flatnonzero(~np.isfinite(values))[0])
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values)
+                rule = "a finite number"
+                if f in times:
+                    bad |= (values < EPOCH_MS_RANGE[0]) | (values > EPOCH_MS_RANGE[1])
+                    rule = "epoch milliseconds between 2019 and 2100"
+                elif f in ids:
+                    bad |= (values < 0) | (values >= MAX_ID) | (values != np.floor(values))
+                    rule = "a whole number in [0, 2**53)"
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
                 raise FapiMalformedResponse(f"{endpoint}: field {f!r} = {frame[f].iloc[i]!r} in record {i + 1} is "
-                                            "not a finite number")
+                                            f"not {rule}")
             out[f] = values
         return out
 
@@ -420,12 +443,21 @@ class FapiClient:
         if "symbol" in data and data["symbol"] != symbol:
             raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {data['symbol']!r}, but {symbol} was asked for")
 
+    def _epoch_ms(self, value: Any, endpoint: str, name: str) -> float:
+        ms = self._float(value, endpoint, name)
+        if not EPOCH_MS_RANGE[0] <= ms <= EPOCH_MS_RANGE[1]:
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not epoch milliseconds between "
+                                        "2019 and 2100")
+        return ms
+
     def _fresh(self, value: Any, endpoint: str, name: str) -> dt.datetime:
         """A current value's timestamp (epoch ms) within MAX_CLOCK_SKEW_S of our clock, as naive UTC."""
-        ms = self._float(value, endpoint, name, positive=True)
+        ms = self._epoch_ms(value, endpoint, name) if not isinstance(value, bool) else math.nan
+        if math.isnan(ms):
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not epoch milliseconds")
         skew_s = ms / 1000 - self.clock()
         if abs(skew_s) > MAX_CLOCK_SKEW_S:
-            when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None) if abs(ms) < 2.5e14 else "?"
+            when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
             raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} ({when} UTC) is {abs(skew_s):,.0f} s "
                                         f"{'behind' if skew_s < 0 else 'ahead of'} our clock (at most "
                                         f"{MAX_CLOCK_SKEW_S:.0f} s): not a current value")
@@ -446,7 +478,7 @@ class FapiClient:
         d = self._object(self.request(ep, {"symbol": symbol}, weight=1), ep,
                          ("markPrice", "indexPrice", "lastFundingRate", "interestRate", "nextFundingTime", "time"))
         self._echo(d, ep, symbol)
-        next_ms = self._float(d["nextFundingTime"], ep, "nextFundingTime", positive=True)
+        next_ms = self._epoch_ms(d["nextFundingTime"], ep, "nextFundingTime")
         return PremiumIndex(
             symbol, self._float(d["markPrice"], ep, "markPrice", positive=True),
             self._float(d["indexPrice"], ep, "indexPrice", positive=True),
@@ -503,14 +535,17 @@ class FapiClient:
             if not data:
                 break
             pages.extend(data)
-            last_open = int(data[-1][0])
+            try:
+                last_open = int(data[-1][0])
+            except (TypeError, ValueError, OverflowError):
+                raise FapiMalformedResponse(f"{ep}: open time {data[-1][0]!r} of the last kline is not a number") from None
             if len(data) < limit or last_open + step > end_ms:
                 break
             cursor = last_open + step
         names = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
                  "taker_buy_volume", "taker_buy_quote_volume")
         frame = pd.DataFrame([r[:11] for r in pages], columns=list(names))
-        nums = self._numbers(frame, ep, names)
+        nums = self._numbers(frame, ep, names, times=("open_time", "close_time"))
         now_ms = self.clock() * 1000
         keep = (nums["close_time"] < now_ms) & (nums["open_time"] >= start_ms) & (nums["open_time"] <= end_ms)
         out = pd.DataFrame({n: nums[n][keep] for n in names})
@@ -548,12 +583,15 @@ class FapiClient:
                     break
                 window_start = window_end + 1
                 continue
-            nums = self._numbers(page, ep, ("a", "p", "q", "f", "l", "T"))
+            nums = self._numbers(page, ep, ("a", "p", "q", "f", "l", "T"), times=("T",), ids=("a", "f", "l"))
+            maker = page["m"].map(_maker_flag)
+            if maker.isna().any():  # the archive's rule: true or false, nothing else
+                raise FapiMalformedResponse(f"{ep}: field 'm' = {page['m'][maker.isna()].iloc[0]!r} is not true or false")
             frames.append(pd.DataFrame({
                 "agg_trade_id": nums["a"].astype(np.int64), "price": nums["p"], "quantity": nums["q"],
                 "first_trade_id": nums["f"].astype(np.int64), "last_trade_id": nums["l"].astype(np.int64),
                 "transact_ms": nums["T"].astype(np.int64),
-                "is_buyer_maker": page["m"].astype(str).str.lower().eq("true").to_numpy(),
+                "is_buyer_maker": maker.astype(bool).to_numpy(),
             }))
             if nums["T"].max() > end_ms or (next_id is None and len(page) < AGG_TRADES_MAX_LIMIT and window_end >= end_ms):
                 break
@@ -590,7 +628,7 @@ class FapiClient:
                                                    "endTime": end_ms, "limit": OI_HIST_MAX_LIMIT}, weight=0), ep, fields)
             if page.empty:
                 break
-            nums = self._numbers(page, ep, fields, symbol)
+            nums = self._numbers(page, ep, fields, symbol, times=("timestamp",))
             frames.append(pd.DataFrame({"ts_ms": nums["timestamp"].astype(np.int64),
                                         "sum_open_interest": nums["sumOpenInterest"],
                                         "sum_open_interest_value": nums["sumOpenInterestValue"]}))
@@ -616,7 +654,7 @@ class FapiClient:
                                  ("fundingTime", "fundingRate"))
             if page.empty:
                 break
-            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"), symbol)
+            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"), symbol, times=("fundingTime",))
             mark = (pd.to_numeric(page["markPrice"], errors="coerce").to_numpy(dtype=np.float64)
                     if "markPrice" in page.columns else np.full(len(page), np.nan))
             frames.append(pd.DataFrame({"ts_ms": nums["fundingTime"].astype(np.int64),
