@@ -90,22 +90,12 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
 # ---------------------------------------------------------------------------------------------- blocking checks
 # Run on the parsed rows before anything is written: wrong data here would flow into every model asset, so
 # the materialization fails and the partition keeps its previous rows.
-def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
-    n, first, last = mem.execute(
-        f"SELECT count(*), min({time_col}), max({time_col}) FROM {rel} WHERE CAST({time_col} AS DATE) <> ?",
-        [day]).fetchone()
-    if not n:
-        return []
-    return [f"{n:,} rows lie outside the partition day {day} ({first} … {last}): the file holds another "
-            "day's data under this name"]
-
-
 def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
     """Rows outside the day and prices of another symbol block the write; ids repeated with different contents
     are counted and reported (the parser keeps the earliest by transact_time)."""
-    outside = _outside_day(mem, rel, "transact_time", day)
-    outside += identity.bad_values(mem, rel, identity.VALUE_RULES["aggTrades"])
-    outside += identity.price_level(identity.median(mem, rel, "price"), reference, symbol, "trade price")
+    outside, median = identity.audit(mem, rel, "transact_time", day, None, identity.VALUE_RULES["aggTrades"], "trades",
+                                     price="price")
+    outside += identity.price_level(median, reference, symbol, "trade price")
     parsed = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
     if _csv_data_lines(csv, "aggTrades") == parsed:  # no id repeated: skip the costlier grouping below
         return Findings(outside, [], {"duplicate_ids": 0, "conflicting_duplicate_ids": 0})
@@ -137,11 +127,10 @@ def _klines_blocking(interval: str, priced: bool, kind: str):
 
     def check(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
         expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
-        problems = _outside_day(mem, rel, "open_time", day)
-        problems += identity.off_grid(mem, rel, "open_time", expected_ms, "candle open times")
-        problems += identity.bad_values(mem, rel, identity.VALUE_RULES[kind])
+        problems, median = identity.audit(mem, rel, "open_time", day, expected_ms, identity.VALUE_RULES[kind],
+                                          "candle open times", price="close" if priced else None)
         if priced:
-            problems += identity.price_level(identity.median(mem, rel, "close"), reference, symbol, "close")
+            problems += identity.price_level(median, reference, symbol, "close")
         step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
                                       - lag(epoch_ms(open_time)) OVER (ORDER BY open_time) AS step FROM {rel})
                                   WHERE step > 0""").fetchone()[0]
@@ -169,14 +158,12 @@ def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: 
         empty = mem.execute(f"SELECT count(*) FILTER (WHERE sum_open_interest IS NULL), count(*) FROM {rel}").fetchone()
         if empty[1] and empty[0] == empty[1]:
             problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
-        for column in ("sum_open_interest", "sum_open_interest_value"):
-            problems += identity.empty_cells(mem, csv, "metrics", column)
-        problems += identity.foreign_symbol(mem, csv, symbol)
-        problems += identity.bad_values(mem, rel, identity.VALUE_RULES["metrics"])
+        problems += identity.metrics_file_audit(mem, csv, symbol)
         implied = identity.median(mem, rel, "sum_open_interest_value / nullif(sum_open_interest, 0)")
         problems += identity.price_level(implied, reference, symbol, "price implied by OI value / OI")
-    return Findings(problems + _outside_day(mem, rel, "create_time", day)
-                    + identity.off_grid(mem, rel, "create_time", METRICS_STEP_MS, "metrics samples"))
+    found, _ = identity.audit(mem, rel, "create_time", day, METRICS_STEP_MS, identity.VALUE_RULES["metrics"],
+                              "metrics samples")
+    return Findings(problems + found)
 
 
 #: Binance samples the metrics every 5 minutes, on the 5-minute boundaries.
@@ -184,9 +171,11 @@ METRICS_STEP_MS = 300_000
 
 
 def _funding_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
-    """Settlements outside the file's month, or off the hour, block the write (settlements fall on the hour)."""
-    return Findings(identity.outside_month(mem, csv, day) + identity.bad_values(mem, rel, identity.VALUE_RULES["fundingRate"])
-                    + identity.off_grid(mem, rel, "funding_time", 3_600_000, "funding settlements"))
+    """Settlements outside the file's month or off the hour (settlements fall on the hour), and a value no rule
+    allows on any day of the file, block the write."""
+    found, _ = identity.audit(mem, rel, "funding_time", day, 3_600_000, identity.VALUE_RULES["fundingRate"],
+                              "funding settlements")
+    return Findings(identity.funding_file_audit(mem, csv, day) + found)
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:

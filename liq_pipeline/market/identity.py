@@ -26,42 +26,24 @@ def _interval_label(step_ms: int) -> str:
     return f"{step_ms} ms"
 
 
-def off_grid(mem: duckdb.DuckDBPyConnection, rel: str, time_col: str, step_ms: int, what: str) -> list[str]:
-    """Rows whose `time_col` is not a whole multiple of `step_ms` since the epoch: Binance opens every candle
-    and samples every metric on the interval's boundaries, so an off-grid row is a clock-shifted file."""
-    n, total, first = mem.execute(f"""
-        SELECT count(*) FILTER (WHERE epoch_ms({time_col}) % {int(step_ms)} <> 0), count(*),
-               min({time_col}) FILTER (WHERE epoch_ms({time_col}) % {int(step_ms)} <> 0) FROM {rel}""").fetchone()
-    if not n:
-        return []
-    label = _interval_label(step_ms)
-    return [f"{n:,} of {total:,} {what} are not on the {label} grid (the first at {first}): {what} fall on the "
-            f"interval's boundaries, so the file's clock is shifted"]
-
-
-def outside_month(mem: duckdb.DuckDBPyConnection, csv_path: Path, month: dt.date) -> list[str]:
-    """Funding settlements of a monthly fundingRate file that lie outside the file's own month (the file of
-    another month under this month's name, e.g. every timestamp moved by +31 days)."""
+def funding_file_audit(mem: duckdb.DuckDBPyConnection, csv_path: Path, month: dt.date) -> list[str]:
+    """The rules over every row of a monthly fundingRate file, not only the partition day's: settlements outside
+    the file's own month (another month's file under this name, e.g. every timestamp moved by +31 days), and the
+    funding value rules (a damaged cell on any day makes the whole file suspect)."""
     start = month.replace(day=1)
     end = (start + dt.timedelta(days=32)).replace(day=1)
-    n, total, first, last = mem.execute(f"""
+    rules = VALUE_RULES["fundingRate"]
+    row = mem.execute(f"""
         SELECT count(*) FILTER (WHERE t < ? OR t >= ?), count(*), min(t), max(t)
-        FROM (SELECT {parsers._epoch('calc_time')} AS t FROM {parsers.read_csv_sql(csv_path, 'fundingRate')})""",
-        [start, end]).fetchone()
-    if not n:
-        return []
-    return [f"{n:,} of {total:,} settlements lie outside its month {start:%Y-%m} ({first} … {last}): the file "
-            "holds another month's funding under this name"]
-
-
-def foreign_symbol(mem: duckdb.DuckDBPyConnection, csv_path: Path, symbol: str) -> list[str]:
-    """Rows of a metrics file whose own `symbol` column names another symbol than its partition's."""
-    n, other = mem.execute(f"""
-        SELECT count(*), any_value(trim(symbol)) FROM {parsers.read_csv_sql(csv_path, 'metrics')}
-        WHERE trim(symbol) <> ?""", [symbol]).fetchone()
-    if not n:
-        return []
-    return [f"its symbol column says {other} on {n:,} rows, not {symbol}: another symbol's file under this name"]
+               {''.join(f', count(*) FILTER (WHERE NOT ({c}))' for c in rules)}
+        FROM (SELECT {parsers._epoch('calc_time')} AS t, funding_interval_hours, last_funding_rate
+              FROM {parsers.read_csv_sql(csv_path, 'fundingRate')})""", [start, end]).fetchone()
+    n, total, first, last = row[:4]
+    problems = [f"{k:,} rows of the file break the rule {rules[c]}" for c, k in zip(rules, row[4:], strict=True) if k]
+    if n:
+        problems.insert(0, f"{n:,} of {total:,} settlements lie outside its month {start:%Y-%m} ({first} … {last}): "
+                           "the file holds another month's funding under this name")
+    return problems
 
 
 def price_level(observed: float | None, reference: float | None, symbol: str, what: str,
@@ -81,33 +63,9 @@ def median(mem: duckdb.DuckDBPyConnection, rel: str, expr: str) -> float | None:
     return None if value is None else float(value)
 
 
-def empty_cells(mem: duckdb.DuckDBPyConnection, csv_path: Path, kind: str, column: str) -> list[str]:
-    """Rows of the CSV where `column` is empty: a partial column is refused, never counted as present. Names
-    how many rows and the first line (1-based, header included)."""
-    header = parsers.has_header(csv_path, kind)
-    n, total, first = mem.execute(f"""
-        SELECT count(*) FILTER (WHERE {column} IS NULL), count(*), min(line) FILTER (WHERE {column} IS NULL)
-        FROM (SELECT {column}, row_number() OVER () AS line FROM {parsers.read_csv_sql(csv_path, kind)})""").fetchone()
-    if not n or n == total:  # a column empty on every row is reported by the caller's own rule
-        return []
-    return [f"{column} is empty on {n:,} of {total:,} rows (the first on line {first + header}): a partial "
-            "column is not stored"]
-
-
-def bad_values(mem: duckdb.DuckDBPyConnection, rel: str, rules: dict[str, str]) -> list[str]:
-    """Rows breaking a value rule, one problem per rule: `rules` maps a SQL condition every row must meet
-    (e.g. `isfinite(price) AND price > 0`) to how it reads in a message (`price a finite number > 0`). A NULL
-    cell is left to the empty-cell rules."""
-    if not rules:
-        return []
-    conditions = list(rules)
-    counts = mem.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE NOT ({c}))" for c in conditions)
-                         + f" FROM {rel}").fetchone()
-    return [f"{n:,} rows break the rule {rules[c]}" for c, n in zip(conditions, counts, strict=True) if n]
-
-
 def finite(column: str, minimum: str | None = None) -> dict[str, str]:
-    """The rule `column` is a finite number (`> 0` or `>= 0` when `minimum` says so), as for `bad_values`."""
+    """The rule `column` is a finite number (`> 0` or `>= 0` when `minimum` says so): {SQL condition every row
+    must meet: how it reads in a message}, as `audit` takes them. A NULL cell is left to the empty-cell rules."""
     bound = f" AND {column} {minimum}" if minimum else ""
     return {f"{column} IS NULL OR (isfinite({column}){bound})": f"{column} is a finite number{' ' + minimum if minimum else ''}"}
 
@@ -127,3 +85,53 @@ VALUE_RULES: dict[str, dict[str, str]] = {
                     **finite("last_funding_rate"), "abs(last_funding_rate) < 1": "|last_funding_rate| < 1"},
 }
 VALUE_RULES["markPriceKlines"] = VALUE_RULES["klines"]
+
+
+def audit(mem: duckdb.DuckDBPyConnection, rel: str, time_col: str, day: dt.date, step_ms: int | None,
+          rules: dict[str, str], what: str, price: str | None = None) -> tuple[list[str], float | None]:
+    """The rules over the parsed rows in one pass (one query, so the checks cost one scan): rows outside the
+    partition `day`, times off the `step_ms` grid (None: no grid), rows breaking a value rule. Returns (the
+    problems found, the median of the `price` column when one is named, else None)."""
+    grid = f"epoch_ms({time_col}) % {int(step_ms)} <> 0" if step_ms else "false"
+    conditions = list(rules)
+    row = mem.execute(f"""
+        SELECT count(*) FILTER (WHERE CAST({time_col} AS DATE) <> ?),
+               min({time_col}) FILTER (WHERE CAST({time_col} AS DATE) <> ?),
+               max({time_col}) FILTER (WHERE CAST({time_col} AS DATE) <> ?),
+               count(*) FILTER (WHERE {grid}), min({time_col}) FILTER (WHERE {grid}), count(*),
+               {f'median({price})' if price else 'NULL'}
+               {''.join(f', count(*) FILTER (WHERE NOT ({c}))' for c in conditions)}
+        FROM {rel}""", [day, day, day]).fetchone()
+    outside, first_out, last_out, off, first_off, total, median_price = row[:7]
+    problems = []
+    if outside:
+        problems.append(f"{outside:,} rows lie outside the partition day {day} ({first_out} … {last_out}): the file "
+                        "holds another day's data under this name")
+    if off:
+        problems.append(f"{off:,} of {total:,} {what} are not on the {_interval_label(int(step_ms))} grid (the first "
+                        f"at {first_off}): {what} fall on the interval's boundaries, so the file's clock is shifted")
+    problems += [f"{n:,} rows break the rule {rules[c]}" for c, n in zip(conditions, row[7:], strict=True) if n]
+    return problems, None if median_price is None else float(median_price)
+
+
+def metrics_file_audit(mem: duckdb.DuckDBPyConnection, csv_path: Path, symbol: str) -> list[str]:
+    """The rules a metrics file's own cells must meet, read from the CSV in one pass: the open-interest columns
+    present on every row (a partial column is refused, never counted as present: names how many rows and the
+    first line, header included), and its `symbol` column naming the partition's symbol."""
+    header = parsers.has_header(csv_path, "metrics")
+    oi, value = "sum_open_interest", "sum_open_interest_value"
+    row = mem.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE {oi} IS NULL), min(line) FILTER (WHERE {oi} IS NULL),
+               count(*) FILTER (WHERE {value} IS NULL), min(line) FILTER (WHERE {value} IS NULL),
+               count(*) FILTER (WHERE trim(symbol) <> ?), any_value(trim(symbol)) FILTER (WHERE trim(symbol) <> ?)
+        FROM (SELECT *, row_number() OVER () AS line FROM {parsers.read_csv_sql(csv_path, 'metrics')})""",
+        [symbol, symbol]).fetchone()
+    total, problems = row[0], []
+    for column, (n, first) in ((oi, row[1:3]), (value, row[3:5])):
+        if n and n < total:  # a column empty on every row is reported by the caller's own rule
+            problems.append(f"{column} is empty on {n:,} of {total:,} rows (the first on line {first + header}): a "
+                            "partial column is not stored")
+    if row[5]:
+        problems.append(f"its symbol column says {row[6]} on {row[5]:,} rows, not {symbol}: another symbol's file "
+                        "under this name")
+    return problems
