@@ -128,6 +128,10 @@ def _epoch_or_text_to_utc(values: pd.Series, path: Path, column: str) -> pd.Seri
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         n = numeric.astype("float64")
+        bad = ~np.isfinite(n) | (n.abs() >= 1e17)  # beyond any epoch in µs: not a time
+        if bad.any():
+            raise LiquidationImportError(f"{path}: column {column!r} holds {values[bad].iloc[0]!r} in data row "
+                                         f"{int(np.flatnonzero(bad.to_numpy())[0]) + 1}: not an epoch time")
         # Magnitude decides the unit (binance-data.md: > 1e14 is µs); below 1e11 it is seconds (year < 5138).
         ms = np.where(n > 1e14, n / 1_000, np.where(n > 1e11, n, n * 1_000))
         return pd.Series(pd.to_datetime(np.round(ms).astype("int64"), unit="ms"), index=values.index)
@@ -423,9 +427,9 @@ def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, fram
     """Store `frame` in `table`, replacing per symbol the rows tagged `source` within the frame's own time span
     of that symbol, in one transaction; returns (rows written, earlier rows replaced). Rows of other symbols,
     other sources or outside the span are never touched; an empty frame is refused before anything changes."""
+    parquet.refuse(con, "importing liquidations")
     if frame.empty:
         raise ValueError("replace_source: an empty frame replaces nothing")
-    parquet.refuse(con, "importing liquidations")
     ensure_tables(con, table)
     time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
     spans = frame.groupby("symbol")[time_col].agg(["min", "max"]).reset_index()
