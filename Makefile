@@ -33,7 +33,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-demo: install-app $(DAGSTER_HOME)/dagster.yaml
+# Every storage of the instance created once, under a lock, before any command can race on it (two first
+# commands at once on a fresh DAGSTER_HOME would leave Dagster's SQLite storage with two schema heads).
+INSTANCE := $(DAGSTER_HOME)/.liq-initialised
+$(INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed-app
+	$(BIN)/python -m liq_pipeline.instance_setup $(DAGSTER_HOME)
+
+.PHONY: instance
+instance: install-app $(INSTANCE)
+
+demo: install-app $(INSTANCE)
 	$(BIN)/liq demo
 
 test: install
@@ -42,7 +51,7 @@ test: install
 lint: install
 	$(BIN)/ruff check liq_pipeline liq_pipeline_tests
 
-ui: install-app $(DAGSTER_HOME)/dagster.yaml
+ui: install-app $(INSTANCE)
 	$(BIN)/python scripts/serve.py $(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 # The heatmap page over the warehouse (read-only) on http://127.0.0.1:8050: docs/serve.md.
@@ -89,5 +98,5 @@ score-real: install
 PAIRS ?=
 JOBS ?= 1
 .PHONY: compare
-compare: install-app $(DAGSTER_HOME)/dagster.yaml
+compare: install-app $(INSTANCE)
 	$(BIN)/liq compare $(PAIRS) --jobs $(JOBS) --markdown

@@ -17,6 +17,13 @@ import sys
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.cli_args import (
+    OneLineParser,
+    in_range,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli",
@@ -100,9 +107,14 @@ def _parse_at(text: str | None) -> dt.datetime | None:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
         raise CliError(f"--at {text!r} is not an ISO time like 2026-01-05T12:00 (UTC)") from None
-    if at.tzinfo is not None:
-        at = at.astimezone(dt.UTC).replace(tzinfo=None)
-    return at
+    try:
+        if at.tzinfo is not None:
+            at = at.astimezone(dt.UTC).replace(tzinfo=None)
+        return in_range(at, "--at")
+    except OverflowError:
+        raise CliError(f"--at {text!r} is outside the data's range") from None
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 def _from_snapshot_index(con, symbol: str, variant: str, at: dt.datetime | None
@@ -347,16 +359,24 @@ def picture_path(symbol: str, snapshot: dt.datetime, variant: str, ext: str, sca
 def _write_picture(con, symbol: str, day: dt.date, variant: str, snapshot: dt.datetime, args) -> int:
     pic = picture_from_warehouse(con, symbol, day, variant, snapshot, color_scale=args.scale)
     out = Path(args.out or picture_path(symbol, snapshot, variant, args.format, pic.color_scale))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        name = picture_path(symbol, snapshot, variant, args.format, pic.color_scale).name
+        raise CliError(f"--out {out} is a folder: give a file name, e.g. {out / name}")
     if args.format == "png":
         from liq_pipeline.plots.heatmap import heatmap_png
 
-        out.write_bytes(heatmap_png(pic))
+        data = heatmap_png(pic)
     else:
         from liq_pipeline.plots.report import heatmap_report_html, write_plotly_js
 
-        write_plotly_js(out.parent)  # one plotly.min.js shared by every report in the folder
-        out.write_text(heatmap_report_html(pic, inline=False), encoding="utf-8")
+        data = heatmap_report_html(pic, inline=False).encode("utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        if args.format != "png":
+            write_plotly_js(out.parent)  # one plotly.min.js shared by every report in the folder
+    except OSError as e:
+        raise CliError(f"--out {out}: cannot write the picture ({e.strerror or e})") from None
     print(out)
     return 0
 
@@ -427,7 +447,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liq", description="Liquidation heatmaps for Binance USD-M perpetuals.")
+    parser = OneLineParser(prog="liq", description="Liquidation heatmaps for Binance USD-M perpetuals.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     h = sub.add_parser("heatmap", help="liquidation levels of SYMBOL at a time (from the warehouse)")
@@ -437,15 +457,15 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
                    help=f"one of {', '.join(config.VARIANTS)} (default {config.DEFAULT_VARIANT})")
     h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
     h.add_argument("--out", help="output file for png/html (default under the reports directory)")
-    h.add_argument("--top", type=int, default=10, help="levels per side in the table (default 10)")
-    h.add_argument("--min-usd", type=float, default=DUST_USD,
+    h.add_argument("--top", type=positive_int, default=10, help="levels per side in the table (default 10)")
+    h.add_argument("--min-usd", type=non_negative_float, default=DUST_USD,
                    help=f"json: leave out levels below this notional (default {DUST_USD:g} USD; 0 keeps all)")
     h.add_argument("--scale", choices=("percentile", "fixed"), default=None,
                    help="png/html colour scale (default LIQ_HEATMAP_COLOR_SCALE, else percentile)")
     h.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
     h.add_argument("--now", action="store_true", help="live: warehouse baseline + Binance REST signals (liq now)")
     h.add_argument("--base-url", default=None, help="with --now: fapi base URL")
-    h.add_argument("--budget", type=float, default=1.0, help="with --now: seconds allowed for REST calls")
+    h.add_argument("--budget", type=positive_float, default=1.0, help="with --now: seconds allowed for REST calls")
     h.set_defaults(func=cmd_heatmap)
 
     z = sub.add_parser("zones", help="liquidation zones of SYMBOL at the end of a day")
@@ -453,17 +473,17 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     z.add_argument("--day", help="YYYY-MM-DD (default: the latest materialized day)")
     z.add_argument("--variant", default=config.DEFAULT_VARIANT)
     z.add_argument("--format", choices=("table", "json"), default="table")
-    z.add_argument("--top", type=int, default=5, help="zones per side (default 5)")
+    z.add_argument("--top", type=positive_int, default=5, help="zones per side (default 5)")
     z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
     z.set_defaults(func=cmd_zones)
 
     s = sub.add_parser("simulate", help="write a simulated market (archive mirror + ground truth)")
     s.add_argument("--symbols", default=",".join(config.DEFAULT_SYMBOLS))
-    s.add_argument("--days", type=int, default=45)
+    s.add_argument("--days", type=positive_int, default=45)
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--out", default=str(config.sim_archive_dir()))
     s.add_argument("--start", default=config.DEFAULT_START_DATE.isoformat())
-    s.add_argument("--trades-per-day", type=int, default=None, help="aggTrades per symbol-day (simulator default)")
+    s.add_argument("--trades-per-day", type=positive_int, default=None, help="aggTrades per symbol-day (simulator default)")
     s.add_argument("--scenario", default="calm", help="calm (default), trending or cascade")
     s.add_argument("--taker-open-share", type=float, default=None,
                    help="probability that a speculative opener takes liquidity (0.5 = no order-flow signal)")
@@ -471,9 +491,9 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("demo", help="simulate, materialize every asset, print where to look")
-    d.add_argument("--days", type=int, default=45)
+    d.add_argument("--days", type=positive_int, default=45)
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--model-days", type=int, default=None,
+    d.add_argument("--model-days", type=positive_int, default=None,
                    help="days modelled at the end of the range (default: all but the first week of warm-up)")
     d.add_argument("--scenario", default="calm", help="simulated market: calm (default), trending or cascade")
     d.set_defaults(func=cmd_demo)

@@ -279,6 +279,28 @@ def require_checksum() -> bool:
     return env_choice("LIQ_REQUIRE_CHECKSUM", "0", ("0", "1")) == "1"
 
 
+#: Largest CSV a daily archive zip may expand to, in MiB: a BTCUSDT aggTrades day is about 110 MB of CSV
+#: (binance-data.md §4, "several times larger" on volatile days), so 2 GiB leaves a wide margin. Monthly
+#: files may expand to 31 times this.
+DEFAULT_MAX_CSV_MB = 2048
+#: Largest compression ratio (CSV bytes per zipped byte) of a member larger than ZIP_RATIO_FLOOR_BYTES: the
+#: archive's CSVs compress about 2.5-5 times (binance-data.md §4: ≈60-66 B of CSV per ≈13 B zipped), a zip
+#: bomb of NUL bytes about 1,000 times.
+DEFAULT_MAX_ZIP_RATIO = 50.0
+#: Below this size a member is harmless whatever its ratio (tiny files of repeated rows compress well).
+ZIP_RATIO_FLOOR_BYTES = 16 << 20
+
+
+def archive_limits() -> tuple[int, float]:
+    """(largest CSV of a daily file in bytes, largest compression ratio), from LIQ_MAX_CSV_MB and
+    LIQ_MAX_ZIP_RATIO; ConfigError naming the variable when unusable."""
+    mib = env_int("LIQ_MAX_CSV_MB", DEFAULT_MAX_CSV_MB, minimum=1, accepted="a whole number of MiB >= 1")
+    ratio = env_float("LIQ_MAX_ZIP_RATIO", DEFAULT_MAX_ZIP_RATIO, "a number > 1, e.g. 50", positive=True)
+    if ratio is None or ratio <= 1:
+        raise ConfigError(f"LIQ_MAX_ZIP_RATIO={ratio!r} is not valid: expected a number > 1, e.g. 50")
+    return mib << 20, float(ratio)
+
+
 def validate_environment() -> None:
     """Read every LIQ_* setting once so that a bad one fails at start with its one-line ConfigError, before any
     work (the `liq` command calls this first; Dagster reads the same settings when it loads the definitions)."""
@@ -291,6 +313,7 @@ def validate_environment() -> None:
     env_choice("LIQ_MARK_KLINE_INTERVAL", "1m", KLINE_INTERVALS)
     env_choice("LIQ_PROFILE_SOURCE", "aggTrades", PROFILE_SOURCES)
     require_checksum()
+    archive_limits()
     if env_choice("LIQ_SOURCE", "simulated", SOURCE_KINDS) == "mirror" and not _env("LIQ_MIRROR_DIR", ""):
         raise ConfigError("LIQ_SOURCE=mirror needs LIQ_MIRROR_DIR: the folder that contains data/futures/um/...")
     _model_from_env()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -18,10 +17,10 @@ from liq_pipeline import config
 
 
 def _ensure_dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or Path(".dagster_home").resolve())
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
-        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    from liq_pipeline.instance_setup import ensure_instance
+
+    # Created once under a lock: two first commands at once would otherwise corrupt the SQLite storage.
+    home = ensure_instance(Path(os.environ.get("DAGSTER_HOME") or Path(".dagster_home").resolve()), Path("dagster.yaml"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

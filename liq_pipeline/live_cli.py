@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from liq_pipeline import config
+from liq_pipeline import cli_args, config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,10 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="forceOrder stream URL (default Binance's public !forceOrder@arr stream; route unconfirmed, "
                           "hence configurable)")
     rec.add_argument("--symbols", default="", help="comma-separated symbols to keep (default: all)")
-    rec.add_argument("--max-events", type=int, default=None, help="stop after N received events")
-    rec.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    rec.add_argument("--max-events", type=cli_args.positive_int, default=None, help="stop after N received events")
+    rec.add_argument("--duration", type=cli_args.positive_float, default=None, help="stop after S seconds")
     rec.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
-    rec.add_argument("--batch-size", type=int, default=200, help="events per insert transaction")
+    rec.add_argument("--batch-size", type=cli_args.positive_int, default=200, help="events per insert transaction")
     rec.set_defaults(func=record_command)
 
 
@@ -39,8 +39,9 @@ def add_now_options(parser: argparse.ArgumentParser) -> None:
     """Options of `liq now` (shared with `liq heatmap --now`)."""
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--base-url", default=None, help="fapi base URL (default LIQ_FAPI_URL or fapi.binance.com)")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds allowed for the live REST signals")
-    parser.add_argument("--top", type=int, default=10, help="levels per side in the table output")
+    parser.add_argument("--budget", type=cli_args.positive_float, default=1.0,
+                        help="seconds allowed for the live REST signals")
+    parser.add_argument("--top", type=cli_args.positive_int, default=10, help="levels per side in the table output")
     parser.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
 
 

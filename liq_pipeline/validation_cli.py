@@ -5,13 +5,12 @@ against them. Registered into the main `liq` CLI with `register(subparsers)`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import sys
 from pathlib import Path
 
-from liq_pipeline import config
+from liq_pipeline import cli_args, config
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -28,18 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="keep only this symbol; files that name no symbol (bar files without a symbol column, "
                           "snapshot CSVs not named <SYMBOL>-liquidationSnapshot-<date>.csv) default to the one "
                           "configured symbol (LIQ_SYMBOLS) and need --symbol when several are configured")
-    imp.add_argument("--bar-seconds", type=int, default=None,
+    imp.add_argument("--bar-seconds", type=cli_args.positive_int, default=None,
                      help="width of a bar in per-bar files (default: the smallest timestamp spacing)")
     imp.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
     imp.set_defaults(func=import_command)
 
     bt = subparsers.add_parser("backtest", help="score heatmap snapshots against realized liquidations, per bar")
     bt.add_argument("symbol", type=str.upper)
-    bt.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
-    bt.add_argument("--end", required=True, type=_date, help="last day (inclusive), YYYY-MM-DD")
+    bt.add_argument("--start", required=True, type=cli_args.date, help="first day, YYYY-MM-DD")
+    bt.add_argument("--end", required=True, type=cli_args.date, help="last day (inclusive), YYYY-MM-DD")
     bt.add_argument("--variant", choices=config.VARIANTS, default=None, help="one variant (default: all)")
-    bt.add_argument("--bar-minutes", type=int, default=60, help="bar length in minutes (default 60)")
-    bt.add_argument("--top-k", type=int, default=None, help="cells flagged by the top-K test (default 10 %% of cells)")
+    bt.add_argument("--bar-minutes", type=cli_args.positive_int, default=60, help="bar length in minutes (default 60)")
+    bt.add_argument("--top-k", type=cli_args.positive_int, default=None, help="cells flagged by the top-K test (default 10 %% of cells)")
     bt.add_argument("--source", choices=("auto", "truth", "events", "bars"), default="auto",
                     help="realized liquidations: simulator truth, imported/recorded events, or per-bar totals")
     bt.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -53,13 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tab.add_argument("--markdown", action="store_true", help="one markdown table with every column (for the README)")
     tab.add_argument("--reports", default=None, help="folder of validation-<YYYY-MM>.json (default <data dir>/reports)")
     tab.set_defaults(func=table_command)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _error(message: str) -> int:
@@ -104,7 +96,9 @@ def import_command(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             span = f"{r.first_time} … {r.last_time}" if r.rows else "no rows"
-            print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}")
+            replaced = f" (replacing {r.replaced:,} rows of an earlier import)" if r.replaced else ""
+            print(f"{path.name}: {r.rows:,} rows ({r.format}) → {r.table} [{', '.join(r.symbols) or '-'}] {span}"
+                  f"{replaced}")
             for line in r.understood:
                 print(f"  {line}")
     return EXIT_ERROR if failures else EXIT_OK
@@ -120,7 +114,8 @@ def backtest_command(args: argparse.Namespace) -> int:
     from liq_pipeline.validation.backtest import BacktestInputError, backtest, check_inputs
 
     if args.end < args.start:
-        return _error(f"--end {args.end} is before --start {args.start}")
+        print(f"liq backtest: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         con = _connect(args.warehouse, must_exist=True)
     except OSError as e:

@@ -151,11 +151,60 @@ def test_reimport_replaces_the_file_rows(tmp_path, con):
     path = tmp_path / "stream.jsonl"
     path.write_text(FORCE_ORDER)
     li.import_liquidation_file(con, path)
-    li.import_liquidation_file(con, path)
+    again = li.import_liquidation_file(con, path)
+    assert again.replaced == 2
     assert con.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 2
-    path.write_text(FORCE_ORDER.splitlines()[0] + "\n")
-    li.import_liquidation_file(con, path)
-    assert con.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 1
+    # The same file with its BTCUSDT event corrected: that event is replaced, ETHUSDT's is not touched.
+    path.write_text(FORCE_ORDER.splitlines()[0].replace('"ap":"96012.40"', '"ap":"96000.00"') + "\n")
+    assert li.import_liquidation_file(con, path).replaced == 1
+    assert con.execute("SELECT symbol, avg_price FROM raw.realized_liquidations ORDER BY symbol").fetchall() == [
+        ("BTCUSDT", 96000.0), ("ETHUSDT", 3301.0)]
+
+
+# ---- issue 28, case 4: an import never deletes rows it did not replace ----------------------------------
+def _forceorders(symbol: str, n: int, t0_ms: int = 1736899205117) -> str:
+    return "".join(
+        f'{{"e":"forceOrder","E":{t0_ms + 1000 * i + 3},"o":{{"s":"{symbol}","S":"SELL","o":"LIMIT","f":"IOC",'
+        f'"q":"0.1","p":"95000","ap":"95000","X":"FILLED","l":"0.1","z":"0.1","T":{t0_ms + 1000 * i}}}}}\n'
+        for i in range(n))
+
+
+def test_import_of_another_symbol_replaces_nothing_and_is_an_error(tmp_path, con, capsys):
+    path = tmp_path / "f.jsonl"
+    path.write_text(_forceorders("BTCUSDT", 20))
+    db = tmp_path / "cli.duckdb"
+    assert _cli(["import-liquidations", str(path), "--warehouse", str(db)]) == 0
+    assert _cli(["import-liquidations", str(path), "--symbol", "ETHUSDT", "--warehouse", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "no rows to import for ETHUSDT (the file holds BTCUSDT)" in err and "nothing stored was replaced" in err
+    with duckdb.connect(str(db)) as c:
+        assert c.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 20
+
+
+def test_same_named_file_from_another_folder_keeps_the_earlier_import(tmp_path, con):
+    first, other = tmp_path / "a" / "f.jsonl", tmp_path / "b" / "f.jsonl"
+    first.parent.mkdir()
+    other.parent.mkdir()
+    first.write_text(_forceorders("BTCUSDT", 20))
+    other.write_text(_forceorders("BTCUSDT", 5, t0_ms=1736999205117))  # a later period, same name
+    li.import_liquidation_file(con, first)
+    assert li.import_liquidation_file(con, other).replaced == 0
+    assert con.execute("SELECT count(*) FROM raw.realized_liquidations").fetchone()[0] == 25
+
+
+@pytest.mark.parametrize("text, bar_seconds, expected", [
+    ("timestamp,long_usd,short_usd\n1736899200000,1,2\n1736899200500,3,4\n", None, "0.5 s apart"),
+    ("timestamp,long_usd,short_usd\n1736899200000,1,2\n1736899230000,3,4\n", None, "30 s apart"),
+    ("timestamp,long_usd,short_usd\n1736899200000,1,2\n1736899260000,3,4\n", 3600, "60 s apart do not fit bars 1 h"),
+    ("timestamp,long_usd,short_usd\n1736899200000,1,2\n", 0, "declared width"),
+])
+def test_bar_width_is_validated_against_the_spacing_and_the_declared_width(tmp_path, con, text, bar_seconds, expected):
+    path = tmp_path / "bars.csv"
+    path.write_text(text)
+    with pytest.raises(li.LiquidationImportError, match=expected):
+        li.import_liquidation_file(con, path, symbol="BTCUSDT", bar_seconds=bar_seconds)
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'realized_liquidation_bars'"
+                           ).fetchone()[0] or not con.execute("SELECT count(*) FROM raw.realized_liquidation_bars").fetchone()[0]
 
 
 def test_folder_import_reports_bad_files_and_loads_the_rest(tmp_path, con):

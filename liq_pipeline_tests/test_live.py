@@ -338,6 +338,83 @@ def test_now_without_live_mark_exits_2_and_never_prints_stale_data_as_now(exchan
     assert all(len(line) < 400 for line in err.splitlines())
     # With the exchange answering, the same command prints the map and exits 0, warnings (none here) apart.
     args.base_url = exchange.url
+    exchange.now_ms = int(time.time() * 1000)  # answers stamped far from our clock are refused as stale (issue 28)
     assert now_command(args) == 0
     out, err = capsys.readouterr()
     assert "BTCUSDT now" in out and "warning" not in out
+
+
+# ---------------------------------------------------------------------------------------------- issue 28, case 5
+# Every REST answer is checked (symbol echo, freshness, finite positive values); a failed check falls back to the
+# stored signals, flagged with the field that failed, or exits 2 naming it when nothing is stored.
+BASE = BaselineSignals(dt.date(2026, 3, 3), mark_price=49_000.0, oi_usd=1e9, oi_24h_ago_usd=9e8, funding_rate_8h=1e-4)
+
+
+def _premium(exchange, **fields) -> dict:
+    body = {"symbol": "BTCUSDT", "markPrice": f"{exchange.mark_price:.2f}", "indexPrice": "50001.00",
+            "estimatedSettlePrice": "50000.00", "lastFundingRate": "0.0001", "interestRate": "0.0001",
+            "nextFundingTime": exchange.now_ms + 3_600_000, "time": exchange.now_ms}
+    return {**body, **fields}
+
+
+def _oi(exchange, **fields) -> dict:
+    return {**{"symbol": "BTCUSDT", "openInterest": "80000.000", "time": exchange.now_ms}, **fields}
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/fapi/v1/premiumIndex", lambda ex: _premium(ex, symbol="ETHUSDT", markPrice="3000.00"), "'symbol' = 'ETHUSDT'"),
+    ("/fapi/v1/premiumIndex", lambda ex: _premium(ex, time=1_577_836_800_000), "'time' = 1577836800000 (2020-01-01"),
+    ("/fapi/v1/premiumIndex", lambda ex: _premium(ex, markPrice="NaN"), "'markPrice' = 'NaN' is not a finite number > 0"),
+    ("/fapi/v1/premiumIndex", lambda ex: _premium(ex, markPrice="-5"), "'markPrice' = '-5' is not a finite number > 0"),
+])
+def test_a_mark_that_fails_its_check_falls_back_to_the_stored_mark_naming_the_field(exchange, path, body, field):
+    exchange.script(path, Scripted(200, body(exchange)))
+    s = fetch_live_signals(make_client(exchange, max_retries=0), "BTCUSDT", BASE, budget_s=2.0)
+    assert s.mark_price == 49_000.0 and "mark_price_fallback_baseline" in s.flags
+    failed = [f for f in s.flags if f.startswith("mark_price_failed:FapiMalformedResponse")]
+    assert failed and field in failed[0], s.flags
+
+
+@pytest.mark.parametrize("body, field", [
+    (lambda ex: _oi(ex, openInterest="Infinity"), "'openInterest' = 'Infinity' is not a finite number > 0"),
+    (lambda ex: _oi(ex, symbol="ETHUSDT"), "'symbol' = 'ETHUSDT'"),
+    (lambda ex: _oi(ex, time=1_577_836_800_000), "behind our clock"),
+])
+def test_open_interest_that_fails_its_check_falls_back_to_the_stored_oi(exchange, body, field):
+    exchange.script("/fapi/v1/openInterest", Scripted(200, body(exchange)))
+    s = fetch_live_signals(make_client(exchange, max_retries=0), "BTCUSDT", BASE, budget_s=2.0)
+    assert s.oi_usd == 1e9 and "oi_usd_fallback_baseline" in s.flags
+    assert any(f.startswith("oi_base_failed:FapiMalformedResponse") and field in f for f in s.flags), s.flags
+
+
+def test_liq_now_with_a_foreign_answer_and_nothing_stored_exits_2_naming_the_field(exchange, con, tmp_path, capsys):
+    from liq_pipeline.live_cli import now_command
+
+    _seed_warehouse(con, exchange)  # a baseline profile, but no stored position signals to fall back on
+    con.close()
+    exchange.script("/fapi/v1/premiumIndex", Scripted(200, _premium(exchange, symbol="ETHUSDT", markPrice="3000.00")))
+    args = argparse.Namespace(symbol="BTCUSDT", format="table", base_url=exchange.url, budget=2.0, top=5,
+                              warehouse=str(tmp_path / "w.duckdb"))
+    assert now_command(args) == 2
+    err = capsys.readouterr().err
+    assert "field 'symbol' = 'ETHUSDT', but BTCUSDT was asked for" in err and "Traceback" not in err
+
+
+def test_liq_now_labels_values_taken_from_the_warehouse_as_stale(exchange, con, tmp_path, capsys):
+    from liq_pipeline.live_cli import now_command
+
+    _seed_warehouse(con, exchange)
+    ensure_tables(con, "model.position_signals")
+    con.execute("INSERT INTO model.position_signals VALUES ('BTCUSDT', DATE '2026-03-03', TIMESTAMP '2026-03-03 23:59', "
+                "?, 4e9, 3.9e9, 0.025, 0.0001, '')", [exchange.mark_price])
+    con.close()
+    exchange.script("/fapi/v1/openInterest", Scripted(200, _oi(exchange, openInterest="Infinity")))
+    args = argparse.Namespace(symbol="BTCUSDT", format="table", base_url=exchange.url, budget=2.0, top=5,
+                              warehouse=str(tmp_path / "w.duckdb"))
+    # The open interest fell back to the warehouse: the map would not be live, so no map is printed as
+    # "now" (issue 27); stderr names the fallback and the field that failed its check, and the exit is 2.
+    assert now_command(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert "live data unavailable" in err and "oi_usd_fallback_baseline" in err
+    assert "field 'openInterest' = 'Infinity' is not a finite number > 0" in err or "behind our clock" in err

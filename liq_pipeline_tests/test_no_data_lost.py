@@ -222,8 +222,8 @@ def test_malformed_value_rejected_in_sql_names_its_line(tmp_path, mirror):
     result = materialize(mirror_resources(tmp_path, mirror), [raw.agg_trades])
     assert not result.success
     assert "BTCUSDT-aggTrades-2026-01-05.csv, line 3: " in failure_message(result)
-    # The CSV reader parses is_buyer_maker as BOOLEAN (the ingest fast path): it names the column and value.
-    assert 'column "is_buyer_maker". Could not convert string "maybe"' in failure_message(result)
+    # One rule on every parse path (issue 28): it names the column and the value.
+    assert "is_buyer_maker must be true or false, got maybe" in failure_message(result)
 
 
 # ---- 7. symbols are validated: never a path, an unknown one said once --------------------------------

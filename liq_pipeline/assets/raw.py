@@ -16,11 +16,12 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
-from liq_pipeline.market import parsers
+from liq_pipeline.market import identity, parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
 from liq_pipeline.market.ingest import Findings, IngestResult, prepare_partition, store_partition
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse.reference_prices import neighbour_price
 
 GROUP = "raw"
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
@@ -54,8 +55,10 @@ def _witnesses(market: MarketSource, symbol: str, day: dt.date) -> list[ArchiveF
 
 
 def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: str, spec_for, select_for,
-                fallback_for=None, check=None) -> list[IngestResult]:
-    """Each partition of the run: download and parse without the warehouse, then one short write."""
+                fallback_for=None, check=None, priced: bool = False) -> list[IngestResult]:
+    """Each partition of the run: download and parse without the warehouse, then one short write. `check`
+    gets the symbol's price on its stored neighbouring days when `priced` (read before the download, in one
+    short read), else None."""
     try:
         client = market.client()
     except ConfigError as e:  # retrying cannot fix a setting
@@ -63,12 +66,16 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
     results = []
     with tempfile.TemporaryDirectory(prefix="liq-ingest-") as tmp:
         for symbol, day in partitions.symbol_days(context):
+            reference = None
+            if priced:
+                with duckdb.get_connection() as con:
+                    reference = neighbour_price(con, symbol, day)
             try:
                 prepared = prepare_partition(
                     client, table, symbol, day, spec_for(symbol, day),
                     lambda csv, only_day, s=symbol, d=day: select_for(csv, s, d, only_day), Path(tmp),
                     fallback_for(symbol, day) if fallback_for else None, _witnesses(market, symbol, day),
-                    (lambda mem, rel, csv, s=symbol, d=day: check(mem, rel, csv, s, d)) if check else None,
+                    (lambda mem, rel, csv, s=symbol, d=day, r=reference: check(mem, rel, csv, s, d, r)) if check else None,
                 )
                 with duckdb.get_connection() as con:
                     result = store_partition(con, client, prepared)
@@ -83,20 +90,12 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
 # ---------------------------------------------------------------------------------------------- blocking checks
 # Run on the parsed rows before anything is written: wrong data here would flow into every model asset, so
 # the materialization fails and the partition keeps its previous rows.
-def _outside_day(mem, rel: str, time_col: str, day: dt.date) -> list[str]:
-    n, first, last = mem.execute(
-        f"SELECT count(*), min({time_col}), max({time_col}) FROM {rel} WHERE CAST({time_col} AS DATE) <> ?",
-        [day]).fetchone()
-    if not n:
-        return []
-    return [f"{n:,} rows lie outside the partition day {day} ({first} … {last}): the file holds another "
-            "day's data under this name"]
-
-
-def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
-    """Rows outside the day block the write; ids repeated with different contents are counted and reported
-    (the parser keeps the earliest by transact_time)."""
-    outside = _outside_day(mem, rel, "transact_time", day)
+def _agg_trades_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
+    """Rows outside the day and prices of another symbol block the write; ids repeated with different contents
+    are counted and reported (the parser keeps the earliest by transact_time)."""
+    outside, median = identity.audit(mem, rel, "transact_time", day, None, identity.VALUE_RULES["aggTrades"], "trades",
+                                     price="price")
+    outside += identity.price_level(median, reference, symbol, "trade price")
     parsed = mem.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
     if _csv_data_lines(csv, "aggTrades") == parsed:  # no id repeated: skip the costlier grouping below
         return Findings(outside, [], {"duplicate_ids": 0, "conflicting_duplicate_ids": 0})
@@ -123,12 +122,15 @@ def _csv_data_lines(csv, kind: str) -> int:
     return lines - parsers.has_header(csv, kind)
 
 
-def _klines_blocking(interval: str):
+def _klines_blocking(interval: str, priced: bool, kind: str):
     labels = {ms: name for name, ms in KLINE_INTERVAL_MS.items()}
 
-    def check(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+    def check(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
         expected_ms = KLINE_INTERVAL_MS[interval]  # validated by MarketSource before any file is read
-        problems = _outside_day(mem, rel, "open_time", day)
+        problems, median = identity.audit(mem, rel, "open_time", day, expected_ms, identity.VALUE_RULES[kind],
+                                          "candle open times", price="close" if priced else None)
+        if priced:
+            problems += identity.price_level(median, reference, symbol, "close")
         step_ms = mem.execute(f"""SELECT min(step) FROM (SELECT epoch_ms(open_time)
                                       - lag(epoch_ms(open_time)) OVER (ORDER BY open_time) AS step FROM {rel})
                                   WHERE step > 0""").fetchone()[0]
@@ -140,11 +142,14 @@ def _klines_blocking(interval: str):
     return check
 
 
-def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings:
+def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
+    """A header without the OI columns, OI empty on every row or on some, another symbol's rows (its own
+    `symbol` column, or an OI value per contract far from the symbol's price), rows outside the day or off the
+    5-minute grid: each blocks the write."""
     problems = []
     if parsers.has_header(csv, "metrics"):
         with open(csv, encoding="utf-8", errors="replace") as f:
-            header = [c.strip().strip('"') for c in f.readline().lstrip("\ufeff").split(",")]
+            header = [c.strip().strip('"') for c in f.readline(parsers.FIRST_LINE_CHARS).lstrip("\ufeff").split(",")]
         wanted = ["create_time", "symbol", "sum_open_interest", "sum_open_interest_value"]
         if header[:4] != wanted:
             problems.append(f"its header starts {','.join(header[:4])!r}, not {','.join(wanted)!r}: a metrics file "
@@ -153,7 +158,24 @@ def _metrics_blocking(mem, rel: str, csv, symbol: str, day: dt.date) -> Findings
         empty = mem.execute(f"SELECT count(*) FILTER (WHERE sum_open_interest IS NULL), count(*) FROM {rel}").fetchone()
         if empty[1] and empty[0] == empty[1]:
             problems.append("sum_open_interest is empty on every row: a metrics file without open interest")
-    return Findings(problems + _outside_day(mem, rel, "create_time", day))
+        problems += identity.metrics_file_audit(mem, csv, symbol)
+        implied = identity.median(mem, rel, "sum_open_interest_value / nullif(sum_open_interest, 0)")
+        problems += identity.price_level(implied, reference, symbol, "price implied by OI value / OI")
+    found, _ = identity.audit(mem, rel, "create_time", day, METRICS_STEP_MS, identity.VALUE_RULES["metrics"],
+                              "metrics samples")
+    return Findings(problems + found)
+
+
+#: Binance samples the metrics every 5 minutes, on the 5-minute boundaries.
+METRICS_STEP_MS = 300_000
+
+
+def _funding_blocking(mem, rel: str, csv, symbol: str, day: dt.date, reference: float | None) -> Findings:
+    """Settlements outside the file's month or off the hour (settlements fall on the hour), and a value no rule
+    allows on any day of the file, block the write."""
+    found, _ = identity.audit(mem, rel, "funding_time", day, 3_600_000, identity.VALUE_RULES["fundingRate"],
+                              "funding settlements")
+    return Findings(identity.funding_file_audit(mem, csv, day) + found)
 
 
 def _time_range(con, table: str, time_col: str, symbol: str, day: dt.date) -> tuple[str, str]:
@@ -303,7 +325,7 @@ def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market
         lambda s, d: ArchiveFile("aggTrades", s, d),
         lambda csv, s, d, only_day: parsers.agg_trades_checked_select(csv, s, d, only_day),
         lambda s, d: ArchiveFile("aggTrades", s, d.replace(day=1), cadence="monthly"),
-        check=_agg_trades_blocking,
+        check=_agg_trades_blocking, priced=True,
     )
     return _result(context, duckdb, "raw.agg_trades", "transact_time", results, _agg_trade_checks)
 
@@ -327,7 +349,7 @@ def _kline_checks(table: str, name: str):
     return checks
 
 
-def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str):
+def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str, priced: bool = True):
     check = f"{name}_complete_for_interval"
 
     @dg.asset(name=name, partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
@@ -339,7 +361,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str)
             lambda s, d: ArchiveFile(kind, s, d, interval=interval),
             lambda csv, s, d, only_day: parsers.klines_select(csv, s, d, interval, kind=kind, only_day=only_day),
             lambda s, d: ArchiveFile(kind, s, d.replace(day=1), cadence="monthly", interval=interval),
-            check=_klines_blocking(interval),
+            check=_klines_blocking(interval, priced, kind), priced=priced,
         )
         return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
 
@@ -353,7 +375,8 @@ mark_price_klines = _kline_asset("mark_price_klines", "markPriceKlines", "raw.ma
                                  "Mark-price klines: liquidations trigger on mark price, so consumption uses these.")
 premium_index_klines = _kline_asset(
     "premium_index_klines", "premiumIndexKlines", "raw.premium_index_klines", "mark_kline_interval",
-    "Premium-index klines (the premium funding averages): a crowding signal of the `flow` variant.")
+    "Premium-index klines (the premium funding averages): a crowding signal of the `flow` variant.",
+    priced=False)  # a premium is a ratio near 0, not a price: nothing to compare with the neighbouring days
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -391,7 +414,7 @@ def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, mar
         context, duckdb, market, "raw.open_interest",
         lambda s, d: ArchiveFile("metrics", s, d),
         lambda csv, s, d, only_day: parsers.metrics_select(csv, s, d),
-        check=_metrics_blocking,
+        check=_metrics_blocking, priced=True,
     )
     return _result(context, duckdb, "raw.open_interest", "create_time", results, _oi_checks)
 
@@ -404,11 +427,16 @@ def _funding_checks(con, r: IngestResult) -> list[_CheckOutcome]:
     rows, hours = con.execute(
         "SELECT count(*), max(funding_interval_hours) FROM raw.funding_rates WHERE symbol = ? AND day = ?",
         [r.symbol, r.day]).fetchone()
-    expected = 24 // hours if hours else None
+    if not rows:
+        return [_CheckOutcome(
+            "funding_settlements_match_interval", False, dg.AssetCheckSeverity.ERROR,
+            f"{r.symbol} {r.day}: no settlement stored for the day ({r.file_name} has none on it)",
+            {"symbol": r.symbol, "day": str(r.day), "rows": 0, "interval_hours": 0})]
+    expected = 24 // hours
     return [_CheckOutcome(
-        "funding_settlements_match_interval", expected is not None and rows == expected, dg.AssetCheckSeverity.WARN,
+        "funding_settlements_match_interval", rows == expected, dg.AssetCheckSeverity.WARN,
         f"{r.symbol} {r.day}: {rows} settlements, {expected} expected at a {hours}h interval",
-        {"symbol": r.symbol, "day": str(r.day), "rows": int(rows), "interval_hours": int(hours or 0)},
+        {"symbol": r.symbol, "day": str(r.day), "rows": int(rows), "interval_hours": int(hours)},
     )]
 
 
@@ -422,5 +450,6 @@ def funding_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource, mar
         context, duckdb, market, "raw.funding_rates",
         lambda s, d: ArchiveFile("fundingRate", s, d.replace(day=1), cadence="monthly"),
         lambda csv, s, d, only_day: parsers.funding_select(csv, s, d),
+        check=_funding_blocking,
     )
     return _result(context, duckdb, "raw.funding_rates", "funding_time", results, _funding_checks)

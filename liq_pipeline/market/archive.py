@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import math
 import os
 import re
-import shutil
 import tempfile
 import time
 import urllib.parse
@@ -26,7 +26,7 @@ from typing import TypeVar
 import requests
 
 from liq_pipeline import config
-from liq_pipeline.market.ban import BanMemory
+from liq_pipeline.market.ban import BanMemory, bounded_wait_s
 from liq_pipeline.market.formats import ArchiveFile
 
 #: Read and hash in 1 MiB chunks: large enough to keep Python overhead negligible on 110 MB files.
@@ -90,6 +90,14 @@ class RateLimited(ArchiveError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ArchiveTooLarge(CorruptArchive):
+    """A zip member larger, or compressed more, than any real archive file (a zip bomb): never extracted."""
+
+
+class ExtractionFailed(ArchiveError):
+    """The CSV could not be written to the temp folder (full, read-only, missing): names the folder."""
 
 
 class SourceNotAnswering(ArchiveError):
@@ -165,21 +173,24 @@ def is_recent(spec: ArchiveFile, today: dt.date, publication_lag_days: int) -> b
 
 
 def _retry_after_s(header: str | None, now: float) -> float | None:
-    """`Retry-After` in seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """`Retry-After` in seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3), at most the longest
+    ban Binance documents (ban.MAX_BAN_S); None when absent or unreadable (NaN, negative, neither form)."""
     if header is None or not header.strip():
         return None
     value = header.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp() - now
+    if math.isnan(seconds) or (seconds < 0 and not value[:1].isalpha()):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - now)
+    return bounded_wait_s(seconds)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -228,6 +239,7 @@ class ArchiveClient:
         sleep: Callable[[float], None] = time.sleep,
         ban_memory: BanMemory | None = None,
         require_checksum: bool = False,
+        limits: tuple[int, float] | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s}")
@@ -250,6 +262,8 @@ class ArchiveClient:
         self.ban_memory = ban_memory
         #: Refuse a zip without a .CHECKSUM sidecar (else it is used, flagged `verified=False`).
         self.require_checksum = require_checksum
+        #: (largest CSV of a daily file in bytes, largest compression ratio): config.archive_limits().
+        self.max_csv_bytes, self.max_zip_ratio = limits if limits is not None else config.archive_limits()
         #: Files asked for in a row that the source did not have (reset by any file found): many in a row
         #: point at a wrong URL, mirror folder or symbol rather than at archive gaps.
         self.absent_in_a_row = 0
@@ -326,17 +340,25 @@ class ArchiveClient:
         CSV member. A partial output file is never left behind.
         """
         dest_dir = Path(dest_dir)
-        dest_dir.mkdir(parents=True, exist_ok=True)
         name = fetched.spec.file_name
         try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(fetched.zip_path) as zf:
                 member = self._csv_member(zf, fetched)
+                limit = self._check_size(member, fetched)
                 out = dest_dir / Path(member.filename).name
                 fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{out.name}.", suffix=".part")
                 try:
-                    # zipfile checks the CRC-32 when the member has been read to its end.
+                    # zipfile checks the CRC-32 when the member has been read to its end; the byte count is
+                    # checked as it goes too, so a member whose header under-states its size stops at the limit.
+                    written = 0
                     with zf.open(member) as src, os.fdopen(fd, "wb") as dst:
-                        shutil.copyfileobj(src, dst, CHUNK_BYTES)
+                        while chunk := src.read(CHUNK_BYTES):
+                            written += len(chunk)
+                            if written > limit:
+                                raise ArchiveTooLarge(f"{name} ({fetched.zip_path}): its CSV expands beyond "
+                                                      f"{limit:,} bytes, more than its header declares; not used")
+                            dst.write(chunk)
                     os.replace(tmp, out)
                 except BaseException:
                     _unlink_quietly(Path(tmp))
@@ -349,7 +371,30 @@ class ArchiveClient:
                                  f"{self._corrupt_advice(fetched)}") from e
         except NotImplementedError as e:  # e.g. an unsupported compression method
             raise CorruptArchive(f"{name} ({fetched.zip_path}): {e}") from e
+        except OSError as e:  # a full or read-only temp folder: retrying the step cannot help
+            raise ExtractionFailed(
+                f"{name}: cannot extract its CSV into {dest_dir} ({e.strerror or e}); free space there or point "
+                "TMPDIR at a folder with room (a daily aggTrades CSV is about 110 MB)") from e
         return out
+
+    def _check_size(self, member: zipfile.ZipInfo, fetched: FetchedFile) -> int:
+        """The most bytes `member` may expand to; ArchiveTooLarge, before anything is extracted, when its
+        declared size exceeds the limit (31 times the daily one for a monthly file) or its compression ratio
+        is beyond any real archive file's (a zip bomb)."""
+        name = fetched.spec.file_name
+        limit = self.max_csv_bytes * (31 if fetched.spec.cadence == "monthly" else 1)
+        if member.file_size > limit:
+            raise ArchiveTooLarge(
+                f"{name} ({fetched.zip_path}): its CSV would be {member.file_size:,} bytes, larger than the limit "
+                f"of {limit:,} ({fetched.spec.cadence} file; LIQ_MAX_CSV_MB={self.max_csv_bytes >> 20} per day); "
+                "not extracted. Raise LIQ_MAX_CSV_MB if this file is genuine")
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > config.ZIP_RATIO_FLOOR_BYTES and ratio > self.max_zip_ratio:
+            raise ArchiveTooLarge(
+                f"{name} ({fetched.zip_path}): compression ratio {ratio:,.0f} ({member.file_size:,} bytes from "
+                f"{member.compress_size:,}), beyond the limit of {self.max_zip_ratio:g} (LIQ_MAX_ZIP_RATIO; real "
+                "archive CSVs compress about 2.5-5 times): a zip bomb or a damaged file; not extracted")
+        return limit
 
     def fetch_csv(self, spec: ArchiveFile, dest_dir: Path) -> tuple[FetchedFile, Path]:
         """`fetch` then `extract_csv`."""

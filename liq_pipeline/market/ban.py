@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 import time
@@ -20,6 +21,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liq_pipeline import config
+
+#: The longest ban Binance documents (binance-data.md §5.1: bans escalate from 2 minutes to 3 days): a longer,
+#: infinite or unreadable wait is remembered as this, never as an error.
+MAX_BAN_S = 3 * 86_400.0
+
+
+def bounded_wait_s(seconds: float) -> float:
+    """`seconds` clipped to [0, MAX_BAN_S]; NaN is the longest ban (an unreadable wait must not shorten one)."""
+    if math.isnan(seconds):
+        return MAX_BAN_S
+    return min(max(0.0, seconds), MAX_BAN_S)
+
+
+def _until(entry: object) -> float | None:
+    """The finite `until` (epoch seconds) of a ban-file entry, else None (a corrupt entry is ignored)."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        until = float(entry["until"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    return until if math.isfinite(until) else None
 
 
 def default_path() -> Path:
@@ -55,12 +78,11 @@ class BanMemory:
     def active(self, host: str) -> Ban | None:
         """The ban on `host` that has not expired yet, else None."""
         entry = self._read().get(host)
-        if not isinstance(entry, dict):
+        until = _until(entry)
+        if until is None:
             return None
-        try:
-            ban = Ban(host, float(entry["until"]), str(entry.get("reason", "")))
-        except (KeyError, TypeError, ValueError):
-            return None
+        # A file edited by hand cannot hold a ban beyond the longest Binance documents.
+        ban = Ban(host, min(until, self.clock() + MAX_BAN_S), str(entry.get("reason", "")))
         return ban if ban.until > self.clock() else None
 
     @contextmanager
@@ -74,15 +96,16 @@ class BanMemory:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def record(self, host: str, seconds: float, reason: str) -> Ban:
-        """Remember a ban of `seconds` on `host` (a longer ban already recorded is kept)."""
+        """Remember a ban of `seconds` (bounded by `bounded_wait_s`) on `host`; a longer ban already recorded is
+        kept, corrupt or expired entries are dropped (a corrupt file is rewritten, never fatal)."""
         with self._locked():
             data = self._read()
             now = self.clock()
-            until = now + max(0.0, seconds)
-            previous = data.get(host)
-            if isinstance(previous, dict) and float(previous.get("until", 0)) > until:
-                until = float(previous["until"])
-            data = {h: e for h, e in data.items() if isinstance(e, dict) and float(e.get("until", 0)) > now}
+            until = now + bounded_wait_s(float(seconds))
+            previous = _until(data.get(host))
+            if previous is not None and until < previous <= now + MAX_BAN_S:
+                until = previous
+            data = {h: e for h, e in data.items() if (u := _until(e)) is not None and u > now}
             data[host] = {"until": until, "reason": reason,
                           "until_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))}
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".http-bans.", suffix=".part")

@@ -26,7 +26,12 @@ from liq_pipeline.market.archive import (
     is_recent,
 )
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.parsers import CheckedSelect, MalformedArchiveFile, describe_duckdb_error
+from liq_pipeline.market.parsers import (
+    CheckedSelect,
+    MalformedArchiveFile,
+    describe_duckdb_error,
+    first_empty_cell,
+)
 from liq_pipeline.warehouse.io import (
     count_partition,
     replace_ingest_log,
@@ -119,13 +124,16 @@ def _witness(client: ArchiveClient, spec: ArchiveFile, others: Sequence[ArchiveF
     return None
 
 
-def _parse(csv_path: Path, select: str | CheckedSelect, check: Checker | None) -> tuple[pa.Table, Findings]:
-    """Run `select` over the CSV in a private in-memory DuckDB and return its rows as an Arrow table (kept in
-    memory until the write: no second file, and the warehouse is not touched). A CheckedSelect runs its
-    cheap select first and falls back to the full one (deduplicating, sorting) only when its key does not
-    strictly increase. Returns (rows, findings of `check`). Raises MalformedArchiveFile naming the file and
-    line."""
-    mem = duckdb.connect()
+def parse_and_check(csv_path: Path, kind: str, select: str | CheckedSelect, check: Checker | None,
+                    mem: duckdb.DuckDBPyConnection | None = None) -> tuple[pa.Table, Findings]:
+    """Run `select` over the CSV in a private in-memory DuckDB (`mem`, a connection of its own that the caller
+    closes, else a new one) and return its rows as an
+    Arrow table (kept in memory until the write: no second file, and the warehouse is not touched). A
+    CheckedSelect runs its cheap select first and falls back to the full one (deduplicating, sorting) only when
+    its key does not strictly increase. Returns (rows, findings of `check`, led by an empty required cell with
+    its line). Raises MalformedArchiveFile naming the file and line."""
+    own = mem is None
+    mem = duckdb.connect() if own else mem
     try:
         try:
             fast = select.fast if isinstance(select, CheckedSelect) else select
@@ -135,11 +143,18 @@ def _parse(csv_path: Path, select: str | CheckedSelect, check: Checker | None) -
                 mem.unregister(PARSED)
                 rows = mem.sql(select.full).to_arrow_table()
                 mem.register(PARSED, rows)
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as e:  # any other reading error is the file's: conversion, range, CSV structure
             raise describe_duckdb_error(e, csv_path) from e
         findings = check(mem, PARSED, csv_path) if check is not None else Findings()
+        if any(column.null_count for column in rows.columns):
+            empty = first_empty_cell(mem, csv_path, kind)
+            if empty is not None:
+                findings.problems.insert(0, f"line {empty[0]}: {empty[1]} is empty (a cell every row needs)")
     finally:
-        mem.close()
+        if own:
+            mem.close()
     return rows, findings
 
 
@@ -179,14 +194,16 @@ def prepare_partition(
     if not fetched.verified:
         prepared.warnings.append(f"{fetched.spec.file_name}: no .CHECKSUM sidecar, the file was not verified")
     csv_path = client.extract_csv(fetched, work_dir)
-    parsed, findings = _parse(csv_path, build_select(csv_path, only_day), check)
+    try:  # the extracted CSV is removed on every path, failures included
+        parsed, findings = parse_and_check(csv_path, fetched.spec.kind, build_select(csv_path, only_day), check)
+    finally:
+        csv_path.unlink(missing_ok=True)
     prepared.rows = parsed.num_rows
     if findings.problems:
         raise MalformedArchiveFile(f"{fetched.spec.file_name}: " + "; ".join(findings.problems)
                                    + "; nothing stored, the partition keeps its previous rows")
     prepared.warnings.extend(f"{fetched.spec.file_name}: {w}" for w in findings.warnings)
     prepared.counts.update(findings.counts)
-    csv_path.unlink(missing_ok=True)
     prepared.parsed = parsed
     return prepared
 

@@ -12,8 +12,10 @@ Three file formats, detected from the content:
   `aggregated_long_liquidation_usd`, ...), ISO or epoch bar starts, an optional `symbol` column.
 Files without a symbol (per-bar totals, snapshot CSVs not named after one) take the one configured symbol
 (`LIQ_SYMBOLS`) when there is exactly one; otherwise `--symbol` says which.
-Each file is stored under `source = "file:<file name>"` and re-importing it replaces its rows, so the drop
-folder can be rescanned any number of times.
+Each file is stored under `source = "file:<file name>"`. An import replaces, per symbol it holds, the rows of
+the same source and symbol within its own time span, and nothing else: re-importing a file (or rescanning the
+drop folder) replaces exactly its rows; an import of another symbol, or a same-named file of another period,
+never deletes earlier rows; a file that yields no rows replaces nothing and is an error.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class ImportResult:
     bar_seconds: int | None = None
     #: What the reader understood: columns used, symbol taken from where, bar width inferred or given.
     understood: tuple[str, ...] = ()
+    #: Rows of earlier imports (same source, symbol and time span) that this import replaced.
+    replaced: int = 0
 
 
 def source_for(path: Path) -> str:
@@ -124,6 +128,10 @@ def _epoch_or_text_to_utc(values: pd.Series, path: Path, column: str) -> pd.Seri
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         n = numeric.astype("float64")
+        bad = ~np.isfinite(n) | (n.abs() >= 1e17)  # beyond any epoch in µs: not a time
+        if bad.any():
+            raise LiquidationImportError(f"{path}: column {column!r} holds {values[bad].iloc[0]!r} in data row "
+                                         f"{int(np.flatnonzero(bad.to_numpy())[0]) + 1}: not an epoch time")
         # Magnitude decides the unit (binance-data.md: > 1e14 is µs); below 1e11 it is seconds (year < 5138).
         ms = np.where(n > 1e14, n / 1_000, np.where(n > 1e11, n, n * 1_000))
         return pd.Series(pd.to_datetime(np.round(ms).astype("int64"), unit="ms"), index=values.index)
@@ -279,15 +287,14 @@ def read_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = N
     for k, v in amounts.items():
         if v.isna().any() or (v < 0).any():
             raise LiquidationImportError(f"{path}: column {cols[k]!r} must hold non-negative numbers of USD")
+    steps = np.diff(np.unique(start.to_numpy("datetime64[ms]").astype(np.int64)))
     if bar_seconds is None:
-        steps = np.diff(np.unique(start.to_numpy("datetime64[ms]").astype(np.int64)))
         bar_ms = int(steps.min()) if steps.size else 3_600_000
         width_from = "smallest spacing of the bar starts" if steps.size else "one bar: assumed 1 h"
     else:
         bar_ms = int(bar_seconds) * 1000
         width_from = "--bar-seconds"
-    if bar_ms <= 0:
-        raise LiquidationImportError(f"{path}: bar width must be positive")
+    _check_bar_width(path, bar_ms, steps, bar_seconds is not None)
     frame = pd.DataFrame({
         "symbol": symbols, "day": start.dt.floor("D").dt.date, "bar_start": start,
         "bar_end": start + pd.to_timedelta(bar_ms, unit="ms"),
@@ -306,7 +313,28 @@ def read_bars(path: Path, symbol: str | None = None, bar_seconds: int | None = N
     return BarsRead(frame, bar_ms // 1000, understood)
 
 
+#: The finest bars a provider exports: per-minute totals. Bars closer than this are events or a broken file.
+MIN_BAR_MS = 60_000
+
+
+def _check_bar_width(path: Path, bar_ms: int, steps: np.ndarray, declared: bool) -> None:
+    """The bar width is whole seconds, at least MIN_BAR_MS, and every spacing of the bar starts is a whole
+    number of bars (a declared width wider than the spacing would make bars overlap)."""
+    source = "declared width (--bar-seconds)" if declared else "bar starts are"
+    if bar_ms < MIN_BAR_MS or bar_ms % 1000:
+        raise LiquidationImportError(
+            f"{path}: {source} {_duration(bar_ms) if declared else f'{bar_ms / 1000:g} s apart'}: per-bar totals "
+            f"must be whole seconds and at least {MIN_BAR_MS // 1000} s wide; nothing was imported from this file")
+    uneven = steps[steps % bar_ms != 0] if steps.size else steps
+    if uneven.size:
+        raise LiquidationImportError(
+            f"{path}: bar starts {uneven[0] / 1000:g} s apart do not fit bars {_duration(bar_ms)} wide "
+            f"({'--bar-seconds' if declared else 'the smallest spacing'}); nothing was imported from this file")
+
+
 def _duration(ms: int) -> str:
+    if ms % 1000:
+        return f"{ms / 1000:g} s"
     seconds = ms // 1000
     for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
         if seconds % size == 0:
@@ -395,14 +423,23 @@ def validate_rows(path: Path, table: str, frame: pd.DataFrame) -> None:
             _first_bad(path, frame, ~(np.isfinite(values) & (values >= 0)), column, "not a finite number >= 0")
 
 
-def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> int:
-    """Replace every row of `table` tagged `source` with `frame`, in one transaction; returns rows written."""
+def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> tuple[int, int]:
+    """Store `frame` in `table`, replacing per symbol the rows tagged `source` within the frame's own time span
+    of that symbol, in one transaction; returns (rows written, earlier rows replaced). Rows of other symbols,
+    other sources or outside the span are never touched; an empty frame is refused before anything changes."""
     parquet.refuse(con, "importing liquidations")
+    if frame.empty:
+        raise ValueError("replace_source: an empty frame replaces nothing")
     ensure_tables(con, table)
-    with registered_frame(con, "_liq_import", frame), transaction(con):
-        con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
+    time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
+    spans = frame.groupby("symbol")[time_col].agg(["min", "max"]).reset_index()
+    with registered_frame(con, "_liq_import", frame), registered_frame(con, "_liq_spans", spans), transaction(con):
+        replaced = con.execute(f"""
+            DELETE FROM {table} t USING _liq_spans s
+            WHERE t.source = ? AND t.symbol = s.symbol AND t.{time_col} BETWEEN s."min" AND s."max" """,
+            [source]).fetchone()[0]
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liq_import")
-    return int(len(frame))
+    return int(len(frame)), int(replaced or 0)
 
 
 def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str = "auto",
@@ -411,7 +448,11 @@ def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str
     path = Path(path)
     fmt, table, frame = read_liquidation_file(path, fmt, symbol, bar_seconds)
     source = source_for(path)
-    rows = replace_source(con, table, source, frame)
+    if frame.empty:
+        raise LiquidationImportError(
+            f"{path}: no rows to import{f' for {symbol}' if symbol else ''} (the file holds "
+            f"{_symbols_in(path, fmt)}); nothing was imported and nothing stored was replaced")
+    rows, replaced = replace_source(con, table, source, frame)
     time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
     times = frame[time_col] if rows else pd.Series([], dtype="datetime64[ms]")
     return ImportResult(
@@ -420,8 +461,18 @@ def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str
         first_time=times.min().to_pydatetime() if rows else None,
         last_time=times.max().to_pydatetime() if rows else None,
         bar_seconds=frame.attrs.get(ATTR_BAR_SECONDS),
-        understood=tuple(frame.attrs.get(ATTR_UNDERSTOOD, ())),
+        understood=tuple(frame.attrs.get(ATTR_UNDERSTOOD, ())), replaced=replaced,
     )
+
+
+def _symbols_in(path: Path, fmt: str) -> str:
+    """The symbols a file holds when read without a symbol filter, for the message of an empty import."""
+    try:
+        _, _, everything = read_liquidation_file(path, fmt)
+    except LiquidationImportError:
+        return "no readable rows"
+    names = sorted(everything["symbol"].unique()) if not everything.empty else []
+    return ", ".join(names) if names else "no rows"
 
 
 def import_liquidation_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> tuple[list[ImportResult], list[str]]:

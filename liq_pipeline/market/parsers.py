@@ -41,8 +41,34 @@ _READ_TYPES: dict[str, dict[str, str]] = {
     "fundingRate": {"calc_time": "BIGINT", "funding_interval_hours": "INTEGER", "last_funding_rate": "DOUBLE"},
 }
 
+#: Cells a row cannot do without, per kind (CSV column names): an empty one is refused with its line number.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "aggTrades": ("agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"),
+    "klines": ("open_time", "open", "high", "low", "close", "close_time"),
+    "metrics": ("create_time",),
+    "fundingRate": ("calc_time", "funding_interval_hours", "last_funding_rate"),
+}
+
+
+def first_empty_cell(con, csv_path: Path, kind: str) -> tuple[int, str] | None:
+    """(1-based line, column) of the first row whose required cell is empty, else None (failure path: run on
+    `con` when the parsed rows hold a NULL, to name the line)."""
+    required = REQUIRED_COLUMNS["klines" if kind in KLINE_KINDS else kind]
+    header = has_header(csv_path, kind)
+    row = con.execute(f"""
+            SELECT line, CASE {' '.join(f"WHEN {c} IS NULL THEN '{c}'" for c in required)} END
+            FROM (SELECT row_number() OVER () AS line, * FROM {read_csv_sql(csv_path, kind)})
+            WHERE {' OR '.join(f'{c} IS NULL' for c in required)} ORDER BY line LIMIT 1""").fetchone()
+    return None if row is None else (int(row[0]) + header, row[1])
+
+
 #: Runs of identical OI longer than this many 5-minute samples (1 h) are forward-filled data, not a flat market.
 STALE_OI_RUN_ROWS = 12
+
+
+#: How much of a file's first line is read to detect its header (a real header is about 200 characters; a
+#: hostile file may have no newline at all).
+FIRST_LINE_CHARS = 4096
 
 
 def _types_for(kind: str) -> dict[str, str]:
@@ -52,7 +78,7 @@ def _types_for(kind: str) -> dict[str, str]:
 def has_header(csv_path: Path, kind: str) -> bool:
     """Decide per file from the first cell, never from the date (header cut-overs differ per kind)."""
     with open(csv_path, encoding="utf-8", errors="replace") as f:
-        first_line = f.readline().lstrip("\ufeff")
+        first_line = f.readline(FIRST_LINE_CHARS).lstrip("\ufeff")
     first_cell = first_line.split(",", 1)[0].strip().strip('"')
     if not first_cell:
         return False
@@ -128,13 +154,13 @@ class CheckedSelect:
 def agg_trades_checked_select(csv_path: Path, symbol: str, day: dt.date, only_day: bool = False) -> CheckedSelect:
     """raw.agg_trades rows of a file, skipping deduplication and sorting when the ids already strictly increase
     (every daily file Binance publishes): the same rows as `agg_trades_select`, at about the cost of
-    read_csv. `is_buyer_maker` is parsed by the CSV reader as BOOLEAN (true/false in any case; a bad cell is
-    a conversion error naming the column and line)."""
-    read = read_csv_sql(csv_path, "aggTrades").replace("'is_buyer_maker': 'VARCHAR'", "'is_buyer_maker': 'BOOLEAN'")
+    read_csv. `is_buyer_maker` follows the same rule on both paths (`_bool`: true or false in any case, nothing
+    else; DuckDB's own BOOLEAN cast would also take yes, 1, t and y)."""
     fast = f"""
         SELECT {_sql_str(symbol)} AS symbol, DATE '{day.isoformat()}' AS day, agg_trade_id, price, quantity,
-               first_trade_id, last_trade_id, {_epoch('transact_time')} AS transact_time, is_buyer_maker
-        FROM {read}
+               first_trade_id, last_trade_id, {_epoch('transact_time')} AS transact_time,
+               {_bool('is_buyer_maker')} AS is_buyer_maker
+        FROM {read_csv_sql(csv_path, "aggTrades")}
         WHERE {_day_filter(_epoch('transact_time'), day if only_day else None)}
     """
     return CheckedSelect(fast, "agg_trade_id", agg_trades_select(csv_path, symbol, day, only_day))
@@ -212,14 +238,18 @@ def funding_select(csv_path: Path, symbol: str, day: dt.date, source: str = "arc
     """
 
 
-def _line_of_value(csv_path: Path, values: list[str]) -> int | None:
-    """1-based number of the first line of the CSV with a cell equal to one of `values` (failure path only)."""
+def _line_of_value(csv_path: Path, values: list[str], column: int | None = None) -> int | None:
+    """1-based number of the first line of the CSV with a cell (the `column`-th one when given) equal to one of
+    `values` (failure path only)."""
     wanted = {v.strip() for v in values if v.strip()}
     if not wanted:
         return None
     with open(csv_path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
-            if wanted.intersection(cell.strip().strip('"') for cell in line.rstrip("\r\n").split(",")):
+            cells = [cell.strip().strip('"') for cell in line.rstrip("\r\n").split(",")]
+            if column is not None:
+                cells = cells[column:column + 1]
+            if wanted.intersection(cells):
                 return number
     return None
 
@@ -239,7 +269,12 @@ def describe_duckdb_error(error: Exception, csv_path: Path) -> MalformedArchiveF
     if match:
         line = int(match.group(1))
     else:
-        values = re.findall(r'"([^"]*)"', lines[0] if lines else "") + re.findall(r"got (\S+)$", lines[0] if lines else "")
-        line = _line_of_value(Path(csv_path), values)
+        first = lines[0] if lines else ""
+        named = re.search(r"(\w+) must be true or false, got (\S+)$", first)
+        if named and named.group(1) in COLUMNS["aggTrades"]:  # the value is looked for in its own column only
+            line = _line_of_value(Path(csv_path), [named.group(2)], COLUMNS["aggTrades"].index(named.group(1)))
+        else:
+            values = re.findall(r'"([^"]*)"', first) + re.findall(r"got (\S+)$", first)
+            line = _line_of_value(Path(csv_path), values)
     where = f"{Path(csv_path).name}, line {line}" if line else Path(csv_path).name
     return MalformedArchiveFile(f"malformed row in {where}: {detail}")

@@ -26,7 +26,7 @@ import pandas as pd
 import requests
 
 from liq_pipeline import config
-from liq_pipeline.market.ban import BanMemory
+from liq_pipeline.market.ban import BanMemory, bounded_wait_s
 
 #: REQUEST_WEIGHT limit per IP per minute (binance-data.md §5.1).
 WEIGHT_LIMIT_1M = 2400
@@ -47,6 +47,14 @@ OI_HIST_PERIODS_MS = {
     "6h": 21_600_000, "12h": 43_200_000, "1d": 86_400_000,
 }
 USER_AGENT = "liq_pipeline/0.1 (+https://github.com/; live layer)"
+#: Epoch milliseconds a Binance USD-M answer can carry: from 2019-01-01 to 2100-01-01; outside is corruption.
+EPOCH_MS_RANGE = (1_546_300_800_000, 4_102_444_800_000)
+#: Trade ids are whole numbers below 2**53 (exact in a float64, as pandas reads JSON numbers).
+MAX_ID = 2**53
+#: A current value (openInterest, premiumIndex) stamped further than this from our clock is not current: a
+#: cached or replayed answer, or a clock that is wrong on one side.
+MAX_CLOCK_SKEW_S = 300.0
+
 
 
 class FapiError(Exception):
@@ -97,14 +105,26 @@ def kline_weight(limit: int) -> int:
 
 
 def _retry_after_s(value: str | None) -> float | None:
-    """Retry-After in seconds (Binance sends an integer); None when absent or unreadable."""
+    """Retry-After in seconds (Binance sends an integer), at most ban.MAX_BAN_S (a huge or infinite value is a
+    ban of the longest kind, not an error); None when absent, unreadable, negative or NaN."""
     if value is None:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if math.isnan(seconds) or seconds < 0:
+        return None
+    return bounded_wait_s(seconds)
+
+
+def _maker_flag(value: Any) -> bool | None:
+    """aggTrades' `m` (buyer is maker): a JSON boolean, or the text true/false in any case; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
 
 
 def to_ms(moment: dt.datetime | dt.date) -> int:
@@ -366,13 +386,34 @@ class FapiClient:
         return frame
 
     @staticmethod
-    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _numbers(frame: pd.DataFrame, endpoint: str, fields: tuple[str, ...], symbol: str | None = None,
+                 times: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """`fields` as finite float arrays; FapiMalformedResponse naming the field and the first bad record (and
+        when `symbol` is given, any record whose own `symbol` is another one). `times` must be epoch ms within
+        EPOCH_MS_RANGE, `ids` whole numbers in [0, MAX_ID)."""
+        if symbol is not None and "symbol" in frame.columns and (frame["symbol"] != symbol).any():
+            other = frame.loc[frame["symbol"] != symbol, "symbol"].iloc[0]
+            raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {other!r}, but {symbol} was asked for")
         out = {}
         for f in fields:
             try:
-                out[f] = pd.to_numeric(frame[f], errors="raise").to_numpy(dtype=np.float64)
-            except (ValueError, TypeError) as e:
+                values = pd.to_numeric(frame[f], errors="raise").to_numpy(dtype=np.float64)
+            except (ValueError, TypeError, OverflowError) as e:
                 raise FapiMalformedResponse(f"{endpoint}: field {f!r} is not numeric ({e})") from e
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values)
+                rule = "a finite number"
+                if f in times:
+                    bad |= (values < EPOCH_MS_RANGE[0]) | (values > EPOCH_MS_RANGE[1])
+                    rule = "epoch milliseconds between 2019 and 2100"
+                elif f in ids:
+                    bad |= (values < 0) | (values >= MAX_ID) | (values != np.floor(values))
+                    rule = "a whole number in [0, 2**53)"
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise FapiMalformedResponse(f"{endpoint}: field {f!r} = {frame[f].iloc[i]!r} in record {i + 1} is "
+                                            f"not {rule}")
+            out[f] = values
         return out
 
     @staticmethod
@@ -385,31 +426,65 @@ class FapiClient:
         return data
 
     @staticmethod
-    def _float(value: Any, endpoint: str, name: str) -> float:
+    def _float(value: Any, endpoint: str, name: str, positive: bool = False) -> float:
+        """A finite number (> 0 when `positive`); FapiMalformedResponse naming the field otherwise."""
         try:
-            return float(value)
-        except (TypeError, ValueError) as e:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError) as e:
             raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not a number") from e
+        if not math.isfinite(number) or (positive and number <= 0):
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not a finite number"
+                                        f"{' > 0' if positive else ''}")
+        return number
+
+    @staticmethod
+    def _echo(data: dict, endpoint: str, symbol: str) -> None:
+        """The answer is about the symbol asked for (a proxy or cache can answer for another one)."""
+        if "symbol" in data and data["symbol"] != symbol:
+            raise FapiMalformedResponse(f"{endpoint}: field 'symbol' = {data['symbol']!r}, but {symbol} was asked for")
+
+    def _epoch_ms(self, value: Any, endpoint: str, name: str) -> float:
+        ms = self._float(value, endpoint, name)
+        if not EPOCH_MS_RANGE[0] <= ms <= EPOCH_MS_RANGE[1]:
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not epoch milliseconds between "
+                                        "2019 and 2100")
+        return ms
+
+    def _fresh(self, value: Any, endpoint: str, name: str) -> dt.datetime:
+        """A current value's timestamp (epoch ms) within MAX_CLOCK_SKEW_S of our clock, as naive UTC."""
+        ms = self._epoch_ms(value, endpoint, name) if not isinstance(value, bool) else math.nan
+        if math.isnan(ms):
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} is not epoch milliseconds")
+        skew_s = ms / 1000 - self.clock()
+        if abs(skew_s) > MAX_CLOCK_SKEW_S:
+            when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+            raise FapiMalformedResponse(f"{endpoint}: field {name!r} = {value!r} ({when} UTC) is {abs(skew_s):,.0f} s "
+                                        f"{'behind' if skew_s < 0 else 'ahead of'} our clock (at most "
+                                        f"{MAX_CLOCK_SKEW_S:.0f} s): not a current value")
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
 
     # ---- current values -----------------------------------------------------------------------------
     def open_interest(self, symbol: str) -> OpenInterest:
         """Current open interest in base asset (`GET /fapi/v1/openInterest`, weight 1)."""
         ep = "/fapi/v1/openInterest"
         d = self._object(self.request(ep, {"symbol": symbol}, weight=1), ep, ("openInterest", "time"))
-        return OpenInterest(symbol, self._float(d["openInterest"], ep, "openInterest"),
-                            _ms_to_timestamp([d["time"]]).iloc[0].to_pydatetime())
+        self._echo(d, ep, symbol)
+        return OpenInterest(symbol, self._float(d["openInterest"], ep, "openInterest", positive=True),
+                            self._fresh(d["time"], ep, "time"))
 
     def premium_index(self, symbol: str) -> PremiumIndex:
         """Mark price and the running funding rate (`GET /fapi/v1/premiumIndex`, weight 1 with symbol)."""
         ep = "/fapi/v1/premiumIndex"
         d = self._object(self.request(ep, {"symbol": symbol}, weight=1), ep,
                          ("markPrice", "indexPrice", "lastFundingRate", "interestRate", "nextFundingTime", "time"))
-        times = _ms_to_timestamp([d["nextFundingTime"], d["time"]])
+        self._echo(d, ep, symbol)
+        next_ms = self._epoch_ms(d["nextFundingTime"], ep, "nextFundingTime")
         return PremiumIndex(
-            symbol, self._float(d["markPrice"], ep, "markPrice"), self._float(d["indexPrice"], ep, "indexPrice"),
+            symbol, self._float(d["markPrice"], ep, "markPrice", positive=True),
+            self._float(d["indexPrice"], ep, "indexPrice", positive=True),
             self._float(d["lastFundingRate"], ep, "lastFundingRate"),
             self._float(d["interestRate"], ep, "interestRate"),
-            times.iloc[0].to_pydatetime(), times.iloc[1].to_pydatetime(),
+            _ms_to_timestamp([int(next_ms)]).iloc[0].to_pydatetime(), self._fresh(d["time"], ep, "time"),
         )
 
     def exchange_info(self) -> dict:
@@ -460,14 +535,17 @@ class FapiClient:
             if not data:
                 break
             pages.extend(data)
-            last_open = int(data[-1][0])
+            try:
+                last_open = int(data[-1][0])
+            except (TypeError, ValueError, OverflowError):
+                raise FapiMalformedResponse(f"{ep}: open time {data[-1][0]!r} of the last kline is not a number") from None
             if len(data) < limit or last_open + step > end_ms:
                 break
             cursor = last_open + step
         names = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
                  "taker_buy_volume", "taker_buy_quote_volume")
         frame = pd.DataFrame([r[:11] for r in pages], columns=list(names))
-        nums = self._numbers(frame, ep, names)
+        nums = self._numbers(frame, ep, names, times=("open_time", "close_time"))
         now_ms = self.clock() * 1000
         keep = (nums["close_time"] < now_ms) & (nums["open_time"] >= start_ms) & (nums["open_time"] <= end_ms)
         out = pd.DataFrame({n: nums[n][keep] for n in names})
@@ -505,12 +583,15 @@ class FapiClient:
                     break
                 window_start = window_end + 1
                 continue
-            nums = self._numbers(page, ep, ("a", "p", "q", "f", "l", "T"))
+            nums = self._numbers(page, ep, ("a", "p", "q", "f", "l", "T"), times=("T",), ids=("a", "f", "l"))
+            maker = page["m"].map(_maker_flag)
+            if maker.isna().any():  # the archive's rule: true or false, nothing else
+                raise FapiMalformedResponse(f"{ep}: field 'm' = {page['m'][maker.isna()].iloc[0]!r} is not true or false")
             frames.append(pd.DataFrame({
                 "agg_trade_id": nums["a"].astype(np.int64), "price": nums["p"], "quantity": nums["q"],
                 "first_trade_id": nums["f"].astype(np.int64), "last_trade_id": nums["l"].astype(np.int64),
                 "transact_ms": nums["T"].astype(np.int64),
-                "is_buyer_maker": page["m"].astype(str).str.lower().eq("true").to_numpy(),
+                "is_buyer_maker": maker.astype(bool).to_numpy(),
             }))
             if nums["T"].max() > end_ms or (next_id is None and len(page) < AGG_TRADES_MAX_LIMIT and window_end >= end_ms):
                 break
@@ -547,7 +628,7 @@ class FapiClient:
                                                    "endTime": end_ms, "limit": OI_HIST_MAX_LIMIT}, weight=0), ep, fields)
             if page.empty:
                 break
-            nums = self._numbers(page, ep, fields)
+            nums = self._numbers(page, ep, fields, symbol, times=("timestamp",))
             frames.append(pd.DataFrame({"ts_ms": nums["timestamp"].astype(np.int64),
                                         "sum_open_interest": nums["sumOpenInterest"],
                                         "sum_open_interest_value": nums["sumOpenInterestValue"]}))
@@ -573,7 +654,7 @@ class FapiClient:
                                  ("fundingTime", "fundingRate"))
             if page.empty:
                 break
-            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"))
+            nums = self._numbers(page, ep, ("fundingTime", "fundingRate"), symbol, times=("fundingTime",))
             mark = (pd.to_numeric(page["markPrice"], errors="coerce").to_numpy(dtype=np.float64)
                     if "markPrice" in page.columns else np.full(len(page), np.nan))
             frames.append(pd.DataFrame({"ts_ms": nums["fundingTime"].astype(np.int64),
