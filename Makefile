@@ -48,10 +48,10 @@ ui: install-app $(DAGSTER_HOME)/dagster.yaml
 # The production-shaped instance on this machine (Postgres under data/prod-local, the daemon, queued runs,
 # run monitoring, LIQ_STORAGE=parquet): UI on http://127.0.0.1:3000, Ctrl-C stops everything.
 prod-local: install
-	$(BIN)/python -m liq_pipeline.prod_local serve
+	$(BIN)/python -m liq_pipeline.deploy.prod_local serve
 
 prod-local-stop: install
-	$(BIN)/python -m liq_pipeline.prod_local stop
+	$(BIN)/python -m liq_pipeline.deploy.prod_local stop
 
 # The browser test: Debian's chromium (installed with apt when missing; never a downloaded browser).
 test-e2e: install

@@ -112,7 +112,7 @@ class Series:
         return START + dt.timedelta(days=n - 1)
 
     def simulate(self) -> float:
-        from liq_pipeline.demo import _simulation_current
+        from liq_pipeline.apps.demo import _simulation_current
         from liq_pipeline.market.simulator import SimConfig, simulate
 
         if _simulation_current(self.sim, (SYMBOL,), START, self.days, SERIES_SEED):
@@ -200,7 +200,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     import contextlib
     import io
 
-    from liq_pipeline import cli, config
+    from liq_pipeline import config
+from liq_pipeline.cli import main as cli
 
     latencies = []
     for at in _random_instants(series, backfill_days, n, 1):

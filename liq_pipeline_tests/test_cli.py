@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline import cli, config
+from liq_pipeline import config
+from liq_pipeline.cli import main as cli
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
 
@@ -158,7 +159,7 @@ def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
 
 
 def test_demo_calls_run_demo(monkeypatch):
-    import liq_pipeline.demo as demo
+    import liq_pipeline.apps.demo as demo
 
     monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": None,
                                                                  "scenario": "calm"} else 1)

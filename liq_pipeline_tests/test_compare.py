@@ -11,11 +11,12 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline import cli, config
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline import config
+from liq_pipeline.apps import compare
+from liq_pipeline.apps.demo import QUIET, _range_tags
+from liq_pipeline.cli import main as cli
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import scoring
-from liq_pipeline.validation import compare
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
@@ -164,7 +165,7 @@ def test_a_failed_pair_names_itself_and_its_log(capsys, tmp_path, monkeypatch):
 
 
 def test_a_simulation_is_reused_only_with_the_same_taker_open_share(tmp_path):
-    from liq_pipeline.demo import _simulation_current
+    from liq_pipeline.apps.demo import _simulation_current
 
     cfg = SimConfig.for_scenario("calm", symbols=(SYMBOL,), start=FIRST, days=4, seed=7, out_dir=tmp_path)
     (tmp_path / "simulation.json").write_text(json.dumps({"config": cfg.to_json()}))

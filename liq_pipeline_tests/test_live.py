@@ -14,12 +14,18 @@ import numpy as np
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from liq_pipeline import live, partitions
+from liq_pipeline import partitions
 from liq_pipeline.assets.live import archive_day_published_sensor, leverage_brackets, rest_gap_fill
-from liq_pipeline.live import BaselineSignals, fetch_live_signals, fill_day_from_rest, funding_interval_hours
 from liq_pipeline.market.formats import KLINES_COLUMNS, ArchiveFile
 from liq_pipeline.market.rest import FapiClient
 from liq_pipeline.model.margin import load_bracket_tables, table_for
+from liq_pipeline.pipeline import live
+from liq_pipeline.pipeline.live import (
+    BaselineSignals,
+    fetch_live_signals,
+    fill_day_from_rest,
+    funding_interval_hours,
+)
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.schema import ensure_tables
 from liq_pipeline_tests.fake_exchange import DAY_MS, FakeExchange, Scripted, day_ms
@@ -262,7 +268,7 @@ def test_heatmap_now_without_baseline_says_what_to_materialize(exchange, con):
 
 
 def test_now_command_exits_2_with_a_clear_message_when_the_warehouse_is_empty(exchange, tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command
+    from liq_pipeline.cli.live import now_command
 
     db = tmp_path / "empty.duckdb"
     duckdb.connect(str(db)).close()
@@ -300,7 +306,7 @@ def test_leverage_brackets_stores_a_dated_table_that_margin_reads(exchange, tmp_
 
 # ---------------------------------------------------------------------------------------------- CLI
 def test_cli_registers_now_and_records_liquidations_end_to_end(tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command, register
+    from liq_pipeline.cli.live import now_command, register
     from liq_pipeline_tests.fake_exchange import FakeForceOrderStream, force_order_event
 
     parser = argparse.ArgumentParser(prog="liq")

@@ -13,8 +13,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.config import FLOW
-from liq_pipeline.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline_tests.conftest import simulated_market_env
 

@@ -39,7 +39,7 @@ _KLINE_FILE = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\w+)-(?P<day>\d{4
 
 def repo_root() -> Path:
     """The repository (the folder that holds `liq_pipeline/`)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def real_data_dir() -> Path:

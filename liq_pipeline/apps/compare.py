@@ -136,7 +136,7 @@ def run_pair(pair: Pair, days: int, warm_up: int, result_path: Path, score_only:
     demo.run_demo, score it (score_warehouse) and write the result JSON. Returns an exit code."""
     import duckdb
 
-    from liq_pipeline.demo import run_demo
+    from liq_pipeline.apps.demo import run_demo
 
     symbols = tuple(config.configured_symbols())
     start = config.configured_start_date()
@@ -192,7 +192,7 @@ def run_pairs(pairs: list[Pair], days: int, warm_up: int, root: Path, jobs: int 
             pair_dir = (root / pair.dirname).resolve()
             pair_dir.mkdir(parents=True, exist_ok=True)
             log = (pair_dir / "compare.log").open("w")
-            cmd = [sys.executable, "-m", "liq_pipeline.validation.compare", "--pair-worker", pair.label,
+            cmd = [sys.executable, "-m", "liq_pipeline.apps.compare", "--pair-worker", pair.label,
                    "--days", str(days), "--warm-up", str(warm_up)] + (["--score-only"] if score_only else [])
             print(f"{pair.label}: started (log {pair_dir / 'compare.log'})", file=stream, flush=True)
             proc = subprocess.Popen(cmd, env=_pair_env(pair_dir), stdout=log, stderr=subprocess.STDOUT)
@@ -461,7 +461,7 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def _worker(argv: list[str]) -> int:
-    """`python -m liq_pipeline.validation.compare --pair-worker PAIR …`: one pair in this process."""
+    """`python -m liq_pipeline.apps.compare --pair-worker PAIR …`: one pair in this process."""
     parser = argparse.ArgumentParser(prog="liq compare --pair-worker")
     parser.add_argument("--pair-worker", required=True)
     _add_options(parser)

@@ -67,8 +67,8 @@ def now_command(args: argparse.Namespace) -> int:
     """Print the "now" heatmap of `args.symbol`; 0 on success, 2 when inputs are missing or REST fails."""
     import duckdb
 
-    from liq_pipeline.live import heatmap_now
     from liq_pipeline.market.rest import FapiClient, FapiError
+    from liq_pipeline.pipeline.live import heatmap_now
 
     path = getattr(args, "warehouse", None) or str(config.warehouse_path())
     try:

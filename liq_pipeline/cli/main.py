@@ -19,8 +19,8 @@ from pathlib import Path
 from liq_pipeline import config
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
-COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli",
-                   "liq_pipeline.validation.compare")
+COMMAND_MODULES = ("liq_pipeline.cli.validation", "liq_pipeline.cli.live", "liq_pipeline.cli.scorecard",
+                   "liq_pipeline.apps.compare")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
@@ -224,7 +224,7 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
     if args.now:
         if args.format not in ("table", "json"):
             raise CliError("--now supports --format table or json")
-        from liq_pipeline.live_cli import now_command  # live REST layer, written separately
+        from liq_pipeline.cli.live import now_command  # live REST layer, written separately
 
         return now_command(args)
     symbol = _check_symbol(args.symbol)
@@ -388,7 +388,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         cfg = SimConfig.for_scenario(args.scenario, symbols=symbols, start=start, days=args.days, seed=args.seed,
                                      out_dir=Path(args.out), **kwargs)
-        from liq_pipeline.demo import SimulationProgress
+        from liq_pipeline.apps.demo import SimulationProgress
 
         # Progress on stderr: stdout is the JSON summary.
         print(f"simulating {', '.join(symbols)} × {args.days} days ({args.scenario}, seed {args.seed}) into "
@@ -406,7 +406,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from liq_pipeline.demo import run_demo
+    from liq_pipeline.apps.demo import run_demo
 
     return run_demo(days=args.days, seed=args.seed, model_days=args.model_days, scenario=args.scenario)
 
