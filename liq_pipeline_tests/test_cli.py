@@ -17,6 +17,7 @@ import pytest
 from liq_pipeline import config
 from liq_pipeline.cli import main as cli
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.warehouse.readonly import format_top_zones
 from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
 
 SYMBOL = "BTCUSDT"
@@ -118,9 +119,9 @@ def test_zones_table_json_and_format_top_zones(warehouse, capsys):
     zones = json.loads(capsys.readouterr().out)["zones"]
     assert [(z["side"], z["zone_rank"]) for z in zones][:2] == [("long", 1), ("long", 2)] and len(zones) == 8
     with duckdb.connect(warehouse, read_only=True) as con:
-        text = cli.format_top_zones(con, SYMBOL, DAY, VARIANT, n=3)
+        text = format_top_zones(con, SYMBOL, DAY, VARIANT, n=3)
         assert text.count("\nlong") == 3 and text.count("\nshort") == 3 and "91,000.00" not in text
-        missing = cli.format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), VARIANT)
+        missing = format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), VARIANT)
         assert "not materialized" in missing and "2026-01-06|BTCUSDT" in missing
 
 

@@ -236,7 +236,7 @@ def _validation_rows(report: dict) -> list[str]:
 
 
 def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]) -> None:
-    from liq_pipeline.cli.main import connect_read_only, format_top_zones
+    from liq_pipeline.warehouse.readonly import connect_read_only, format_top_zones
 
     print(f"\nreports in {config.reports_dir().resolve()}:")
     for symbol in symbols:

@@ -17,6 +17,15 @@ import sys
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.warehouse.readonly import (
+    ZONE_COLS,
+    connect_read_only,
+    format_zone_table,
+    materialize_hint,
+    zone_rows,
+)
+from liq_pipeline.warehouse.readonly import AnswerError as CliError
+from liq_pipeline.warehouse.readonly import duckdb_engine as _duckdb
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.cli.validation", "liq_pipeline.cli.live", "liq_pipeline.cli.scorecard",
@@ -29,50 +38,7 @@ EXIT_BROKEN_PIPE = 141
 DUST_USD = 100.0
 
 
-class CliError(Exception):
-    """An expected failure: printed as one line, exit code 2."""
-
-
 # ---------------------------------------------------------------------------------------------- warehouse
-def materialize_hint(symbol: str | None, day: dt.date | None) -> str:
-    """The exact command that materializes what the CLI reads for (symbol, day)."""
-    part = f'"{day.isoformat() if day else "<YYYY-MM-DD>"}|{symbol or "<SYMBOL>"}"'
-    return (f"run `make demo` (simulated market), or `dagster asset materialize -m liq_pipeline.definitions "
-            f"--select liquidation_heatmap,liquidation_zones --partition {part}` once its inputs are materialized")
-
-
-def _duckdb():
-    """DuckDB's compiled module. `import duckdb` adds ~0.1 s (0.3 s on a busy machine) of Python-side API
-    (relational API, package metadata) that a text answer does not use; `_duckdb` is the engine it
-    re-exports, with the same connect() and exception classes."""
-    try:
-        import _duckdb
-    except ImportError:  # a DuckDB build without the split module
-        import duckdb as _duckdb
-    return _duckdb
-
-
-def connect_read_only(path: str | Path | None = None):
-    """Open the warehouse read-only, turning a missing file or a writer's lock into a CliError."""
-    duckdb = _duckdb()
-
-    if path is None and config.storage() == "parquet":
-        from liq_pipeline.warehouse import parquet
-
-        return parquet.connect(config.parquet_root(), read_only=True)
-    path = Path(path or config.warehouse_path())
-    if not path.exists():
-        raise CliError(f"warehouse {path} does not exist: {materialize_hint(None, None)}")
-    try:
-        # One thread: the answers read a few thousand rows, and starting a thread pool costs more than that.
-        return duckdb.connect(str(path), read_only=True, config={"threads": 1})
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
-            raise CliError(f"warehouse {path} is locked by a writer (a Dagster run or another DuckDB session): "
-                           "wait for the run to finish, or stop the process holding it, then retry") from None
-        raise CliError(f"cannot open warehouse {path}: {e}") from None
-
-
 def _has_table(con, table: str) -> bool:
     from liq_pipeline.warehouse.catalog import table_exists
 
@@ -192,33 +158,6 @@ def snapshot_levels(con, symbol: str, variant: str, snapshot: dt.datetime, day: 
 
 
 # ---------------------------------------------------------------------------------------------- zones
-_ZONE_COLS = "side, zone_rank, centroid_price, price_low, price_high, notional_usd, distance_pct, share_of_side, as_of"
-
-
-def _zone_rows(con, symbol: str, day: dt.date, variant: str, n: int) -> list[tuple]:
-    if not _has_table(con, "model.liquidation_zones"):
-        return []
-    return con.execute(f"SELECT {_ZONE_COLS} FROM model.liquidation_zones WHERE symbol = ? AND day = ? AND variant = ? "
-                       "AND zone_rank <= ? ORDER BY side, zone_rank", [symbol, day, variant, n]).fetchall()
-
-
-def _format_zone_table(rows: list[tuple]) -> str:
-    lines = [f"{'side':<6}{'rank':>5}{'centroid':>14}{'range':>29}{'notional_usd':>17}{'to mark':>10}{'share':>8}"]
-    for side, rank, centroid, low, high, notional, dist, share, _ in rows:
-        lines.append(f"{side:<6}{rank:>5}{centroid:>14,.2f}{f'{low:,.2f} – {high:,.2f}':>29}{notional:>17,.0f}"
-                     f"{dist:>+9.2f}%{share:>8.1%}")
-    return "\n".join(lines)
-
-
-def format_top_zones(con, symbol: str, day: dt.date, variant: str = config.DEFAULT_VARIANT, n: int = 3) -> str:
-    """Top `n` zones per side of (symbol, day, variant) as a text table; a "not materialized" line (with the
-    command to run) when there are none. Used by `liq zones` and at the end of `make demo`."""
-    rows = _zone_rows(con, symbol, day, variant, n)
-    if not rows:
-        return f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}"
-    return _format_zone_table(rows)
-
-
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_heatmap(args: argparse.Namespace) -> int:
     if args.now:
@@ -360,17 +299,17 @@ def cmd_zones(args: argparse.Namespace) -> int:
                                [symbol, variant]).fetchone()[0] if _has_table(con, "model.liquidation_zones") else None)
             if day is None:
                 raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
-        rows = _zone_rows(con, symbol, day, variant, args.top)
+        rows = zone_rows(con, symbol, day, variant, args.top)
     if not rows:
         raise CliError(f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}")
     if args.format == "json":
-        keys = _ZONE_COLS.replace(" ", "").split(",")
+        keys = ZONE_COLS.replace(" ", "").split(",")
         print(json.dumps({"symbol": symbol, "day": day.isoformat(), "variant": variant, "zones": [
             {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in zip(keys, r, strict=True)}
             for r in rows]}, indent=1))
     else:
         print(f"{symbol} {day} liquidation zones ({variant}), as of {rows[0][-1]:%Y-%m-%d %H:%M} UTC")
-        print(_format_zone_table(rows))
+        print(format_zone_table(rows))
     return 0
 
 

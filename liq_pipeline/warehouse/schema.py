@@ -7,6 +7,8 @@ as the names say).
 
 from __future__ import annotations
 
+from liq_pipeline.warehouse.catalog import root_of
+
 _KLINE_COLUMNS = """
     symbol VARCHAR NOT NULL,
     day DATE NOT NULL,
@@ -348,8 +350,6 @@ def ddl(table: str) -> str:
 def ensure_tables(con, *tables: str) -> None:
     """Create the named tables (all when none are named); in the parquet storage mode they are views that
     exist from the start (warehouse/parquet.py), so there is nothing to create."""
-    from liq_pipeline.warehouse.parquet import root_of
-
     if root_of(con) is not None:
         return
     for table in tables or tuple(TABLES):
