@@ -14,6 +14,7 @@ from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets, project_levels
 from liq_pipeline.model.margin import LONG, SHORT, table_for
 from liq_pipeline.model.positions import PositionSignals, build_distributions
+from liq_pipeline.warehouse.readers.signals import signals_from_warehouse
 from liq_pipeline.warehouse.schema import ensure_tables
 
 AS_OF = dt.datetime(2026, 1, 11)
@@ -142,12 +143,12 @@ def test_signals_use_the_last_sample_before_as_of_never_a_later_one(con):
     add_mark(con, "raw.mark_price_klines", AS_OF, 150_000.0)
     add_funding(con, AS_OF - 8 * hour, 0.0002)
     add_funding(con, AS_OF, 0.0009)
-    end_of_day = pos.signals_from_warehouse(con, "BTCUSDT", AS_OF, inclusive=False)
+    end_of_day = signals_from_warehouse(con, "BTCUSDT", AS_OF, inclusive=False)
     assert (end_of_day.oi_usd, end_of_day.oi_24h_ago_usd) == (1.2e9, 1.1e9)
     # funding settled at the as-of instant is published then: included even at the end of the day
     assert end_of_day.mark_price == 99_000.0 and end_of_day.funding_rate_8h == 0.0009
     assert end_of_day.flags == ()
-    at = pos.signals_from_warehouse(con, "BTCUSDT", AS_OF)
+    at = signals_from_warehouse(con, "BTCUSDT", AS_OF)
     assert at.oi_usd == 1.3e9 and at.funding_rate_8h == 0.0009
     assert at.mark_price == 99_000.0  # the candle opening at as_of has not closed yet
 
@@ -156,17 +157,17 @@ def test_signals_flag_stale_too_old_and_fallback_values(con):
     add_oi(con, [AS_OF - dt.timedelta(minutes=5)], [2e9], stale=True)
     add_oi(con, [AS_OF - dt.timedelta(hours=27)], [1e9])  # 3 h before the 24h-ago instant: too old
     add_mark(con, "raw.klines", AS_OF - dt.timedelta(minutes=1), 101_000.0)
-    s = pos.signals_from_warehouse(con, "BTCUSDT", AS_OF, inclusive=False)
+    s = signals_from_warehouse(con, "BTCUSDT", AS_OF, inclusive=False)
     assert s.oi_usd == 2e9 and s.oi_24h_ago_usd is None and s.funding_rate_8h is None
     assert s.mark_price == 101_000.0
     assert set(s.flags) == {pos.FLAG_OI_STALE, pos.FLAG_NO_OI_24H, pos.FLAG_NO_FUNDING, pos.FLAG_MARK_FROM_TRADES}
     with pytest.raises(ValueError, match="naive UTC"):
-        pos.signals_from_warehouse(con, "BTCUSDT", AS_OF.replace(tzinfo=dt.UTC))
+        signals_from_warehouse(con, "BTCUSDT", AS_OF.replace(tzinfo=dt.UTC))
 
 
 def test_signals_without_any_raw_table_are_all_missing():
     c = duckdb.connect(":memory:")
-    s = pos.signals_from_warehouse(c, "BTCUSDT", AS_OF)
+    s = signals_from_warehouse(c, "BTCUSDT", AS_OF)
     assert (s.mark_price, s.oi_usd, s.oi_24h_ago_usd, s.funding_rate_8h) == (None, None, None, None)
     assert pos.FLAG_NO_MARK in s.flags and pos.FLAG_NO_OI in s.flags
 

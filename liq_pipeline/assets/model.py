@@ -27,12 +27,12 @@ from liq_pipeline.model.positions import (
     levels_at_risk,
     mark_extremes_since,
     oi_delta,
-    signals_from_warehouse,
 )
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.plots.liquidation_map import liquidation_map_png
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.io import replace_partition, table_exists
+from liq_pipeline.warehouse.readers.signals import signals_from_warehouse
 from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 GROUP = "model"
