@@ -201,7 +201,7 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     import io
 
     from liq_pipeline import config
-from liq_pipeline.cli import main as cli
+    from liq_pipeline.cli import main as cli
 
     latencies = []
     for at in _random_instants(series, backfill_days, n, 1):
@@ -386,13 +386,14 @@ def bench_ofi(series: Series, day: int = 30) -> dict:
     from naive import load_window_trades, ofi_per_bin_loop
 
     from liq_pipeline.model import profile
+    from liq_pipeline.warehouse import profile_sql
     from liq_pipeline.model.grid import grid_for
 
     d = series.day(day)
     params = {"symbol": SYMBOL, "day": d, "window_start": d - dt.timedelta(days=29)}
     with duckdb.connect(str(series.db), read_only=True) as con:
         def pipeline():
-            frame = con.execute(profile.baseline_sql(), params).df()
+            frame = con.execute(profile_sql.baseline_sql(), params).df()
             return dict(zip(frame["bin_id"].astype(int), profile.ofi(frame["buy_qty"], frame["sell_qty"]), strict=False))
 
         t = time.perf_counter()

@@ -31,6 +31,7 @@ from liq_pipeline.model.positions import (
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.plots.liquidation_map import liquidation_map_png
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse import profile_sql
 from liq_pipeline.warehouse.io import replace_partition, table_exists
 from liq_pipeline.warehouse.readers.signals import signals_from_warehouse
 from liq_pipeline.warehouse.trade_sizes import day_size_choice
@@ -99,9 +100,9 @@ def volume_profile_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResour
             grid = grid_for(symbol)
             want_trades = market.profile_source == "aggTrades"
             if want_trades and _has_rows(con, "raw.agg_trades", symbol, day):
-                sql, note = profile.daily_profile_sql(grid), ""
+                sql, note = profile_sql.daily_profile_sql(grid), ""
             elif _has_rows(con, "raw.klines", symbol, day):
-                sql = profile.klines_profile_sql(grid)
+                sql = profile_sql.klines_profile_sql(grid)
                 note = "fallback: no aggTrades" if want_trades else "klines chosen (profile_source)"
             else:
                 raise dg.Failure(f"{symbol} {day}: neither raw.agg_trades nor raw.klines has rows; materialize "
@@ -141,7 +142,7 @@ def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
             start = profile.window_start(day)
-            rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile.baseline_sql(),
+            rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile_sql.baseline_sql(),
                                      {"symbol": symbol, "day": day, "window_start": start})
             if rows == 0:
                 raise dg.Failure(f"{symbol} {day}: no model.volume_profile_daily rows in {start} … {day}; "
@@ -169,7 +170,7 @@ def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
     summary, preview = [], ""
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
-            rows = replace_partition(con, "model.ofi_bins", symbol, day, profile.ofi_sql(MODEL),
+            rows = replace_partition(con, "model.ofi_bins", symbol, day, profile_sql.ofi_sql(MODEL),
                                      {"symbol": symbol, "day": day})
             if rows == 0:
                 raise dg.Failure(f"{symbol} {day}: no model.volume_profile_baseline rows; materialize "
