@@ -386,8 +386,8 @@ def bench_ofi(series: Series, day: int = 30) -> dict:
     from naive import load_window_trades, ofi_per_bin_loop
 
     from liq_pipeline.model import profile
-    from liq_pipeline.warehouse import profile_sql
     from liq_pipeline.model.grid import grid_for
+    from liq_pipeline.warehouse import profile_sql
 
     d = series.day(day)
     params = {"symbol": SYMBOL, "day": d, "window_start": d - dt.timedelta(days=29)}
