@@ -31,6 +31,7 @@ from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse.catalog import existing_tables
+from liq_pipeline.warehouse.grid_sql import bin_id_sql
 from liq_pipeline.warehouse.io import (
     exact_usd_sum,
     registered_frame,
@@ -127,7 +128,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     if _has_rows(con, "raw.agg_trades", symbol, day, tables):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
-                       {grid.sql_bin_id('price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
+                       {bin_id_sql(grid, 'price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
                 FROM raw.agg_trades
                 WHERE symbol = $symbol AND day = $day AND transact_time >= $start AND transact_time < $end
                 GROUP BY step, bin_id""", params).fetchnumpy()
@@ -138,7 +139,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
-                       {grid.sql_bin_id('(high + low + close) / 3')} AS bin_id, {exact_usd_sum('quote_volume')} AS usd
+                       {bin_id_sql(grid, '(high + low + close) / 3')} AS bin_id, {exact_usd_sum('quote_volume')} AS usd
                 FROM raw.klines
                 WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
                   AND quote_volume > 0

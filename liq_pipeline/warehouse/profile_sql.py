@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, ModelParams
 from liq_pipeline.model.grid import PriceGrid
+from liq_pipeline.warehouse.grid_sql import bin_high_sql, bin_id_sql, bin_low_sql
 
 #: `source` values written to model.volume_profile_daily.
 SOURCE_AGG_TRADES = "aggTrades"
@@ -24,7 +25,7 @@ def daily_profile_sql(grid: PriceGrid) -> str:
     bought, Binance aggTrades semantics); VWAP = Σ price·qty / Σ qty (USD); trade count (aggregate trades);
     last trade time (naive UTC). The split is always known for aggTrades. Parameters: `$symbol`, `$day`.
     """
-    bin_id = grid.sql_bin_id("price")
+    bin_id = bin_id_sql(grid, "price")
     return f"""
         WITH t AS (
             SELECT {bin_id} AS bin_id, price * quantity AS notional, quantity, is_buyer_maker, transact_time
@@ -32,7 +33,7 @@ def daily_profile_sql(grid: PriceGrid) -> str:
             WHERE symbol = $symbol AND day = $day AND price > 0 AND quantity > 0
         )
         SELECT $symbol AS symbol, CAST($day AS DATE) AS day, bin_id,
-               {grid.sql_low('bin_id')} AS price_low, {grid.sql_high('bin_id')} AS price_high,
+               {bin_low_sql(grid, 'bin_id')} AS price_low, {bin_high_sql(grid, 'bin_id')} AS price_high,
                sum(notional) AS notional_usd,
                coalesce(sum(notional) FILTER (WHERE NOT is_buyer_maker), 0) AS buy_notional_usd,
                coalesce(sum(notional) FILTER (WHERE is_buyer_maker), 0) AS sell_notional_usd,
@@ -76,7 +77,7 @@ def klines_profile_sql(grid: PriceGrid) -> str:
             SELECT * FROM day_klines
             WHERE interval_ms = (SELECT min(interval_ms) FROM day_klines) AND volume > 0
         ), c AS (
-            SELECT {grid.sql_bin_id(typical)} AS bin_id, volume, close_time, trade_count, interval,
+            SELECT {bin_id_sql(grid, typical)} AS bin_id, volume, close_time, trade_count, interval,
                    coalesce(quote_volume, volume * {typical}) AS notional,
                    taker_buy_volume IS NOT NULL AND taker_buy_quote_volume IS NOT NULL
                        AND taker_buy_volume <> volume / 2.0 AS known,
@@ -86,7 +87,7 @@ def klines_profile_sql(grid: PriceGrid) -> str:
             FROM finest
         )
         SELECT $symbol AS symbol, CAST($day AS DATE) AS day, bin_id,
-               {grid.sql_low('bin_id')} AS price_low, {grid.sql_high('bin_id')} AS price_high,
+               {bin_low_sql(grid, 'bin_id')} AS price_low, {bin_high_sql(grid, 'bin_id')} AS price_high,
                sum(notional) AS notional_usd,
                sum(buy_notional) FILTER (WHERE known) AS buy_notional_usd,
                sum(sell_notional) FILTER (WHERE known) AS sell_notional_usd,
