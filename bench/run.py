@@ -328,7 +328,7 @@ def loaded(fn, series: Series, backfill_days: int, *args) -> dict:
 
 def _heatmap_days(series: Series, days: list[int], cpu: list | None = None) -> tuple[float, list]:
     """Wall time and results of the heatmap of `days`; its CPU time (all threads) is appended to `cpu`."""
-    from liq_pipeline.assets.heatmap import compute_heatmap_day
+    from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day
 
     results = []
     with duckdb.connect(str(series.db), read_only=True) as con:
@@ -345,7 +345,7 @@ def bench_heatmap(series: Series, backfill_days: int, naive_days: int = 2) -> di
     from DuckDB, start state of the previous day); (f) the same days with a per-candle, per-level loop."""
     from naive import evolve_per_level_loop
 
-    import liq_pipeline.assets.heatmap as asset_module
+    import liq_pipeline.pipeline.heatmap_day as asset_module
 
     cpu: list[float] = []
     seconds, _ = _heatmap_days(series, list(range(1, backfill_days + 1)), cpu)

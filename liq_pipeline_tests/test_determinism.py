@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline.assets.heatmap import compute_heatmap_day
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day
 from liq_pipeline.warehouse.schema import ensure_tables
 
 SYMBOL = "BTCUSDT"

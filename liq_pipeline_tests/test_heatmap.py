@@ -14,14 +14,10 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
-from liq_pipeline.assets.heatmap import (
-    carried_start_state,
-    compute_heatmap_day,
-    liquidation_heatmap,
-    liquidation_zones,
-)
+from liq_pipeline.assets.heatmap import liquidation_heatmap, liquidation_zones
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.pipeline.heatmap_day import carried_start_state, compute_heatmap_day
 from liq_pipeline.warehouse.io import replace_partition
 from liq_pipeline.warehouse.schema import ensure_tables
 

@@ -10,8 +10,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline.assets.heatmap import compute_heatmap_day, write_heatmap_day
 from liq_pipeline.cli import main as cli
+from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day, write_heatmap_day
 from liq_pipeline.warehouse.io import replace_partition, replace_partitions
 from liq_pipeline_tests.test_determinism import DAY, SYMBOL, _market, _warehouse
 

@@ -14,7 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.assets.flow import flow_distribution, flow_levels
+from liq_pipeline.pipeline.flow_day import flow_distribution, flow_levels
 from liq_pipeline.config import MODEL, SEED_VARIANTS, VARIANTS
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import grid_for

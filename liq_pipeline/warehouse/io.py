@@ -63,6 +63,12 @@ def registered_frame(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterat
         con.unregister(name)
 
 
+def write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame) -> int:
+    """`replace_partition` of (symbol, day) from an in-memory frame whose columns are named as the table's."""
+    with registered_frame(con, "_liq_frame", frame):
+        return replace_partition(con, table, symbol, day, "SELECT * FROM _liq_frame")
+
+
 def replace_partition(
     con: duckdb.DuckDBPyConnection,
     table: str,
