@@ -45,7 +45,7 @@ class DayInputs:
         return float(self.mark_close[ok][-1]) if ok.any() else float("nan")
 
 
-def _has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date,
+def has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date,
               tables: frozenset[str] | None = None) -> bool:
     if not (table in tables if tables is not None else table_exists(con, table)):
         return False
@@ -87,7 +87,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     params = {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms}
 
     # Traded notional per (step, entry bin): aggTrades, else last-price klines at the typical price.
-    if _has_rows(con, "raw.agg_trades", symbol, day, tables):
+    if has_rows(con, "raw.agg_trades", symbol, day, tables):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
                        {bin_id_sql(grid, 'price')} AS bin_id, {exact_usd_sum('price * quantity')} AS usd
@@ -96,7 +96,7 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
                 GROUP BY step, bin_id""", params).fetchnumpy()
         sizes = con.execute("SELECT price * quantity AS usd FROM raw.agg_trades WHERE symbol = ? AND day = ?",
                             [symbol, day]).fetchnumpy()["usd"]
-    elif _has_rows(con, "raw.klines", symbol, day, tables):
+    elif has_rows(con, "raw.klines", symbol, day, tables):
         entry_source = "klines"
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
         traded = con.execute(
