@@ -266,7 +266,7 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
     # the yardstick table, as `liq validation-table --markdown` prints it for the README
     import argparse
 
-    from liq_pipeline.cli.main import validation as validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     parser = argparse.ArgumentParser(prog="liq")
     validation_cli.register(parser.add_subparsers(dest="command", required=True))
@@ -391,7 +391,7 @@ def test_realized_liquidations_asset_loads_the_drop_folder(warehouse, tmp_path):
 def test_backtest_cli_prints_a_table(tmp_path, capsys):
     import argparse
 
-    from liq_pipeline.cli.main import validation as validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     _backtest_warehouse(tmp_path / "b.duckdb").close()
     parser = argparse.ArgumentParser(prog="liq")
@@ -423,7 +423,7 @@ def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
 def _backtest_cli(path, *argv):
     import argparse
 
-    from liq_pipeline.cli.main import validation as validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     parser = argparse.ArgumentParser(prog="liq")
     validation_cli.register(parser.add_subparsers(dest="command", required=True))

@@ -36,6 +36,11 @@ from liq_pipeline.validation.seed import (
     true_settlement_long_shares,
 )
 from liq_pipeline.validation.truth import has_ground_truth
+from liq_pipeline.warehouse.readers.validation import (
+    latest_day_per_symbol,
+    latest_validation_day,
+    validation_results,
+)
 from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "validation"
@@ -47,8 +52,7 @@ def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]],
     partition (launched alone from the UI), the latest day of every symbol in `table`; the note says which."""
     if context.has_partition_key or context.has_partition_key_range:
         return partitions.symbol_days(context), ""
-    rows = con.execute(f"SELECT symbol, max(day) FROM {table} GROUP BY symbol ORDER BY symbol").fetchall()
-    return [(s, d) for s, d in rows if d is not None], (
+    return latest_day_per_symbol(con, table), (
         "run without a partition: evaluated the latest materialized day of every symbol")
 
 
@@ -218,11 +222,9 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
     with duckdb.get_connection() as con:
         ensure_tables(con, "model.validation_results")
         if not months:
-            latest = con.execute("SELECT max(day) FROM model.validation_results").fetchone()[0]
+            latest = latest_validation_day(con)
             months = [latest] if latest else []
-        frame = con.execute("""
-            SELECT symbol, day, metric, value, verdict, detail FROM model.validation_results
-            WHERE day IN (SELECT unnest(?::DATE[])) AND test = 'hybrid_vs_volume_5050'""", [months]).df()
+        frame = validation_results(con, months, "hybrid_vs_volume_5050")
     rows = []
     for (symbol, day), part in frame.groupby(["symbol", "day"]):
         fig = part.set_index("metric")["value"]

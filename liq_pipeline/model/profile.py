@@ -1,6 +1,6 @@
 """Volume profiles and order-flow imbalance on the price grid: the formulas (liquidation-math.md §8.1).
 
-The warehouse computes them in DuckDB SQL (warehouse/profile_sql.py, one SELECT per table); these numpy
+The warehouse computes them in DuckDB (warehouse/profile_sql.py, one statement per table); these numpy
 twins (`ofi`, `long_probability`) state the formulas and let tests cross-check the SQL.
 """
 
