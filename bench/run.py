@@ -200,8 +200,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     import contextlib
     import io
 
-    from liq_pipeline import config
     from liq_pipeline.cli import main as cli
+    from liq_pipeline.model import variants
 
     latencies = []
     for at in _random_instants(series, backfill_days, n, 1):
@@ -219,8 +219,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     with cli.connect_read_only(series.db) as con:
         for at in _random_instants(series, backfill_days, n, 2):
             t = time.perf_counter()
-            snapshot, day = cli.resolve_snapshot(con, SYMBOL, config.DEFAULT_VARIANT, at)
-            cli.snapshot_levels(con, SYMBOL, config.DEFAULT_VARIANT, snapshot, day)
+            snapshot, day = cli.resolve_snapshot(con, SYMBOL, variants.DEFAULT, at)
+            cli.snapshot_levels(con, SYMBOL, variants.DEFAULT, snapshot, day)
             cli._mark_at(con, SYMBOL, snapshot)
             held.append(time.perf_counter() - t)
     p50, p99 = _percentiles(latencies)

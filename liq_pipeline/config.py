@@ -262,13 +262,6 @@ class FlowParams:
 
 
 FLOW = FlowParams()
-SEED_VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
-#: The seed's four variants and `flow` (the cohort model of model/flow.py).
-VARIANTS = SEED_VARIANTS + ("flow",)
-#: The variant the CLI, the pictures and the zones summary show unless told otherwise: `flow`, since it
-#: ranks first on the validation's primary figure (overlap / oracle ceiling) in every pair, symbol and
-#: month measured (README, "Comparing the variants across markets"). `--variant hybrid` shows the seed's.
-DEFAULT_VARIANT = "flow"
 #: Values of the market source's variables (read by resources.default_resources).
 SOURCE_KINDS = ("simulated", "mirror", "binance")
 PROFILE_SOURCES = ("aggTrades", "klines")

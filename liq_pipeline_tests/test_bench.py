@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline.config import VARIANTS
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.variants import NAMES as VARIANTS
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline import config
 from liq_pipeline.cli import main as cli
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.warehouse.readonly import format_top_zones
 from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
@@ -23,7 +23,7 @@ from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
 SYMBOL = "BTCUSDT"
 DAY = dt.date(2026, 1, 5)
 GRID = grid_for(SYMBOL)
-VARIANT = config.DEFAULT_VARIANT  # what `liq heatmap` / `liq zones` show without --variant
+VARIANT = variants.DEFAULT  # what `liq heatmap` / `liq zones` show without --variant
 
 
 def _heatmap_rows(snapshot: dt.datetime, scale: float) -> pd.DataFrame:

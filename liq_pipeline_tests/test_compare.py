@@ -11,12 +11,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline import config
 from liq_pipeline.apps import compare
 from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.cli import main as cli
 from liq_pipeline.market.simulator import SimConfig, simulate
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
@@ -55,7 +54,7 @@ def _result(symbols: dict, label: str) -> dict:
 
 def test_every_variant_is_scored_with_the_yardsticks(scored):
     sym = scored["symbols"][SYMBOL]
-    assert set(sym["variants"]) == set(config.VARIANTS)
+    assert set(sym["variants"]) == set(variants.NAMES)
     for variant, entry in sym["variants"].items():
         gt, bt = entry["ground_truth"], entry["backtest"]
         assert gt["days"] == 3, variant
@@ -69,14 +68,14 @@ def test_table_has_one_row_per_pair_symbol_and_variant(scored):
     results = [_result(scored["symbols"], "calm/7"), _result(scored["symbols"], "calm/7/no-ofi")]
     rows = compare.table_rows(results)
     assert [(r["pair"], r["variant"]) for r in rows] == [(p, v) for p in ("calm/7", "calm/7/no-ofi")
-                                                         for v in config.VARIANTS]
+                                                         for v in variants.NAMES]
     flow = scored["symbols"][SYMBOL]["variants"]["flow"]
     row = rows[-1]
     assert row["overlap_over_ceiling"] == flow["ground_truth"]["overlap_over_ceiling"]
     assert row["side_excursion_recall"] == flow["backtest"]["baselines"]["side_excursion"]["top_k"]["notional_recall"]
     md = compare.markdown(results, rows, compare.comparisons(results))
     table = [line for line in md.splitlines() if line.startswith("| calm/7")]
-    assert len(table) == 2 * len(config.VARIANTS)
+    assert len(table) == 2 * len(variants.NAMES)
     assert all(line.count("|") == len(compare.COLUMNS) + 1 for line in table)
 
 

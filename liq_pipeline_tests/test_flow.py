@@ -164,8 +164,8 @@ def test_flow_sizes_come_from_the_one_size_rule_of_every_map(trade_count):
 
     import duckdb
 
-    from liq_pipeline.warehouse.readers.flow import load_flow_inputs
     from liq_pipeline.model.sizes import FLAG_SIZE_PRIOR, size_prior
+    from liq_pipeline.warehouse.readers.flow import load_flow_inputs
     from liq_pipeline.warehouse.schema import ensure_tables
     from liq_pipeline.warehouse.trade_sizes import day_size_choice
 

@@ -16,6 +16,7 @@ from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
 from liq_pipeline.assets.heatmap import liquidation_heatmap, liquidation_zones
 from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.pipeline.heatmap_day import carried_start_state, compute_heatmap_day
 from liq_pipeline.warehouse.io import replace_partition
@@ -347,23 +348,23 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
         meta = by_day[f"{day.isoformat()}|{SYMBOL}"]
         assert meta["partition"].value == f"{SYMBOL} {day}"
         assert meta["start_state"].value["hybrid"] == start
-        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap ({config.DEFAULT_VARIANT})](data:image/png;base64,")
+        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap ({variant_registry.DEFAULT})](data:image/png;base64,")
         assert meta["liquidation_map"].value.startswith(f"![{SYMBOL} {day} liquidation map](data:image/png;base64,")
         assert meta["top_zones"].value.startswith(f"{SYMBOL} {day}, end of day")
         assert meta["report"].value.endswith(f"heatmap-{SYMBOL}-{day.isoformat()}.html")
         assert meta["run_range"].value.startswith(f"{prev}…{DAY}, 2 symbol-days")
     assert by_day[f"{prev.isoformat()}|{SYMBOL}"]["heatmap"].value != by_day[f"{DAY.isoformat()}|{SYMBOL}"]["heatmap"].value
     zone_meta = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_zones")}
-    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"][f"top_zones_{config.DEFAULT_VARIANT}"].value.startswith(f"{SYMBOL} {prev}")
+    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"][f"top_zones_{variant_registry.DEFAULT}"].value.startswith(f"{SYMBOL} {prev}")
     report = config.reports_dir() / f"heatmap-{SYMBOL}-{DAY.isoformat()}.html"
     assert report.exists() and str(tmp_path) in str(report.resolve())
     html = report.read_text()
     # plotly.js beside the report (works offline), every variant in the menu.
     assert 'src="http' not in html and (report.parent / "plotly.min.js").exists()
-    assert all(f'"label":"{v}"' in html for v in config.VARIANTS)
+    assert all(f'"label":"{v}"' in html for v in variant_registry.NAMES)
     with duckdb.connect(str(db), read_only=True) as c:
         variants = {v for (v,) in c.execute("SELECT DISTINCT variant FROM model.liquidation_heatmap").fetchall()}
-        assert variants == set(config.VARIANTS)
+        assert variants == set(variant_registry.NAMES)
         snaps = c.execute("SELECT day, count(DISTINCT snapshot_time) FROM model.liquidation_heatmap "
                           "WHERE variant = 'hybrid' GROUP BY day ORDER BY day").fetchall()
         assert snaps == [(prev, 96), (DAY, 96)]

@@ -12,7 +12,8 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.assets import flow, model
-from liq_pipeline.config import MODEL, VARIANTS
+from liq_pipeline.config import MODEL
+from liq_pipeline.model.variants import NAMES as VARIANTS
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.schema import ensure_tables
 

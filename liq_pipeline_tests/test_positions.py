@@ -8,12 +8,13 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline.config import MODEL, SEED_VARIANTS
+from liq_pipeline.config import MODEL
 from liq_pipeline.model import positions as pos
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets, project_levels
 from liq_pipeline.model.margin import LONG, SHORT, table_for
 from liq_pipeline.model.positions import PositionSignals, build_distributions
+from liq_pipeline.model.variants import SEED as SEED_VARIANTS
 from liq_pipeline.warehouse.readers.signals import signals_from_warehouse
 from liq_pipeline.warehouse.schema import ensure_tables
 

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 
 
 def _ensure_dagster_home() -> Path:
@@ -254,5 +255,5 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
         print("\n".join(_validation_rows(json.loads(path.read_text()))))
     with connect_read_only() as con:
         for symbol in symbols:
-            print(f"\n{symbol} {day}: top liquidation zones ({config.DEFAULT_VARIANT})")
-            print(format_top_zones(con, symbol, day, config.DEFAULT_VARIANT, n=3))
+            print(f"\n{symbol} {day}: top liquidation zones ({variants.DEFAULT})")
+            print(format_top_zones(con, symbol, day, variants.DEFAULT, n=3))

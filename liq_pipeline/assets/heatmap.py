@@ -22,7 +22,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.config import DEFAULT_VARIANT, MODEL, VARIANTS
+from liq_pipeline.config import MODEL
+from liq_pipeline.model import variants
 from liq_pipeline.model import zones as zn
 from liq_pipeline.pipeline.heatmap_day import (
     HeatmapDay,
@@ -37,7 +38,7 @@ from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse import heatmap_store
 
 GROUP = "heatmap"
-PICTURE_VARIANT = DEFAULT_VARIANT if DEFAULT_VARIANT in VARIANTS else VARIANTS[0]
+PICTURE_VARIANT = variants.DEFAULT
 
 
 def zones_markdown(df: pd.DataFrame, n: int = 5) -> str:

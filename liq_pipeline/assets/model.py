@@ -12,8 +12,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.config import MODEL, VARIANTS
-from liq_pipeline.model import profile
+from liq_pipeline.config import MODEL
+from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.margin import load_bracket_tables
 from liq_pipeline.model.positions import oi_delta
@@ -179,8 +179,8 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
             delta = oi_delta(signals)
             flags_md.append(f"| {symbol} | {day} | {_num(signals.mark_price, ',.2f')} | {oi} | {_num(delta, '+.2%')} | "
                             f"{_num(signals.funding_rate_8h, '.6f')} | {'; '.join(signals.flags) or '—'} |")
-            top = frame[frame["variant"] == "hybrid"].sort_values("long_usd", ascending=False)
-            preview = f"**{symbol} {day}**, hybrid variant, top bins by long notional:\n\n" + _md_table(
+            top = frame[frame["variant"] == variants.DEFAULT].sort_values("long_usd", ascending=False)
+            preview = f"**{symbol} {day}**, {variants.DEFAULT} variant, top bins by long notional:\n\n" + _md_table(
                 top[["bin_id", "price_mid", "long_usd", "short_usd", "long_share_pre_funding"]])
     return dg.MaterializeResult(metadata={
         "distributions": dg.MetadataValue.md("| symbol | day | variant | long USD | short USD | long share | flags |\n"
@@ -188,7 +188,7 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
         "signals": dg.MetadataValue.md("| symbol | day | mark | OI USD | ΔOI 24h | funding 8h | flags |\n"
                                        "|---|---|---|---|---|---|---|\n" + "\n".join(flags_md)),
         "preview": dg.MetadataValue.md(preview),
-        "variants": ", ".join(VARIANTS),
+        "variants": ", ".join(variants.NAMES),
     })
 
 
@@ -233,17 +233,17 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             summary += [f"| {symbol} | {day} | {s['variant']} | {s['long_usd']:,.0f} | {s['short_usd']:,.0f} | "
                         f"{s['consumed_usd']} | {s['unpriced_usd']:,.0f} |" for s in result.summary]
             write_frame(con, "model.liquidation_levels", symbol, day, frame)
-            hybrid = frame[frame["variant"] == "hybrid"]
-            longs, shorts = hybrid[hybrid["side"] == "long"], hybrid[hybrid["side"] == "short"]
+            shown = frame[frame["variant"] == variants.DEFAULT]
+            longs, shorts = shown[shown["side"] == "long"], shown[shown["side"] == "short"]
             png = liquidation_map_png(longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
                                       shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
-                                      f"{symbol} liquidation map, hybrid, as of {as_of:%Y-%m-%d %H:%M} UTC",
+                                      f"{symbol} liquidation map, {variants.DEFAULT}, as of {as_of:%Y-%m-%d %H:%M} UTC",
                                       bar_width_usd=_bin_width_near(grid_for(symbol), mark_now, frame["price"]))
             chart = markdown_image(png, f"{symbol} {day} liquidation map")
-            preview = (f"**{symbol} {day}** (hybrid, largest levels). Brackets: {result.brackets.id}"
+            preview = (f"**{symbol} {day}** ({variants.DEFAULT}, largest levels). Brackets: {result.brackets.id}"
                        f"{' (' + result.brackets_note + ')' if result.brackets_note else ''}; "
                        f"sizes: {result.sizes_from}; consumption: {result.candles_note}.\n\n"
-                       + _md_table(hybrid.sort_values("notional_usd", ascending=False)
+                       + _md_table(shown.sort_values("notional_usd", ascending=False)
                                    [["side", "bin_id", "price", "notional_usd", "collateral_usd"]]))
             per_day[(symbol, day)] = {"liquidation_map": dg.MetadataValue.md(chart),
                                       "preview": dg.MetadataValue.md(preview)}

@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
 from liq_pipeline.market import liquidation_imports
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.validation.common import finite_or_none, md_table
 from liq_pipeline.validation.report import (
@@ -224,7 +224,7 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
         if not months:
             latest = latest_validation_day(con)
             months = [latest] if latest else []
-        frame = validation_results(con, months, "hybrid_vs_volume_5050")
+        frame = validation_results(con, months, variants.SEED_TEST)
     rows = []
     for (symbol, day), part in frame.groupby(["symbol", "day"]):
         fig = part.set_index("metric")["value"]

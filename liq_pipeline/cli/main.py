@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 from liq_pipeline.warehouse.readonly import (
     ZONE_COLS,
     connect_read_only,
@@ -54,8 +55,8 @@ def _check_symbol(symbol: str) -> str:
 
 
 def _check_variant(variant: str) -> str:
-    if variant not in config.VARIANTS:
-        raise CliError(f"unknown variant {variant!r}: one of {', '.join(config.VARIANTS)}")
+    if variant not in variants.NAMES:
+        raise CliError(f"unknown variant {variant!r}: one of {', '.join(variants.NAMES)}")
     return variant
 
 
@@ -358,8 +359,8 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     h = sub.add_parser("heatmap", help="liquidation levels of SYMBOL at a time (from the warehouse)")
     h.add_argument("symbol")
     h.add_argument("--at", help="UTC time, e.g. 2026-01-05T12:00 (default: the latest snapshot)")
-    h.add_argument("--variant", default=config.DEFAULT_VARIANT,
-                   help=f"one of {', '.join(config.VARIANTS)} (default {config.DEFAULT_VARIANT})")
+    h.add_argument("--variant", default=variants.DEFAULT,
+                   help=f"one of {', '.join(variants.NAMES)} (default {variants.DEFAULT})")
     h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
     h.add_argument("--out", help="output file for png/html (default under the reports directory)")
     h.add_argument("--top", type=int, default=10, help="levels per side in the table (default 10)")
@@ -376,7 +377,7 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     z = sub.add_parser("zones", help="liquidation zones of SYMBOL at the end of a day")
     z.add_argument("symbol")
     z.add_argument("--day", help="YYYY-MM-DD (default: the latest materialized day)")
-    z.add_argument("--variant", default=config.DEFAULT_VARIANT)
+    z.add_argument("--variant", default=variants.DEFAULT)
     z.add_argument("--format", choices=("table", "json"), default="table")
     z.add_argument("--top", type=int, default=5, help="zones per side (default 5)")
     z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from liq_pipeline.config import MODEL, SEED_VARIANTS, ModelParams
+from liq_pipeline.config import MODEL, ModelParams
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets
 from liq_pipeline.model.margin import (
@@ -107,7 +108,7 @@ def oi_delta_multiplier(price_mid: np.ndarray, mark_price: float | None, delta: 
 
 def build_distributions(price_mid: np.ndarray, notional_usd: np.ndarray, long_prob: np.ndarray,
                         signals: PositionSignals, params: ModelParams = MODEL) -> dict[str, Distribution]:
-    """The seed's four variants (config.SEED_VARIANTS) over the bins of a window volume profile.
+    """The seed's four variants (model/variants.py SEED) over the bins of a window volume profile.
 
     Inputs per bin: `price_mid` (USD), traded `notional_usd` over the window (USD, the entry weight) and
     the OFI `long_prob` (profile.long_probability). Variants (liquidation-math.md §8):
@@ -145,16 +146,16 @@ def build_distributions(price_mid: np.ndarray, notional_usd: np.ndarray, long_pr
     near = oi_delta_multiplier(price, signals.mark_price, delta, params)
 
     half = np.full_like(p, 0.5)
-    # (variant → long before funding, short before funding, long ×, short ×, extra flags)
+    # (split rule → long before funding, short before funding, long ×, short ×, extra flags)
     steps = {
-        "volume_5050": (half * notional, half * notional, 1.0, 1.0, []),
-        "ofi": (p * notional, (1 - p) * notional, 1.0, 1.0, []),
-        "funding": (half * notional, half * notional, f_long, f_short, []),
-        "hybrid": (p * notional * near, (1 - p) * notional * near, f_long, f_short, delta_flags),
+        variants.SPLIT_EVEN: (half * notional, half * notional, 1.0, 1.0, []),
+        variants.SPLIT_OFI: (p * notional, (1 - p) * notional, 1.0, 1.0, []),
+        variants.SPLIT_FUNDING: (half * notional, half * notional, f_long, f_short, []),
+        variants.SPLIT_HYBRID: (p * notional * near, (1 - p) * notional * near, f_long, f_short, delta_flags),
     }
     out: dict[str, Distribution] = {}
-    for variant in SEED_VARIANTS:
-        long_pre, short_pre, m_long, m_short, extra = steps[variant]
+    for variant in variants.SEED:
+        long_pre, short_pre, m_long, m_short, extra = steps[variants.get(variant).split]
         total_pre = long_pre + short_pre
         share = np.divide(long_pre, total_pre, out=np.full_like(total_pre, 0.5), where=total_pre > 0)
         long_usd, short_usd = long_pre * m_long, short_pre * m_short

@@ -10,8 +10,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import MODEL, VARIANTS, ModelParams
+from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model import zones as zn
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.levels import LeverageMix
@@ -81,7 +82,7 @@ class HeatmapDay:
 
 
 def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
-                        params: ModelParams = MODEL, variants: tuple[str, ...] = VARIANTS,
+                        params: ModelParams = MODEL, variants: tuple[str, ...] = variant_registry.NAMES,
                         previous: HeatmapDay | None = None) -> HeatmapDay:
     """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py).
 
@@ -110,7 +111,7 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
         mix = LeverageMix.of(params.leverages, params.leverage_weights)
         kernel = hm.entry_kernel(inputs.entry_bins, grid, choice.table, mix, sizes)
     decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)
-    seeds = tuple(v for v in variants if v != "flow")
+    seeds = tuple(v for v in variants if variant_registry.get(v).is_seed)
     carried = {}
     if previous is not None and previous.inputs.symbol == symbol and previous.inputs.day == day - dt.timedelta(days=1):
         carried = {v: c for v in seeds if (c := carried_start_state(previous, v)) is not None}
@@ -129,7 +130,7 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
                                                     inputs.mark_high, inputs.mark_low, grid, decay), strict=True))
     results = {}
     for variant in variants:
-        if variant == "flow":
+        if not variant_registry.get(variant).is_seed:
             results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end, tables),
                                              "flow_book D-1", "")
             continue

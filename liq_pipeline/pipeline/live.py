@@ -22,6 +22,7 @@ import pandas as pd
 from liq_pipeline import config
 from liq_pipeline.market.parsers import STALE_OI_RUN_ROWS
 from liq_pipeline.market.rest import FapiClient, FapiError, to_ms
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.levels import LeverageMix, SizeBuckets
 from liq_pipeline.model.margin import LONG, BracketTable, load_bracket_tables, table_for
@@ -432,7 +433,7 @@ def heatmap_now(
     signals = PositionSignals(as_of=live.as_of, mark_price=live.mark_price, oi_usd=live.oi_usd,
                               oi_24h_ago_usd=live.oi_24h_ago_usd, funding_rate_8h=live.funding_rate_8h,
                               flags=live.flags)
-    hybrid = build_distributions(baseline.price_mid, baseline.notional_usd, baseline.long_prob, signals, params)["hybrid"]
+    hybrid = build_distributions(baseline.price_mid, baseline.notional_usd, baseline.long_prob, signals, params)[variants.SEED_CHALLENGER]
     tables = bracket_tables if bracket_tables is not None else load_bracket_tables(config.data_dir() / "brackets")
     choice = table_for(symbol, live.as_of.date(), tables)
     sizes, sizes_from = load_size_buckets(con, symbol, params.size_buckets)

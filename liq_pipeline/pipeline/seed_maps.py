@@ -13,7 +13,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import MODEL, SEED_VARIANTS, VARIANTS
+from liq_pipeline.config import MODEL
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.levels import LeverageMix
 from liq_pipeline.model.margin import LONG, BracketTable, table_for
@@ -76,18 +77,18 @@ def distribution_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) 
         "symbol": symbol, "day": day, "variant": v, "as_of": as_of, "bin_id": bins["bin_id"].to_numpy(),
         "price_mid": bins["price_mid"].to_numpy(), "long_usd": d.long_usd, "short_usd": d.short_usd,
         "long_share_pre_funding": d.long_share_pre_funding}) for v, d in dists.items()], ignore_index=True)
-    if "flow" in VARIANTS:
+    for name in variants.LEARNED:  # the book engine's variant: its end book per entry bin
         fd = flow_distribution(con, symbol, day, grid_for(symbol), signals.oi_usd)
         if fd.empty:
             raise LookupError(f"{symbol} {day}: no model.flow_book rows; materialize flow_book first")
         total = (fd["long_usd"] + fd["short_usd"]).to_numpy()
         frame = pd.concat([frame, pd.DataFrame({
-            "symbol": symbol, "day": day, "variant": "flow", "as_of": as_of, "bin_id": fd["bin_id"].to_numpy(),
+            "symbol": symbol, "day": day, "variant": name, "as_of": as_of, "bin_id": fd["bin_id"].to_numpy(),
             "price_mid": fd["price_mid"].to_numpy(), "long_usd": fd["long_usd"].to_numpy(),
             "short_usd": fd["short_usd"].to_numpy(),
             "long_share_pre_funding": np.divide(fd["long_usd"].to_numpy(), total, out=np.full(total.size, 0.5),
                                                 where=total > 0)})], ignore_index=True)
-        dists["flow"] = Distribution("flow", fd["long_usd"].to_numpy(), fd["short_usd"].to_numpy(),
+        dists[name] = Distribution(name, fd["long_usd"].to_numpy(), fd["short_usd"].to_numpy(),
                                      np.zeros(0), signals.flags)
     return DistributionDay(signals, frame, dists)
 
@@ -124,7 +125,7 @@ def levels_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
     mark_now = stored_mark(con, symbol, day)
     candles, candles_note = mark_candles(con, symbol, window_start(day), as_of)
     frames, summary = [], []
-    for variant in SEED_VARIANTS:
+    for variant in variants.SEED:
         d = dist[dist["variant"] == variant]
         low, high = mark_extremes_since(d["last_trade_time"].to_numpy(), candles["open_time"].to_numpy(),
                                         candles["low"].to_numpy(), candles["high"].to_numpy(), mark_now)
@@ -138,11 +139,11 @@ def levels_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
         summary.append({"variant": variant, "long_usd": float(lv.notional_usd[is_long].sum()),
                         "short_usd": float(lv.notional_usd[~is_long].sum()), "consumed_usd": f"{lv.consumed_usd:,.0f}",
                         "unpriced_usd": lv.unpriced_usd})
-    if "flow" in VARIANTS:
-        # The flow variant's levels are its end book (the same engine as its heatmap), not a re-projection.
+    for name in variants.LEARNED:
+        # The book engine's levels are its end book (the same engine as its heatmap), not a re-projection.
         lv = flow_levels(con, symbol, day, grid)
-        frames.append(lv.assign(symbol=symbol, day=day, variant="flow", as_of=as_of))
-        summary.append({"variant": "flow", "long_usd": float(lv.loc[lv["side"] == "long", "notional_usd"].sum()),
+        frames.append(lv.assign(symbol=symbol, day=day, variant=name, as_of=as_of))
+        summary.append({"variant": name, "long_usd": float(lv.loc[lv["side"] == "long", "notional_usd"].sum()),
                         "short_usd": float(lv.loc[lv["side"] == "short", "notional_usd"].sum()),
                         "consumed_usd": "see flow_book", "unpriced_usd": 0.0})
     return LevelsDay(pd.concat(frames, ignore_index=True), summary, mark_now, choice.table, choice.note,

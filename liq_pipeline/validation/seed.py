@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from liq_pipeline.config import MODEL, ModelParams
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
@@ -18,7 +18,7 @@ from liq_pipeline.warehouse.grid_sql import bin_id_sql
 
 #: The variant whose long/short split uses no funding input: the only non-circular one to correlate with
 #: funding (liquidation-math.md §9.2).
-NON_CIRCULAR_VARIANT = "ofi"
+NON_CIRCULAR_VARIANT = variants.NO_FUNDING_INPUT
 OI_TOLERANCE_PCT = 1.0
 
 

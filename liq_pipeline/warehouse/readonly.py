@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 from liq_pipeline.warehouse.catalog import table_exists
 
 
@@ -75,7 +76,7 @@ def format_zone_table(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def format_top_zones(con, symbol: str, day: dt.date, variant: str = config.DEFAULT_VARIANT, n: int = 3) -> str:
+def format_top_zones(con, symbol: str, day: dt.date, variant: str = variants.DEFAULT, n: int = 3) -> str:
     """Top `n` zones per side of (symbol, day, variant) as a text table; a "not materialized" line (with the
     command to run) when there are none. Used by `liq zones` and at the end of `make demo`."""
     rows = zone_rows(con, symbol, day, variant, n)
