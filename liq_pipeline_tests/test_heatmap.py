@@ -15,11 +15,12 @@ from dagster_duckdb import DuckDBResource
 from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
 from liq_pipeline.assets.heatmap import liquidation_heatmap, liquidation_zones
+from liq_pipeline.model import flow as fl
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.pipeline.heatmap_day import carried_start_state, compute_heatmap_day
-from liq_pipeline.warehouse.io import replace_partition
+from liq_pipeline.pipeline.flow_day import book_frame, materialize_flow_day
+from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day
 from liq_pipeline.warehouse.schema import ensure_tables
 
 SYMBOL = "BTCUSDT"
@@ -196,9 +197,37 @@ def test_steps_per_day_rejects_steps_that_do_not_divide_a_day():
 
 
 # ---------------------------------------------------------------------------------------------- on a warehouse
+# The heatmap is read off each variant's book (one engine, model/flow.py): these tests store a D−1 book of the
+# seed's `hybrid` rules (positions live until crossed, the book shrinks pro rata where OI falls), run
+# flow_book's day and read the day's map back.
+def insert_book(con, day: dt.date, rows: list[tuple[str, float, float]], variant: str = "hybrid") -> None:
+    """model.flow_book cells of `day` at the given liquidation prices (side, lp, notional_usd): 5x cells, the
+    seed mix's weight of 5x (so the per-step consumption reads back in USD)."""
+    side, lp, notional = (np.array(x) for x in zip(*rows, strict=True))
+    sign = np.where(side == "long", 1, -1)
+    book = fl.Book.from_columns({
+        "open_ms": np.full(lp.size, np.datetime64(dt.datetime.combine(day, dt.time()), "ms").astype(np.int64)),
+        "side": sign, "entry_price": lp.astype(float) * (1 + 0.2 * sign), "lev_bucket": np.zeros(lp.size),
+        "leverage": np.full(lp.size, 5.0), "size_usd": np.full(lp.size, 1000.0), "mmr": np.full(lp.size, 0.004),
+        "lp_open": lp.astype(float), "funding_paid": np.zeros(lp.size), "weight": np.full(lp.size, 0.2),
+        "notional_usd": notional.astype(float)})
+    _insert(con, "model.flow_book", book_frame(SYMBOL, day, book).assign(variant=variant))
+
+
+def insert_ofi(con, day: dt.date, long_prob: float, price: float = 100_000.0) -> None:
+    b = GRID.bin_id(np.array([price]))
+    _insert(con, "model.ofi_bins", pd.DataFrame({
+        "symbol": SYMBOL, "day": day, "bin_id": b, "price_mid": GRID.mid(b), "buy_qty": [1.0], "sell_qty": [1.0],
+        "ofi": [0.0], "long_prob": [long_prob], "split_known": [True]}))
+
+
+def book_day(con, day: dt.date = DAY, variants: tuple[str, ...] = ("hybrid",)):
+    materialize_flow_day(con, SYMBOL, day)
+    return compute_heatmap_day(con, SYMBOL, day, variants=variants)
+
+
 def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(con):
-    prev = DAY - dt.timedelta(days=1)
-    insert_levels(con, prev, [("long", 95_000, 5e6), ("long", 97_000, 7e6), ("short", 105_000, 3e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6), ("long", 97_000, 7e6), ("short", 105_000, 3e6)])
     close = np.full(1440, 100_000.0)
     mark_low = close.copy()
     mark_low[300] = 96_500.0  # mark dips through the 97k long level at 05:00
@@ -209,9 +238,8 @@ def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(c
     insert_trades(con, DAY, close)
     insert_oi(con, DAY, np.full(288, 1e9))
 
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    result = book_day(con)
     state = end_state(result)
-    assert result.variants["hybrid"].start_state == "levels D-1"
     assert level_at(state, "long", 97_000) == 0.0
     assert level_at(state, "long", 95_000) == pytest.approx(5e6)
     assert level_at(state, "short", 105_000) == pytest.approx(3e6)
@@ -222,38 +250,37 @@ def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(c
 
 
 def test_missing_mark_klines_fall_back_to_last_price_with_a_flag(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6)])
     close = np.full(1440, 100_000.0)
     low = close.copy()
     low[600] = 94_000.0
     insert_candles(con, "raw.klines", DAY, close, low=low)
     insert_oi(con, DAY, np.full(288, 1e9))
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    result = book_day(con)
     assert level_at(end_state(result), "long", 95_000) == 0.0
     assert result.inputs.mark_source == "klines"
     assert any("last-price klines used" in f for f in result.flags)
 
 
 def test_falling_oi_shrinks_every_level_proportionally(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6), ("short", 105_000, 6e6)])
-    close = flat_day_without_oi(con)
-    oi = np.full(288, 1e9)
-    oi[144:] = 0.8e9  # OI falls 20 % at 12:00
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6), ("short", 105_000, 6e6)])
+    flat_day_without_oi(con)
+    oi = np.full(288, 1e7)
+    oi[144:] = 0.8e7  # OI (all of it in the book here) falls 20 % at 12:00
     insert_oi(con, DAY, oi)
-    assert close.size == 1440
-    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    state = end_state(book_day(con))
     assert level_at(state, "long", 95_000) == pytest.approx(3.2e6)
     assert level_at(state, "short", 105_000) == pytest.approx(4.8e6)
 
 
 def test_stale_oi_samples_are_ignored(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6)])
     flat_day_without_oi(con)
-    oi = np.full(288, 1e9)
+    oi = np.full(288, 4e6)
     stale = np.zeros(288, bool)
-    oi[100], stale[100] = 0.5e9, True  # one stale sample: must neither shrink nor re-grow the levels
+    oi[100], stale[100] = 2e6, True  # one stale sample: must neither shrink nor re-grow the levels
     insert_oi(con, DAY, oi, stale)
-    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    state = end_state(book_day(con))
     assert level_at(state, "long", 95_000) == pytest.approx(4e6)
 
 
@@ -265,58 +292,48 @@ def flat_day_without_oi(con) -> np.ndarray:
     return close
 
 
-def test_rising_oi_opens_levels_split_by_previous_day_distribution(con):
-    insert_distribution(con, DAY - dt.timedelta(days=1), long_share=0.8)
+def test_rising_oi_opens_levels_split_by_each_variants_rule(con):
+    insert_ofi(con, DAY - dt.timedelta(days=1), long_prob=0.8)
     flat_day_without_oi(con)
     oi = np.full(288, 1e9)
     oi[144:] = 1.1e9  # +$100M at 12:00
     insert_oi(con, DAY, oi)
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid", "ofi"))
+    result = book_day(con, variants=("hybrid", "ofi", "volume_5050"))
     hyb = end_state(result, "hybrid")
     long_total = hyb.notional[hm.LONG_ROW].sum()
     short_total = hyb.notional[hm.SHORT_ROW].sum()
     assert long_total + short_total == pytest.approx(1e8, rel=1e-6)
+    # No funding: hybrid splits by the entry bin's OFI probability of D−1, like ofi; volume_5050 50/50.
     assert long_total / (long_total + short_total) == pytest.approx(0.8, rel=1e-6)
+    ofi = end_state(result, "ofi")
+    assert ofi.notional[hm.LONG_ROW].sum() == pytest.approx(8e7, rel=1e-6)
+    assert end_state(result, "volume_5050").notional[hm.LONG_ROW].sum() == pytest.approx(5e7, rel=1e-6)
     price = GRID.mid(hyb.bin_id)
     assert np.all(price[hyb.notional[hm.LONG_ROW] > 0] < 100_000)  # longs liquidate below entry
     assert np.all(price[hyb.notional[hm.SHORT_ROW] > 0] > 100_000)
-    # No distribution for the "ofi" variant on D-1: 50/50 and flagged.
-    ofi = end_state(result, "ofi")
-    assert ofi.notional[hm.LONG_ROW].sum() == pytest.approx(5e7, rel=1e-6)
-    assert any(f.startswith("ofi: no position distribution") for f in result.flags)
-    assert result.variants["hybrid"].start_state == "empty"
+    assert result.variants["hybrid"].start_state == "flow_book D-1"
 
 
 def test_next_day_starts_from_previous_day_end_state(con):
     prev = DAY - dt.timedelta(days=1)
-    insert_levels(con, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 2e6)])
+    insert_book(con, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 2e6)])
     for day in (prev, DAY):
         close = np.full(1440, 100_000.0)
         insert_candles(con, "raw.mark_price_klines", day, close)
         insert_candles(con, "raw.klines", day, close)
         insert_trades(con, day, close)
-    oi_prev = np.full(288, 1e9)
-    oi_prev[200:] = 0.9e9
+    oi_prev = np.full(288, 7e6)
+    oi_prev[200:] = 6.3e6
     insert_oi(con, prev, oi_prev)
-    insert_oi(con, DAY, np.full(288, 0.9e9))
+    insert_oi(con, DAY, np.full(288, 6.3e6))
 
-    first = compute_heatmap_day(con, SYMBOL, prev, variants=("hybrid",))
-    con.register("r", first.rows())
-    replace_partition(con, "model.liquidation_heatmap", SYMBOL, prev, "SELECT * FROM r")
-    second = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
-    assert second.variants["hybrid"].start_state == "heatmap D-1"
+    first = book_day(con, prev)
+    second = book_day(con, DAY)
     a, b = end_state(first), end_state(second)
     assert level_at(b, "long", 95_000) == pytest.approx(level_at(a, "long", 95_000)) == pytest.approx(4.5e6)
     # The first snapshot of D continues the last of D-1 (nothing happened at 00:00-00:15).
     ev = second.variants["hybrid"].evolution
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
-    # A range run hands the computed day to the next one instead of reading its rows back: same result, bit
-    # for bit, and the same start-state label.
-    assert carried_start_state(first, "hybrid") is not None  # the start is taken from `first`, not read
-    carried = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",), previous=first).variants["hybrid"]
-    assert carried.start_state == "heatmap D-1"
-    for name in ("step", "side", "bin_id", "notional_usd", "consumed_long_usd", "shrunk_usd"):
-        assert np.array_equal(getattr(carried.evolution, name), getattr(ev, name)), name
 
 
 def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):
@@ -344,7 +361,7 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
     # Each partition of the range run carries its own day's pictures, zones, report and bookkeeping.
     by_day = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_heatmap")}
     assert set(by_day) == {f"{d.isoformat()}|{SYMBOL}" for d in (prev, DAY)}
-    for day, start in ((prev, "levels D-1"), (DAY, "heatmap D-1")):
+    for day, start in ((prev, "flow_book D-1"), (DAY, "flow_book D-1")):
         meta = by_day[f"{day.isoformat()}|{SYMBOL}"]
         assert meta["partition"].value == f"{SYMBOL} {day}"
         assert meta["start_state"].value["hybrid"] == start

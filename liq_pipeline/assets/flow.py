@@ -1,9 +1,9 @@
 """Dagster asset `flow_book` (group model): the book engine's day (pipeline/flow_day.py) for each partition.
 
-Per symbol-day: the book of D−1 (model.flow_book) and the parameters learned at the end of D−1
-(model.flow_parameters) → run the day → store the end book, the snapshots (model.flow_snapshots, which
-liquidation_heatmap shows as variant `flow`), the per-step consumption and the parameters learned from
-public liquidations up to the end of D (used by D+1). Reads only public tables (raw.*), never truth.*.
+Per symbol-day and variant: the book of D−1 (model.flow_book) and, for the learned variant, the parameters
+learned at the end of D−1 (model.flow_parameters) → run the day → store the end books, the snapshots
+(model.flow_snapshots, which liquidation_heatmap shows), the per-step consumption and the parameters learned
+from public liquidations up to the end of D (used by D+1). Reads only public tables, never truth.*.
 """
 
 import dagster as dg
@@ -22,13 +22,16 @@ GROUP = "model"
           backfill_policy=dg.BackfillPolicy.single_run(),
           deps=[*(dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest",
                                            "funding_rates", "premium_index_klines")),
+                dg.AssetDep("ofi_bins", partition_mapping=partitions.previous_day),  # the ofi/hybrid split rules
                 dg.AssetDep("flow_book", partition_mapping=partitions.previous_day)])  # evolves D−1's book
 def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """The `flow` variant's book of position cohorts (model/flow.py), evolved through the day from D−1's
-    book: gross opens at traded prices split by public crowding signals, closes by a survival model with
-    leverage- and age-dependent hazard, consumption at each cell's own liquidation price, funding paid
-    out of isolated margin. Learns D's leverage mix and leveraged share per side from the public
-    liquidations of the trailing window (model.flow_parameters); days of a run are processed in order."""
+    """The book of position cohorts of every variant (model/flow.py, one engine; a variant is a set of rules,
+    model/variants.py), evolved through the day from D−1's book: opens at traded prices split by the
+    variant's rule (the seed's 50/50, OFI, funding, hybrid; flow's crowding signals), closes by a survival
+    model (flow) or only where OI falls (the seed's rules), consumption at each cell's own liquidation price,
+    funding paid out of isolated margin. Learns the flow variant's leverage mix and leveraged share per side
+    from the public liquidations of the trailing window (model.flow_parameters); days of a run are processed
+    in order."""
     summary, learned, flags = [], [], {}
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:

@@ -1,7 +1,7 @@
 """Thin Dagster layer of the liquidation model: volume profiles, OFI, position distributions, levels.
 
 Every asset is partitioned by symbol × day, as of the end of the day (D+1 00:00 UTC, exclusive): the
-profiles run the SQL of warehouse/profile_sql.py, the distribution and levels call pipeline/seed_maps.py;
+profiles run the SQL of warehouse/profile_sql.py, the distribution and levels call pipeline.book_maps.py;
 the writes go through `replace_partition`. The daily refresh touches one day of trades: the 30-day window
 is a sum of stored daily profiles.
 """
@@ -17,7 +17,7 @@ from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.margin import load_bracket_tables
 from liq_pipeline.model.positions import oi_delta
-from liq_pipeline.pipeline.seed_maps import as_of_for, distribution_day, levels_day, signals_frame
+from liq_pipeline.pipeline.book_maps import as_of_for, distribution_day, levels_day, signals_frame
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.plots.liquidation_map import liquidation_map_png
 from liq_pipeline.resources import MarketSource

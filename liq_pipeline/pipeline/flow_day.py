@@ -11,6 +11,7 @@ import pandas as pd
 
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.warehouse.io import write_frame
@@ -33,57 +34,91 @@ def book_frame(symbol: str, day: dt.date, b: fl.Book) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- compute
+def _frames(symbol: str, day: dt.date, variant: str, result: fl.FlowDay, inputs: fl.FlowInputs, grid: PriceGrid,
+            mix: fl.SideMix, leverages: tuple[float, ...]) -> dict[str, pd.DataFrame]:
+    """The rows one variant's day adds to model.flow_book, model.flow_snapshots and model.flow_steps."""
+    step_end = (inputs.step_start_ms + inputs.step_ms).astype("datetime64[ms]")
+    snapshots = pd.DataFrame({
+        "symbol": symbol, "day": day, "variant": variant, "snapshot_time": step_end[result.step],
+        "side": np.where(result.side > 0, "long", "short"), "bin_id": result.bin_id,
+        "price": grid.mid(result.bin_id), "notional_usd": result.notional_usd * map_scale(mix)})
+    levs = np.asarray(leverages)
+    T, L = inputs.n_steps, levs.size
+    steps = pd.DataFrame({
+        "symbol": symbol, "day": day, "variant": variant, "step_end": np.repeat(step_end, 2 * L),
+        "side": np.tile(np.repeat(np.array(SIDES), L), T), "leverage": np.tile(levs, 2 * T),
+        "consumed_usd": (result.consumed_per_weight * np.stack([mix.long, mix.short])[None]).ravel(),
+        "consumed_per_weight_usd": result.consumed_per_weight.ravel()})
+    return {"book": book_frame(symbol, day, result.end_book).assign(variant=variant), "snapshots": snapshots,
+            "steps": steps[steps["consumed_per_weight_usd"] > 0]}
+
+
 def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, params: ModelParams = MODEL,
                      flow: FlowParams = FLOW) -> dict:
-    """Run the engine for one symbol-day from D−1's book and parameters, and learn D's parameters.
+    """Run the book engine for one symbol-day, once per variant (model/variants.py), each from its own D−1
+    book; the learned variant also runs the survival fit's candidate books and uses the parameters learned
+    at the end of D−1. The day's inputs are read once.
 
-    Returns the frames to store (book, snapshots, steps, parameters) and a summary for the metadata.
+    Returns the frames to store (book, snapshots, steps of every variant; the learned variant's candidate
+    books and engine figures) and each variant's FlowDay for the metadata.
     """
     grid = grid_for(symbol, params)
     inputs, flags = load_flow_inputs(con, symbol, day, grid, params, flow)
     prev = day - dt.timedelta(days=1)
-    start = load_book(con, symbol, prev)
-    mix = load_mix(con, symbol, prev, flow)
-    if len(start) == 0:
-        flags.append("cold start: no flow book for the previous day")
     choice = table_for(symbol, day)
     if choice.note:
         flags.append(choice.note)
-    survival, survival_source = load_survival(con, symbol, prev, flow)
-    result = fl.run_day(start, inputs, grid, choice.table, mix, survival)
-    flags += result.flags
+    out: dict = {"flags": flags, "books": {}, "candidates": [], "candidate_books": pd.DataFrame(), "engine_rows": []}
+    frames: dict[str, list[pd.DataFrame]] = {"book": [], "snapshots": [], "steps": []}
+    for name in variants.NAMES:
+        variant = variants.get(name)
+        start = load_book(con, symbol, prev, name)
+        if len(start) == 0:
+            flags.append(f"{name}: cold start, no book for the previous day")
+        if variant.learned:
+            mix = load_mix(con, symbol, prev, flow)
+            run_params, survival_source = load_survival(con, symbol, prev, flow)
+            leverages = flow.leverages
+        else:
+            run_params = fl.params_for(variant, flow, params)
+            mix, survival_source, leverages = fl.SideMix.prior(run_params), "rule", run_params.leverages
+        result = fl.run_day(start, inputs, grid, choice.table, mix, run_params, variant=variant)
+        flags += [f"{name}: {f}" for f in result.flags] if not variant.learned else result.flags
+        out["books"][name] = result
+        for key, frame in _frames(symbol, day, name, result, inputs, grid, mix, leverages).items():
+            frames[key].append(frame)
+        if variant.learned:
+            out["candidates"], out["candidate_books"] = _candidate_books(con, symbol, day, inputs, grid, choice.table,
+                                                                         mix, flow)
+            out["engine_rows"] = _engine_rows(result, run_params, survival_source, flow)
+            out.update(mix_used=mix, result=result, survival_used=(run_params.half_life_hours,
+                                                                   run_params.age_hazard_hours, survival_source))
+    out.update({key: pd.concat(parts, ignore_index=True) for key, parts in frames.items()})
+    return out
 
-    # The survival fit's candidate books, each with its own time scale (no snapshots: consumption only).
+
+def _candidate_books(con, symbol: str, day: dt.date, inputs: fl.FlowInputs, grid: PriceGrid, table, mix: fl.SideMix,
+                     flow: FlowParams) -> tuple[list[dict], pd.DataFrame]:
+    """The survival fit's candidate books, each with its own time scale (no snapshots: consumption only)."""
+    prev = day - dt.timedelta(days=1)
     candidates, day_start_ms = [], int(inputs.step_start_ms[0])
     for h in flow.survival_candidates:
         cbook = load_candidate_book(con, symbol, prev, h)
         warm = len(cbook) > 0 and day_start_ms - int(cbook.open_ms.min()) >= flow.survival_warm_days * 24 * fl.MS_PER_HOUR
-        r = fl.run_day(cbook, inputs, grid, choice.table, mix, fl.with_time_scale(flow, h), snapshots=False)
+        r = fl.run_day(cbook, inputs, grid, table, mix, fl.with_time_scale(flow, h), snapshots=False)
         candidates.append({"half_life_hours": h, "warm": warm, "end_book": r.end_book,
                            "consumed_hourly": fl.hourly(r.consumed_usd, inputs.step_start_ms)})
-    candidate_books = pd.concat([book_frame(symbol, day, c["end_book"]).assign(half_life_hours=c["half_life_hours"])
-                                 for c in candidates], ignore_index=True)
+    books = pd.concat([book_frame(symbol, day, c["end_book"]).assign(half_life_hours=c["half_life_hours"])
+                       for c in candidates], ignore_index=True)
+    return candidates, books
 
-    step_end = (inputs.step_start_ms + inputs.step_ms).astype("datetime64[ms]")
-    scale = map_scale(mix)
-    snapshots = pd.DataFrame({
-        "symbol": symbol, "day": day, "snapshot_time": step_end[result.step],
-        "side": np.where(result.side > 0, "long", "short"), "bin_id": result.bin_id,
-        "price": grid.mid(result.bin_id), "notional_usd": result.notional_usd * scale})
+
+def _engine_rows(result: fl.FlowDay, survival: FlowParams, survival_source: str, flow: FlowParams) -> list[tuple]:
+    """The learned variant's figures of the day, as model.flow_parameters rows."""
     b = result.end_book
-    book = book_frame(symbol, day, b)
-    levs = np.asarray(flow.leverages)
-    T, L = inputs.n_steps, levs.size
-    steps = pd.DataFrame({
-        "symbol": symbol, "day": day, "step_end": np.repeat(step_end, 2 * L),
-        "side": np.tile(np.repeat(np.array(SIDES), L), T), "leverage": np.tile(levs, 2 * T),
-        "consumed_usd": (result.consumed_per_weight * np.stack([mix.long, mix.short])[None]).ravel(),
-        "consumed_per_weight_usd": result.consumed_per_weight.ravel()})
-    steps = steps[steps["consumed_per_weight_usd"] > 0]
-
-    open_share = result.long_share_open
     engine_rows = [
-        ("long_share_of_opens", "both", float(np.mean(open_share)), "signals", "; ".join(result.flags) or "all signals"),
+        ("long_share_of_opens", "both", float(np.mean(result.long_share_open)), "signals",
+         "; ".join(result.flags) or "all signals"),
         ("book_long_share", "both", b.long_share(), "engine", "end of day, before the leveraged-share scale"),
         ("book_usd", "both", b.total_usd, "engine", f"{len(b)} cells"),
         ("opened_usd", "both", float(result.opened_usd.sum()), "engine", "gross opens of the day"),
@@ -100,9 +135,7 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         val = float(np.nanmean(sig)) if np.isfinite(sig).any() else None
         engine_rows.append((f"crowding_{name}", "both", val, "public" if val is not None else "missing",
                             "mean implied long share of the day"))
-    return {"book": book, "snapshots": snapshots, "steps": steps, "engine_rows": engine_rows, "flags": flags,
-            "mix_used": mix, "result": result, "candidates": candidates, "candidate_books": candidate_books,
-            "survival_used": (survival.half_life_hours, survival.age_hazard_hours, survival_source)}
+    return engine_rows
 
 
 def _survival_name(kind: str, half_life_hours: float) -> str:
@@ -197,11 +230,21 @@ def map_scale(mix: fl.SideMix) -> float:
     return 0.5 * (mix.leveraged_share_long + mix.leveraged_share_short)
 
 
-def flow_levels(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid) -> pd.DataFrame:
-    """The end book of D as liquidation levels (side, bin_id, price, notional_usd, collateral_usd), scaled
-    by the leveraged share in force during D (map_scale): the same cells as the last snapshot of D."""
-    book = load_book(con, symbol, day)
-    mix = load_mix(con, symbol, day - dt.timedelta(days=1))
+def map_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str, flow: FlowParams = FLOW
+            ) -> fl.SideMix:
+    """The mix a variant's book ran with during `day`: learned at the end of D−1, or its rule's prior."""
+    v = variants.get(variant)
+    if v.learned:
+        return load_mix(con, symbol, day - dt.timedelta(days=1), flow)
+    return fl.SideMix.prior(fl.params_for(v, flow))
+
+
+def flow_levels(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
+                variant: str = variants.DEFAULT) -> pd.DataFrame:
+    """A variant's end book of D as liquidation levels (side, bin_id, price, notional_usd, collateral_usd),
+    scaled by the leveraged share in force during D (map_scale): the same cells as its last snapshot of D."""
+    book = load_book(con, symbol, day, variant)
+    mix = map_mix(con, symbol, day, variant)
     lp = book.liq_price()
     ok = np.isfinite(lp) & (lp > 0) & (book.notional_usd > 0)
     n = book.notional_usd[ok] * map_scale(mix)
@@ -214,11 +257,11 @@ def flow_levels(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid:
 
 
 def flow_distribution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
-                      oi_usd: float | None) -> pd.DataFrame:
-    """The end book of D per entry bin (bin_id, price_mid, long_usd, short_usd), scaled so Σ(long + short) =
-    OI (left at the book's scale when OI is unknown)."""
-    book = load_book(con, symbol, day)
-    mix = load_mix(con, symbol, day - dt.timedelta(days=1))
+                      oi_usd: float | None, variant: str = variants.DEFAULT) -> pd.DataFrame:
+    """A variant's end book of D per entry bin (bin_id, price_mid, long_usd, short_usd), scaled so
+    Σ(long + short) = OI (left at the book's scale when OI is unknown)."""
+    book = load_book(con, symbol, day, variant)
+    mix = map_mix(con, symbol, day, variant)
     n = book.notional_usd * map_scale(mix)
     frame = pd.DataFrame({"bin_id": grid.bin_id(book.entry_price), "long_usd": np.where(book.side > 0, n, 0.0),
                           "short_usd": np.where(book.side < 0, n, 0.0)})

@@ -10,13 +10,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import MODEL, ModelParams
+from liq_pipeline.config import FLOW, MODEL, ModelParams
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model import zones as zn
 from liq_pipeline.model.grid import PriceGrid, grid_for
-from liq_pipeline.model.levels import LeverageMix
-from liq_pipeline.model.margin import table_for
 from liq_pipeline.warehouse import heatmap_store
 from liq_pipeline.warehouse.catalog import existing_tables
 from liq_pipeline.warehouse.readers.heatmap import (
@@ -24,8 +22,6 @@ from liq_pipeline.warehouse.readers.heatmap import (
     flow_consumed_rows,
     flow_snapshot_rows,
     last_snapshots,
-    load_long_shares,
-    load_start_states,
 )
 from liq_pipeline.warehouse.readers.raw_day import DayInputs, load_day_inputs
 from liq_pipeline.warehouse.trade_sizes import day_size_choice
@@ -84,73 +80,37 @@ class HeatmapDay:
 def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
                         params: ModelParams = MODEL, variants: tuple[str, ...] = variant_registry.NAMES,
                         previous: HeatmapDay | None = None) -> HeatmapDay:
-    """Evolve every variant of one symbol-day from the previous day's end state (model/heatmap.py).
+    """Every variant's map of one symbol-day, read off its book (the snapshots flow_book stored, one engine:
+    model/flow.py), with the day's mark path and OI for the pictures.
 
-    `previous`: the computed day before (same symbol), when the caller has it: its last snapshots are the
-    start states, as they would be read back from its stored rows, without the query.
+    `previous` is accepted for callers that process days in order; the books carry the state from day to
+    day, so it is not needed.
     """
     tables = existing_tables(con)
     grid = grid_for(symbol, params)
     inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes, tables)
+    results = {v: VariantResult(v, flow_evolution(con, symbol, day, inputs.step_end, v, tables), "flow_book D-1", "")
+               for v in variants}
     flags = list(inputs.flags)
-    ratio = hm.oi_shrink_ratio(inputs.oi_start_usd, inputs.oi_end_usd)
-    entry_usd, dropped = hm.spread_entry_notional(inputs.oi_end_usd - inputs.oi_start_usd, inputs.traded_usd)
-    if dropped > 0:
-        flags.append(f"OI increase of ${dropped:,.0f} in steps without trades not placed")
-    kernel = None
-    if entry_usd.sum() > 0:
-        choice = table_for(symbol, day)
-        if choice.note:
-            flags.append(choice.note)
-        # One size rule for every map (warehouse/trade_sizes.py): trades, else the documented prior, flagged.
-        size_choice = day_size_choice(con, symbol, day, params.size_buckets,
-                                      inputs.trade_sizes_usd if inputs.entry_source == "aggTrades" else None)
-        if size_choice.is_prior:
-            flags.append(size_choice.flag)
-        sizes = size_choice.buckets
-        mix = LeverageMix.of(params.leverages, params.leverage_weights)
-        kernel = hm.entry_kernel(inputs.entry_bins, grid, choice.table, mix, sizes)
-    decay = hm.decay_per_step(params.heatmap_step_minutes, params.heatmap_half_life_hours)
-    seeds = tuple(v for v in variants if variant_registry.get(v).is_seed)
-    carried = {}
-    if previous is not None and previous.inputs.symbol == symbol and previous.inputs.day == day - dt.timedelta(days=1):
-        carried = {v: c for v in seeds if (c := carried_start_state(previous, v)) is not None}
-    starts = {**load_start_states(con, symbol, day, tuple(v for v in seeds if v not in carried), tables), **carried}
-    shares = load_long_shares(con, symbol, day, seeds, kernel.entry_bin, tables) if kernel is not None else {}
-    # The seed variants share the mark path, OI ratios and kernel: one evolution moves them all.
-    notes = {v: shares[v][1] if kernel is not None else "" for v in seeds}
-    evolutions: dict[str, hm.Evolution] = {}
-    if seeds:
-        if kernel is not None:
-            added_bins = kernel.liq_bin
-            added = np.stack([hm.opened_levels(entry_usd, shares[v][0], kernel) for v in seeds])
-        else:
-            added_bins, added = np.zeros(0, np.int64), np.zeros((len(seeds), entry_usd.shape[0], 2, 0))
-        evolutions = dict(zip(seeds, hm.evolve_many([starts[v][0] for v in seeds], added_bins, added, ratio,
-                                                    inputs.mark_high, inputs.mark_low, grid, decay), strict=True))
-    results = {}
-    for variant in variants:
-        if not variant_registry.get(variant).is_seed:
-            results[variant] = VariantResult(variant, flow_evolution(con, symbol, day, inputs.step_end, tables),
-                                             "flow_book D-1", "")
-            continue
-        results[variant] = VariantResult(variant, evolutions[variant], starts[variant][1], notes[variant])
-        if notes[variant]:
-            flags.append(f"{variant}: {notes[variant]}")
-    return HeatmapDay(inputs, grid, results, flags, dropped)
+    # The books' cells were sized by the day's size rule (warehouse/trade_sizes.py): say when it was the prior.
+    size_choice = day_size_choice(con, symbol, day, FLOW.size_buckets,
+                                  inputs.trade_sizes_usd if inputs.entry_source == "aggTrades" else None)
+    if size_choice.is_prior:
+        flags.append(size_choice.flag)
+    return HeatmapDay(inputs, grid, results, flags, 0.0)
 
 
 def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, step_end: np.ndarray,
-                   tables: frozenset[str] | None = None) -> hm.Evolution:
-    """The `flow` variant's snapshots of the day as computed by flow_book (model/flow.py, one engine), in the
-    Evolution layout of the other variants; bookkeeping: consumption per step from model.flow_steps."""
-    rows = flow_snapshot_rows(con, symbol, day, tables)
+                   variant: str = variant_registry.DEFAULT, tables: frozenset[str] | None = None) -> hm.Evolution:
+    """A variant's snapshots of the day as computed by flow_book (model/flow.py, one engine), in the
+    Evolution layout; bookkeeping: consumption per step from model.flow_steps."""
+    rows = flow_snapshot_rows(con, symbol, day, variant, tables)
     T = step_end.size
     step = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(rows["snapshot_time"]).astype("datetime64[ms]"))
     side = np.asarray(rows["sign"], dtype=np.int64)
-    last = step == step.max()
+    last = step == T - 1  # the day's last step (a book emptied earlier ends the day empty)
     consumed = np.zeros((T, 2))
-    c = flow_consumed_rows(con, symbol, day, tables)
+    c = flow_consumed_rows(con, symbol, day, variant, tables)
     k = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(c["step_end"]).astype("datetime64[ms]"))
     ok = k < T
     np.add.at(consumed, (k[ok], np.where(c["side"][ok] == "long", 0, 1)), np.asarray(c["usd"], float)[ok])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.warehouse.io import exact_usd_sum as _usd
 from liq_pipeline.warehouse.io import table_exists
@@ -19,6 +20,8 @@ from liq_pipeline.warehouse.readers.raw_day import load_day_inputs
 from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 SIDES = ("long", "short")
+#: The variant whose parameters are learned (model.flow_parameters and the candidate books hold only it).
+LEARNED = variants.LEARNED[0]
 
 
 def _ms(t) -> np.ndarray:
@@ -115,21 +118,49 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         step_start_ms=_ms(d.step_end) - step_ms, step_ms=step_ms, mark_high=d.mark_high, mark_low=d.mark_low,
         oi_start_usd=d.oi_start_usd, oi_end_usd=d.oi_end_usd, entry_price=grid.mid(d.entry_bins),
         traded_usd=d.traded_usd, taker_buy_usd=buy, taker_sell_usd=sell, settle_ms=settle_ms,
-        settle_rate=settle_rate, funding_8h=funding_8h, premium=premium, account_long_share=accounts, sizes=sizes)
+        settle_rate=settle_rate, funding_8h=funding_8h, premium=premium, account_long_share=accounts, sizes=sizes,
+        entry_long_prob=ofi_long_prob(con, symbol, day - dt.timedelta(days=1), d.entry_bins))
     return inputs, flags
+
+
+def ofi_long_prob(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, bin_ids: np.ndarray) -> np.ndarray:
+    """The OFI long probability (model.ofi_bins of `day`, its window's order flow) of each bin in `bin_ids`;
+    nan where the bin has none or the day has no OFI bins."""
+    out = np.full(np.shape(bin_ids), np.nan)
+    if not table_exists(con, "model.ofi_bins") or out.size == 0:
+        return out
+    rows = con.execute("SELECT bin_id, long_prob FROM model.ofi_bins WHERE symbol = ? AND day = ? ORDER BY bin_id",
+                       [symbol, day]).fetchnumpy()
+    have = np.asarray(rows["bin_id"], dtype=np.int64)
+    if have.size:
+        k = np.clip(np.searchsorted(have, bin_ids), 0, have.size - 1)
+        hit = have[k] == bin_ids
+        out[hit] = np.asarray(rows["long_prob"], dtype=np.float64)[k[hit]]
+    return out
 
 
 _BOOK_COLUMNS = """epoch_ms(open_time) AS open_ms, CASE side WHEN 'long' THEN 1 ELSE -1 END AS side, entry_price,
                    lev_bucket, leverage, size_usd, mmr, lp_open, funding_paid, weight, notional_usd"""
 
 
-def load_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> fl.Book:
-    """The end book of `day` (empty when it was not computed)."""
+def load_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str) -> fl.Book:
+    """A variant's end book of `day` (empty when it was not computed)."""
     if not table_exists(con, "model.flow_book"):
         return fl.Book.empty()
-    f = con.execute(f"SELECT {_BOOK_COLUMNS} FROM model.flow_book WHERE symbol = ? AND day = ? ORDER BY ALL",
-                    [symbol, day]).fetchnumpy()
+    f = con.execute(f"SELECT {_BOOK_COLUMNS} FROM model.flow_book WHERE symbol = ? AND day = ? AND variant = ? "
+                    "ORDER BY ALL", [symbol, day, variant]).fetchnumpy()
     return fl.Book.from_columns(f)
+
+
+def load_latest_book(con: duckdb.DuckDBPyConnection, symbol: str, variant: str) -> tuple[dt.date, fl.Book]:
+    """The latest day with a stored book of `variant` for `symbol`, and that book; LookupError naming what to
+    materialize when there is none."""
+    day = con.execute("SELECT max(day) FROM model.flow_book WHERE symbol = ? AND variant = ?",
+                      [symbol, variant]).fetchone()[0] if table_exists(con, "model.flow_book") else None
+    if day is None:
+        raise LookupError(f"no model.flow_book rows for {symbol} ({variant}): materialize flow_book for at least one "
+                          "day (make demo, or the daily refresh) before asking for the 'now' heatmap")
+    return day, load_book(con, symbol, day, variant)
 
 
 def load_candidate_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, half_life_hours: float) -> fl.Book:
@@ -187,8 +218,8 @@ def calibration_data(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     levs = np.asarray(flow.leverages)
     u = con.execute(f"""SELECT time_bucket(INTERVAL 1 HOUR, step_end - INTERVAL 1 MILLISECOND) AS hour, side, leverage,
                               {_usd("consumed_per_weight_usd")} AS u
-                       FROM model.flow_steps WHERE symbol = ? AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY ALL""",
-                    [symbol, first, day]).df() if table_exists(con, "model.flow_steps") else pd.DataFrame()
+                       FROM model.flow_steps WHERE symbol = ? AND day BETWEEN ? AND ? AND variant = ?
+                       GROUP BY ALL ORDER BY ALL""", [symbol, first, day, LEARNED]).df() if table_exists(con, "model.flow_steps") else pd.DataFrame()
     realized, source = pd.DataFrame(), "none"
     if table_exists(con, "raw.realized_liquidations"):
         realized = con.execute(f"""SELECT time_bucket(INTERVAL 1 HOUR, trade_time) AS hour, side, {_usd("notional_usd")} AS r

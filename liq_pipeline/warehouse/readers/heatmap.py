@@ -76,22 +76,26 @@ def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -
     raise LookupError(f"{symbol} {day}: no mark-price or last-price klines to measure zone distances from")
 
 
-def flow_snapshot_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
+def flow_snapshot_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
                        tables: frozenset[str] | None = None) -> dict[str, np.ndarray]:
-    """The book engine's snapshot cells of the day (model.flow_snapshots): snapshot_time, sign (+1 long,
-    −1 short), bin_id, notional_usd, ordered by time, side, bin. LookupError when flow_book has not run."""
+    """A variant's snapshot cells of the day from the book engine (model.flow_snapshots): snapshot_time, sign
+    (+1 long, −1 short), bin_id, notional_usd, ordered by time, side, bin. LookupError when flow_book has
+    not run."""
     tables = existing_tables(con) if tables is None else tables
     if "model.flow_snapshots" not in tables:
         raise LookupError(f"{symbol} {day}: model.flow_snapshots does not exist; materialize flow_book first")
     rows = con.execute("""SELECT snapshot_time, CASE side WHEN 'long' THEN 1 ELSE -1 END AS sign, bin_id, notional_usd
-                          FROM model.flow_snapshots WHERE symbol = ? AND day = ?
-                          ORDER BY snapshot_time, side, bin_id""", [symbol, day]).fetchnumpy()
-    if rows["sign"].size == 0:
-        raise LookupError(f"{symbol} {day}: no flow snapshots; materialize flow_book for this partition first")
+                          FROM model.flow_snapshots WHERE symbol = ? AND day = ? AND variant = ?
+                          ORDER BY snapshot_time, side, bin_id""", [symbol, day, variant]).fetchnumpy()
+    if rows["sign"].size == 0 and not con.execute("SELECT count(*) > 0 FROM model.flow_snapshots WHERE symbol = ? "
+                                                  "AND day = ?", [symbol, day]).fetchone()[0]:
+        # No variant has a snapshot: flow_book has not run (one variant alone may hold an empty book all day).
+        raise LookupError(f"{symbol} {day} ({variant}): no book snapshots; materialize flow_book for this "
+                          "partition first")
     return rows
 
 
-def flow_consumed_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
+def flow_consumed_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
                        tables: frozenset[str] | None = None) -> dict[str, np.ndarray]:
     """Notional the book engine's mark path consumed per step end and side (model.flow_steps): step_end,
     side ('long'/'short'), usd; empty columns when the table does not exist."""
@@ -99,7 +103,8 @@ def flow_consumed_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
     if "model.flow_steps" not in tables:
         return {"step_end": np.zeros(0, "datetime64[ms]"), "side": np.zeros(0, object), "usd": np.zeros(0)}
     return con.execute("""SELECT step_end, side, sum(consumed_usd) AS usd FROM model.flow_steps
-                          WHERE symbol = ? AND day = ? GROUP BY ALL""", [symbol, day]).fetchnumpy()
+                          WHERE symbol = ? AND day = ? AND variant = ? GROUP BY ALL""",
+                       [symbol, day, variant]).fetchnumpy()
 
 
 def last_snapshots(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> pd.DataFrame:
