@@ -340,44 +340,13 @@ def _heatmap_days(series: Series, days: list[int], cpu: list | None = None) -> t
         return time.perf_counter() - t, results
 
 
-def bench_heatmap(series: Series, backfill_days: int, naive_days: int = 2) -> dict:
-    """(d) the time-evolving heatmap, every variant, over `backfill_days` days of 1m candles (inputs read
-    from DuckDB, start state of the previous day); (f) the same days with a per-candle, per-level loop."""
-    from naive import evolve_per_level_loop
-
-    import liq_pipeline.pipeline.heatmap_day as asset_module
-
-    cpu: list[float] = []
-    seconds, _ = _heatmap_days(series, list(range(1, backfill_days + 1)), cpu)
-    days = list(range(2, 2 + naive_days))
-    vec_s, vec = _heatmap_days(series, days)
-    def evolve_each_by_loop(starts, added_bins, added, *args):
-        return [evolve_per_level_loop(start, added_bins, a, *args) for start, a in zip(starts, added, strict=True)]
-
-    original = asset_module.hm.evolve_many
-    asset_module.hm.evolve_many = evolve_each_by_loop
-    try:
-        naive_s, naive = _heatmap_days(series, days)
-    finally:
-        asset_module.hm.evolve_many = original
-    for a, b in zip(vec, naive, strict=False):
-        for variant in a.variants:
-            ea, eb = a.variants[variant].evolution, b.variants[variant].evolution
-            if not (np.array_equal(ea.step, eb.step) and np.array_equal(ea.bin_id, eb.bin_id)
-                    and np.allclose(ea.notional_usd, eb.notional_usd, rtol=1e-9)):
-                raise AssertionError(f"naive heatmap differs from model.heatmap.evolve ({variant})")
-    candles = backfill_days * 1440
-    return {"days": backfill_days, "mark_candles": candles, "variants": len(vec[0].variants),
-            "seconds": round(seconds, 2), "cpu_seconds": round(cpu[0], 2), "naive_days": naive_days, "vectorised_same_days_s": round(vec_s, 2),
-            "naive_same_days_s": round(naive_s, 2), "naive_ratio": round(naive_s / vec_s, 1)}
-
-
-def bench_heatmap_only(series: Series, backfill_days: int) -> dict:
-    """(d) the heatmap of `backfill_days` days without the naive comparison (for the loaded run)."""
+def bench_heatmap(series: Series, backfill_days: int) -> dict:
+    """(d) the time-evolving heatmap, every variant, over `backfill_days` days of 1m candles: each variant's
+    book snapshots (computed by flow_book, the one engine) read back with the day's mark path and OI."""
     cpu: list[float] = []
     seconds, results = _heatmap_days(series, list(range(1, backfill_days + 1)), cpu)
-    return {"days": backfill_days, "variants": len(results[0].variants), "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu[0], 2)}
+    return {"days": backfill_days, "mark_candles": backfill_days * 1440, "variants": len(results[0].variants),
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu[0], 2)}
 
 
 def bench_ofi(series: Series, day: int = 30) -> dict:
@@ -503,9 +472,6 @@ def table(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         rows.append((f"d. heatmap {r['days']} d of 1m candles, {r['variants']} variants", f"{r['seconds']:.2f} s{_cpu(r)}",
                      f"{lo['seconds']:.2f} s{_cpu(lo)}" if lo else "", "", f"< {HEATMAP_S} s",
                      verdict(*(x["seconds"] < HEATMAP_S for x in (r, lo) if x))))
-        rows.append((f"f. heatmap, per-candle loop ({r['naive_days']} d)", f"{r['vectorised_same_days_s']:.2f} s", "",
-                     f"naive {r['naive_same_days_s']:.2f} s (×{r['naive_ratio']})", "faster",
-                     verdict(r["naive_ratio"] > 1)))
     if ok("series"):
         r = results["series"]["backfill"]
         rows.append((f"e. peak RSS, {r['days']}-day backfill", f"{r['peak_rss_mb']:,} MB", "", f"{r['seconds']} s",
@@ -608,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             if "load" in wanted:
                 run("cold_loaded", loaded, lambda s, _days: bench_cold(s, args.cold_runs), series, args.backfill_days)
                 run("query_loaded", loaded, bench_query, series, args.backfill_days, args.queries)
-                run("heatmap_loaded", loaded, bench_heatmap_only, series, args.backfill_days)
+                run("heatmap_loaded", loaded, bench_heatmap, series, args.backfill_days)
     if "parquet" in wanted:
         run("parquet", bench_parquet, args.work, args.parquet_trades)
     results["total_s"] = round(time.perf_counter() - t0, 1)

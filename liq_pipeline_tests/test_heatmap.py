@@ -128,68 +128,6 @@ def test_oi_at_never_uses_a_later_sample():
     assert got[1:].tolist() == [1.0, 1.0, 2.0, 3.0]
 
 
-def test_evolve_consumes_longs_at_or_above_mark_low_and_shorts_at_or_below_mark_high():
-    start = hm.LevelState.from_rows(np.array(["long", "long", "short", "short"]),
-                                    GRID.bin_id(np.array([95_000.0, 98_000.0, 101_500.0, 104_000.0])),
-                                    np.array([1e6, 2e6, 3e6, 4e6]))
-    T = 4
-    high = np.array([100_100.0, 101_600.0, 100_000.0, np.nan])
-    low = np.array([99_900.0, 99_000.0, 97_900.0, np.nan])
-    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), high, low, GRID)
-    assert ev.consumed_short_usd.tolist() == [0.0, 3e6, 0.0, 0.0]
-    assert ev.consumed_long_usd.tolist() == [0.0, 0.0, 2e6, 0.0]
-    assert ev.end_state.total_usd == pytest.approx(5e6)
-    assert level_at(ev.end_state, "long", 95_000) == 1e6 and level_at(ev.end_state, "short", 104_000) == 4e6
-    # The snapshot of step 0 still holds everything: cells are recorded after consumption of their own step.
-    assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(10e6)
-
-
-def test_evolve_half_life_decay_halves_after_one_half_life():
-    start = hm.LevelState.from_rows(np.array([1]), np.array([GRID.bin_id(90_000.0)]), np.array([8e6]))
-    T = 8  # 8 × 15 min = 2 h = 2 half-lives of 1 h
-    factor = hm.decay_per_step(15, 1.0)
-    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), np.full(T, np.nan),
-                   np.full(T, np.nan), GRID, factor)
-    assert ev.end_state.total_usd == pytest.approx(2e6)
-    assert hm.decay_per_step(15, None) == 1.0
-
-
-def test_variants_evolved_together_match_each_evolved_alone():
-    """evolve_many moves the variants in one loop over common bins; each one's snapshots and end state are
-    those of its own evolve run, bit for bit, whatever the other variants' start bins."""
-    rng = np.random.default_rng(3)
-    T, K = 40, 25
-    center = int(GRID.bin_id(90_000.0))
-    added_bins = np.sort(rng.choice(np.arange(center - 150, center + 150), K, replace=False)).astype(np.int64)
-    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
-    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
-    high, low = mark * 1.002, mark * 0.998
-    high[3] = low[3] = np.nan
-    starts = [hm.LevelState.from_rows(np.array([1, -1, 1]), np.array([center - 300, center + 280, center - 20]),
-                                      np.array([5e6, 3e6, 1e6])),
-              hm.LevelState.empty(),
-              hm.LevelState.from_rows(np.array([-1]), np.array([center + 90]), np.array([2e6]))]
-    added = rng.exponential(1e4, (len(starts), T, 2, K)) * (rng.random((len(starts), T, 2, K)) < 0.3)
-    together = hm.evolve_many(starts, added_bins, added, ratio, high, low, GRID, 0.99)
-    for start, add, ev in zip(starts, added, together, strict=True):
-        alone = hm.evolve(start, added_bins, add, ratio, high, low, GRID, 0.99)
-        for name in ("step", "side", "bin_id", "notional_usd"):
-            assert np.array_equal(getattr(ev, name), getattr(alone, name)), name
-        assert np.array_equal(ev.end_state.bin_id, alone.end_state.bin_id)
-        assert np.array_equal(ev.end_state.notional, alone.end_state.notional)
-        for name in ("added_usd", "shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
-            assert np.allclose(getattr(ev, name), getattr(alone, name), rtol=1e-12, atol=0), name
-    assert sum(ev.consumed_long_usd.sum() + ev.consumed_short_usd.sum() for ev in together) > 0
-
-
-def test_long_share_falls_back_to_overall_share_then_to_half():
-    share, note = hm.long_share_for_bins(np.array([10, 11, 12]), np.array([11, 20]), np.array([3.0, 1.0]),
-                                         np.array([1.0, 3.0]))
-    assert share.tolist() == [0.5, 0.75, 0.5] and note == ""  # overall share (3+1)/(8) = 0.5
-    share, note = hm.long_share_for_bins(np.array([10]), np.zeros(0), np.zeros(0), np.zeros(0))
-    assert share.tolist() == [0.5] and "0.5" in note
-
-
 def test_steps_per_day_rejects_steps_that_do_not_divide_a_day():
     assert hm.steps_per_day(15) == 96 and hm.steps_per_day(1) == 1440
     with pytest.raises(ValueError, match="dividing a day"):

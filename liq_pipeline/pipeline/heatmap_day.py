@@ -27,20 +27,6 @@ from liq_pipeline.warehouse.readers.raw_day import DayInputs, load_day_inputs
 from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
 
-def carried_start_state(previous: "HeatmapDay", variant: str) -> tuple[hm.LevelState, str] | None:
-    """The state `load_start_states` would read back for the day after `previous`, taken from `previous`
-    itself: the cells of its last snapshot, as they are written (None when the variant's last snapshot is
-    not at the day's last step: the stored rows then decide)."""
-    r = previous.variants.get(variant)
-    if r is None:
-        return None
-    ev = r.evolution
-    last = ev.step == previous.inputs.step_end.size - 1
-    if not last.any():
-        return None
-    return hm.LevelState.from_rows(ev.side[last], ev.bin_id[last], ev.notional_usd[last]), "heatmap D-1"
-
-
 # ---------------------------------------------------------------------------------------------- compute
 @dataclass
 class VariantResult:

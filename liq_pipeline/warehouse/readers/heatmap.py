@@ -8,60 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.model import heatmap as hm
 from liq_pipeline.warehouse.catalog import existing_tables, table_exists
-
-
-def _split_by_variant(rows: dict[str, np.ndarray], variants: tuple[str, ...]) -> dict[str, dict[str, np.ndarray]]:
-    """Rows of one query over several variants (ordered by variant), one dict of columns per variant."""
-    v = np.asarray(rows["variant"])
-    return {name: {k: np.asarray(c)[v == name] for k, c in rows.items() if k != "variant"} for name in variants}
-
-
-def load_start_states(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variants: tuple[str, ...],
-                      tables: frozenset[str] | None = None) -> dict[str, tuple[hm.LevelState, str]]:
-    """End state of D−1 per variant: its last heatmap snapshot, else its D−1 liquidation levels, else empty.
-    One query per table for all the variants."""
-    tables = existing_tables(con) if tables is None else tables
-    prev = day - dt.timedelta(days=1)
-    out: dict[str, tuple[hm.LevelState, str]] = {}
-    queries = (
-        ("model.liquidation_heatmap", "heatmap D-1", """
-            WITH last AS (SELECT variant, max(snapshot_time) AS t FROM model.liquidation_heatmap
-                          WHERE symbol = $s AND day = $d AND list_contains($v, variant) GROUP BY variant)
-            SELECT h.variant, CASE h.side WHEN 'long' THEN 1 ELSE -1 END AS sign, h.bin_id, h.notional_usd
-            FROM model.liquidation_heatmap h JOIN last ON h.variant = last.variant AND h.snapshot_time = last.t
-            WHERE h.symbol = $s AND h.day = $d ORDER BY h.variant, h.side, h.bin_id"""),
-        ("model.liquidation_levels", "levels D-1", """
-            SELECT variant, CASE side WHEN 'long' THEN 1 ELSE -1 END AS sign, bin_id, notional_usd
-            FROM model.liquidation_levels WHERE symbol = $s AND day = $d AND list_contains($v, variant)
-            ORDER BY variant, side, bin_id"""))
-    for table, label, sql in queries:
-        wanted = [v for v in variants if v not in out]
-        if not wanted or table not in tables:
-            continue
-        rows = con.execute(sql, {"s": symbol, "d": prev, "v": wanted}).fetchnumpy()
-        for v, r in _split_by_variant(rows, tuple(wanted)).items():
-            if r["sign"].size:
-                out[v] = (hm.LevelState.from_rows(r["sign"], r["bin_id"], r["notional_usd"]), label)
-    return {v: out.get(v, (hm.LevelState.empty(), "empty")) for v in variants}
-
-
-def load_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variants: tuple[str, ...],
-                     entry_bins: np.ndarray, tables: frozenset[str] | None = None
-                     ) -> dict[str, tuple[np.ndarray, str]]:
-    """Per-entry-bin long share of each variant from `model.position_distribution` of D−1 (as of D−1's
-    end: no lookahead), one query for all the variants."""
-    tables = existing_tables(con) if tables is None else tables
-    empty = np.zeros(0)
-    dist = {v: {"bin_id": empty, "long_usd": empty, "short_usd": empty} for v in variants}
-    if "model.position_distribution" in tables:
-        rows = con.execute("SELECT variant, bin_id, long_usd, short_usd FROM model.position_distribution "
-                           "WHERE symbol = ? AND day = ? AND list_contains(?, variant) ORDER BY variant, bin_id",
-                           [symbol, day - dt.timedelta(days=1), list(variants)]).fetchnumpy()
-        dist = _split_by_variant(rows, variants)
-    return {v: hm.long_share_for_bins(entry_bins, d["bin_id"], d["long_usd"], d["short_usd"])
-            for v, d in dist.items()}
 
 
 def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[float, str]:
