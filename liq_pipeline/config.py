@@ -237,6 +237,9 @@ class FlowParams:
     #: Cohorts older than this leave the book. Not 7 days: the hazard falls with age, so old cohorts are the
     #: ones that survive (a 7-day cut dropped 15 % of the open notional in the offline diagnosis).
     max_age_days: int = 30
+    #: Half-life (h) of every cell's notional, None = no decay: the seed rules' LIQ_HEATMAP_HALF_LIFE_HOURS
+    #: (model.flow.params_for sets it for the variants that live until crossed).
+    decay_half_life_hours: float | None = None
     #: Cells older than this are merged per open day (and funding paid) instead of per open hour.
     merge_after_hours: float = 48.0
     #: Position-size buckets (notional-weighted quantiles of the day's trades): tier and leverage cap.

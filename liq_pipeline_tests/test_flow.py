@@ -337,3 +337,12 @@ def test_until_crossed_opens_only_where_oi_rises_and_shrinks_the_book_pro_rata()
     ratio = after.notional_usd / before.notional_usd
     assert np.allclose(ratio, 0.8, rtol=1e-9)  # every cell, whatever its leverage
     assert day1.long_share_open == pytest.approx(0.5)
+
+
+def test_the_seed_rules_decay_with_the_configured_half_life():
+    params = dataclasses.replace(fl.params_for(variants.get(variants.NAIVE)), decay_half_life_hours=1.0)
+    start = fl.run_day(fl.Book.empty(), make_inputs(T=8, oi_path=np.concatenate([[0.0], np.full(8, 10e6)])), GRID,
+                       TABLE, fl.SideMix.prior(params), dataclasses.replace(params, decay_half_life_hours=None)).end_book
+    quiet = make_inputs(T=8, day=1, oi_path=np.full(9, np.nan), high=np.full(8, np.nan), low=np.full(8, np.nan))
+    day = fl.run_day(start, quiet, GRID, TABLE, fl.SideMix.prior(params), params)  # 8 × 15 min = 2 half-lives
+    assert day.end_book.total_usd == pytest.approx(start.total_usd / 4, rel=1e-9)

@@ -20,6 +20,9 @@ receive it, so theirs rises away from the mark; negative funding does the opposi
   (d) close: the book above OI_t is closed with a hazard h ∝ (L/10)^γ / (1 + age/τ) (high leverage and
       young positions leave first), so Σ book = OI after every step once the book is full;
   (e) snapshot notional per side and grid bin of LP(t).
+Between (c) and (d) every cell decays by 2^(−Δt/half-life) when the variant's rules set one (off by default).
+A variant (model/variants.py) is a set of rules for this one engine: its split rule sets p_t
+(`long_share_of_opens`), its leverage mix and close rule set the parameters (`params_for`).
 Σ(long + short) of the book follows OI, a contract counting once, as in the seed variants.
 """
 
@@ -264,7 +267,8 @@ def params_for(variant: Variant, flow: FlowParams = FLOW, model: ModelParams = M
     Leverage mix `seed`: ModelParams' leverages and weights at open (5/10/20/50/100x at 20/35/25/15/5 %), the
     whole book leveraged (share 1). Close `until_crossed`: no turnover (H = ∞: opens only where OI rises)
     and a uniform hazard (γ = 0, τ = ∞: where OI falls the book shrinks pro rata), so a position leaves the
-    book only by being crossed, by the book shrinking with OI, or by expiring after `max_age_days`.
+    book only by being crossed, by the book shrinking with OI, or by expiring after `max_age_days`; with
+    LIQ_HEATMAP_HALF_LIFE_HOURS set, every cell also decays with that half-life (off by default).
     """
     import dataclasses
 
@@ -274,7 +278,7 @@ def params_for(variant: Variant, flow: FlowParams = FLOW, model: ModelParams = M
                                 prior_leveraged_share=1.0)
     if variant.close == "until_crossed":
         p = dataclasses.replace(p, half_life_hours=math.inf, age_hazard_hours=math.inf, leverage_hazard_exponent=0.0,
-                                survival_candidates=())
+                                survival_candidates=(), decay_half_life_hours=model.heatmap_half_life_hours)
     return p
 
 
@@ -482,6 +486,8 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     K = uniq.size
     keys = [np.where(v, row * K + np.searchsorted(uniq, e), 2 * K) for e, v in zip(epochs, valid, strict=True)]
 
+    h = params.decay_half_life_hours
+    decay = 2.0 ** (-(inputs.step_ms / MS_PER_HOUR) / h) if h else 1.0
     snaps = np.zeros((T, 2 * K + 1))
     closed = np.zeros(T)
     consumed = np.zeros((T, 2))
@@ -504,6 +510,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
             consumed[t] = np.bincount(row[hit], weights=gone, minlength=2)
             per_weight[t] = np.bincount(lev_key[hit], weights=gone * inv_weight[hit], minlength=2 * L).reshape(2, L)
             N[hit] = 0.0
+        N *= decay
         target = inputs.oi_end_usd[t]
         excess = N.sum() - target if np.isfinite(target) else 0.0
         if excess > 0:
