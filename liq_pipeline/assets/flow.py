@@ -32,7 +32,7 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
     funding paid out of isolated margin. Learns the flow variant's leverage mix and leveraged share per side
     from the public liquidations of the trailing window (model.flow_parameters); days of a run are processed
     in order."""
-    summary, learned, flags = [], [], {}
+    summary, learned, flags, books = [], [], {}, []
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
             out = materialize_flow_day(con, symbol, day)
@@ -51,11 +51,16 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
             f"{side}: " + ", ".join(f"{r.parameter.removeprefix('weight_')} {r.value:.3f}"
                                     for r in w[w["side"] == side].itertuples()) for side in SIDES))
         flags[f"{symbol} {day}"] = out["flags"]
+        books += [f"| {symbol} | {day} | {v} | {r.end_book.total_usd:,.0f} | {r.end_book.long_share():.3f} | "
+                  f"{r.opened_usd.sum():,.0f} | {r.closed_usd.sum():,.0f} | {r.consumed_usd.sum():,.0f} |"
+                  for v, r in out["books"].items()]
     cols = list(summary[0]) if summary else []
     table = "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
                        + ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in summary])
     return dg.MaterializeResult(metadata={
         "summary": dg.MetadataValue.md(table),
+        "books": dg.MetadataValue.md("| symbol | day | variant | book USD | long share | opened USD | closed USD | "
+                                     "consumed USD |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(books)),
         "learned": dg.MetadataValue.md("\n\n".join(learned)),
         "flags": dg.MetadataValue.json(flags),
         "priors": dg.MetadataValue.json({k: v for k, v in FLOW.__dict__.items()}),

@@ -110,9 +110,9 @@ def keep_previous_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
 )
 @_rows_and_files_together
 def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """Liquidation levels over time: snapshots every `heatmap_step_minutes` (15 by default) for every
-    variant; levels open with rising OI, shrink with falling OI, and vanish when the mark price crosses
-    them. Each day starts from the previous day's end state."""
+    """Liquidation levels over time: every variant's book (flow_book, the one engine) as snapshots every
+    `heatmap_step_minutes` (15 by default) by liquidation price, with the day's mark path; the pictures, the
+    HTML report and the zones of the default variant in the metadata."""
     total_rows = 0
     per_day: dict[tuple[str, dt.date], dict] = {}
     previous: dict[str, HeatmapDay] = {}  # the day before, per symbol: its end state starts the next day
