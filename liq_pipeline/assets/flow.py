@@ -22,7 +22,10 @@ GROUP = "model"
           backfill_policy=dg.BackfillPolicy.single_run(),
           deps=[*(dg.AssetKey(k) for k in ("agg_trades", "klines", "mark_price_klines", "open_interest",
                                            "funding_rates", "premium_index_klines")),
-                dg.AssetDep("ofi_bins", partition_mapping=partitions.previous_day),  # the ofi/hybrid split rules
+                # The ofi/hybrid split rules read ofi_bins of D−1. Declared on the same day: a previous-day mapping
+                # across assets makes Dagster split a backfill into more runs, and the same-day edge already orders
+                # ofi_bins before flow_book in a range run (D−1 is written before D is read).
+                dg.AssetKey("ofi_bins"),
                 dg.AssetDep("flow_book", partition_mapping=partitions.previous_day)])  # evolves D−1's book
 def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The book of position cohorts of every variant (model/flow.py, one engine; a variant is a set of rules,

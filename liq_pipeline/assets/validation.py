@@ -166,8 +166,8 @@ def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: Du
         description=f"{overall}: " + "; ".join(f"{s} r={fmt(c.r)} ({c.verdict})" for s, _, c, _, _ in results),
         metadata={
             "verdict": overall, "variant_tested": NON_CIRCULAR_VARIANT,
-            "why_this_variant": "the ofi split uses no funding input; correlating a split that used funding "
-                                "(funding, hybrid) with funding would be circular (liquidation-math.md §9.2)",
+            "why_this_variant": f"the {NON_CIRCULAR_VARIANT} split uses no funding input; correlating a split that "
+                                "used funding with funding would be circular (liquidation-math.md §9.2)",
             "rule": "long share of the heatmap averaged over each settlement interval vs the implied ratio of the "
                     "rate settled at its end; pass r > 0.7, moderate r > 0.5 (p < 0.05); a constant share fails",
             **({"true_long_share_r": dg.MetadataValue.json(truth_r)} if truth_r else {}),
@@ -213,7 +213,8 @@ def validation_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
 
 
 @dg.asset_check(asset=validation_report, description=(
-    "hybrid is better than the naive volume_5050 on the primary figure: overlap / ceiling with the simulator's "
+    f"{variants.SEED_CHALLENGER} is better than the naive {variants.NAIVE} on the primary figure: overlap / ceiling "
+    "with the simulator's "
     "truth when it exists, else the backtest's partial Spearman; the 90 % bootstrap interval over days of the "
     "daily difference must lie above 0. Inconclusive without either figure."))
 def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -243,10 +244,11 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
     interval = {f"{r.symbol} {r.month}": [finite_or_none(r.low), finite_or_none(r.high)] for r in table.itertuples()}
     return dg.AssetCheckResult(
         passed=not failed, severity=dg.AssetCheckSeverity.WARN,
-        description=("hybrid not shown better than volume_5050 for " + ", ".join(failed)) if failed else
-        "hybrid better than volume_5050 everywhere (90 % interval above 0)",
+        description=(f"{variants.SEED_CHALLENGER} not shown better than {variants.NAIVE} for " + ", ".join(failed))
+        if failed else f"{variants.SEED_CHALLENGER} better than {variants.NAIVE} everywhere (90 % interval above 0)",
         metadata={"verdict": scoring.FAIL if failed else scoring.PASS,
-                  "rule": "pass when the 90 % bootstrap interval over days of the daily difference hybrid − volume_5050 "
+                  "rule": "pass when the 90 % bootstrap interval over days of the daily difference "
+                          f"{variants.SEED_CHALLENGER} − {variants.NAIVE} "
                           "(overlap / ceiling on simulated data, partial Spearman on realized data) lies above 0",
                   "interval_90pct": dg.MetadataValue.json(interval),
                   "comparison": dg.MetadataValue.md(md_table(table))})

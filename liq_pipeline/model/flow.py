@@ -1,5 +1,5 @@
-"""The `flow` variant: a book of position cohorts opened at traded prices, closed by a survival model,
-consumed by the mark path at their own liquidation prices and aged by funding.
+"""The one book engine: a book of position cohorts opened at traded prices, closed by a survival model (or
+only where OI falls), consumed by the mark path at their own liquidation prices and aged by funding.
 
 One engine gives the heatmap (a snapshot per step), the end-of-day liquidation levels, the position
 distribution and the zones of `flow`. Pure numpy: the per-step arrays come from model/flow_inputs.py

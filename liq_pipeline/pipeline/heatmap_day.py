@@ -1,7 +1,7 @@
 """One symbol-day of the liquidation heatmap, computed without Dagster: read the day's inputs once
-(warehouse/readers), evolve every variant from the previous day's end state (model/heatmap.py; the `flow`
-variant's snapshots come from its book engine), and return a typed `HeatmapDay` with the zones and pictures'
-data of each variant. The assets only call these and write."""
+(warehouse/readers) and every variant's snapshots from its book (flow_book, the one engine of model/flow.py),
+and return a typed `HeatmapDay` with the zones and pictures' data of each variant. The assets only call
+these and write."""
 
 import datetime as dt
 from dataclasses import dataclass

@@ -382,7 +382,7 @@ def report_markdown(report: dict) -> str:
             f"p = {fmt(check['p'], '{:.2g}')}, n = {check['n']}: **{check['verdict']}** {check['reason']}"
             + (f" The simulator's true long share scores r = {fmt(truth['r'])} ({truth['verdict']}) on the same test."
                if truth else ""),
-            f"Hybrid vs volume_5050 on {cmp_.get('measure', '–')}: mean daily difference {fmt(diff.get('mean'), '{:+.4f}')}, "
+            f"{CHALLENGER} vs {BASELINE_VARIANT} on {cmp_.get('measure', '–')}: mean daily difference {fmt(diff.get('mean'), '{:+.4f}')}, "
             f"{fmt(diff.get('level'), '{:.0%}')} bootstrap interval [{fmt(diff.get('low'), '{:+.4f}')}, "
             f"{fmt(diff.get('high'), '{:+.4f}')}] over {diff.get('n_days', 0)} days: **{cmp_.get('verdict', '–')}**.",
             "",
