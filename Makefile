@@ -37,7 +37,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 # commands at once on a fresh DAGSTER_HOME would leave Dagster's SQLite storage with two schema heads).
 INSTANCE := $(DAGSTER_HOME)/.liq-initialised
 $(INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed-app
-	$(BIN)/python -m liq_pipeline.instance_setup $(DAGSTER_HOME)
+	$(BIN)/python -m liq_pipeline.apps.instance_setup $(DAGSTER_HOME)
 
 .PHONY: instance
 instance: install-app $(INSTANCE)
@@ -61,10 +61,10 @@ serve: install-app
 # The production-shaped instance on this machine (Postgres under data/prod-local, the daemon, queued runs,
 # run monitoring, LIQ_STORAGE=parquet): UI on http://127.0.0.1:3000, Ctrl-C stops everything.
 prod-local: install
-	$(BIN)/python -m liq_pipeline.prod_local serve
+	$(BIN)/python -m liq_pipeline.deploy.prod_local serve
 
 prod-local-stop: install
-	$(BIN)/python -m liq_pipeline.prod_local stop
+	$(BIN)/python -m liq_pipeline.deploy.prod_local stop
 
 # The browser test: Debian's chromium (installed with apt when missing; never a downloaded browser).
 test-e2e: install

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
+    from liq_pipeline.apps.demo import QUIET, _range_tags
     from liq_pipeline.definitions import build_definitions
-    from liq_pipeline.demo import QUIET, _range_tags
 
     defs = build_definitions()
     assets = list(defs.assets) + list(defs.asset_checks)

@@ -112,7 +112,7 @@ class Series:
         return START + dt.timedelta(days=n - 1)
 
     def simulate(self) -> float:
-        from liq_pipeline.demo import _simulation_current
+        from liq_pipeline.apps.demo import _simulation_current
         from liq_pipeline.market.simulator import SimConfig, simulate
 
         if _simulation_current(self.sim, (SYMBOL,), START, self.days, SERIES_SEED):
@@ -200,7 +200,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     import contextlib
     import io
 
-    from liq_pipeline import cli, config
+    from liq_pipeline.cli import main as cli
+    from liq_pipeline.model import variants
 
     latencies = []
     for at in _random_instants(series, backfill_days, n, 1):
@@ -218,8 +219,8 @@ def bench_query(series: Series, backfill_days: int, n: int = 200) -> dict:
     with cli.connect_read_only(series.db) as con:
         for at in _random_instants(series, backfill_days, n, 2):
             t = time.perf_counter()
-            snapshot, day = cli.resolve_snapshot(con, SYMBOL, config.DEFAULT_VARIANT, at)
-            cli.snapshot_levels(con, SYMBOL, config.DEFAULT_VARIANT, snapshot, day)
+            snapshot, day = cli.resolve_snapshot(con, SYMBOL, variants.DEFAULT, at)
+            cli.snapshot_levels(con, SYMBOL, variants.DEFAULT, snapshot, day)
             cli._mark_at(con, SYMBOL, snapshot)
             held.append(time.perf_counter() - t)
     p50, p99 = _percentiles(latencies)
@@ -380,7 +381,7 @@ def loaded(fn, series: Series, backfill_days: int, *args) -> dict:
 
 def _heatmap_days(series: Series, days: list[int], cpu: list | None = None) -> tuple[float, list]:
     """Wall time and results of the heatmap of `days`; its CPU time (all threads) is appended to `cpu`."""
-    from liq_pipeline.assets.heatmap import compute_heatmap_day
+    from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day
 
     results = []
     with duckdb.connect(str(series.db), read_only=True) as con:
@@ -392,44 +393,13 @@ def _heatmap_days(series: Series, days: list[int], cpu: list | None = None) -> t
         return time.perf_counter() - t, results
 
 
-def bench_heatmap(series: Series, backfill_days: int, naive_days: int = 2) -> dict:
-    """(d) the time-evolving heatmap, every variant, over `backfill_days` days of 1m candles (inputs read
-    from DuckDB, start state of the previous day); (f) the same days with a per-candle, per-level loop."""
-    from naive import evolve_per_level_loop
-
-    import liq_pipeline.assets.heatmap as asset_module
-
-    cpu: list[float] = []
-    seconds, _ = _heatmap_days(series, list(range(1, backfill_days + 1)), cpu)
-    days = list(range(2, 2 + naive_days))
-    vec_s, vec = _heatmap_days(series, days)
-    def evolve_each_by_loop(starts, added_bins, added, *args):
-        return [evolve_per_level_loop(start, added_bins, a, *args) for start, a in zip(starts, added, strict=True)]
-
-    original = asset_module.hm.evolve_many
-    asset_module.hm.evolve_many = evolve_each_by_loop
-    try:
-        naive_s, naive = _heatmap_days(series, days)
-    finally:
-        asset_module.hm.evolve_many = original
-    for a, b in zip(vec, naive, strict=False):
-        for variant in a.variants:
-            ea, eb = a.variants[variant].evolution, b.variants[variant].evolution
-            if not (np.array_equal(ea.step, eb.step) and np.array_equal(ea.bin_id, eb.bin_id)
-                    and np.allclose(ea.notional_usd, eb.notional_usd, rtol=1e-9)):
-                raise AssertionError(f"naive heatmap differs from model.heatmap.evolve ({variant})")
-    candles = backfill_days * 1440
-    return {"days": backfill_days, "mark_candles": candles, "variants": len(vec[0].variants),
-            "seconds": round(seconds, 2), "cpu_seconds": round(cpu[0], 2), "naive_days": naive_days, "vectorised_same_days_s": round(vec_s, 2),
-            "naive_same_days_s": round(naive_s, 2), "naive_ratio": round(naive_s / vec_s, 1)}
-
-
-def bench_heatmap_only(series: Series, backfill_days: int) -> dict:
-    """(d) the heatmap of `backfill_days` days without the naive comparison (for the loaded run)."""
+def bench_heatmap(series: Series, backfill_days: int) -> dict:
+    """(d) the time-evolving heatmap, every variant, over `backfill_days` days of 1m candles: each variant's
+    book snapshots (computed by flow_book, the one engine) read back with the day's mark path and OI."""
     cpu: list[float] = []
     seconds, results = _heatmap_days(series, list(range(1, backfill_days + 1)), cpu)
-    return {"days": backfill_days, "variants": len(results[0].variants), "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu[0], 2)}
+    return {"days": backfill_days, "mark_candles": backfill_days * 1440, "variants": len(results[0].variants),
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu[0], 2)}
 
 
 def bench_ofi(series: Series, day: int = 30) -> dict:
@@ -439,12 +409,13 @@ def bench_ofi(series: Series, day: int = 30) -> dict:
 
     from liq_pipeline.model import profile
     from liq_pipeline.model.grid import grid_for
+    from liq_pipeline.warehouse import profile_sql
 
     d = series.day(day)
     params = {"symbol": SYMBOL, "day": d, "window_start": d - dt.timedelta(days=29)}
     with duckdb.connect(str(series.db), read_only=True) as con:
         def pipeline():
-            frame = con.execute(profile.baseline_sql(), params).df()
+            frame = con.execute(profile_sql.baseline_sql(), params).df()
             return dict(zip(frame["bin_id"].astype(int), profile.ofi(frame["buy_qty"], frame["sell_qty"]), strict=False))
 
         t = time.perf_counter()
@@ -557,9 +528,6 @@ def table(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         rows.append((f"d. heatmap {r['days']} d of 1m candles, {r['variants']} variants", f"{r['seconds']:.2f} s{_cpu(r)}",
                      f"{lo['seconds']:.2f} s{_cpu(lo)}" if lo else "", "", f"< {HEATMAP_S} s",
                      verdict(*(x["seconds"] < HEATMAP_S for x in (r, lo) if x))))
-        rows.append((f"f. heatmap, per-candle loop ({r['naive_days']} d)", f"{r['vectorised_same_days_s']:.2f} s", "",
-                     f"naive {r['naive_same_days_s']:.2f} s (×{r['naive_ratio']})", "faster",
-                     verdict(r["naive_ratio"] > 1)))
     if ok("series"):
         r = results["series"]["backfill"]
         rows.append((f"e. peak RSS, {r['days']}-day backfill", f"{r['peak_rss_mb']:,} MB", "", f"{r['seconds']} s",
@@ -679,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             if "load" in wanted:
                 run("cold_loaded", loaded, lambda s, _days: bench_cold(s, args.cold_runs), series, args.backfill_days)
                 run("query_loaded", loaded, bench_query, series, args.backfill_days, args.queries)
-                run("heatmap_loaded", loaded, bench_heatmap_only, series, args.backfill_days)
+                run("heatmap_loaded", loaded, bench_heatmap, series, args.backfill_days)
     if "parquet" in wanted:
         run("parquet", bench_parquet, args.work, args.parquet_trades)
     results["total_s"] = round(time.perf_counter() - t0, 1)

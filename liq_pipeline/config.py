@@ -237,6 +237,9 @@ class FlowParams:
     #: Cohorts older than this leave the book. Not 7 days: the hazard falls with age, so old cohorts are the
     #: ones that survive (a 7-day cut dropped 15 % of the open notional in the offline diagnosis).
     max_age_days: int = 30
+    #: Half-life (h) of every cell's notional, None = no decay: the seed rules' LIQ_HEATMAP_HALF_LIFE_HOURS
+    #: (model.flow.params_for sets it for the variants that live until crossed).
+    decay_half_life_hours: float | None = None
     #: Cells older than this are merged per open day (and funding paid) instead of per open hour.
     merge_after_hours: float = 48.0
     #: Position-size buckets (notional-weighted quantiles of the day's trades): tier and leverage cap.
@@ -262,13 +265,6 @@ class FlowParams:
 
 
 FLOW = FlowParams()
-SEED_VARIANTS = ("volume_5050", "ofi", "funding", "hybrid")
-#: The seed's four variants and `flow` (the cohort model of model/flow.py).
-VARIANTS = SEED_VARIANTS + ("flow",)
-#: The variant the CLI, the pictures and the zones summary show unless told otherwise: `flow`, since it
-#: ranks first on the validation's primary figure (overlap / oracle ceiling) in every pair, symbol and
-#: month measured (README, "Comparing the variants across markets"). `--variant hybrid` shows the seed's.
-DEFAULT_VARIANT = "flow"
 #: Values of the market source's variables (read by resources.default_resources).
 SOURCE_KINDS = ("simulated", "mirror", "binance")
 PROFILE_SOURCES = ("aggTrades", "klines")

@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline.config import VARIANTS
-from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.variants import NAMES as VARIANTS
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
@@ -35,28 +34,6 @@ def test_naive_ofi_loop_matches_the_vectorised_ofi():
     vec = dict(zip(frame.index.astype(int), profile.ofi(frame["buy"], frame["sell"]), strict=False))
     assert loop.keys() == vec.keys()
     assert np.allclose([loop[k] for k in vec], [vec[k] for k in vec], atol=1e-12)
-
-
-@pytest.mark.parametrize("decay", [1.0, 0.97])
-def test_naive_per_level_loop_matches_evolve(decay):
-    rng = np.random.default_rng(5)
-    grid = grid_for("BTCUSDT")
-    T, K = 48, 30
-    center = int(grid.bin_id(90_000.0))
-    added_bins = np.sort(rng.choice(np.arange(center - 200, center + 200), K, replace=False)).astype(np.int64)
-    added = rng.exponential(1_000.0, (T, 2, K)) * (rng.random((T, 2, K)) < 0.3)
-    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
-    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
-    high, low = mark * 1.002, mark * 0.998
-    high[5] = low[5] = np.nan  # a step without a candle consumes nothing
-    start = hm.LevelState.from_rows(np.array([1, -1]), added_bins[:2], np.array([5_000.0, 7_000.0]))
-    a = hm.evolve(start, added_bins, added, ratio, high, low, grid, decay)
-    b = naive.evolve_per_level_loop(start, added_bins, added, ratio, high, low, grid, decay)
-    assert np.array_equal(a.step, b.step) and np.array_equal(a.bin_id, b.bin_id) and np.array_equal(a.side, b.side)
-    assert np.allclose(a.notional_usd, b.notional_usd, rtol=1e-12)
-    for name in ("shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
-        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12), name
-    assert a.consumed_long_usd.sum() > 0 and a.consumed_short_usd.sum() > 0  # the data exercises consumption
 
 
 # Every section of make bench end to end, about 2-3 minutes: `make test-bench` runs it (kept out of `make test`

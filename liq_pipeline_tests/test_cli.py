@@ -15,14 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liq_pipeline import cli, config
+from liq_pipeline.cli import main as cli
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.warehouse.readonly import format_top_zones
 from liq_pipeline_tests.test_heatmap import _insert, insert_candles, insert_oi
 
 SYMBOL = "BTCUSDT"
 DAY = dt.date(2026, 1, 5)
 GRID = grid_for(SYMBOL)
-VARIANT = config.DEFAULT_VARIANT  # what `liq heatmap` / `liq zones` show without --variant
+VARIANT = variants.DEFAULT  # what `liq heatmap` / `liq zones` show without --variant
 
 
 def _heatmap_rows(snapshot: dt.datetime, scale: float) -> pd.DataFrame:
@@ -118,9 +120,9 @@ def test_zones_table_json_and_format_top_zones(warehouse, capsys):
     zones = json.loads(capsys.readouterr().out)["zones"]
     assert [(z["side"], z["zone_rank"]) for z in zones][:2] == [("long", 1), ("long", 2)] and len(zones) == 8
     with duckdb.connect(warehouse, read_only=True) as con:
-        text = cli.format_top_zones(con, SYMBOL, DAY, VARIANT, n=3)
+        text = format_top_zones(con, SYMBOL, DAY, VARIANT, n=3)
         assert text.count("\nlong") == 3 and text.count("\nshort") == 3 and "91,000.00" not in text
-        missing = cli.format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), VARIANT)
+        missing = format_top_zones(con, SYMBOL, DAY + dt.timedelta(days=1), VARIANT)
         assert "not materialized" in missing and "2026-01-06|BTCUSDT" in missing
 
 
@@ -159,7 +161,7 @@ def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
 
 
 def test_demo_calls_run_demo(monkeypatch):
-    import liq_pipeline.demo as demo
+    import liq_pipeline.apps.demo as demo
 
     monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": None,
                                                                  "scenario": "calm"} else 1)

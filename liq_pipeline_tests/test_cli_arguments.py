@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from liq_pipeline import cli
+from liq_pipeline.cli import main as cli
 from liq_pipeline_tests.test_cli import SYMBOL, warehouse  # noqa: F401 (fixture)
 
 

@@ -11,11 +11,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline import cli, config
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.apps import compare
+from liq_pipeline.apps.demo import QUIET, _range_tags
+from liq_pipeline.cli import main as cli
 from liq_pipeline.market.simulator import SimConfig, simulate
-from liq_pipeline.model import scoring
-from liq_pipeline.validation import compare
+from liq_pipeline.model import scoring, variants
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
@@ -54,7 +54,7 @@ def _result(symbols: dict, label: str) -> dict:
 
 def test_every_variant_is_scored_with_the_yardsticks(scored):
     sym = scored["symbols"][SYMBOL]
-    assert set(sym["variants"]) == set(config.VARIANTS)
+    assert set(sym["variants"]) == set(variants.NAMES)
     for variant, entry in sym["variants"].items():
         gt, bt = entry["ground_truth"], entry["backtest"]
         assert gt["days"] == 3, variant
@@ -68,14 +68,14 @@ def test_table_has_one_row_per_pair_symbol_and_variant(scored):
     results = [_result(scored["symbols"], "calm/7"), _result(scored["symbols"], "calm/7/no-ofi")]
     rows = compare.table_rows(results)
     assert [(r["pair"], r["variant"]) for r in rows] == [(p, v) for p in ("calm/7", "calm/7/no-ofi")
-                                                         for v in config.VARIANTS]
+                                                         for v in variants.NAMES]
     flow = scored["symbols"][SYMBOL]["variants"]["flow"]
     row = rows[-1]
     assert row["overlap_over_ceiling"] == flow["ground_truth"]["overlap_over_ceiling"]
     assert row["side_excursion_recall"] == flow["backtest"]["baselines"]["side_excursion"]["top_k"]["notional_recall"]
     md = compare.markdown(results, rows, compare.comparisons(results))
     table = [line for line in md.splitlines() if line.startswith("| calm/7")]
-    assert len(table) == 2 * len(config.VARIANTS)
+    assert len(table) == 2 * len(variants.NAMES)
     assert all(line.count("|") == len(compare.COLUMNS) + 1 for line in table)
 
 
@@ -164,7 +164,7 @@ def test_a_failed_pair_names_itself_and_its_log(capsys, tmp_path, monkeypatch):
 
 
 def test_a_simulation_is_reused_only_with_the_same_taker_open_share(tmp_path):
-    from liq_pipeline.demo import _simulation_current
+    from liq_pipeline.apps.demo import _simulation_current
 
     cfg = SimConfig.for_scenario("calm", symbols=(SYMBOL,), start=FIRST, days=4, seed=7, out_dir=tmp_path)
     (tmp_path / "simulation.json").write_text(json.dumps({"config": cfg.to_json()}))

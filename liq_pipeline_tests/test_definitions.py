@@ -126,7 +126,7 @@ def test_an_in_process_run_gets_the_origin_overview_needs():
 
 def test_a_demo_stage_is_filed_under_its_job_in_the_code_location(capsys):
     from liq_pipeline import schedules
-    from liq_pipeline.demo import run_stage
+    from liq_pipeline.apps.demo import run_stage
 
     @dg.op
     def one():

@@ -65,8 +65,8 @@ def test_production_instance_monitors_runs_and_names_the_installed_postgres_driv
 
 
 def test_the_local_instance_is_the_production_one_with_the_default_launcher(tmp_path):
-    from liq_pipeline.prod_local import PRODUCTION_INSTANCE, local_instance_config
-    from liq_pipeline.run_launcher import LocalRunLauncher
+    from liq_pipeline.deploy.prod_local import PRODUCTION_INSTANCE, local_instance_config
+    from liq_pipeline.deploy.run_launcher import LocalRunLauncher
 
     production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
     local = local_instance_config(production, pg_port=54321, max_concurrent_runs=3)

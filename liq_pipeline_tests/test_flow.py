@@ -6,8 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from liq_pipeline.config import FLOW
+from liq_pipeline.config import FLOW, MODEL
 from liq_pipeline.model import flow as fl
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import SizeBuckets
 from liq_pipeline.model.margin import table_for
@@ -164,8 +165,8 @@ def test_flow_sizes_come_from_the_one_size_rule_of_every_map(trade_count):
 
     import duckdb
 
-    from liq_pipeline.assets.flow import load_flow_inputs
     from liq_pipeline.model.sizes import FLAG_SIZE_PRIOR, size_prior
+    from liq_pipeline.warehouse.readers.flow import load_flow_inputs
     from liq_pipeline.warehouse.schema import ensure_tables
     from liq_pipeline.warehouse.trade_sizes import day_size_choice
 
@@ -283,3 +284,65 @@ def test_old_cohorts_are_merged_per_day_and_kept_until_the_maximum_age():
     day60, day70 = (now - 60 * fl.MS_PER_HOUR) // 86_400_000, (now - 70 * fl.MS_PER_HOUR) // 86_400_000
     expected_age = [1, 2, 61.5, 70, 24 * 29] if day60 != day70 else [1, 2, (60 + 3 * 62 + 5 * 70) / 9, 24 * 29]
     np.testing.assert_allclose(age[order], expected_age, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- variants' rules
+def _rule_inputs(T=8, funding_8h=np.nan, entry_long_prob=None):
+    return make_inputs(T=T, funding_8h=np.full(T, funding_8h), entry_long_prob=entry_long_prob)
+
+
+def test_the_seed_split_rules_give_the_reference_long_shares():
+    """even 0.5; ofi the bin's OFI probability; funding f_L/(f_L+f_S) (0.0003 → 1.2/2 = 0.6, |f| ≤ 1e-4 → 0.5);
+    hybrid the OFI probability tilted by the same multipliers (liquidation-math.md §8.2)."""
+    rule = {name: variants.get(name) for name in variants.SEED}
+    q = np.array([0.8])
+    tilted = _rule_inputs(funding_8h=0.0003, entry_long_prob=q)
+    share = {name: fl.long_share_of_opens(tilted, v)[0] for name, v in rule.items()}
+    assert np.allclose(share[variants.NAIVE], 0.5)
+    assert share["ofi"].shape == (8, 1) and np.allclose(share["ofi"], 0.8)
+    f_long, f_short = 1 + 0.2 * np.tanh(3.0), 1 - 0.2 * np.tanh(3.0)
+    assert np.allclose(share["funding"], f_long / (f_long + f_short))
+    assert np.allclose(share["hybrid"], 0.8 * f_long / (0.8 * f_long + 0.2 * f_short))
+    at_interest = _rule_inputs(funding_8h=0.0001, entry_long_prob=q)  # not strictly above the threshold
+    assert np.allclose(fl.long_share_of_opens(at_interest, rule["funding"])[0], 0.5)
+    assert np.allclose(fl.long_share_of_opens(at_interest, rule["hybrid"])[0], 0.8)  # hybrid = ofi
+
+
+def test_a_missing_ofi_or_funding_input_splits_evenly_and_says_so():
+    bare = _rule_inputs()
+    p, _, flags = fl.long_share_of_opens(bare, variants.get("hybrid"))
+    assert np.allclose(p, 0.5) and fl.FLAG_SPLIT_NO_OFI in flags and fl.FLAG_SPLIT_NO_FUNDING in flags
+    with pytest.raises(ValueError, match="entry_long_prob"):
+        fl.long_share_of_opens(_rule_inputs(entry_long_prob=np.array([0.5, 0.5])), variants.get("ofi"))
+
+
+def test_until_crossed_opens_only_where_oi_rises_and_shrinks_the_book_pro_rata():
+    """The seed's close rule: no turnover (gross opens = max(ΔOI, 0)) and a uniform hazard, so where OI falls
+    every cell loses the same fraction whatever its leverage or age."""
+    v = variants.get(variants.NAIVE)
+    params = fl.params_for(v)
+    assert params.leverages == tuple(MODEL.leverages) and params.prior_weights == tuple(MODEL.leverage_weights)
+    path = np.concatenate([np.full(5, 10e6), np.full(4, 12e6)])  # OI +2M at step 4
+    opens, _ = fl.gross_opens(make_inputs(T=8, oi_path=path), 10e6, params)
+    assert opens.sum() == pytest.approx(2e6) and opens[4] == pytest.approx(2e6)
+    day1 = fl.run_day(fl.Book.empty(), make_inputs(T=8, oi_path=np.concatenate([[0.0], np.full(8, 10e6)])), GRID,
+                      TABLE, fl.SideMix.prior(params), params, variant=v)
+    before = day1.end_book
+    falling = np.concatenate([np.full(5, 10e6), np.full(4, 8e6)])
+    day2 = fl.run_day(before, make_inputs(T=8, day=1, oi_path=falling, high=np.full(8, np.nan),
+                                          low=np.full(8, np.nan)), GRID, TABLE, fl.SideMix.prior(params), params,
+                      variant=v)
+    after = day2.end_book
+    assert after.total_usd == pytest.approx(8e6, rel=1e-9) and day2.opened_usd.sum() == 0
+    ratio = after.notional_usd / before.notional_usd
+    assert np.allclose(ratio, 0.8, rtol=1e-9)  # every cell, whatever its leverage
+    assert day1.long_share_open == pytest.approx(0.5)
+
+
+def test_the_seed_rules_decay_with_the_configured_half_life():
+    params = dataclasses.replace(fl.params_for(variants.get(variants.NAIVE)), decay_half_life_hours=1.0)
+    start = fl.run_day(fl.Book.empty(), make_inputs(T=8, oi_path=np.concatenate([[0.0], np.full(8, 10e6)])), GRID,
+                       TABLE, fl.SideMix.prior(params), dataclasses.replace(params, decay_half_life_hours=None)).end_book
+    quiet = make_inputs(T=8, day=1, oi_path=np.full(9, np.nan), high=np.full(8, np.nan), low=np.full(8, np.nan))
+    day = fl.run_day(start, quiet, GRID, TABLE, fl.SideMix.prior(params), params)  # 8 × 15 min = 2 half-lives
+    assert day.end_book.total_usd == pytest.approx(start.total_usd / 4, rel=1e-9)

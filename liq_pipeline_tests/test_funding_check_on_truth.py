@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import scoring
 from liq_pipeline.validation import seed

@@ -14,15 +14,13 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config
 from liq_pipeline.assets.flow import flow_book
-from liq_pipeline.assets.heatmap import (
-    carried_start_state,
-    compute_heatmap_day,
-    liquidation_heatmap,
-    liquidation_zones,
-)
+from liq_pipeline.assets.heatmap import liquidation_heatmap, liquidation_zones
+from liq_pipeline.model import flow as fl
 from liq_pipeline.model import heatmap as hm
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.warehouse.io import replace_partition
+from liq_pipeline.pipeline.flow_day import book_frame, materialize_flow_day
+from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day
 from liq_pipeline.warehouse.schema import ensure_tables
 
 SYMBOL = "BTCUSDT"
@@ -130,68 +128,6 @@ def test_oi_at_never_uses_a_later_sample():
     assert got[1:].tolist() == [1.0, 1.0, 2.0, 3.0]
 
 
-def test_evolve_consumes_longs_at_or_above_mark_low_and_shorts_at_or_below_mark_high():
-    start = hm.LevelState.from_rows(np.array(["long", "long", "short", "short"]),
-                                    GRID.bin_id(np.array([95_000.0, 98_000.0, 101_500.0, 104_000.0])),
-                                    np.array([1e6, 2e6, 3e6, 4e6]))
-    T = 4
-    high = np.array([100_100.0, 101_600.0, 100_000.0, np.nan])
-    low = np.array([99_900.0, 99_000.0, 97_900.0, np.nan])
-    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), high, low, GRID)
-    assert ev.consumed_short_usd.tolist() == [0.0, 3e6, 0.0, 0.0]
-    assert ev.consumed_long_usd.tolist() == [0.0, 0.0, 2e6, 0.0]
-    assert ev.end_state.total_usd == pytest.approx(5e6)
-    assert level_at(ev.end_state, "long", 95_000) == 1e6 and level_at(ev.end_state, "short", 104_000) == 4e6
-    # The snapshot of step 0 still holds everything: cells are recorded after consumption of their own step.
-    assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(10e6)
-
-
-def test_evolve_half_life_decay_halves_after_one_half_life():
-    start = hm.LevelState.from_rows(np.array([1]), np.array([GRID.bin_id(90_000.0)]), np.array([8e6]))
-    T = 8  # 8 × 15 min = 2 h = 2 half-lives of 1 h
-    factor = hm.decay_per_step(15, 1.0)
-    ev = hm.evolve(start, np.zeros(0, np.int64), np.zeros((T, 2, 0)), np.ones(T), np.full(T, np.nan),
-                   np.full(T, np.nan), GRID, factor)
-    assert ev.end_state.total_usd == pytest.approx(2e6)
-    assert hm.decay_per_step(15, None) == 1.0
-
-
-def test_variants_evolved_together_match_each_evolved_alone():
-    """evolve_many moves the variants in one loop over common bins; each one's snapshots and end state are
-    those of its own evolve run, bit for bit, whatever the other variants' start bins."""
-    rng = np.random.default_rng(3)
-    T, K = 40, 25
-    center = int(GRID.bin_id(90_000.0))
-    added_bins = np.sort(rng.choice(np.arange(center - 150, center + 150), K, replace=False)).astype(np.int64)
-    ratio = np.where(rng.random(T) < 0.3, rng.uniform(0.9, 1.0, T), 1.0)
-    mark = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, T)))
-    high, low = mark * 1.002, mark * 0.998
-    high[3] = low[3] = np.nan
-    starts = [hm.LevelState.from_rows(np.array([1, -1, 1]), np.array([center - 300, center + 280, center - 20]),
-                                      np.array([5e6, 3e6, 1e6])),
-              hm.LevelState.empty(),
-              hm.LevelState.from_rows(np.array([-1]), np.array([center + 90]), np.array([2e6]))]
-    added = rng.exponential(1e4, (len(starts), T, 2, K)) * (rng.random((len(starts), T, 2, K)) < 0.3)
-    together = hm.evolve_many(starts, added_bins, added, ratio, high, low, GRID, 0.99)
-    for start, add, ev in zip(starts, added, together, strict=True):
-        alone = hm.evolve(start, added_bins, add, ratio, high, low, GRID, 0.99)
-        for name in ("step", "side", "bin_id", "notional_usd"):
-            assert np.array_equal(getattr(ev, name), getattr(alone, name)), name
-        assert np.array_equal(ev.end_state.bin_id, alone.end_state.bin_id)
-        assert np.array_equal(ev.end_state.notional, alone.end_state.notional)
-        for name in ("added_usd", "shrunk_usd", "consumed_long_usd", "consumed_short_usd", "decayed_usd"):
-            assert np.allclose(getattr(ev, name), getattr(alone, name), rtol=1e-12, atol=0), name
-    assert sum(ev.consumed_long_usd.sum() + ev.consumed_short_usd.sum() for ev in together) > 0
-
-
-def test_long_share_falls_back_to_overall_share_then_to_half():
-    share, note = hm.long_share_for_bins(np.array([10, 11, 12]), np.array([11, 20]), np.array([3.0, 1.0]),
-                                         np.array([1.0, 3.0]))
-    assert share.tolist() == [0.5, 0.75, 0.5] and note == ""  # overall share (3+1)/(8) = 0.5
-    share, note = hm.long_share_for_bins(np.array([10]), np.zeros(0), np.zeros(0), np.zeros(0))
-    assert share.tolist() == [0.5] and "0.5" in note
-
-
 def test_steps_per_day_rejects_steps_that_do_not_divide_a_day():
     assert hm.steps_per_day(15) == 96 and hm.steps_per_day(1) == 1440
     with pytest.raises(ValueError, match="dividing a day"):
@@ -199,9 +135,37 @@ def test_steps_per_day_rejects_steps_that_do_not_divide_a_day():
 
 
 # ---------------------------------------------------------------------------------------------- on a warehouse
+# The heatmap is read off each variant's book (one engine, model/flow.py): these tests store a D−1 book of the
+# seed's `hybrid` rules (positions live until crossed, the book shrinks pro rata where OI falls), run
+# flow_book's day and read the day's map back.
+def insert_book(con, day: dt.date, rows: list[tuple[str, float, float]], variant: str = "hybrid") -> None:
+    """model.flow_book cells of `day` at the given liquidation prices (side, lp, notional_usd): 5x cells, the
+    seed mix's weight of 5x (so the per-step consumption reads back in USD)."""
+    side, lp, notional = (np.array(x) for x in zip(*rows, strict=True))
+    sign = np.where(side == "long", 1, -1)
+    book = fl.Book.from_columns({
+        "open_ms": np.full(lp.size, np.datetime64(dt.datetime.combine(day, dt.time()), "ms").astype(np.int64)),
+        "side": sign, "entry_price": lp.astype(float) * (1 + 0.2 * sign), "lev_bucket": np.zeros(lp.size),
+        "leverage": np.full(lp.size, 5.0), "size_usd": np.full(lp.size, 1000.0), "mmr": np.full(lp.size, 0.004),
+        "lp_open": lp.astype(float), "funding_paid": np.zeros(lp.size), "weight": np.full(lp.size, 0.2),
+        "notional_usd": notional.astype(float)})
+    _insert(con, "model.flow_book", book_frame(SYMBOL, day, book).assign(variant=variant))
+
+
+def insert_ofi(con, day: dt.date, long_prob: float, price: float = 100_000.0) -> None:
+    b = GRID.bin_id(np.array([price]))
+    _insert(con, "model.ofi_bins", pd.DataFrame({
+        "symbol": SYMBOL, "day": day, "bin_id": b, "price_mid": GRID.mid(b), "buy_qty": [1.0], "sell_qty": [1.0],
+        "ofi": [0.0], "long_prob": [long_prob], "split_known": [True]}))
+
+
+def book_day(con, day: dt.date = DAY, variants: tuple[str, ...] = ("hybrid",)):
+    materialize_flow_day(con, SYMBOL, day)
+    return compute_heatmap_day(con, SYMBOL, day, variants=variants)
+
+
 def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(con):
-    prev = DAY - dt.timedelta(days=1)
-    insert_levels(con, prev, [("long", 95_000, 5e6), ("long", 97_000, 7e6), ("short", 105_000, 3e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6), ("long", 97_000, 7e6), ("short", 105_000, 3e6)])
     close = np.full(1440, 100_000.0)
     mark_low = close.copy()
     mark_low[300] = 96_500.0  # mark dips through the 97k long level at 05:00
@@ -212,9 +176,8 @@ def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(c
     insert_trades(con, DAY, close)
     insert_oi(con, DAY, np.full(288, 1e9))
 
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    result = book_day(con)
     state = end_state(result)
-    assert result.variants["hybrid"].start_state == "levels D-1"
     assert level_at(state, "long", 97_000) == 0.0
     assert level_at(state, "long", 95_000) == pytest.approx(5e6)
     assert level_at(state, "short", 105_000) == pytest.approx(3e6)
@@ -225,38 +188,37 @@ def test_level_crossed_by_mark_disappears_one_crossed_only_by_last_price_stays(c
 
 
 def test_missing_mark_klines_fall_back_to_last_price_with_a_flag(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 5e6)])
     close = np.full(1440, 100_000.0)
     low = close.copy()
     low[600] = 94_000.0
     insert_candles(con, "raw.klines", DAY, close, low=low)
     insert_oi(con, DAY, np.full(288, 1e9))
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
+    result = book_day(con)
     assert level_at(end_state(result), "long", 95_000) == 0.0
     assert result.inputs.mark_source == "klines"
     assert any("last-price klines used" in f for f in result.flags)
 
 
 def test_falling_oi_shrinks_every_level_proportionally(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6), ("short", 105_000, 6e6)])
-    close = flat_day_without_oi(con)
-    oi = np.full(288, 1e9)
-    oi[144:] = 0.8e9  # OI falls 20 % at 12:00
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6), ("short", 105_000, 6e6)])
+    flat_day_without_oi(con)
+    oi = np.full(288, 1e7)
+    oi[144:] = 0.8e7  # OI (all of it in the book here) falls 20 % at 12:00
     insert_oi(con, DAY, oi)
-    assert close.size == 1440
-    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    state = end_state(book_day(con))
     assert level_at(state, "long", 95_000) == pytest.approx(3.2e6)
     assert level_at(state, "short", 105_000) == pytest.approx(4.8e6)
 
 
 def test_stale_oi_samples_are_ignored(con):
-    insert_levels(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6)])
+    insert_book(con, DAY - dt.timedelta(days=1), [("long", 95_000, 4e6)])
     flat_day_without_oi(con)
-    oi = np.full(288, 1e9)
+    oi = np.full(288, 4e6)
     stale = np.zeros(288, bool)
-    oi[100], stale[100] = 0.5e9, True  # one stale sample: must neither shrink nor re-grow the levels
+    oi[100], stale[100] = 2e6, True  # one stale sample: must neither shrink nor re-grow the levels
     insert_oi(con, DAY, oi, stale)
-    state = end_state(compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",)))
+    state = end_state(book_day(con))
     assert level_at(state, "long", 95_000) == pytest.approx(4e6)
 
 
@@ -268,58 +230,48 @@ def flat_day_without_oi(con) -> np.ndarray:
     return close
 
 
-def test_rising_oi_opens_levels_split_by_previous_day_distribution(con):
-    insert_distribution(con, DAY - dt.timedelta(days=1), long_share=0.8)
+def test_rising_oi_opens_levels_split_by_each_variants_rule(con):
+    insert_ofi(con, DAY - dt.timedelta(days=1), long_prob=0.8)
     flat_day_without_oi(con)
     oi = np.full(288, 1e9)
     oi[144:] = 1.1e9  # +$100M at 12:00
     insert_oi(con, DAY, oi)
-    result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid", "ofi"))
+    result = book_day(con, variants=("hybrid", "ofi", "volume_5050"))
     hyb = end_state(result, "hybrid")
     long_total = hyb.notional[hm.LONG_ROW].sum()
     short_total = hyb.notional[hm.SHORT_ROW].sum()
     assert long_total + short_total == pytest.approx(1e8, rel=1e-6)
+    # No funding: hybrid splits by the entry bin's OFI probability of D−1, like ofi; volume_5050 50/50.
     assert long_total / (long_total + short_total) == pytest.approx(0.8, rel=1e-6)
+    ofi = end_state(result, "ofi")
+    assert ofi.notional[hm.LONG_ROW].sum() == pytest.approx(8e7, rel=1e-6)
+    assert end_state(result, "volume_5050").notional[hm.LONG_ROW].sum() == pytest.approx(5e7, rel=1e-6)
     price = GRID.mid(hyb.bin_id)
     assert np.all(price[hyb.notional[hm.LONG_ROW] > 0] < 100_000)  # longs liquidate below entry
     assert np.all(price[hyb.notional[hm.SHORT_ROW] > 0] > 100_000)
-    # No distribution for the "ofi" variant on D-1: 50/50 and flagged.
-    ofi = end_state(result, "ofi")
-    assert ofi.notional[hm.LONG_ROW].sum() == pytest.approx(5e7, rel=1e-6)
-    assert any(f.startswith("ofi: no position distribution") for f in result.flags)
-    assert result.variants["hybrid"].start_state == "empty"
+    assert result.variants["hybrid"].start_state == "flow_book D-1"
 
 
 def test_next_day_starts_from_previous_day_end_state(con):
     prev = DAY - dt.timedelta(days=1)
-    insert_levels(con, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 2e6)])
+    insert_book(con, prev - dt.timedelta(days=1), [("long", 95_000, 5e6), ("short", 104_000, 2e6)])
     for day in (prev, DAY):
         close = np.full(1440, 100_000.0)
         insert_candles(con, "raw.mark_price_klines", day, close)
         insert_candles(con, "raw.klines", day, close)
         insert_trades(con, day, close)
-    oi_prev = np.full(288, 1e9)
-    oi_prev[200:] = 0.9e9
+    oi_prev = np.full(288, 7e6)
+    oi_prev[200:] = 6.3e6
     insert_oi(con, prev, oi_prev)
-    insert_oi(con, DAY, np.full(288, 0.9e9))
+    insert_oi(con, DAY, np.full(288, 6.3e6))
 
-    first = compute_heatmap_day(con, SYMBOL, prev, variants=("hybrid",))
-    con.register("r", first.rows())
-    replace_partition(con, "model.liquidation_heatmap", SYMBOL, prev, "SELECT * FROM r")
-    second = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",))
-    assert second.variants["hybrid"].start_state == "heatmap D-1"
+    first = book_day(con, prev)
+    second = book_day(con, DAY)
     a, b = end_state(first), end_state(second)
     assert level_at(b, "long", 95_000) == pytest.approx(level_at(a, "long", 95_000)) == pytest.approx(4.5e6)
     # The first snapshot of D continues the last of D-1 (nothing happened at 00:00-00:15).
     ev = second.variants["hybrid"].evolution
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
-    # A range run hands the computed day to the next one instead of reading its rows back: same result, bit
-    # for bit, and the same start-state label.
-    assert carried_start_state(first, "hybrid") is not None  # the start is taken from `first`, not read
-    carried = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid",), previous=first).variants["hybrid"]
-    assert carried.start_state == "heatmap D-1"
-    for name in ("step", "side", "bin_id", "notional_usd", "consumed_long_usd", "shrunk_usd"):
-        assert np.array_equal(getattr(carried.evolution, name), getattr(ev, name)), name
 
 
 def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):
@@ -347,27 +299,27 @@ def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypa
     # Each partition of the range run carries its own day's pictures, zones, report and bookkeeping.
     by_day = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_heatmap")}
     assert set(by_day) == {f"{d.isoformat()}|{SYMBOL}" for d in (prev, DAY)}
-    for day, start in ((prev, "levels D-1"), (DAY, "heatmap D-1")):
+    for day, start in ((prev, "flow_book D-1"), (DAY, "flow_book D-1")):
         meta = by_day[f"{day.isoformat()}|{SYMBOL}"]
         assert meta["partition"].value == f"{SYMBOL} {day}"
         assert meta["start_state"].value["hybrid"] == start
-        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap ({config.DEFAULT_VARIANT})](data:image/png;base64,")
+        assert meta["heatmap"].value.startswith(f"![{SYMBOL} {day} liquidation heatmap ({variant_registry.DEFAULT})](data:image/png;base64,")
         assert meta["liquidation_map"].value.startswith(f"![{SYMBOL} {day} liquidation map](data:image/png;base64,")
         assert meta["top_zones"].value.startswith(f"{SYMBOL} {day}, end of day")
         assert meta["report"].value.endswith(f"heatmap-{SYMBOL}-{day.isoformat()}.html")
         assert meta["run_range"].value.startswith(f"{prev}…{DAY}, 2 symbol-days")
     assert by_day[f"{prev.isoformat()}|{SYMBOL}"]["heatmap"].value != by_day[f"{DAY.isoformat()}|{SYMBOL}"]["heatmap"].value
     zone_meta = {m.partition: m.metadata for m in result.asset_materializations_for_node("liquidation_zones")}
-    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"][f"top_zones_{config.DEFAULT_VARIANT}"].value.startswith(f"{SYMBOL} {prev}")
+    assert zone_meta[f"{prev.isoformat()}|{SYMBOL}"][f"top_zones_{variant_registry.DEFAULT}"].value.startswith(f"{SYMBOL} {prev}")
     report = config.reports_dir() / f"heatmap-{SYMBOL}-{DAY.isoformat()}.html"
     assert report.exists() and str(tmp_path) in str(report.resolve())
     html = report.read_text()
     # plotly.js beside the report (works offline), every variant in the menu.
     assert 'src="http' not in html and (report.parent / "plotly.min.js").exists()
-    assert all(f'"label":"{v}"' in html for v in config.VARIANTS)
+    assert all(f'"label":"{v}"' in html for v in variant_registry.NAMES)
     with duckdb.connect(str(db), read_only=True) as c:
         variants = {v for (v,) in c.execute("SELECT DISTINCT variant FROM model.liquidation_heatmap").fetchall()}
-        assert variants == set(config.VARIANTS)
+        assert variants == set(variant_registry.NAMES)
         snaps = c.execute("SELECT day, count(DISTINCT snapshot_time) FROM model.liquidation_heatmap "
                           "WHERE variant = 'hybrid' GROUP BY day ORDER BY day").fetchall()
         assert snaps == [(prev, 96), (DAY, 96)]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liq_pipeline.instance_setup import READY_MARK
+from liq_pipeline.apps.instance_setup import READY_MARK
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_concurrent_first_commands_leave_a_usable_instance(tmp_path):
     home = tmp_path / "dagster_home"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    procs = [subprocess.Popen([sys.executable, "-m", "liq_pipeline.instance_setup", str(home)], cwd=REPO, env=env,
+    procs = [subprocess.Popen([sys.executable, "-m", "liq_pipeline.apps.instance_setup", str(home)], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-400:] for _, err in outputs]

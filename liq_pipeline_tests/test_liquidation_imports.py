@@ -227,7 +227,7 @@ def test_bad_format_name(tmp_path):
 def _cli(argv: list[str]) -> int:
     import argparse
 
-    from liq_pipeline import validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     parser = argparse.ArgumentParser(prog="liq")
     validation_cli.register(parser.add_subparsers(dest="command", required=True))

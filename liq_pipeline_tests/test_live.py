@@ -14,13 +14,22 @@ import numpy as np
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from liq_pipeline import live, partitions
+from liq_pipeline import partitions
 from liq_pipeline.assets.live import archive_day_published_sensor, leverage_brackets, rest_gap_fill
-from liq_pipeline.live import BaselineSignals, fetch_live_signals, fill_day_from_rest, funding_interval_hours
 from liq_pipeline.market.formats import KLINES_COLUMNS, ArchiveFile
 from liq_pipeline.market.rest import FapiClient
+from liq_pipeline.model import variants
 from liq_pipeline.model.margin import load_bracket_tables, table_for
+from liq_pipeline.pipeline import live
+from liq_pipeline.pipeline.flow_day import map_mix, map_scale, materialize_flow_day
+from liq_pipeline.pipeline.live import (
+    BaselineSignals,
+    fetch_live_signals,
+    fill_day_from_rest,
+    funding_interval_hours,
+)
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.warehouse.readers.flow import load_book
 from liq_pipeline.warehouse.schema import ensure_tables
 from liq_pipeline_tests.fake_exchange import DAY_MS, FakeExchange, Scripted, day_ms
 from liq_pipeline_tests.mirror_fixture import write_zip
@@ -201,32 +210,24 @@ def test_missing_signal_without_baseline_is_flagged_missing(exchange):
 
 
 # ---------------------------------------------------------------------------------------------- now heatmap
-def _seed_warehouse(con, exchange) -> None:
-    """A baseline profile of 41 bins around the fake mark, its OFI split, and one day of trades."""
+def _seed_warehouse(con, exchange) -> dt.date:
+    """One day of trades, klines, OI and funding from the fake exchange, and every variant's book of that day
+    (flow_book's computation: the book `liq now` reads)."""
     d = exchange.data
-    fill_day_from_rest(con, make_client(exchange), d.symbol, d.first_day + dt.timedelta(days=2))
-    ensure_tables(con, "model.volume_profile_baseline", "model.ofi_bins")
-    con.execute("""
-        INSERT INTO model.volume_profile_baseline BY NAME
-        SELECT 'BTCUSDT' AS symbol, DATE '2026-03-03' AS day, b AS bin_id, exp(b * ln(1.001)) AS price_low,
-               exp((b + 1) * ln(1.001)) AS price_high, 1e6 AS notional_usd, exp(b * ln(1.001)) AS vwap,
-               10 AS trade_count, true AS split_known, TIMESTAMP '2026-03-03 23:00' AS last_trade_time,
-               30 AS days_in_window
-        FROM range(CAST(floor(ln(?) / ln(1.001)) AS BIGINT) - 20, CAST(floor(ln(?) / ln(1.001)) AS BIGINT) + 21) t(b)""",
-                [exchange.mark_price, exchange.mark_price])
-    con.execute("""
-        INSERT INTO model.ofi_bins BY NAME
-        SELECT symbol, day, bin_id, (price_low + price_high) / 2 AS price_mid, 1.0 AS buy_qty, 1.0 AS sell_qty,
-               0.0 AS ofi, 0.5 AS long_prob, true AS split_known FROM model.volume_profile_baseline""")
+    day = d.first_day + dt.timedelta(days=2)
+    fill_day_from_rest(con, make_client(exchange), d.symbol, day)
+    materialize_flow_day(con, d.symbol, day)
+    return day
 
 
-def test_heatmap_now_returns_levels_and_survives_an_outage(exchange, con):
-    _seed_warehouse(con, exchange)
+def test_heatmap_now_reads_the_default_variants_book_and_survives_an_outage(exchange, con):
+    day = _seed_warehouse(con, exchange)
     ensure_tables(con, "model.position_signals")
-    con.execute("INSERT INTO model.position_signals VALUES ('BTCUSDT', DATE '2026-03-03', TIMESTAMP '2026-03-03 23:59', "
-                "?, 4e9, 3.9e9, 0.025, 0.0001, '')", [exchange.mark_price])
+    con.execute("INSERT INTO model.position_signals VALUES ('BTCUSDT', ?, ?, ?, 4e9, 3.9e9, 0.025, 0.0001, '')",
+                [day, dt.datetime.combine(day, dt.time(23, 59)), exchange.mark_price])
     exchange.script("/futures/data/openInterestHist", Scripted(500, {}))
     result = live.heatmap_now(con, make_client(exchange, max_retries=0), "BTCUSDT", budget_s=1.0)
+    assert result.variant == variants.DEFAULT and result.baseline_day == day
     assert any(f.startswith("oi_24h_ago_usd_failed") for f in result.flags)
     assert result.signals.oi_24h_ago_usd == 3.9e9
     assert result.latency_ms["signals_total"] < 1500 and "total" in result.latency_ms
@@ -236,19 +237,27 @@ def test_heatmap_now_returns_levels_and_survives_an_outage(exchange, con):
     # Nothing the mark has already crossed is shown: longs liquidate below it, shorts above.
     assert (levels.loc[levels["side"] == "long", "price"] < mark).all()
     assert (levels.loc[levels["side"] == "short", "price"] > mark).all()
-    # Conservation: shown + crossed + unpriced = the OI the hybrid distribution was scaled to.
+    # Conservation: shown + crossed + unpriced = the book scaled to now (its map scale × live OI / OI then).
     total = levels["notional_usd"].sum() + result.crossed_usd + result.unpriced_usd
-    assert total == pytest.approx(result.signals.oi_usd, rel=1e-9)
+    assert total == pytest.approx(result.book_usd, rel=1e-9)
+    book = load_book(con, "BTCUSDT", day, variants.DEFAULT)
+    scale = map_scale(map_mix(con, "BTCUSDT", day, variants.DEFAULT))
+    assert result.book_usd == pytest.approx(book.total_usd * scale * result.signals.oi_usd / 4e9, rel=1e-9)
     payload = result.to_json()
-    assert payload["symbol"] == "BTCUSDT" and payload["levels"] and json.dumps(payload)
+    assert payload["symbol"] == "BTCUSDT" and payload["variant"] == variants.DEFAULT and payload["levels"]
+    assert json.dumps(payload)
 
 
-def test_heatmap_now_drops_levels_crossed_by_mark_since_the_last_trade(exchange, con):
-    _seed_warehouse(con, exchange)
+def test_heatmap_now_drops_levels_crossed_by_mark_since_the_books_end(exchange, con):
+    day = _seed_warehouse(con, exchange)
     before = live.heatmap_now(con, make_client(exchange), "BTCUSDT", budget_s=2.0)
-    # A mark wick 5 % down after every bin's last trade (23:00) liquidated every long above it.
+    # A stored mark candle after the book's end, 5 % below the mark, liquidated every long above it.
     wick = exchange.mark_price * 0.95
-    con.execute("UPDATE raw.mark_price_klines SET low = ? WHERE open_time = TIMESTAMP '2026-03-03 23:30'", [wick])
+    t = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 30))
+    con.execute("""INSERT INTO raw.mark_price_klines BY NAME SELECT symbol, ? AS day, interval, ? AS open_time, open,
+                   high, ? AS low, close, volume, ? AS close_time, quote_volume, trade_count, taker_buy_volume,
+                   taker_buy_quote_volume, source FROM raw.mark_price_klines WHERE symbol = 'BTCUSDT' LIMIT 1""",
+                [day + dt.timedelta(days=1), t, wick, t + dt.timedelta(seconds=59)])
     after = live.heatmap_now(con, make_client(exchange), "BTCUSDT", budget_s=2.0)
     longs = after.levels[after.levels["side"] == "long"]
     assert (longs["price"] < wick).all()
@@ -256,20 +265,20 @@ def test_heatmap_now_drops_levels_crossed_by_mark_since_the_last_trade(exchange,
     assert longs["notional_usd"].sum() < before.levels.loc[before.levels["side"] == "long", "notional_usd"].sum()
 
 
-def test_heatmap_now_without_baseline_says_what_to_materialize(exchange, con):
-    with pytest.raises(LookupError, match="volume_profile_baseline"):
+def test_heatmap_now_without_a_book_says_what_to_materialize(exchange, con):
+    with pytest.raises(LookupError, match="flow_book"):
         live.heatmap_now(con, make_client(exchange), "BTCUSDT")
 
 
 def test_now_command_exits_2_with_a_clear_message_when_the_warehouse_is_empty(exchange, tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command
+    from liq_pipeline.cli.live import now_command
 
     db = tmp_path / "empty.duckdb"
     duckdb.connect(str(db)).close()
     args = argparse.Namespace(symbol="BTCUSDT", format="json", base_url=exchange.url, budget=1.0, top=5,
                               warehouse=str(db))
     assert now_command(args) == 2
-    assert "volume_profile_baseline" in capsys.readouterr().err
+    assert "flow_book" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- brackets
@@ -300,7 +309,7 @@ def test_leverage_brackets_stores_a_dated_table_that_margin_reads(exchange, tmp_
 
 # ---------------------------------------------------------------------------------------------- CLI
 def test_cli_registers_now_and_records_liquidations_end_to_end(tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command, register
+    from liq_pipeline.cli.live import now_command, register
     from liq_pipeline_tests.fake_exchange import FakeForceOrderStream, force_order_event
 
     parser = argparse.ArgumentParser(prog="liq")
@@ -321,7 +330,7 @@ def test_cli_registers_now_and_records_liquidations_end_to_end(tmp_path, capsys)
 def test_now_without_live_mark_exits_2_and_never_prints_stale_data_as_now(exchange, tmp_path, capsys):
     """Binance unreachable: the map would be the stored baseline; `liq now` says so on stderr, prints no
     map on stdout and exits 2 (issue 27). Warnings go to stderr as one short line each."""
-    from liq_pipeline.live_cli import now_command
+    from liq_pipeline.cli.live import now_command
 
     db = tmp_path / "w.duckdb"
     with duckdb.connect(str(db)) as c:
@@ -388,7 +397,7 @@ def test_open_interest_that_fails_its_check_falls_back_to_the_stored_oi(exchange
 
 
 def test_liq_now_with_a_foreign_answer_and_nothing_stored_exits_2_naming_the_field(exchange, con, tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command
+    from liq_pipeline.cli.live import now_command
 
     _seed_warehouse(con, exchange)  # a baseline profile, but no stored position signals to fall back on
     con.close()
@@ -401,7 +410,7 @@ def test_liq_now_with_a_foreign_answer_and_nothing_stored_exits_2_naming_the_fie
 
 
 def test_liq_now_labels_values_taken_from_the_warehouse_as_stale(exchange, con, tmp_path, capsys):
-    from liq_pipeline.live_cli import now_command
+    from liq_pipeline.cli.live import now_command
 
     _seed_warehouse(con, exchange)
     ensure_tables(con, "model.position_signals")

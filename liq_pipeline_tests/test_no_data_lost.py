@@ -138,7 +138,7 @@ def test_mistyped_symbol_fails_instead_of_storing_empty_partitions(tmp_path, mir
     ("LIQ_MAX_CONCURRENT", "two", "a whole number"),
 ])
 def test_bad_setting_is_one_line_naming_the_variable_with_exit_2(monkeypatch, capsys, variable, value, expected):
-    from liq_pipeline import cli
+    from liq_pipeline.cli import main as cli
 
     monkeypatch.setenv(variable, value)
     assert cli.main(["heatmap", "BTCUSDT"]) == 2
@@ -152,7 +152,7 @@ def test_bad_setting_never_ends_in_a_traceback_at_import(tmp_path):
     import sys
 
     env = {"PATH": "/usr/bin:/bin", "LIQ_WINDOW_DAYS": "abc", "LIQ_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", "import sys; from liq_pipeline.cli import main; sys.exit(main())",
+    done = subprocess.run([sys.executable, "-c", "import sys; from liq_pipeline.cli.main import main; sys.exit(main())",
                            "heatmap", "BTCUSDT"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == ("liq heatmap: LIQ_WINDOW_DAYS='abc' is not valid: expected a whole number of "
@@ -582,7 +582,7 @@ def test_bad_import_file_is_named_and_skipped_and_the_others_are_imported(tmp_pa
 
 
 def test_liq_import_liquidations_reports_the_bad_file_and_imports_the_rest(tmp_path, capsys):
-    from liq_pipeline import cli
+    from liq_pipeline.cli import main as cli
 
     folder = tmp_path / "drop"
     folder.mkdir()

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.io import count_partition, replace_partition
@@ -104,7 +104,7 @@ def test_rewrite_is_idempotent_and_a_failed_write_keeps_the_old_file(tmp_path):
 
 
 def test_liq_reads_the_parquet_warehouse(both, monkeypatch, capsys):
-    from liq_pipeline import cli
+    from liq_pipeline.cli import main as cli
 
     monkeypatch.setenv("LIQ_STORAGE", "parquet")
     monkeypatch.setenv("LIQ_PARQUET_ROOT", str(both["root"]))

@@ -13,9 +13,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.config import FLOW
-from liq_pipeline.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.model import variants
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
@@ -135,25 +136,35 @@ def test_validation_report_scores_against_ground_truth(chain):
     assert "hybrid_beats_volume_baseline" in checks
 
 
-def test_flow_levels_heatmap_and_distribution_come_from_one_engine(chain):
-    # The heatmap's flow rows are flow_book's snapshots, and the levels are its last snapshot.
+def test_every_variant_levels_heatmap_and_distribution_come_from_one_book(chain):
+    # The heatmap's rows of every variant are flow_book's snapshots of that variant, and its levels are its last
+    # snapshot: per day and variant, the levels' total equals the end-of-day heatmap total (one engine).
     diff = _query(chain, """
-        SELECT count(*) FROM (SELECT day, snapshot_time, side, bin_id, notional_usd FROM model.flow_snapshots
-                              EXCEPT SELECT day, snapshot_time, side, bin_id, notional_usd
-                              FROM model.liquidation_heatmap WHERE variant = 'flow')""")[0][0]
+        SELECT count(*) FROM (SELECT day, variant, snapshot_time, side, bin_id, notional_usd FROM model.flow_snapshots
+                              EXCEPT SELECT day, variant, snapshot_time, side, bin_id, notional_usd
+                              FROM model.liquidation_heatmap)""")[0][0]
     assert diff == 0
+    totals = _query(chain, """
+        WITH last AS (SELECT day, variant, sum(notional_usd) AS heatmap_usd FROM model.liquidation_heatmap h
+                      WHERE snapshot_time = (SELECT max(snapshot_time) FROM model.liquidation_heatmap
+                                             WHERE day = h.day AND variant = h.variant) GROUP BY ALL),
+             lv AS (SELECT day, variant, sum(notional_usd) AS levels_usd FROM model.liquidation_levels GROUP BY ALL)
+        SELECT variant, day, levels_usd, heatmap_usd FROM lv FULL JOIN last USING (day, variant) ORDER BY ALL""")
+    assert {v for v, *_ in totals} == set(variants.NAMES)
+    for variant, day, levels_usd, heatmap_usd in totals:
+        assert levels_usd == pytest.approx(heatmap_usd, rel=1e-9), (variant, day)
     worst = _query(chain, """
-        WITH last AS (SELECT day, side, bin_id, notional_usd FROM model.flow_snapshots s
-                      WHERE snapshot_time = (SELECT max(snapshot_time) FROM model.flow_snapshots WHERE day = s.day)),
-             lv AS (SELECT day, side, bin_id, sum(notional_usd) AS n FROM model.liquidation_levels
-                    WHERE variant = 'flow' GROUP BY ALL)
+        WITH last AS (SELECT day, variant, side, bin_id, notional_usd FROM model.flow_snapshots s
+                      WHERE snapshot_time = (SELECT max(snapshot_time) FROM model.flow_snapshots
+                                             WHERE day = s.day AND variant = s.variant)),
+             lv AS (SELECT day, variant, side, bin_id, sum(notional_usd) AS n FROM model.liquidation_levels GROUP BY ALL)
         SELECT max(abs(coalesce(l.n, 0) - coalesce(s.notional_usd, 0)) / (SELECT max(notional_usd) FROM last))
-        FROM lv l FULL JOIN last s USING (day, side, bin_id)""")[0][0]
+        FROM lv l FULL JOIN last s USING (day, variant, side, bin_id)""")[0][0]
     assert worst < 1e-6
     oi_err = _query(chain, """
         SELECT max(abs(d.total - s.oi_usd) / s.oi_usd) FROM
-            (SELECT day, sum(long_usd + short_usd) AS total FROM model.position_distribution
-             WHERE variant = 'flow' GROUP BY day) d JOIN model.position_signals s USING (day)""")[0][0]
+            (SELECT day, variant, sum(long_usd + short_usd) AS total FROM model.position_distribution
+             GROUP BY ALL) d JOIN model.position_signals s USING (day)""")[0][0]
     assert oi_err < 1e-9
 
 

@@ -12,8 +12,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from liq_pipeline.config import VARIANTS
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.model.variants import NAMES as VARIANTS
 from liq_pipeline.plots import markdown_image, price_label
 from liq_pipeline.plots.heatmap import (
     VMAX_SHARE_OF_OI,

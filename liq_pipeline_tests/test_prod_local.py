@@ -1,6 +1,6 @@
 """The production-shaped instance, run for real on loopback: a private Postgres holding runs, events and
 schedules, the daemon with the queued run coordinator (2 runs at once) and run monitoring, a user-code gRPC
-server and the webserver (liq_pipeline/prod_local.py). Nothing is mocked; everything goes through Dagster's
+server and the webserver (liq_pipeline/deploy/prod_local.py). Nothing is mocked; everything goes through Dagster's
 GraphQL API as the UI does.
 
 - A backfill of 2 symbols × 3 days in Parquet mode runs as concurrent runs and every run succeeds.
@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from liq_pipeline.prod_local import ProdLocal, free_port, postgres_bindir
+from liq_pipeline.deploy.prod_local import ProdLocal, free_port, postgres_bindir
 
 pytestmark = [
     pytest.mark.timeout(1800),
@@ -61,7 +61,7 @@ warnings.filterwarnings("ignore")
 import dagster as dg
 from liq_pipeline import config
 from liq_pipeline.definitions import build_definitions
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.market.simulator import SimConfig, simulate
 first, last = dt.date.fromisoformat("{FIRST}"), dt.date.fromisoformat("{LAST}")
 simulate(SimConfig(symbols={SYMBOLS!r}, start=first, days={DAYS}, seed=19, out_dir=config.sim_archive_dir(),

@@ -11,6 +11,7 @@ import pytest
 from liq_pipeline.config import ModelParams
 from liq_pipeline.model import profile
 from liq_pipeline.model.grid import PriceGrid
+from liq_pipeline.warehouse import profile_sql
 from liq_pipeline.warehouse.io import replace_partition
 from liq_pipeline.warehouse.schema import ensure_tables
 
@@ -52,7 +53,7 @@ def test_daily_profile_bins_splits_vwap_and_last_trade(con):
     add_trades(con, [(100_050.0, 1.0, False, 10), (100_010.0, 3.0, True, 20), (100_150.0, 2.0, False, 30),
                      (100_099.9, 1.0, True, 40)])
     add_trades(con, [(100_050.0, 9.0, False, 10)], symbol="ETHUSDT")  # another symbol: ignored
-    frame = daily(con, profile.daily_profile_sql(FIXED))
+    frame = daily(con, profile_sql.daily_profile_sql(FIXED))
     assert frame["bin_id"].tolist() == [1000, 1001]
     b0, b1 = frame.iloc[0], frame.iloc[1]
     assert (b0.price_low, b0.price_high) == (100_000.0, 100_100.0)
@@ -70,7 +71,7 @@ def test_relative_grid_bins_in_sql_match_the_numpy_grid(con):
     grid = PriceGrid("relative", 0.001)
     prices = np.array([99_950.0, 100_000.0, 100_120.0, 101_000.5, 2_500.25])
     add_trades(con, [(p, 1.0, False, i) for i, p in enumerate(prices)])
-    frame = daily(con, profile.daily_profile_sql(grid))
+    frame = daily(con, profile_sql.daily_profile_sql(grid))
     assert sorted(frame["bin_id"]) == sorted(set(grid.bin_id(prices).tolist()))
     assert np.allclose(frame["price_low"], grid.low(frame["bin_id"].to_numpy()))
     assert np.all((frame["vwap"] >= frame["price_low"]) & (frame["vwap"] < frame["price_high"]))
@@ -84,7 +85,7 @@ def test_klines_profile_uses_finest_interval_and_treats_half_split_as_unknown(co
     add_kline(con, t0 + dt.timedelta(minutes=2), "1m", 100_250, 100_260, 100_240, 100_250, 1.0, 2.0 / 2 - 0.25)
     add_kline(con, t0 + dt.timedelta(minutes=3), "1m", 100_250, 100_250, 100_250, 100_250, 0.0, 0.0)  # no volume
     add_kline(con, t0, "1h", 90_000, 90_000, 90_000, 90_000, 100.0, 80.0)  # coarser: ignored
-    frame = daily(con, profile.klines_profile_sql(FIXED))
+    frame = daily(con, profile_sql.klines_profile_sql(FIXED))
     assert frame["bin_id"].tolist() == [1000, 1002]
     b0, b2 = frame.iloc[0], frame.iloc[1]
     # Bin 1000: the half-split candle counts in volume but not in the split.
@@ -98,7 +99,7 @@ def test_klines_profile_uses_finest_interval_and_treats_half_split_as_unknown(co
 
 def test_klines_bin_with_only_half_split_candles_has_unknown_split_and_zero_ofi(con):
     add_kline(con, dt.datetime(2026, 1, 10), "5m", 100_000, 100_010, 99_990, 100_000, 6.0, 3.0)
-    frame = daily(con, profile.klines_profile_sql(FIXED))
+    frame = daily(con, profile_sql.klines_profile_sql(FIXED))
     assert len(frame) == 1 and not frame["split_known"][0]
     assert np.isnan(frame["buy_qty"][0]) and np.isnan(frame["sell_qty"][0])
     assert frame["source"][0] == "klines_5m"
@@ -109,15 +110,15 @@ def test_klines_bin_with_only_half_split_candles_has_unknown_split_and_zero_ofi(
 
 def base_and_ofi(con, day, params):
     args = {"symbol": "BTCUSDT", "day": day, "window_start": profile.window_start(day, params)}
-    replace_partition(con, "model.volume_profile_baseline", "BTCUSDT", day, profile.baseline_sql(), args)
-    replace_partition(con, "model.ofi_bins", "BTCUSDT", day, profile.ofi_sql(params), {"symbol": "BTCUSDT", "day": day})
+    replace_partition(con, "model.volume_profile_baseline", "BTCUSDT", day, profile_sql.baseline_sql(), args)
+    replace_partition(con, "model.ofi_bins", "BTCUSDT", day, profile_sql.ofi_sql(params), {"symbol": "BTCUSDT", "day": day})
 
 
 def test_baseline_sums_the_daily_profiles_of_the_window_only(con):
     params = ModelParams(window_days=3)
     for k, day in enumerate([DAY - dt.timedelta(days=3), DAY - dt.timedelta(days=2), DAY - dt.timedelta(days=1), DAY]):
         add_trades(con, [(100_050.0, 1.0 + k, False, 5), (100_060.0, 1.0, True, 60 + k)], day=day)
-        daily(con, profile.daily_profile_sql(FIXED), day)
+        daily(con, profile_sql.daily_profile_sql(FIXED), day)
     base_and_ofi(con, DAY, params)
     base = con.execute("SELECT * FROM model.volume_profile_baseline").df()
     assert len(base) == 1
@@ -134,7 +135,7 @@ def test_ofi_and_long_probability_on_hand_made_trades(con):
     # Bin 1000: buy 3, sell 1 → OFI 0.5; bin 1001: sell only → −1; bin 1002: balanced → 0.
     add_trades(con, [(100_010.0, 2.0, False, 1), (100_020.0, 1.0, False, 2), (100_030.0, 1.0, True, 3),
                      (100_110.0, 0.4, True, 4), (100_250.0, 1.0, False, 5), (100_260.0, 1.0, True, 6)])
-    daily(con, profile.daily_profile_sql(FIXED))
+    daily(con, profile_sql.daily_profile_sql(FIXED))
     base_and_ofi(con, DAY, ModelParams())
     frame = con.execute("SELECT bin_id, price_mid, ofi, long_prob FROM model.ofi_bins ORDER BY bin_id").df()
     assert frame["ofi"].tolist() == pytest.approx([0.5, -1.0, 0.0])

@@ -10,8 +10,9 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline import cli
-from liq_pipeline.assets.heatmap import compute_heatmap_day, write_heatmap_day
+from liq_pipeline.cli import main as cli
+from liq_pipeline.pipeline.flow_day import materialize_flow_day
+from liq_pipeline.pipeline.heatmap_day import compute_heatmap_day, write_heatmap_day
 from liq_pipeline.warehouse.io import replace_partition, replace_partitions
 from liq_pipeline_tests.test_determinism import DAY, SYMBOL, _market, _warehouse
 
@@ -20,6 +21,7 @@ from liq_pipeline_tests.test_determinism import DAY, SYMBOL, _market, _warehouse
 def warehouse(tmp_path_factory):
     path = tmp_path_factory.mktemp("query") / "w.duckdb"
     con = _warehouse(path, _market(), None)
+    materialize_flow_day(con, SYMBOL, DAY)
     result = compute_heatmap_day(con, SYMBOL, DAY, variants=("hybrid", "ofi"))
     rows = write_heatmap_day(con, result)
     con.close()

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from liq_pipeline import scorecard
+from liq_pipeline.apps import scorecard
 
 REAL = scorecard.real_data_dir()
 FIRST, LAST = dt.date(2025, 12, 16), dt.date(2025, 12, 21)

@@ -21,7 +21,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from liq_pipeline.run_launcher import LocalRunLauncher, process_gone
+from liq_pipeline.deploy.run_launcher import LocalRunLauncher, process_gone
 
 REPO = Path(__file__).resolve().parent.parent
 

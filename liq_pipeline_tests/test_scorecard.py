@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from liq_pipeline import scorecard
+from liq_pipeline.apps import scorecard
 from liq_pipeline.market.formats import KLINES_COLUMNS, ArchiveFile
 from liq_pipeline_tests.mirror_fixture import write_zip
 

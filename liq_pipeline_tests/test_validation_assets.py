@@ -276,7 +276,7 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
     # the yardstick table, as `liq validation-table --markdown` prints it for the README
     import argparse
 
-    from liq_pipeline import validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     parser = argparse.ArgumentParser(prog="liq")
     validation_cli.register(parser.add_subparsers(dest="command", required=True))
@@ -401,7 +401,7 @@ def test_realized_liquidations_asset_loads_the_drop_folder(warehouse, tmp_path):
 def test_backtest_cli_prints_a_table(tmp_path, capsys):
     import argparse
 
-    from liq_pipeline import validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     _backtest_warehouse(tmp_path / "b.duckdb").close()
     parser = argparse.ArgumentParser(prog="liq")
@@ -433,7 +433,7 @@ def test_check_launched_without_a_partition_evaluates_the_latest_day(warehouse):
 def _backtest_cli(path, *argv):
     import argparse
 
-    from liq_pipeline import validation_cli
+    from liq_pipeline.cli import validation as validation_cli
 
     parser = argparse.ArgumentParser(prog="liq")
     validation_cli.register(parser.add_subparsers(dest="command", required=True))

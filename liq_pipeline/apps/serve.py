@@ -113,7 +113,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from liq_pipeline import config
-    from liq_pipeline.cli import CliError
+    from liq_pipeline.warehouse.readonly import AnswerError as CliError
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: a TCP port is 1-65535")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liq_pipeline import config
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.zones import find_zones
 from liq_pipeline.warehouse import heatmap_view as wv
@@ -34,6 +35,9 @@ WINDOW_REL = 0.15
 LIVE_MAX_AGE = dt.timedelta(minutes=2 * config.MODEL.heatmap_step_minutes)
 #: Zones shown per side at an instant.
 TOP_ZONES = 5
+
+#: The leverage mix whose buckets (config.FLOW.leverages) the page's leverage filter offers.
+FLOW_MIX = "flow"
 
 
 class ViewError(ValueError):
@@ -60,7 +64,7 @@ def parse_query(params: dict[str, str], catalog: list[wv.Materialized]) -> Query
     if symbol not in symbols:
         raise ViewError(f"no heatmap for symbol {symbol!r}: materialized symbols are {', '.join(symbols)}")
     variants = [m.variant for m in catalog if m.symbol == symbol]
-    variant = params.get("variant") or (config.DEFAULT_VARIANT if config.DEFAULT_VARIANT in variants else variants[0])
+    variant = params.get("variant") or (variant_registry.DEFAULT if variant_registry.DEFAULT in variants else variants[0])
     if variant not in variants:
         raise ViewError(f"no {variant!r} heatmap for {symbol}: materialized variants are {', '.join(variants)}")
     entry = next(m for m in catalog if m.symbol == symbol and m.variant == variant)
@@ -109,7 +113,7 @@ def _leverages(text: str) -> tuple[float, ...]:
 def catalog_json(catalog: list[wv.Materialized], now: dt.datetime) -> dict:
     """What is materialized, per symbol and variant, with the newest snapshot's age."""
     return {"symbols": sorted({m.symbol for m in catalog}), "lookbacks": list(LOOKBACKS) + ["range"],
-            "leverages": list(config.FLOW.leverages), "default_variant": config.DEFAULT_VARIANT,
+            "leverages": list(config.FLOW.leverages), "default_variant": variant_registry.DEFAULT,
             "entries": [{"symbol": m.symbol, "variant": m.variant, "first_day": m.first_day.isoformat(),
                          "last_day": m.last_day.isoformat(), **latest_label(m.latest_snapshot, now)}
                         for m in catalog]}
@@ -151,7 +155,7 @@ def leverage_share(con, q: Query, grid, days: np.ndarray) -> tuple[dict, str]:
     """Per day partition, side and price bin: the share of the flow book's notional held by the selected
     leverage buckets, from the book at the end of that day (model.flow_book). Bins the book no longer holds
     take the side's share of that day. Returns ({(day, side): (bins, share, side_share)}, note)."""
-    book = wv.flow_book_leverage(con, q.symbol, grid, days.min().astype(dt.date), days.max().astype(dt.date))
+    book = wv.flow_book_leverage(con, q.symbol, q.variant, grid, days.min().astype(dt.date), days.max().astype(dt.date))
     if book["notional_usd"].size == 0:
         raise ViewError("the leverage filter needs the flow book (model.flow_book), which is not materialized "
                         "for these days")
@@ -211,8 +215,9 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
     notes = []
     notional = cells["notional_usd"]
     if q.leverages:
-        if q.variant != "flow":
-            raise ViewError(f"the leverage filter reads the flow book: it applies to the flow variant, not {q.variant}")
+        if variant_registry.BY_NAME[q.variant].leverage_mix != FLOW_MIX:
+            raise ViewError(f"the leverage filter's buckets are those of the learned leverage mix: {q.variant} uses "
+                            "the seed's fixed mix")
         days = np.unique(cells["day"]) if cells["day"].size else np.array([], "datetime64[D]")
         if days.size:
             shares, note = leverage_share(con, q, grid, days)
@@ -265,8 +270,9 @@ def instant(con, q: Query, at: dt.datetime) -> dict:
     cells = wv.heatmap_cells(con, q.symbol, q.variant, t, -(2**62), 2**62)
     notional = cells["notional_usd"]
     if q.leverages and notional.size:
-        if q.variant != "flow":
-            raise ViewError(f"the leverage filter reads the flow book: it applies to the flow variant, not {q.variant}")
+        if variant_registry.BY_NAME[q.variant].leverage_mix != FLOW_MIX:
+            raise ViewError(f"the leverage filter's buckets are those of the learned leverage mix: {q.variant} uses "
+                            "the seed's fixed mix")
         shares, _ = leverage_share(con, q, grid, np.unique(cells["day"]))
         notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)
     when = t[0].astype(dt.datetime)
@@ -296,11 +302,11 @@ def instant(con, q: Query, at: dt.datetime) -> dict:
 
 
 def live_now(con, symbol: str, client, budget_s: float, now: dt.datetime) -> dict:
-    """The live layer's "now" map (liq_pipeline.live.heatmap_now: the latest baseline re-weighted with REST
+    """The live layer's "now" map (liq_pipeline.pipeline.live.heatmap_now: the latest baseline re-weighted with REST
     signals fetched within `budget_s`), per side beyond the live mark, with its age. When the live mark or
     open interest is unavailable the answer says so and carries no map: a stale map is never shown as now."""
-    from liq_pipeline.live import heatmap_now
-    from liq_pipeline.live_cli import STALE_FLAGS, _short
+    from liq_pipeline.pipeline.live import STALE_FLAGS, heatmap_now
+    from liq_pipeline.pipeline.live import short_flag as _short
 
     result = heatmap_now(con, client, symbol, budget_s=budget_s)
     stale = [f for f in result.flags if f in STALE_FLAGS]

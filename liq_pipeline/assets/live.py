@@ -1,6 +1,6 @@
 """Live-layer Dagster definitions: REST gap fill, the archive-published sensor, the bracket refresh.
 
-Thin wrappers over liq_pipeline.live. The REST client is configured from the environment
+Thin wrappers over liq_pipeline.pipeline.live. The REST client is configured from the environment
 (`LIQ_FAPI_URL`, `LIQ_WEIGHT_BUDGET`, `BINANCE_API_KEY`, `BINANCE_API_SECRET`).
 """
 
@@ -14,10 +14,10 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.live import fill_day_from_rest, refresh_brackets, rest_filled_partitions
 from liq_pipeline.market.archive import ArchiveError, MissingArchiveFile, NotYetPublished
 from liq_pipeline.market.formats import ArchiveFile
 from liq_pipeline.market.rest import FapiClient
+from liq_pipeline.pipeline.live import fill_day_from_rest, refresh_brackets, rest_filled_partitions
 from liq_pipeline.resources import MarketSource
 
 GROUP = "live"

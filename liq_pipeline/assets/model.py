@@ -1,12 +1,10 @@
 """Thin Dagster layer of the liquidation model: volume profiles, OFI, position distributions, levels.
 
-Every asset is partitioned by symbol × day, as of the end of the day (D+1 00:00 UTC, exclusive), and
-calls the SQL builders of `model.profile` and the numpy functions of `model.positions`; the writes go
-through `replace_partition`. The daily refresh touches one day of trades: the 30-day window is a sum of
-stored daily profiles.
+Every asset is partitioned by symbol × day, as of the end of the day (D+1 00:00 UTC, exclusive): the
+profiles run the SQL of warehouse/profile_sql.py, the distribution and levels call pipeline.book_maps.py;
+the writes go through `replace_partition`. The daily refresh touches one day of trades: the 30-day window
+is a sum of stored daily profiles.
 """
-
-import datetime as dt
 
 import dagster as dg
 import numpy as np
@@ -14,42 +12,25 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
-from liq_pipeline.assets.flow import flow_distribution, flow_levels
-from liq_pipeline.config import MODEL, SEED_VARIANTS, VARIANTS
-from liq_pipeline.model import profile
+from liq_pipeline.config import MODEL
+from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.model.levels import LeverageMix
-from liq_pipeline.model.margin import LONG, load_bracket_tables, table_for
-from liq_pipeline.model.positions import (
-    Distribution,
-    PositionSignals,
-    build_distributions,
-    levels_at_risk,
-    mark_extremes_since,
-    oi_delta,
-    signals_from_warehouse,
-)
+from liq_pipeline.model.margin import load_bracket_tables
+from liq_pipeline.model.positions import oi_delta
+from liq_pipeline.pipeline.book_maps import as_of_for, distribution_day, levels_day, signals_frame
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.plots.liquidation_map import liquidation_map_png
 from liq_pipeline.resources import MarketSource
-from liq_pipeline.warehouse.io import replace_partition, table_exists
-from liq_pipeline.warehouse.trade_sizes import day_size_choice
+from liq_pipeline.warehouse import profile_sql
+from liq_pipeline.warehouse.io import replace_partition, write_frame
+from liq_pipeline.warehouse.readers.profile import baseline_profile, daily_profile
+from liq_pipeline.warehouse.readers.profile import ofi_bins as ofi_bins_frame
+from liq_pipeline.warehouse.readers.raw_day import has_rows
 
 GROUP = "model"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 _ASSET = dict(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
               backfill_policy=SINGLE_RUN)
-
-
-def as_of_for(day: dt.date) -> dt.datetime:
-    """The as-of instant of partition `day`: the end of the day, D+1 00:00 naive UTC (exclusive)."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-
-
-def _has_rows(con, table: str, symbol: str, day: dt.date) -> bool:
-    if not table_exists(con, table):
-        return False
-    return con.execute(f"SELECT count(*) > 0 FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchall()[0][0]
 
 
 def _md_table(frame: pd.DataFrame, max_rows: int = 12) -> str:
@@ -72,18 +53,6 @@ def _num(value: float | None, spec: str) -> str:
     return "missing" if value is None else format(value, spec)
 
 
-def _write_frame(con, table: str, symbol: str, day: dt.date, frame: pd.DataFrame) -> int:
-    """replace_partition from an in-memory frame (columns named as the table's)."""
-    con.register("_liq_frame", frame)
-    try:
-        return replace_partition(con, table, symbol, day, "SELECT * FROM _liq_frame")
-    finally:
-        # replace_partition's row count is read with fetchone(), which leaves its result open; DuckDB 2
-        # refuses unregister() until a new statement has closed it.
-        con.execute("SELECT 1").fetchall()
-        con.unregister("_liq_frame")
-
-
 # ============================================================================== volume_profile_daily
 @dg.asset(**_ASSET, deps=[dg.AssetKey("agg_trades"), dg.AssetKey("klines")])
 def volume_profile_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -98,20 +67,17 @@ def volume_profile_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         for symbol, day in partitions.symbol_days(context):
             grid = grid_for(symbol)
             want_trades = market.profile_source == "aggTrades"
-            if want_trades and _has_rows(con, "raw.agg_trades", symbol, day):
-                sql, note = profile.daily_profile_sql(grid), ""
-            elif _has_rows(con, "raw.klines", symbol, day):
-                sql = profile.klines_profile_sql(grid)
+            if want_trades and has_rows(con, "raw.agg_trades", symbol, day):
+                sql, note = profile_sql.daily_profile_sql(grid), ""
+            elif has_rows(con, "raw.klines", symbol, day):
+                sql = profile_sql.klines_profile_sql(grid)
                 note = "fallback: no aggTrades" if want_trades else "klines chosen (profile_source)"
             else:
                 raise dg.Failure(f"{symbol} {day}: neither raw.agg_trades nor raw.klines has rows; materialize "
                                  "agg_trades (or klines) for this partition first")
             rows = replace_partition(con, "model.volume_profile_daily", symbol, day, sql,
                                      {"symbol": symbol, "day": day})
-            frame = con.execute("""SELECT bin_id, price_low, price_high, notional_usd, buy_qty, sell_qty, vwap,
-                                          trade_count, split_known, source
-                                   FROM model.volume_profile_daily WHERE symbol = ? AND day = ?
-                                   ORDER BY notional_usd DESC""", [symbol, day]).df()
+            frame = daily_profile(con, symbol, day)
             known = frame.loc[frame["split_known"], "notional_usd"].sum() / max(frame["notional_usd"].sum(), 1e-300)
             summary.append(f"| {symbol} | {day} | {frame['source'].iloc[0] if rows else ''} | {rows:,} | "
                            f"{frame['notional_usd'].sum():,.0f} | {known:.1%} | {note} |")
@@ -141,15 +107,12 @@ def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
             start = profile.window_start(day)
-            rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile.baseline_sql(),
+            rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile_sql.baseline_sql(),
                                      {"symbol": symbol, "day": day, "window_start": start})
             if rows == 0:
                 raise dg.Failure(f"{symbol} {day}: no model.volume_profile_daily rows in {start} … {day}; "
                                  "materialize volume_profile_daily first")
-            frame = con.execute("""SELECT bin_id, price_low, price_high, notional_usd, buy_qty, sell_qty, vwap,
-                                          trade_count, days_in_window
-                                   FROM model.volume_profile_baseline WHERE symbol = ? AND day = ?
-                                   ORDER BY notional_usd DESC""", [symbol, day]).df()
+            frame = baseline_profile(con, symbol, day)
             days = int(frame["days_in_window"].iloc[0])
             summary.append(f"| {symbol} | {day} | {start} | {days} of {MODEL.window_days} | {rows:,} | "
                            f"{frame['notional_usd'].sum():,.0f} |")
@@ -169,14 +132,12 @@ def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
     summary, preview = [], ""
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
-            rows = replace_partition(con, "model.ofi_bins", symbol, day, profile.ofi_sql(MODEL),
+            rows = replace_partition(con, "model.ofi_bins", symbol, day, profile_sql.ofi_sql(MODEL),
                                      {"symbol": symbol, "day": day})
             if rows == 0:
                 raise dg.Failure(f"{symbol} {day}: no model.volume_profile_baseline rows; materialize "
                                  "volume_profile_baseline first")
-            frame = con.execute("""SELECT bin_id, price_mid, buy_qty, sell_qty, ofi, long_prob, split_known
-                                   FROM model.ofi_bins WHERE symbol = ? AND day = ? ORDER BY bin_id""",
-                                [symbol, day]).df()
+            frame = ofi_bins_frame(con, symbol, day)
             qty = frame["buy_qty"].fillna(0) + frame["sell_qty"].fillna(0)
             mean_ofi = float((frame["ofi"] * qty).sum() / qty.sum()) if qty.sum() > 0 else 0.0
             summary.append(f"| {symbol} | {day} | {rows:,} | {frame['split_known'].mean():.1%} | {mean_ofi:+.4f} |")
@@ -190,15 +151,6 @@ def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
 
 
 # =============================================================================== position_distribution
-def _signals_frame(symbol: str, day: dt.date, s: PositionSignals) -> pd.DataFrame:
-    return pd.DataFrame({
-        "symbol": [symbol], "day": [day], "as_of": [s.as_of], "mark_price": [s.mark_price], "oi_usd": [s.oi_usd],
-        "oi_24h_ago_usd": [s.oi_24h_ago_usd], "oi_delta": [oi_delta(s)], "funding_rate_8h": [s.funding_rate_8h],
-        "flags": ["; ".join(s.flags)],
-    }).astype({"mark_price": "float64", "oi_usd": "float64", "oi_24h_ago_usd": "float64", "oi_delta": "float64",
-               "funding_rate_8h": "float64"})
-
-
 @dg.asset(**_ASSET, deps=[ofi_bins, volume_profile_baseline, dg.AssetKey("open_interest"), dg.AssetKey("flow_book"),
                           dg.AssetKey("funding_rates"), dg.AssetKey("mark_price_klines"), dg.AssetKey("klines")])
 def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -212,38 +164,13 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
     summary, flags_md, preview = [], [], ""
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
-            as_of = as_of_for(day)
-            signals = signals_from_warehouse(con, symbol, as_of, inclusive=False)
-            _write_frame(con, "model.position_signals", symbol, day, _signals_frame(symbol, day, signals))
-            if not table_exists(con, "model.ofi_bins"):
-                raise dg.Failure("model.ofi_bins does not exist: materialize ofi_bins first")
-            bins = con.execute("""
-                SELECT b.bin_id, o.price_mid, b.notional_usd, o.long_prob
-                FROM model.volume_profile_baseline b
-                JOIN model.ofi_bins o ON o.symbol = b.symbol AND o.day = b.day AND o.bin_id = b.bin_id
-                WHERE b.symbol = ? AND b.day = ? ORDER BY b.bin_id""", [symbol, day]).df()
-            if bins.empty:
-                raise dg.Failure(f"{symbol} {day}: no volume_profile_baseline + ofi_bins rows; materialize them first")
-            dists = build_distributions(bins["price_mid"].to_numpy(), bins["notional_usd"].to_numpy(),
-                                        bins["long_prob"].to_numpy(), signals, MODEL)
-            frame = pd.concat([pd.DataFrame({
-                "symbol": symbol, "day": day, "variant": v, "as_of": as_of, "bin_id": bins["bin_id"].to_numpy(),
-                "price_mid": bins["price_mid"].to_numpy(), "long_usd": d.long_usd, "short_usd": d.short_usd,
-                "long_share_pre_funding": d.long_share_pre_funding}) for v, d in dists.items()], ignore_index=True)
-            if "flow" in VARIANTS:
-                fd = flow_distribution(con, symbol, day, grid_for(symbol), signals.oi_usd)
-                if fd.empty:
-                    raise dg.Failure(f"{symbol} {day}: no model.flow_book rows; materialize flow_book first")
-                total = (fd["long_usd"] + fd["short_usd"]).to_numpy()
-                frame = pd.concat([frame, pd.DataFrame({
-                    "symbol": symbol, "day": day, "variant": "flow", "as_of": as_of, "bin_id": fd["bin_id"].to_numpy(),
-                    "price_mid": fd["price_mid"].to_numpy(), "long_usd": fd["long_usd"].to_numpy(),
-                    "short_usd": fd["short_usd"].to_numpy(),
-                    "long_share_pre_funding": np.divide(fd["long_usd"].to_numpy(), total, out=np.full(total.size, 0.5),
-                                                        where=total > 0)})], ignore_index=True)
-                dists["flow"] = Distribution("flow", fd["long_usd"].to_numpy(), fd["short_usd"].to_numpy(),
-                                             np.zeros(0), signals.flags)
-            _write_frame(con, "model.position_distribution", symbol, day, frame)
+            try:
+                result = distribution_day(con, symbol, day)
+            except LookupError as e:
+                raise dg.Failure(str(e)) from e
+            signals, frame, dists = result.signals, result.frame, result.dists
+            write_frame(con, "model.position_signals", symbol, day, signals_frame(symbol, day, signals))
+            write_frame(con, "model.position_distribution", symbol, day, frame)
             for v, d in dists.items():
                 total = d.long_usd.sum() + d.short_usd.sum()
                 summary.append(f"| {symbol} | {day} | {v} | {d.long_usd.sum():,.0f} | {d.short_usd.sum():,.0f} | "
@@ -252,8 +179,8 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
             delta = oi_delta(signals)
             flags_md.append(f"| {symbol} | {day} | {_num(signals.mark_price, ',.2f')} | {oi} | {_num(delta, '+.2%')} | "
                             f"{_num(signals.funding_rate_8h, '.6f')} | {'; '.join(signals.flags) or '—'} |")
-            top = frame[frame["variant"] == "hybrid"].sort_values("long_usd", ascending=False)
-            preview = f"**{symbol} {day}**, hybrid variant, top bins by long notional:\n\n" + _md_table(
+            top = frame[frame["variant"] == variants.DEFAULT].sort_values("long_usd", ascending=False)
+            preview = f"**{symbol} {day}**, {variants.DEFAULT} variant, top bins by long notional:\n\n" + _md_table(
                 top[["bin_id", "price_mid", "long_usd", "short_usd", "long_share_pre_funding"]])
     return dg.MaterializeResult(metadata={
         "distributions": dg.MetadataValue.md("| symbol | day | variant | long USD | short USD | long share | flags |\n"
@@ -261,7 +188,7 @@ def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResou
         "signals": dg.MetadataValue.md("| symbol | day | mark | OI USD | ΔOI 24h | funding 8h | flags |\n"
                                        "|---|---|---|---|---|---|---|\n" + "\n".join(flags_md)),
         "preview": dg.MetadataValue.md(preview),
-        "variants": ", ".join(VARIANTS),
+        "variants": ", ".join(variants.NAMES),
     })
 
 
@@ -273,20 +200,6 @@ def _bin_width_near(grid, mark: float | None, prices: pd.Series) -> float | None
         return None
     k = grid.bin_id(ref)
     return float(grid.high(k) - grid.low(k))
-
-
-def _mark_candles(con, symbol: str, start: dt.date, as_of: dt.datetime) -> tuple[pd.DataFrame, str]:
-    """Mark-price candles (any interval) opened in the window before as_of; trade klines if none."""
-    for table, note in (("raw.mark_price_klines", "mark price klines"),
-                        ("raw.klines", "trade klines (no mark price klines): consumption approximate")):
-        if table_exists(con, table):
-            frame = con.execute(f"""SELECT open_time, low, high FROM {table}
-                                    WHERE symbol = ? AND day BETWEEN ? AND ? AND open_time < ?
-                                    ORDER BY open_time""", [symbol, start, as_of.date(), as_of]).df()
-            if not frame.empty:
-                return frame, note
-    return pd.DataFrame({"open_time": pd.Series([], dtype="datetime64[us]"), "low": [], "high": []}), \
-        "no mark or trade klines: nothing consumed"
 
 
 @dg.asset(**_ASSET, deps=[position_distribution, volume_profile_baseline, dg.AssetKey("agg_trades"),
@@ -307,64 +220,30 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     """
     size_flags: dict[str, str] = {}  # "<symbol> <day>" → why its sizes are the prior (model/sizes.py)
     tables = load_bracket_tables(config.data_dir() / "brackets")
-    mix = LeverageMix.of(MODEL.leverages, MODEL.leverage_weights)
     summary, per_day = [], {}
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
-            as_of = as_of_for(day)
-            grid = grid_for(symbol)
-            choice = table_for(symbol, day, tables)
-            size_choice = day_size_choice(con, symbol, day, MODEL.size_buckets)
-            sizes, sizes_from = size_choice.buckets, size_choice.source
-            if size_choice.is_prior:
-                size_flags[f"{symbol} {day}"] = size_choice.flag
-            dist = con.execute("""
-                SELECT d.variant, d.bin_id, d.price_mid, d.long_usd, d.short_usd, b.last_trade_time
-                FROM model.position_distribution d
-                JOIN model.volume_profile_baseline b ON b.symbol = d.symbol AND b.day = d.day AND b.bin_id = d.bin_id
-                WHERE d.symbol = ? AND d.day = ? ORDER BY d.variant, d.bin_id""", [symbol, day]).df() \
-                if table_exists(con, "model.position_distribution") else pd.DataFrame()
-            if dist.empty:
-                raise dg.Failure(f"{symbol} {day}: no model.position_distribution rows; materialize "
-                                 "position_distribution first")
-            marks = con.execute("SELECT mark_price FROM model.position_signals WHERE symbol = ? AND day = ?",
-                                [symbol, day]).fetchall()
-            mark_now = float(marks[0][0]) if marks and marks[0][0] is not None else None
-            candles, candles_note = _mark_candles(con, symbol, profile.window_start(day), as_of)
-            frames = []
-            for variant in SEED_VARIANTS:
-                d = dist[dist["variant"] == variant]
-                low, high = mark_extremes_since(d["last_trade_time"].to_numpy(), candles["open_time"].to_numpy(),
-                                                candles["low"].to_numpy(), candles["high"].to_numpy(), mark_now)
-                lv = levels_at_risk(d["price_mid"].to_numpy(), d["long_usd"].to_numpy(), d["short_usd"].to_numpy(),
-                                    low, high, grid, choice.table, mix, sizes)
-                frames.append(pd.DataFrame({
-                    "symbol": symbol, "day": day, "variant": variant, "as_of": as_of,
-                    "side": np.where(lv.side == LONG, "long", "short"), "bin_id": lv.bin_id, "price": lv.price,
-                    "notional_usd": lv.notional_usd, "collateral_usd": lv.collateral_usd}))
-                is_long = lv.side == LONG
-                summary.append(f"| {symbol} | {day} | {variant} | {lv.notional_usd[is_long].sum():,.0f} | "
-                               f"{lv.notional_usd[~is_long].sum():,.0f} | {lv.consumed_usd:,.0f} | "
-                               f"{lv.unpriced_usd:,.0f} |")
-            if "flow" in VARIANTS:
-                # The flow variant's levels are its end book (the same engine as its heatmap), not a re-projection.
-                lv = flow_levels(con, symbol, day, grid)
-                frames.append(lv.assign(symbol=symbol, day=day, variant="flow", as_of=as_of))
-                summary.append(f"| {symbol} | {day} | flow | {lv.loc[lv['side'] == 'long', 'notional_usd'].sum():,.0f} | "
-                               f"{lv.loc[lv['side'] == 'short', 'notional_usd'].sum():,.0f} | see flow_book | 0 |")
-            frame = pd.concat(frames, ignore_index=True)
-            _write_frame(con, "model.liquidation_levels", symbol, day, frame)
-            hybrid = frame[frame["variant"] == "hybrid"]
-            longs, shorts = hybrid[hybrid["side"] == "long"], hybrid[hybrid["side"] == "short"]
+            try:
+                result = levels_day(con, symbol, day, tables)
+            except LookupError as e:
+                raise dg.Failure(str(e)) from e
+            if result.size_flag:
+                size_flags[f"{symbol} {day}"] = result.size_flag
+            frame, mark_now, as_of = result.frame, result.mark_now, as_of_for(day)
+            summary += [f"| {symbol} | {day} | {s['variant']} | {s['long_usd']:,.0f} | {s['short_usd']:,.0f} | "
+                        f"{s['consumed_usd']} | {s['unpriced_usd']:,.0f} |" for s in result.summary]
+            write_frame(con, "model.liquidation_levels", symbol, day, frame)
+            shown = frame[frame["variant"] == variants.DEFAULT]
+            longs, shorts = shown[shown["side"] == "long"], shown[shown["side"] == "short"]
             png = liquidation_map_png(longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
                                       shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
-                                      f"{symbol} liquidation map, hybrid, as of {as_of:%Y-%m-%d %H:%M} UTC",
-                                      bar_width_usd=_bin_width_near(grid, mark_now, frame["price"]))
+                                      f"{symbol} liquidation map, {variants.DEFAULT}, as of {as_of:%Y-%m-%d %H:%M} UTC",
+                                      bar_width_usd=_bin_width_near(grid_for(symbol), mark_now, frame["price"]))
             chart = markdown_image(png, f"{symbol} {day} liquidation map")
-            preview = (f"**{symbol} {day}** (hybrid, largest levels). Brackets: {choice.table.id}"
-                       f"{' (' + choice.note + ')' if choice.note else ''}; sizes: {sizes_from}; "
-                       f"consumption: {candles_note}.\n\n"
-                       + _md_table(hybrid.sort_values("notional_usd", ascending=False)
+            preview = (f"**{symbol} {day}** ({variants.DEFAULT}, largest levels). Brackets: {result.brackets.id}"
+                       f"{' (' + result.brackets_note + ')' if result.brackets_note else ''}; "
+                       f"sizes: {result.sizes_from}; consumption: {result.candles_note}.\n\n"
+                       + _md_table(shown.sort_values("notional_usd", ascending=False)
                                    [["side", "bin_id", "price", "notional_usd", "collateral_usd"]]))
             per_day[(symbol, day)] = {"liquidation_map": dg.MetadataValue.md(chart),
                                       "preview": dg.MetadataValue.md(preview)}

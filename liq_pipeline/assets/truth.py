@@ -17,9 +17,12 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.resources import MarketSource
-from liq_pipeline.warehouse import parquet
-from liq_pipeline.warehouse.io import replace_partition
-from liq_pipeline.warehouse.schema import TABLES, ensure_tables
+from liq_pipeline.warehouse.truth_store import (
+    add_new_columns,
+    load_truth_partition,
+    partition_head,
+    truth_summary,
+)
 
 GROUP = "truth"
 SKIPPED = "skipped: ground truth exists only for the simulated source (market.kind = 'simulated')"
@@ -36,21 +39,6 @@ def _truth_file(market: MarketSource, kind: str, symbol: str) -> Path:
     return path
 
 
-def _add_new_columns(con, table: str) -> None:
-    """A warehouse made by an older simulator lacks the columns added since (margin_mode, ...): add them
-    (NULL for the rows already stored) so the insert by name works. Nothing to do in the parquet mode."""
-    if parquet.root_of(con) is not None:
-        return
-    ensure_tables(con, table)
-    schema, name = table.split(".")
-    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-                                      "AND table_name = ?", [schema, name]).fetchall()}
-    for line in TABLES[table].strip().splitlines():
-        column, kind = line.strip().rstrip(",").split()[:2]
-        if column not in have:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-
 def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource, kind: str,
           table: str, columns: str, order_by: str) -> dg.MaterializeResult:
     if not market.is_simulated:
@@ -59,16 +47,11 @@ def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: Mar
     rows: dict[str, int] = {}
     preview = ""
     with duckdb.get_connection() as con:
-        _add_new_columns(con, table)
+        add_new_columns(con, table)
         for symbol, day in partitions.symbol_days(context):
             path = str(_truth_file(market, kind, symbol))
-            select = (f"SELECT {columns} FROM read_parquet(?) WHERE symbol = ? AND day = ? "
-                      f"ORDER BY {order_by}")
-            rows[f"{symbol} {day}"] = replace_partition(con, table, symbol, day, select, [path, symbol, day])
-            preview = con.execute(
-                f"SELECT * FROM {table} WHERE symbol = ? AND day = ? ORDER BY {order_by} LIMIT 10", [symbol, day]
-            ).df()
-            preview = _markdown(preview)
+            rows[f"{symbol} {day}"] = load_truth_partition(con, table, symbol, day, path, columns, order_by)
+            preview = _markdown(partition_head(con, table, symbol, day, order_by))
             summary = _summary(con, table, symbol, day)
     return dg.MaterializeResult(metadata={
         "status": "loaded",
@@ -81,19 +64,7 @@ def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: Mar
 
 def _summary(con, table: str, symbol: str, day) -> str:
     """Counts and notional by side (and outcome for positions) of the last partition, as markdown."""
-    if table == "truth.open_positions":
-        sql = ("SELECT population, side, count(*) AS positions, round(sum(quantity * mark_price)) AS notional_usd, "
-               "round(sum(funding_paid_usd)) AS funding_paid_usd FROM truth.open_positions "
-               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
-    elif table == "truth.positions":
-        sql = ("SELECT side, outcome, count(*) AS positions, round(sum(quantity * entry_price)) AS notional_usd, "
-               "round(avg(leverage), 1) AS mean_leverage, max(bracket) AS max_bracket FROM truth.positions "
-               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
-    else:
-        sql = ("SELECT side, count(*) AS liquidations, round(sum(notional_usd)) AS notional_usd, "
-               "min(price) AS min_price, max(price) AS max_price FROM truth.liquidations "
-               "WHERE symbol = ? AND day = ? GROUP BY ALL ORDER BY ALL")
-    return f"{symbol} {day}\n\n" + _markdown(con.execute(sql, [symbol, day]).df())
+    return f"{symbol} {day}\n\n" + _markdown(truth_summary(con, table, symbol, day))
 
 
 def _markdown(frame) -> str:

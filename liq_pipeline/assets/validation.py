@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
 from liq_pipeline.market import liquidation_imports
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.plots import markdown_image
 from liq_pipeline.validation.common import finite_or_none, md_table
 from liq_pipeline.validation.report import (
@@ -38,6 +38,11 @@ from liq_pipeline.validation.seed import (
     true_settlement_long_shares,
 )
 from liq_pipeline.validation.truth import has_ground_truth
+from liq_pipeline.warehouse.readers.validation import (
+    latest_day_per_symbol,
+    latest_validation_day,
+    validation_results,
+)
 from liq_pipeline.warehouse.schema import ensure_tables
 
 GROUP = "validation"
@@ -49,8 +54,7 @@ def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]],
     partition (launched alone from the UI), the latest day of every symbol in `table`; the note says which."""
     if context.has_partition_key or context.has_partition_key_range:
         return partitions.symbol_days(context), ""
-    rows = con.execute(f"SELECT symbol, max(day) FROM {table} GROUP BY symbol ORDER BY symbol").fetchall()
-    return [(s, d) for s, d in rows if d is not None], (
+    return latest_day_per_symbol(con, table), (
         "run without a partition: evaluated the latest materialized day of every symbol")
 
 
@@ -178,8 +182,8 @@ def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: Du
         description=f"{overall}: " + "; ".join(f"{s} r={fmt(c.r)} ({c.verdict})" for s, _, c, _, _ in results),
         metadata={
             "verdict": overall, "variant_tested": NON_CIRCULAR_VARIANT,
-            "why_this_variant": "the ofi split uses no funding input; correlating a split that used funding "
-                                "(funding, hybrid) with funding would be circular (liquidation-math.md §9.2)",
+            "why_this_variant": f"the {NON_CIRCULAR_VARIANT} split uses no funding input; correlating a split that "
+                                "used funding with funding would be circular (liquidation-math.md §9.2)",
             "rule": "long share of the heatmap averaged over each settlement interval vs the implied ratio of the "
                     "rate settled at its end; pass r > 0.7, moderate r > 0.5 (p < 0.05); a constant share fails",
             **({"true_long_share_r": dg.MetadataValue.json(truth_r)} if truth_r else {}),
@@ -227,7 +231,8 @@ def validation_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
 
 
 @dg.asset_check(asset=validation_report, description=(
-    "hybrid is better than the naive volume_5050 on the primary figure: overlap / ceiling with the simulator's "
+    f"{variants.SEED_CHALLENGER} is better than the naive {variants.NAIVE} on the primary figure: overlap / ceiling "
+    "with the simulator's "
     "truth when it exists, else the backtest's partial Spearman; the 90 % bootstrap interval over days of the "
     "daily difference must lie above 0. Inconclusive without either figure."))
 def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -236,11 +241,9 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
     with duckdb.get_connection() as con:
         ensure_tables(con, "model.validation_results")
         if not months:
-            latest = con.execute("SELECT max(day) FROM model.validation_results").fetchone()[0]
+            latest = latest_validation_day(con)
             months = [latest] if latest else []
-        frame = con.execute("""
-            SELECT symbol, day, metric, value, verdict, detail FROM model.validation_results
-            WHERE day IN (SELECT unnest(?::DATE[])) AND test = 'hybrid_vs_volume_5050'""", [months]).df()
+        frame = validation_results(con, months, variants.SEED_TEST)
     rows = []
     for (symbol, day), part in frame.groupby(["symbol", "day"]):
         fig = part.set_index("metric")["value"]
@@ -259,10 +262,11 @@ def hybrid_beats_volume_baseline(context: dg.AssetCheckExecutionContext, duckdb:
     interval = {f"{r.symbol} {r.month}": [finite_or_none(r.low), finite_or_none(r.high)] for r in table.itertuples()}
     return dg.AssetCheckResult(
         passed=not failed, severity=dg.AssetCheckSeverity.WARN,
-        description=("hybrid not shown better than volume_5050 for " + ", ".join(failed)) if failed else
-        "hybrid better than volume_5050 everywhere (90 % interval above 0)",
+        description=(f"{variants.SEED_CHALLENGER} not shown better than {variants.NAIVE} for " + ", ".join(failed))
+        if failed else f"{variants.SEED_CHALLENGER} better than {variants.NAIVE} everywhere (90 % interval above 0)",
         metadata={"verdict": scoring.FAIL if failed else scoring.PASS,
-                  "rule": "pass when the 90 % bootstrap interval over days of the daily difference hybrid − volume_5050 "
+                  "rule": "pass when the 90 % bootstrap interval over days of the daily difference "
+                          f"{variants.SEED_CHALLENGER} − {variants.NAIVE} "
                           "(overlap / ceiling on simulated data, partial Spearman on realized data) lies above 0",
                   "interval_90pct": dg.MetadataValue.json(interval),
                   "comparison": dg.MetadataValue.md(md_table(table))})

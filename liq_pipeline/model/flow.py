@@ -1,5 +1,5 @@
-"""The `flow` variant: a book of position cohorts opened at traded prices, closed by a survival model,
-consumed by the mark path at their own liquidation prices and aged by funding.
+"""The one book engine: a book of position cohorts opened at traded prices, closed by a survival model (or
+only where OI falls), consumed by the mark path at their own liquidation prices and aged by funding.
 
 One engine gives the heatmap (a snapshot per step), the end-of-day liquidation levels, the position
 distribution and the zones of `flow`. Pure numpy: the per-step arrays come from model/flow_inputs.py
@@ -20,6 +20,9 @@ receive it, so theirs rises away from the mark; negative funding does the opposi
   (d) close: the book above OI_t is closed with a hazard h ∝ (L/10)^γ / (1 + age/τ) (high leverage and
       young positions leave first), so Σ book = OI after every step once the book is full;
   (e) snapshot notional per side and grid bin of LP(t).
+Between (c) and (d) every cell decays by 2^(−Δt/half-life) when the variant's rules set one (off by default).
+A variant (model/variants.py) is a set of rules for this one engine: its split rule sets p_t
+(`long_share_of_opens`), its leverage mix and close rule set the parameters (`params_for`).
 Σ(long + short) of the book follows OI, a contract counting once, as in the seed variants.
 """
 
@@ -31,10 +34,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
-from liq_pipeline.config import FLOW, FlowParams
+from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.model.levels import SizeBuckets
 from liq_pipeline.model.margin import BracketTable, isolated_liquidation_price_at_leverage, max_leverage_at
+from liq_pipeline.model.variants import (
+    SPLIT_CROWDING,
+    SPLIT_EVEN,
+    SPLIT_FUNDING,
+    SPLIT_HYBRID,
+    SPLIT_OFI,
+    Variant,
+)
 
 MS_PER_HOUR = 3_600_000
 LONG_ROW, SHORT_ROW = 0, 1
@@ -44,6 +55,8 @@ FLAG_NO_PREMIUM = "crowding: premium index missing"
 FLAG_NO_ACCOUNTS = "crowding: account long/short ratio missing"
 FLAG_NO_TAKER = "crowding: no taker flow during OI increases"
 FLAG_NO_CROWDING = "crowding: no signal at all, opens split 50/50"
+FLAG_SPLIT_NO_FUNDING = "split: funding missing all day, no funding tilt"
+FLAG_SPLIT_NO_OFI = "split: no OFI bins of the previous day, opens split 50/50 there"
 FLAG_NO_OI = "open interest unknown: book scaled to the start book, turnover from the prior half-life"
 
 
@@ -200,6 +213,9 @@ class FlowInputs:
     premium: np.ndarray  # (T,) mean premium index over the step (nan = none)
     account_long_share: np.ndarray  # (T,) from count_long_short_ratio r: r / (1 + r)
     sizes: SizeBuckets
+    #: (E,) OFI long probability of each entry bin's window (model.ofi_bins of D−1; nan = none): the seed's
+    #: `ofi` and `hybrid` split rules read it; None when not loaded.
+    entry_long_prob: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -245,6 +261,76 @@ def crowding(inputs: FlowInputs, taker_window_steps: int = 16) -> tuple[np.ndarr
     return p, signals, flags
 
 
+def params_for(variant: Variant, flow: FlowParams = FLOW, model: ModelParams = MODEL) -> FlowParams:
+    """The engine's parameters under a variant's rules (model/variants.py).
+
+    Leverage mix `seed`: ModelParams' leverages and weights at open (5/10/20/50/100x at 20/35/25/15/5 %), the
+    whole book leveraged (share 1). Close `until_crossed`: no turnover (H = ∞: opens only where OI rises)
+    and a uniform hazard (γ = 0, τ = ∞: where OI falls the book shrinks pro rata), so a position leaves the
+    book only by being crossed, by the book shrinking with OI, or by expiring after `max_age_days`; with
+    LIQ_HEATMAP_HALF_LIFE_HOURS set, every cell also decays with that half-life (off by default).
+    """
+    import dataclasses
+
+    p = flow
+    if variant.leverage_mix == "seed":
+        p = dataclasses.replace(p, leverages=tuple(model.leverages), prior_weights=tuple(model.leverage_weights),
+                                prior_leveraged_share=1.0)
+    if variant.close == "until_crossed":
+        p = dataclasses.replace(p, half_life_hours=math.inf, age_hazard_hours=math.inf, leverage_hazard_exponent=0.0,
+                                survival_candidates=(), decay_half_life_hours=model.heatmap_half_life_hours)
+    return p
+
+
+def long_share_of_opens(inputs: FlowInputs, variant: Variant | None = None, model: ModelParams = MODEL
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """Long share of the notional opened, per step (T,) or per step and entry bin (T, E), by the variant's
+    split rule (None: `crowding`, the flow variant's):
+
+    even     p = 0.5
+    ofi      p = q_e                       (q: OFI long probability of the entry bin, 0.5 where none)
+    funding  p = f_L,t / (f_L,t + f_S,t)   (f: funding multipliers of the latest settled 8h rate at t:
+                                            1 ± 0.2·tanh(10⁴·f) when |f| > 1e-4, else 1; liquidation-math.md §8.2)
+    hybrid   p = q_e·f_L,t / (q_e·f_L,t + (1 − q_e)·f_S,t)
+    crowding see `crowding`.
+    The seed's static distribution applied the same rules to the window profile with the end-of-day funding;
+    here each step uses what is known at its end (funding) or at the start of the day (OFI of D−1).
+    """
+    split = SPLIT_CROWDING if variant is None else variant.split
+    if split == SPLIT_CROWDING:
+        return crowding(inputs)
+    T, E = inputs.n_steps, inputs.entry_price.size
+    flags: list[str] = []
+    f_long = f_short = np.ones(T)
+    if split in (SPLIT_FUNDING, SPLIT_HYBRID):
+        f = np.asarray(inputs.funding_8h, dtype=np.float64)
+        on = np.isfinite(f) & (np.abs(np.nan_to_num(f)) > model.funding_threshold)
+        bias = np.where(on, np.tanh(np.nan_to_num(f) * 10_000), 0.0)
+        f_long, f_short = 1.0 + model.funding_gain * bias, 1.0 - model.funding_gain * bias
+        if not np.isfinite(f).any():
+            flags.append(FLAG_SPLIT_NO_FUNDING)
+    q = np.full(E, 0.5)
+    if split in (SPLIT_OFI, SPLIT_HYBRID):
+        got = np.full(E, np.nan) if inputs.entry_long_prob is None else np.asarray(inputs.entry_long_prob, np.float64)
+        if got.shape != (E,):
+            raise ValueError(f"entry_long_prob has shape {got.shape}, expected ({E},)")
+        if E and not np.isfinite(got).all():
+            flags.append(FLAG_SPLIT_NO_OFI)
+        q = np.where(np.isfinite(got), got, 0.5)
+    if split == SPLIT_EVEN:
+        p = np.full(T, 0.5)
+    elif split == SPLIT_FUNDING:
+        p = f_long / (f_long + f_short)
+    elif split == SPLIT_OFI:
+        p = np.broadcast_to(q[None, :], (T, E)).copy()
+    elif split == SPLIT_HYBRID:
+        up, down = q[None, :] * f_long[:, None], (1.0 - q[None, :]) * f_short[:, None]
+        p = up / (up + down)
+    else:
+        raise ValueError(f"unknown split rule {split!r}")
+    return p, {}, flags
+
+
 def gross_opens(inputs: FlowInputs, start_total_usd: float, params: FlowParams = FLOW) -> tuple[np.ndarray, list[str]]:
     """G_t = max(ΔOI_t, 0) + turnover_t (USD), turnover_t = OI_ref · T · (1 − 2^(−Δt/H)) · V_t / ΣV.
 
@@ -284,7 +370,7 @@ def new_cells(inputs: FlowInputs, opens_usd: np.ndarray, long_share: np.ndarray,
         return Book.empty(), np.zeros(inputs.n_steps + 1, dtype=np.int64), 0.0
     side = np.array([1, -1], dtype=np.int8)
     w_side = np.stack([mix.long, mix.short])  # (2, L)
-    p = long_share[t_idx]
+    p = long_share[t_idx, e_idx] if long_share.ndim == 2 else long_share[t_idx]
     side_amount = np.stack([amount[t_idx, e_idx] * p, amount[t_idx, e_idx] * (1 - p)], axis=1)  # (P, 2)
     size = inputs.sizes.notional_usd
     max_lev = max_leverage_at(size, table)
@@ -339,7 +425,7 @@ class FlowDay:
     #: Consumed notional per unit of mix weight, (T, 2, L): what the calibration regresses liquidations on.
     consumed_per_weight: np.ndarray
     funding_settled: np.ndarray  # (T,) rate settled in the step (0 if none)
-    long_share_open: np.ndarray  # (T,)
+    long_share_open: np.ndarray  # (T,) traded-notional-weighted mean over the step's entry bins
     expired_usd: float
     unpriced_usd: float
     flags: list[str] = field(default_factory=list)
@@ -347,8 +433,12 @@ class FlowDay:
 
 
 def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTable, mix: SideMix,
-            params: FlowParams = FLOW, snapshots: bool = True) -> FlowDay:
+            params: FlowParams = FLOW, snapshots: bool = True, variant: Variant | None = None) -> FlowDay:
     """Evolve the book through one day's steps (see the module docstring for the order of operations).
+
+    `variant`: the rules the book runs under (model/variants.py); its split rule sets the long share of the
+    opens (`long_share_of_opens`), its leverage mix and close rule come in through `mix` and `params`
+    (`params_for`). None: the flow variant's crowding split.
 
     `snapshots=False` skips the per-step map (the candidate books of the survival fit need only the
     consumption and the end book); the returned snapshot arrays are then empty."""
@@ -360,7 +450,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     if inputs.traded_usd.shape != (T, inputs.entry_price.size):
         raise ValueError(f"traded_usd has shape {inputs.traded_usd.shape}, expected ({T}, {inputs.entry_price.size})")
     L = len(params.leverages)
-    p, signals, flags = crowding(inputs)
+    p, signals, flags = long_share_of_opens(inputs, variant)
     opens, more = gross_opens(inputs, start.total_usd, params)
     flags += more
     fresh, offsets, unpriced = new_cells(inputs, opens, p, mix, table, params)
@@ -396,6 +486,8 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     K = uniq.size
     keys = [np.where(v, row * K + np.searchsorted(uniq, e), 2 * K) for e, v in zip(epochs, valid, strict=True)]
 
+    h = params.decay_half_life_hours
+    decay = 2.0 ** (-(inputs.step_ms / MS_PER_HOUR) / h) if h else 1.0
     snaps = np.zeros((T, 2 * K + 1))
     closed = np.zeros(T)
     consumed = np.zeros((T, 2))
@@ -418,6 +510,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
             consumed[t] = np.bincount(row[hit], weights=gone, minlength=2)
             per_weight[t] = np.bincount(lev_key[hit], weights=gone * inv_weight[hit], minlength=2 * L).reshape(2, L)
             N[hit] = 0.0
+        N *= decay
         target = inputs.oi_end_usd[t]
         excess = N.sum() - target if np.isfinite(target) else 0.0
         if excess > 0:
@@ -439,7 +532,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
         notional_usd=snaps[t_idx, col], end_book=end,
         opened_usd=np.bincount(step_of_fresh, weights=fresh.notional_usd, minlength=T),
         closed_usd=closed, consumed_usd=consumed, consumed_per_weight=per_weight, funding_settled=settled,
-        long_share_open=p, expired_usd=expired, unpriced_usd=unpriced, flags=flags, signals=signals)
+        long_share_open=_per_step(p, inputs.traded_usd), expired_usd=expired, unpriced_usd=unpriced, flags=flags, signals=signals)
 
 
 # ---------------------------------------------------------------------------------------------- calibration
@@ -580,3 +673,11 @@ def fit_time_scale(candidates: np.ndarray, stats: np.ndarray, liquidation_hours:
     return SurvivalFit(h, fit.age_hazard_hours, "learned",
                        f"{days} days, {liquidation_hours} hours with liquidations; relative misfit per H "
                        + ", ".join(f"{c:g}h {r:.4f}" for c, r in zip(H, rel, strict=True)), rel)
+
+
+def _per_step(p: np.ndarray, traded_usd: np.ndarray) -> np.ndarray:
+    """A (T, E) long share as its traded-notional-weighted mean per step (T,); a (T,) one unchanged."""
+    if p.ndim == 1:
+        return p
+    vol = traded_usd.sum(axis=1)
+    return np.where(vol > 0, (p * traded_usd).sum(axis=1) / np.where(vol > 0, vol, 1.0), 0.5)

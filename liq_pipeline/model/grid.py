@@ -25,38 +25,24 @@ class PriceGrid:
             raise ValueError(f"invalid price grid {self.mode!r} width {self.width!r}")
 
     @property
-    def _log_step(self) -> float:
+    def log_step(self) -> float:
         return math.log1p(self.width)
 
     def bin_id(self, price: np.ndarray | float) -> np.ndarray:
         p = np.asarray(price, dtype=np.float64)
         if self.mode == "relative":
-            return np.floor(np.log(p) / self._log_step).astype(np.int64)
+            return np.floor(np.log(p) / self.log_step).astype(np.int64)
         return np.floor(p / self.width).astype(np.int64)
 
     def low(self, bin_id: np.ndarray | int) -> np.ndarray:
         k = np.asarray(bin_id, dtype=np.float64)
-        return np.exp(k * self._log_step) if self.mode == "relative" else k * self.width
+        return np.exp(k * self.log_step) if self.mode == "relative" else k * self.width
 
     def high(self, bin_id: np.ndarray | int) -> np.ndarray:
         return self.low(np.asarray(bin_id) + 1)
 
     def mid(self, bin_id: np.ndarray | int) -> np.ndarray:
         return 0.5 * (self.low(bin_id) + self.high(bin_id))
-
-    # SQL twins of the functions above, for DuckDB aggregations over raw tables.
-    def sql_bin_id(self, price_expr: str) -> str:
-        if self.mode == "relative":
-            return f"CAST(floor(ln({price_expr}) / {self._log_step!r}) AS BIGINT)"
-        return f"CAST(floor({price_expr} / {self.width!r}) AS BIGINT)"
-
-    def sql_low(self, bin_expr: str) -> str:
-        if self.mode == "relative":
-            return f"exp(({bin_expr}) * {self._log_step!r})"
-        return f"(({bin_expr}) * {self.width!r})"
-
-    def sql_high(self, bin_expr: str) -> str:
-        return self.sql_low(f"({bin_expr}) + 1")
 
     def describe(self) -> str:
         return f"{self.width:.4%} log bins" if self.mode == "relative" else f"${self.width:,.2f} bins"

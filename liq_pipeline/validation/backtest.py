@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, ModelParams
-from liq_pipeline.model import margin, scoring
+from liq_pipeline.model import margin, scoring, variants
 from liq_pipeline.warehouse.schema import ensure_tables
 
 #: A heatmap snapshot older than this at a bar's start does not predict that bar.
@@ -339,7 +339,7 @@ def price_candles(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetim
     return pd.concat(parts, ignore_index=True)
 
 
-def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date, variant: str = "hybrid",
+def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date, variant: str = variants.DEFAULT,
              bar_minutes: int = 60, top_k: int | None = None, realized_source: str = "auto",
              params: ModelParams = MODEL) -> BacktestResult:
     """Score a variant's model.liquidation_heatmap against realized liquidations over the days start..end

@@ -14,8 +14,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import MODEL, VARIANTS, ModelParams
+from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import scoring
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.validation.backtest import backtest
 from liq_pipeline.validation.common import ensure_read_tables, finite_or_none
 from liq_pipeline.validation.seed import (
@@ -51,7 +52,7 @@ GROUND_TRUTH_FIGURES = (
     "overlap_heatmap_eod_1pct", "overlap_heatmap_eod_over_ceiling_1pct",
     "distance_log", "distance_log_ceiling", "long_share_error", "simplified_formula_mare", "exact_formula_mare")
 #: The pair `hybrid_beats_volume_baseline` compares, and the level of its bootstrap interval over days.
-CHALLENGER, BASELINE_VARIANT = "hybrid", "volume_5050"
+CHALLENGER, BASELINE_VARIANT = variant_registry.SEED_CHALLENGER, variant_registry.NAIVE
 BOOTSTRAP_LEVEL = 0.90
 
 
@@ -116,7 +117,7 @@ def paired_difference(a: dict, b: dict, level: float = BOOTSTRAP_LEVEL) -> tuple
 
 
 def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.date,
-                  variants: tuple[str, ...] = VARIANTS, params: ModelParams = MODEL,
+                  variants: tuple[str, ...] = variant_registry.NAMES, params: ModelParams = MODEL,
                   run_backtest: bool = True) -> dict:
     """Every test of one symbol over one calendar month, per variant, with the grade (liquidation-math.md §9)."""
     first, last = month_bounds(month_start)
@@ -162,13 +163,13 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
             entry["backtest"] = backtest(con, symbol, first, last, variant, params=params).metrics
         per_variant[variant] = entry
     report["variants"] = per_variant
-    report["hybrid_vs_volume_5050"] = hybrid_comparison(per_variant, gt_rows)
+    report[variant_registry.SEED_TEST] = hybrid_comparison(per_variant, gt_rows)
     report["status"] = "inconclusive" if all(v["grade"]["inconclusive"] for v in per_variant.values()) else "graded"
     return report
 
 
 def build_report(con: duckdb.DuckDBPyConnection, month_start: dt.date, symbols: list[str],
-                 variants: tuple[str, ...] = VARIANTS, params: ModelParams = MODEL) -> dict:
+                 variants: tuple[str, ...] = variant_registry.NAMES, params: ModelParams = MODEL) -> dict:
     first, last = month_bounds(month_start)
     return {
         "month": first.strftime("%Y-%m"), "period": [first.isoformat(), last.isoformat()],
@@ -218,11 +219,11 @@ def report_rows(report: dict, symbol: str) -> pd.DataFrame:
             rows.append({"symbol": symbol, "day": first, "variant": "truth", "test": "funding_correlation_check",
                          "metric": "r", "value": check["truth"]["r"], "verdict": check["truth"]["verdict"],
                          "detail": "the same test on the simulator's true long share"})
-    comparison = sym.get("hybrid_vs_volume_5050")
+    comparison = sym.get(variant_registry.SEED_TEST)
     if comparison:
         for metric, value in comparison["difference"].items():
             rows.append({"symbol": symbol, "day": first, "variant": comparison["challenger"],
-                         "test": "hybrid_vs_volume_5050", "metric": metric, "value": finite_or_none(value),
+                         "test": variant_registry.SEED_TEST, "metric": metric, "value": finite_or_none(value),
                          "verdict": comparison["verdict"], "detail": comparison["measure"]})
     return pd.DataFrame(rows, columns=["symbol", "day", "variant", "test", "metric", "value", "verdict", "detail"])
 
@@ -400,7 +401,7 @@ def report_markdown(report: dict) -> str:
         dq = sym["data_quality"]
         check = sym["funding_correlation_check"]
         truth = check.get("truth")
-        cmp_ = sym.get("hybrid_vs_volume_5050") or {}
+        cmp_ = sym.get(variant_registry.SEED_TEST) or {}
         diff = cmp_.get("difference") or {}
         lines += [
             "",
@@ -411,7 +412,7 @@ def report_markdown(report: dict) -> str:
             f"p = {fmt(check['p'], '{:.2g}')}, n = {check['n']}: **{check['verdict']}** {check['reason']}"
             + (f" The simulator's true long share scores r = {fmt(truth['r'])} ({truth['verdict']}) on the same test."
                if truth else ""),
-            f"Hybrid vs volume_5050 on {cmp_.get('measure', '–')}: mean daily difference {fmt(diff.get('mean'), '{:+.4f}')}, "
+            f"{CHALLENGER} vs {BASELINE_VARIANT} on {cmp_.get('measure', '–')}: mean daily difference {fmt(diff.get('mean'), '{:+.4f}')}, "
             f"{fmt(diff.get('level'), '{:.0%}')} bootstrap interval [{fmt(diff.get('low'), '{:+.4f}')}, "
             f"{fmt(diff.get('high'), '{:+.4f}')}] over {diff.get('n_days', 0)} days: **{cmp_.get('verdict', '–')}**.",
             "",

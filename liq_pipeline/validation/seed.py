@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 
 from liq_pipeline.config import MODEL, ModelParams
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
+from liq_pipeline.warehouse.grid_sql import bin_id_sql
 
 #: The variant whose long/short split uses no funding input: the only non-circular one to correlate with
 #: funding (liquidation-math.md §9.2).
-NON_CIRCULAR_VARIANT = "ofi"
+NON_CIRCULAR_VARIANT = variants.NO_FUNDING_INPUT
 OI_TOLERANCE_PCT = 1.0
 
 
@@ -52,7 +53,7 @@ def level_directions(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
     grid = grid_for(symbol, params)
     frame = con.execute(f"""
         SELECT l.day, l.variant, l.side, l.bin_id, l.price, l.notional_usd, s.mark_price,
-               CASE WHEN s.mark_price > 0 THEN {grid.sql_bin_id('s.mark_price')} END AS mark_bin
+               CASE WHEN s.mark_price > 0 THEN {bin_id_sql(grid, 's.mark_price')} END AS mark_bin
         FROM model.liquidation_levels l
         LEFT JOIN model.position_signals s ON s.symbol = l.symbol AND s.day = l.day
         WHERE l.symbol = ? AND l.day BETWEEN ? AND ?""", [symbol, start, end]).df()

@@ -11,8 +11,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from liq_pipeline.config import MODEL, VARIANTS, ModelParams
+from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import margin, scoring
+from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.warehouse.io import table_exists
@@ -167,7 +168,7 @@ def _overlaps(est: pd.DataFrame, true: pd.DataFrame) -> dict:
 
 
 def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
-                          variants: tuple[str, ...] = VARIANTS, params: ModelParams = MODEL) -> list[dict]:
+                          variants: tuple[str, ...] = variant_registry.NAMES, params: ModelParams = MODEL) -> list[dict]:
     """Per variant, how the estimate of day D compares with the simulator's positions open at the end of D,
     and how that compares with the best achievable (the oracle map's ceiling).
 

@@ -20,3 +20,29 @@ def existing_tables(con) -> frozenset[str]:
     rows = con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
                        "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()").fetchall()
     return frozenset(r[0] for r in rows)
+
+
+#: The connection variable that marks a Parquet-storage connection (warehouse/parquet.py sets it).
+ROOT_VARIABLE = "liq_parquet_root"
+
+
+def root_of(con) -> str | None:
+    """The Parquet root of a connection made by `parquet.connect`, None for a DuckDB-file connection."""
+    try:
+        value = con.execute(f"SELECT getvariable('{ROOT_VARIABLE}')").fetchall()[0][0]
+    except Exception as e:  # a DuckDB error (the engine's classes are not imported here, see the docstring)
+        if type(e).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+            raise
+        return None
+    return value or None
+
+
+def strictly_increasing(con, table: str, key: str, symbol: str | None = None,
+                        day: object | None = None) -> bool:
+    """Whether `key` strictly increases over the rows (of one partition), in the order DuckDB scans them.
+    True proves the keys distinct whatever that order is (a strictly increasing sequence has no repeat);
+    one pass, no hash table, no sort."""
+    where = "WHERE symbol = ? AND day = ?" if symbol is not None else ""
+    bad = con.execute(f"SELECT count(*) FILTER (WHERE k <= prev) FROM (SELECT {key} AS k, lag({key}) OVER () AS prev "
+                      f"FROM {table} {where})", [symbol, day] if symbol is not None else []).fetchall()[0][0]
+    return bad == 0

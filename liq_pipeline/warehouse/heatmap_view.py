@@ -132,9 +132,9 @@ def realized_liquidations(con: duckdb.DuckDBPyConnection, symbol: str, start: dt
     return out
 
 
-def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, grid: PriceGrid, first_day: dt.date,
-                       last_day: dt.date) -> dict[str, np.ndarray]:
-    """The flow book at the end of each day, summed by (day, side, liquidation-price bin, leverage bucket):
+def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, variant: str, grid: PriceGrid,
+                       first_day: dt.date, last_day: dt.date) -> dict[str, np.ndarray]:
+    """A variant's book (model.flow_book) at the end of each day, summed by (day, side, liquidation-price bin, leverage bucket):
     day (datetime64[D]), side (+1/−1), bin_id, lev_bucket, notional_usd. The liquidation price is the book's
     `LP_open + EP·F/(1 − s·MMR)` (model.flow.Book.liq_price); cells without one (LP ≤ 0) are left out."""
     cols = ("day", "side", "bin_id", "lev_bucket", "notional_usd")
@@ -143,8 +143,8 @@ def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, grid: PriceG
         c = con.execute(
             f"SELECT day, side = 'long' AS is_long, {grid.sql_bin_id('lp')} AS bin_id, lev_bucket, sum(notional_usd) AS n "
             f"FROM (SELECT day, side, lev_bucket, notional_usd, {lp} AS lp FROM model.flow_book "
-            "WHERE symbol = ? AND day BETWEEN ? AND ?) WHERE lp > 0 AND notional_usd > 0 GROUP BY ALL",
-            [symbol, first_day, last_day]).fetchnumpy()
+            "WHERE symbol = ? AND variant = ? AND day BETWEEN ? AND ?) WHERE lp > 0 AND notional_usd > 0 GROUP BY ALL",
+            [symbol, variant, first_day, last_day]).fetchnumpy()
     except _MISSING:
         return {k: np.zeros(0) for k in cols}
     return {"day": np.asarray(c["day"]).astype("datetime64[D]"),

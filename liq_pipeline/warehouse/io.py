@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from liq_pipeline.warehouse import parquet
-from liq_pipeline.warehouse.catalog import table_exists  # noqa: F401  (re-exported)
+from liq_pipeline.warehouse.catalog import strictly_increasing, table_exists  # noqa: F401  (re-exported)
 from liq_pipeline.warehouse.schema import TABLES, ensure_tables
 
 
@@ -63,6 +63,12 @@ def registered_frame(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterat
         con.unregister(name)
 
 
+def write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame) -> int:
+    """`replace_partition` of (symbol, day) from an in-memory frame whose columns are named as the table's."""
+    with registered_frame(con, "_liq_frame", frame):
+        return replace_partition(con, table, symbol, day, "SELECT * FROM _liq_frame")
+
+
 def replace_partition(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -101,17 +107,6 @@ def replace_partition(
         raise WarehouseWriteError(f"{write_failure_cause(e)} (writing {table} {symbol} {day}; rolled back, the "
                                   "partition keeps its previous rows)") from e
     return count_partition(con, table, symbol, day)
-
-
-def strictly_increasing(con: duckdb.DuckDBPyConnection, table: str, key: str, symbol: str | None = None,
-                        day: dt.date | None = None) -> bool:
-    """Whether `key` strictly increases over the rows (of one partition), in the order DuckDB scans them.
-    True proves the keys distinct whatever that order is (a strictly increasing sequence has no repeat);
-    one pass, no hash table, no sort."""
-    where = "WHERE symbol = ? AND day = ?" if symbol is not None else ""
-    bad = con.execute(f"SELECT count(*) FILTER (WHERE k <= prev) FROM (SELECT {key} AS k, lag({key}) OVER () AS prev "
-                      f"FROM {table} {where})", [symbol, day] if symbol is not None else []).fetchall()[0][0]
-    return bad == 0
 
 
 def replace_partitions(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import duckdb
 
+from liq_pipeline.warehouse.catalog import ROOT_VARIABLE, root_of, strictly_increasing  # noqa: F401  (root_of re-exported)
 from liq_pipeline.warehouse.schema import TABLES
 
-ROOT_VARIABLE = "liq_parquet_root"
 PARTITION_COLUMNS = ("symbol", "day")
 
 
@@ -88,15 +88,6 @@ def connect(root: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def root_of(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The Parquet root of a connection made by `connect`, None for a DuckDB-file connection."""
-    try:
-        value = con.execute(f"SELECT getvariable('{ROOT_VARIABLE}')").fetchall()[0][0]
-    except duckdb.Error:
-        return None
-    return value or None
-
-
 def refuse(con: duckdb.DuckDBPyConnection, what: str) -> None:
     """Raise a clear error for a writer that has no Parquet layout yet (user-supplied liquidations)."""
     if root_of(con) is not None:
@@ -117,8 +108,6 @@ def write_partition(con: duckdb.DuckDBPyConnection, root: str, table: str, symbo
     try:
         con.execute(f"INSERT INTO {scratch} BY NAME {select_sql}", params or [])
         if unique is not None:  # as warehouse.io.replace_partition: deduplicate only when the key repeats
-            from liq_pipeline.warehouse.io import strictly_increasing
-
             if not strictly_increasing(con, scratch, unique[0]):
                 con.execute(f"DELETE FROM {scratch}")
                 con.execute(f"INSERT INTO {scratch} BY NAME {unique[1]}", params or [])

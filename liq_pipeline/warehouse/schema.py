@@ -7,6 +7,8 @@ as the names say).
 
 from __future__ import annotations
 
+from liq_pipeline.warehouse.catalog import root_of
+
 _KLINE_COLUMNS = """
     symbol VARCHAR NOT NULL,
     day DATE NOT NULL,
@@ -268,11 +270,13 @@ TABLES: dict[str, str] = {
         distance_pct DOUBLE NOT NULL,
         share_of_side DOUBLE NOT NULL
     """,
-    # ---- the `flow` variant (model/flow.py): its book, its per-step bookkeeping, what it learned -----
+    # ---- the book engine (model/flow.py): every variant's book and per-step bookkeeping, what the learned
+    # variant learned --------------------------------------------------------------------------------------
     # The book at the end of the day: one row per cell (open hour, side, entry price, leverage bucket, size).
     "model.flow_book": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
 """ + _FLOW_CELL_COLUMNS,
     # The candidate books of the survival fit (one per candidate half-life, FlowParams.survival_candidates),
     # same cells as model.flow_book: each evolves beside the main book with its own H and τ.
@@ -281,10 +285,11 @@ TABLES: dict[str, str] = {
         day DATE NOT NULL,
         half_life_hours DOUBLE NOT NULL,
 """ + _FLOW_CELL_COLUMNS,
-    # Snapshots of the flow liquidation map (scaled by the leveraged share per side), every heatmap step.
+    # Snapshots of each variant's liquidation map (scaled by the leveraged share), every heatmap step.
     "model.flow_snapshots": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
         snapshot_time TIMESTAMP NOT NULL,
         side VARCHAR NOT NULL,
         bin_id BIGINT NOT NULL,
@@ -296,6 +301,7 @@ TABLES: dict[str, str] = {
     "model.flow_steps": """
         symbol VARCHAR NOT NULL,
         day DATE NOT NULL,
+        variant VARCHAR NOT NULL,
         step_end TIMESTAMP NOT NULL,
         side VARCHAR NOT NULL,
         leverage DOUBLE NOT NULL,
@@ -348,8 +354,6 @@ def ddl(table: str) -> str:
 def ensure_tables(con, *tables: str) -> None:
     """Create the named tables (all when none are named); in the parquet storage mode they are views that
     exist from the start (warehouse/parquet.py), so there is nothing to create."""
-    from liq_pipeline.warehouse.parquet import root_of
-
     if root_of(con) is not None:
         return
     for table in tables or tuple(TABLES):

@@ -9,8 +9,8 @@ import datetime as dt
 import duckdb
 import numpy as np
 
-from liq_pipeline.model import profile
 from liq_pipeline.model.sizes import SizeChoice, choose_sizes
+from liq_pipeline.warehouse import profile_sql
 from liq_pipeline.warehouse.io import table_exists
 
 
@@ -34,12 +34,12 @@ def day_size_choice(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, n
     params = {"symbol": symbol, "day": day}
     if agg_trade_notional_usd is not None or _rows(con, "raw.agg_trades", symbol, day):
         x = (agg_trade_notional_usd if agg_trade_notional_usd is not None
-             else con.execute(profile.trade_notional_sql(), params).fetchnumpy()["notional_usd"])
+             else con.execute(profile_sql.trade_notional_sql(), params).fetchnumpy()["notional_usd"])
         return choose_sizes(np.asarray(x, np.float64), n_buckets, f"aggTrades of {day}",
                             f"the aggTrades of {symbol} {day} have no positive notional")
     klines = _rows(con, "raw.klines", symbol, day)
     if klines:
-        x = con.execute(profile.kline_mean_trade_notional_sql(), params).fetchnumpy()["notional_usd"]
+        x = con.execute(profile_sql.kline_mean_trade_notional_sql(), params).fetchnumpy()["notional_usd"]
         return choose_sizes(np.asarray(x, np.float64), n_buckets,
                             f"mean trade size per candle of klines {day} (no aggTrades)",
                             f"no aggTrades for {symbol} {day}, and none of its {klines:,} klines has a trade count "

@@ -51,7 +51,7 @@ import dagster as dg
 from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline import config
 from liq_pipeline.definitions import build_definitions
-from liq_pipeline.demo import QUIET, _range_tags
+from liq_pipeline.apps.demo import QUIET, _range_tags
 first = dt.date.fromisoformat("{FIRST.isoformat()}")
 last = first + dt.timedelta(days={DAYS - 1})
 simulate(SimConfig(symbols=("{SYMBOL}",), start=first, days={DAYS}, seed=11, out_dir=config.sim_archive_dir(),

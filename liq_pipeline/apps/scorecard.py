@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 
 #: The development window of real BTCUSDT data, relative to the repository root (read in place, never copied).
 DEFAULT_REAL_DATA = Path("..") / "shared" / "data" / "real-btcusdt-2025-12-05_2026-02-20"
@@ -39,7 +40,7 @@ _KLINE_FILE = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\w+)-(?P<day>\d{4
 
 def repo_root() -> Path:
     """The repository (the folder that holds `liq_pipeline/`)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def real_data_dir() -> Path:
@@ -420,7 +421,7 @@ def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
                        ).fetchone()[0]
     card = Scorecard(run.symbol, run.score_from, run.last_day,
                      Path(run.liquidations).name if run.liquidations else "", int(rows))
-    for variant in config.VARIANTS:
+    for variant in variants.NAMES:
         result = backtest(con, run.symbol, run.score_from, run.last_day, variant, bar_minutes, None, "bars")
         card.variants[variant] = _variant_scores(result.metrics)
     card.learned = what_the_model_learned(con, run)

@@ -3,15 +3,15 @@ coordinator, run monitoring, a user-code gRPC server and the webserver, all on 1
 
 The instance file is `deploy/k8s/dagster.yaml` (the production one) with three local changes, made by
 `local_instance_config` and nothing else: the run launcher is `LocalRunLauncher` (Dagster's default
-launcher plus a worker health check, liq_pipeline/run_launcher.py) instead of `K8sRunLauncher`; the
+launcher plus a worker health check, liq_pipeline/deploy/run_launcher.py) instead of `K8sRunLauncher`; the
 Postgres port is the local server's; the run limits fit one machine and run monitoring polls every few
 seconds. Postgres is a private cluster under `<root>/postgres` (initdb on first start; password
 authentication; TCP on 127.0.0.1 only, no Unix socket). Runs use `LIQ_STORAGE=parquet` unless the
 environment says otherwise: a DuckDB file has one writer, Parquet partitions have none.
 
-    python -m liq_pipeline.prod_local serve    # start everything, stop everything on Ctrl-C (make prod-local)
-    python -m liq_pipeline.prod_local start    # start in the background and return
-    python -m liq_pipeline.prod_local stop     # stop what `start` started (make prod-local-stop)
+    python -m liq_pipeline.deploy.prod_local serve    # start everything, stop everything on Ctrl-C (make prod-local)
+    python -m liq_pipeline.deploy.prod_local start    # start in the background and return
+    python -m liq_pipeline.deploy.prod_local stop     # stop what `start` started (make prod-local-stop)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRODUCTION_INSTANCE = REPO / "deploy" / "k8s" / "dagster.yaml"
 LOCATION = "liq_pipeline"
 PG_USER = "dagster"
@@ -56,7 +56,7 @@ def local_instance_config(production: dict, *, pg_port: int, max_concurrent_runs
     if max_concurrent_runs < 2:
         raise ValueError("the production-shaped instance runs several runs at once: max_concurrent_runs must be >= 2")
     config = copy.deepcopy(production)
-    config["run_launcher"] = {"module": "liq_pipeline.run_launcher", "class": "LocalRunLauncher"}
+    config["run_launcher"] = {"module": "liq_pipeline.deploy.run_launcher", "class": "LocalRunLauncher"}
     config["storage"]["postgres"]["postgres_db"]["port"] = pg_port
     limits = config["run_coordinator"]["config"]
     limits["max_concurrent_runs"] = max_concurrent_runs
@@ -268,7 +268,7 @@ class ProdLocal:
         config = local_instance_config(production, pg_port=self.postgres.port,
                                        max_concurrent_runs=self.max_concurrent_runs)
         self.home.mkdir(parents=True, exist_ok=True)
-        header = (f"# Written by liq_pipeline/prod_local.py from {PRODUCTION_INSTANCE.relative_to(REPO)}: the same "
+        header = (f"# Written by liq_pipeline/deploy/prod_local.py from {PRODUCTION_INSTANCE.relative_to(REPO)}: the same "
                   "instance with the local run launcher, port, run limits and monitoring poll.\n")
         (self.home / "dagster.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
 
@@ -383,7 +383,7 @@ def _wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen, log: Pat
 
 # ------------------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m liq_pipeline.prod_local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m liq_pipeline.deploy.prod_local", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("serve", "start", "stop"))
     parser.add_argument("--root", default=str(Path(os.environ.get("LIQ_DATA_DIR") or "data") / "prod-local"),
                         help="folder for Postgres, the instance and the logs (default <LIQ_DATA_DIR>/prod-local)")

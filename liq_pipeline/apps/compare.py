@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 
 EXIT_OK, EXIT_ERROR = 0, 2
 DEFAULT_PAIRS = ("calm/7", "trending/11", "cascade/13")
@@ -37,9 +38,9 @@ NO_OFI_TAKER_OPEN_SHARE = 0.5
 NO_OFI = "no-ofi"
 #: The figure the pairwise comparisons are made on (per day, from truth.ground_truth_accuracy).
 MEASURE = "overlap_over_ceiling"
-CHALLENGER = "flow"
+CHALLENGER = variants.DEFAULT
 #: (challenger, baseline) of the OFI target: ofi beats volume_5050 with the signal on, no harm with it off.
-OFI_PAIR = ("ofi", "volume_5050")
+OFI_PAIR = variants.OFI_PAIR
 #: Child processes inherit the caller's environment minus what would point them at another market.
 _PAIR_ENV_DROP = ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE", "LIQ_STORAGE",
                   "LIQ_PARQUET_ROOT")
@@ -105,7 +106,7 @@ def scored_days(start: dt.date, days: int, warm_up: int) -> tuple[dt.date, dt.da
 # One pair, in its own process: materialize, then score
 # =====================================================================================================
 
-def score_warehouse(con, symbols, first: dt.date, last: dt.date, variants: tuple[str, ...] = config.VARIANTS) -> dict:
+def score_warehouse(con, symbols, first: dt.date, last: dt.date, variants: tuple[str, ...] = variants.NAMES) -> dict:
     """Every variant of every symbol of a materialized warehouse on the days first..last, with the
     validation yardsticks: per symbol, `variants` (per variant the day means of the ground-truth figures,
     report.GROUND_TRUTH_FIGURES, and the backtest metrics over the range) and `ground_truth_daily` (the
@@ -136,7 +137,7 @@ def run_pair(pair: Pair, days: int, warm_up: int, result_path: Path, score_only:
     demo.run_demo, score it (score_warehouse) and write the result JSON. Returns an exit code."""
     import duckdb
 
-    from liq_pipeline.demo import run_demo
+    from liq_pipeline.apps.demo import run_demo
 
     symbols = tuple(config.configured_symbols())
     start = config.configured_start_date()
@@ -192,7 +193,7 @@ def run_pairs(pairs: list[Pair], days: int, warm_up: int, root: Path, jobs: int 
             pair_dir = (root / pair.dirname).resolve()
             pair_dir.mkdir(parents=True, exist_ok=True)
             log = (pair_dir / "compare.log").open("w")
-            cmd = [sys.executable, "-m", "liq_pipeline.validation.compare", "--pair-worker", pair.label,
+            cmd = [sys.executable, "-m", "liq_pipeline.apps.compare", "--pair-worker", pair.label,
                    "--days", str(days), "--warm-up", str(warm_up)] + (["--score-only"] if score_only else [])
             print(f"{pair.label}: started (log {pair_dir / 'compare.log'})", file=stream, flush=True)
             proc = subprocess.Popen(cmd, env=_pair_env(pair_dir), stdout=log, stderr=subprocess.STDOUT)
@@ -281,7 +282,7 @@ def comparisons(results: list[dict]) -> list[dict]:
     on = [r for r in results if r.get("ofi_signal", True)]
     off = [r for r in results if not r.get("ofi_signal", True)]
     out = []
-    for baseline in config.SEED_VARIANTS:
+    for baseline in variants.SEED:
         if on:
             out.append(comparison(on, CHALLENGER, baseline, "all pairs, OFI signal on"))
         if len(results) > 1:
@@ -461,7 +462,7 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def _worker(argv: list[str]) -> int:
-    """`python -m liq_pipeline.validation.compare --pair-worker PAIR …`: one pair in this process."""
+    """`python -m liq_pipeline.apps.compare --pair-worker PAIR …`: one pair in this process."""
     parser = argparse.ArgumentParser(prog="liq compare --pair-worker")
     parser.add_argument("--pair-worker", required=True)
     _add_options(parser)

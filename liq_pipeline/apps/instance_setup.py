@@ -6,7 +6,7 @@ them; two processes doing that at once leave two version heads behind, and every
 `compare`, and `liq demo` calls `ensure_instance` itself: the first caller creates every storage while the
 others wait on the lock, then find it ready.
 
-    python -m liq_pipeline.instance_setup [DAGSTER_HOME]
+    python -m liq_pipeline.apps.instance_setup [DAGSTER_HOME]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def ensure_instance(home: Path, template: Path | None = None) -> Path:
             if not (home / "dagster.yaml").exists() and template is not None and Path(template).is_file():
                 shutil.copy(template, home / "dagster.yaml")
             _open_every_storage(home)
-            (home / READY_MARK).write_text("every storage of this instance was created by liq_pipeline.instance_setup\n")
+            (home / READY_MARK).write_text("every storage of this instance was created by liq_pipeline.apps.instance_setup\n")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return home

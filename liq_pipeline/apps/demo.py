@@ -14,10 +14,11 @@ import warnings
 from pathlib import Path
 
 from liq_pipeline import config
+from liq_pipeline.model import variants
 
 
 def _ensure_dagster_home() -> Path:
-    from liq_pipeline.instance_setup import ensure_instance
+    from liq_pipeline.apps.instance_setup import ensure_instance
 
     # Created once under a lock: two first commands at once would otherwise corrupt the SQLite storage.
     home = ensure_instance(Path(os.environ.get("DAGSTER_HOME") or Path(".dagster_home").resolve()), Path("dagster.yaml"))
@@ -239,7 +240,7 @@ def _validation_rows(report: dict) -> list[str]:
 
 
 def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]) -> None:
-    from liq_pipeline.cli import connect_read_only, format_top_zones
+    from liq_pipeline.warehouse.readonly import connect_read_only, format_top_zones
 
     print(f"\nreports in {config.reports_dir().resolve()}:")
     for symbol in symbols:
@@ -257,5 +258,5 @@ def _print_summary(symbols: tuple[str, ...], day: dt.date, months: list[dt.date]
         print("\n".join(_validation_rows(json.loads(path.read_text()))))
     with connect_read_only() as con:
         for symbol in symbols:
-            print(f"\n{symbol} {day}: top liquidation zones ({config.DEFAULT_VARIANT})")
-            print(format_top_zones(con, symbol, day, config.DEFAULT_VARIANT, n=3))
+            print(f"\n{symbol} {day}: top liquidation zones ({variants.DEFAULT})")
+            print(format_top_zones(con, symbol, day, variants.DEFAULT, n=3))

@@ -1,4 +1,4 @@
-"""`liq score-real`: the real-data scorecard (liq_pipeline/scorecard.py) from the command line.
+"""`liq score-real`: the real-data scorecard (liq_pipeline/apps/scorecard.py) from the command line.
 
 The chain's settings are environment variables read when the Definitions load, so this command sets them
 (LIQ_SOURCE=mirror, the mirror, a separate LIQ_DATA_DIR, ...) before it imports anything that reads them.
@@ -17,7 +17,7 @@ EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from liq_pipeline import scorecard
+    from liq_pipeline.apps import scorecard
 
     p = subparsers.add_parser(
         "score-real", help="run the chain on a real kline-only mirror in place and score it against realized liquidations")
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def score_real_command(args: argparse.Namespace) -> int:
-    from liq_pipeline import scorecard
+    from liq_pipeline.apps import scorecard
 
     mirror = Path(args.mirror).expanduser().resolve() if args.mirror else scorecard.real_data_dir()
     try:

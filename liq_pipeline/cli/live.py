@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from liq_pipeline import cli_args, config
+from liq_pipeline import config
+from liq_pipeline.cli import args as cli_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,16 +46,6 @@ def add_now_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warehouse", default=None, help="DuckDB file (default LIQ_WAREHOUSE)")
 
 
-#: Flags of live signals that fell back to the warehouse: the answer is not live.
-STALE_FLAGS = ("mark_price_fallback_baseline", "mark_price_missing", "oi_usd_fallback_baseline", "oi_usd_missing")
-
-
-def _short(flag: str, limit: int = 160) -> str:
-    """A flag in one readable line: an exception's repr cut to `limit` characters."""
-    line = " ".join(flag.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _print_table(result, top: int) -> None:
     s = result.signals
     print(f"{result.symbol} now ({s.as_of:%Y-%m-%d %H:%M:%S} UTC), baseline {result.baseline_day}, "
@@ -76,8 +67,9 @@ def now_command(args: argparse.Namespace) -> int:
     """Print the "now" heatmap of `args.symbol`; 0 on success, 2 when inputs are missing or REST fails."""
     import duckdb
 
-    from liq_pipeline.live import heatmap_now
     from liq_pipeline.market.rest import FapiClient, FapiError
+    from liq_pipeline.pipeline.live import STALE_FLAGS, heatmap_now
+    from liq_pipeline.pipeline.live import short_flag as _short
 
     path = getattr(args, "warehouse", None) or str(config.warehouse_path())
     try:

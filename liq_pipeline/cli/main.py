@@ -17,17 +17,27 @@ import sys
 from pathlib import Path
 
 from liq_pipeline import config
-from liq_pipeline.cli_args import (
+from liq_pipeline.cli.args import (
     OneLineParser,
     in_range,
     non_negative_float,
     positive_float,
     positive_int,
 )
+from liq_pipeline.model import variants
+from liq_pipeline.warehouse.readonly import (
+    ZONE_COLS,
+    connect_read_only,
+    format_zone_table,
+    materialize_hint,
+    zone_rows,
+)
+from liq_pipeline.warehouse.readonly import AnswerError as CliError
+from liq_pipeline.warehouse.readonly import duckdb_engine as _duckdb
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
-COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli",
-                   "liq_pipeline.validation.compare", "liq_pipeline.apps.serve")
+COMMAND_MODULES = ("liq_pipeline.cli.validation", "liq_pipeline.cli.live", "liq_pipeline.cli.scorecard",
+                   "liq_pipeline.apps.compare", "liq_pipeline.apps.serve")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
@@ -36,50 +46,7 @@ EXIT_BROKEN_PIPE = 141
 DUST_USD = 100.0
 
 
-class CliError(Exception):
-    """An expected failure: printed as one line, exit code 2."""
-
-
 # ---------------------------------------------------------------------------------------------- warehouse
-def materialize_hint(symbol: str | None, day: dt.date | None) -> str:
-    """The exact command that materializes what the CLI reads for (symbol, day)."""
-    part = f'"{day.isoformat() if day else "<YYYY-MM-DD>"}|{symbol or "<SYMBOL>"}"'
-    return (f"run `make demo` (simulated market), or `dagster asset materialize -m liq_pipeline.definitions "
-            f"--select liquidation_heatmap,liquidation_zones --partition {part}` once its inputs are materialized")
-
-
-def _duckdb():
-    """DuckDB's compiled module. `import duckdb` adds ~0.1 s (0.3 s on a busy machine) of Python-side API
-    (relational API, package metadata) that a text answer does not use; `_duckdb` is the engine it
-    re-exports, with the same connect() and exception classes."""
-    try:
-        import _duckdb
-    except ImportError:  # a DuckDB build without the split module
-        import duckdb as _duckdb
-    return _duckdb
-
-
-def connect_read_only(path: str | Path | None = None):
-    """Open the warehouse read-only, turning a missing file or a writer's lock into a CliError."""
-    duckdb = _duckdb()
-
-    if path is None and config.storage() == "parquet":
-        from liq_pipeline.warehouse import parquet
-
-        return parquet.connect(config.parquet_root(), read_only=True)
-    path = Path(path or config.warehouse_path())
-    if not path.exists():
-        raise CliError(f"warehouse {path} does not exist: {materialize_hint(None, None)}")
-    try:
-        # One thread: the answers read a few thousand rows, and starting a thread pool costs more than that.
-        return duckdb.connect(str(path), read_only=True, config={"threads": 1})
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
-            raise CliError(f"warehouse {path} is locked by a writer (a Dagster run or another DuckDB session): "
-                           "wait for the run to finish, or stop the process holding it, then retry") from None
-        raise CliError(f"cannot open warehouse {path}: {e}") from None
-
-
 def _has_table(con, table: str) -> bool:
     from liq_pipeline.warehouse.catalog import table_exists
 
@@ -95,8 +62,8 @@ def _check_symbol(symbol: str) -> str:
 
 
 def _check_variant(variant: str) -> str:
-    if variant not in config.VARIANTS:
-        raise CliError(f"unknown variant {variant!r}: one of {', '.join(config.VARIANTS)}")
+    if variant not in variants.NAMES:
+        raise CliError(f"unknown variant {variant!r}: one of {', '.join(variants.NAMES)}")
     return variant
 
 
@@ -204,39 +171,12 @@ def snapshot_levels(con, symbol: str, variant: str, snapshot: dt.datetime, day: 
 
 
 # ---------------------------------------------------------------------------------------------- zones
-_ZONE_COLS = "side, zone_rank, centroid_price, price_low, price_high, notional_usd, distance_pct, share_of_side, as_of"
-
-
-def _zone_rows(con, symbol: str, day: dt.date, variant: str, n: int) -> list[tuple]:
-    if not _has_table(con, "model.liquidation_zones"):
-        return []
-    return con.execute(f"SELECT {_ZONE_COLS} FROM model.liquidation_zones WHERE symbol = ? AND day = ? AND variant = ? "
-                       "AND zone_rank <= ? ORDER BY side, zone_rank", [symbol, day, variant, n]).fetchall()
-
-
-def _format_zone_table(rows: list[tuple]) -> str:
-    lines = [f"{'side':<6}{'rank':>5}{'centroid':>14}{'range':>29}{'notional_usd':>17}{'to mark':>10}{'share':>8}"]
-    for side, rank, centroid, low, high, notional, dist, share, _ in rows:
-        lines.append(f"{side:<6}{rank:>5}{centroid:>14,.2f}{f'{low:,.2f} – {high:,.2f}':>29}{notional:>17,.0f}"
-                     f"{dist:>+9.2f}%{share:>8.1%}")
-    return "\n".join(lines)
-
-
-def format_top_zones(con, symbol: str, day: dt.date, variant: str = config.DEFAULT_VARIANT, n: int = 3) -> str:
-    """Top `n` zones per side of (symbol, day, variant) as a text table; a "not materialized" line (with the
-    command to run) when there are none. Used by `liq zones` and at the end of `make demo`."""
-    rows = _zone_rows(con, symbol, day, variant, n)
-    if not rows:
-        return f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}"
-    return _format_zone_table(rows)
-
-
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_heatmap(args: argparse.Namespace) -> int:
     if args.now:
         if args.format not in ("table", "json"):
             raise CliError("--now supports --format table or json")
-        from liq_pipeline.live_cli import now_command  # live REST layer, written separately
+        from liq_pipeline.cli.live import now_command  # live REST layer, written separately
 
         return now_command(args)
     symbol = _check_symbol(args.symbol)
@@ -394,17 +334,17 @@ def cmd_zones(args: argparse.Namespace) -> int:
                                [symbol, variant]).fetchone()[0] if _has_table(con, "model.liquidation_zones") else None)
             if day is None:
                 raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
-        rows = _zone_rows(con, symbol, day, variant, args.top)
+        rows = zone_rows(con, symbol, day, variant, args.top)
     if not rows:
         raise CliError(f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}")
     if args.format == "json":
-        keys = _ZONE_COLS.replace(" ", "").split(",")
+        keys = ZONE_COLS.replace(" ", "").split(",")
         print(json.dumps({"symbol": symbol, "day": day.isoformat(), "variant": variant, "zones": [
             {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in zip(keys, r, strict=True)}
             for r in rows]}, indent=1))
     else:
         print(f"{symbol} {day} liquidation zones ({variant}), as of {rows[0][-1]:%Y-%m-%d %H:%M} UTC")
-        print(_format_zone_table(rows))
+        print(format_zone_table(rows))
     return 0
 
 
@@ -422,7 +362,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         cfg = SimConfig.for_scenario(args.scenario, symbols=symbols, start=start, days=args.days, seed=args.seed,
                                      out_dir=Path(args.out), **kwargs)
-        from liq_pipeline.demo import SimulationProgress
+        from liq_pipeline.apps.demo import SimulationProgress
 
         # Progress on stderr: stdout is the JSON summary.
         print(f"simulating {', '.join(symbols)} × {args.days} days ({args.scenario}, seed {args.seed}) into "
@@ -440,7 +380,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from liq_pipeline.demo import run_demo
+    from liq_pipeline.apps.demo import run_demo
 
     return run_demo(days=args.days, seed=args.seed, model_days=args.model_days, scenario=args.scenario)
 
@@ -453,8 +393,8 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     h = sub.add_parser("heatmap", help="liquidation levels of SYMBOL at a time (from the warehouse)")
     h.add_argument("symbol")
     h.add_argument("--at", help="UTC time, e.g. 2026-01-05T12:00 (default: the latest snapshot)")
-    h.add_argument("--variant", default=config.DEFAULT_VARIANT,
-                   help=f"one of {', '.join(config.VARIANTS)} (default {config.DEFAULT_VARIANT})")
+    h.add_argument("--variant", default=variants.DEFAULT,
+                   help=f"one of {', '.join(variants.NAMES)} (default {variants.DEFAULT})")
     h.add_argument("--format", choices=("table", "json", "png", "html"), default="table")
     h.add_argument("--out", help="output file for png/html (default under the reports directory)")
     h.add_argument("--top", type=positive_int, default=10, help="levels per side in the table (default 10)")
@@ -471,7 +411,7 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     z = sub.add_parser("zones", help="liquidation zones of SYMBOL at the end of a day")
     z.add_argument("symbol")
     z.add_argument("--day", help="YYYY-MM-DD (default: the latest materialized day)")
-    z.add_argument("--variant", default=config.DEFAULT_VARIANT)
+    z.add_argument("--variant", default=variants.DEFAULT)
     z.add_argument("--format", choices=("table", "json"), default="table")
     z.add_argument("--top", type=positive_int, default=5, help="zones per side (default 5)")
     z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")

@@ -10,7 +10,9 @@ import math
 import sys
 from pathlib import Path
 
-from liq_pipeline import cli_args, config
+from liq_pipeline import config
+from liq_pipeline.cli import args as cli_args
+from liq_pipeline.model import variants as variant_registry
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("symbol", type=str.upper)
     bt.add_argument("--start", required=True, type=cli_args.date, help="first day, YYYY-MM-DD")
     bt.add_argument("--end", required=True, type=cli_args.date, help="last day (inclusive), YYYY-MM-DD")
-    bt.add_argument("--variant", choices=config.VARIANTS, default=None, help="one variant (default: all)")
+    bt.add_argument("--variant", choices=variant_registry.NAMES, default=None, help="one variant (default: all)")
     bt.add_argument("--bar-minutes", type=cli_args.positive_int, default=60, help="bar length in minutes (default 60)")
     bt.add_argument("--top-k", type=cli_args.positive_int, default=None, help="cells flagged by the top-K test (default 10 %% of cells)")
     bt.add_argument("--source", choices=("auto", "truth", "events", "bars"), default="auto",
@@ -120,7 +122,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         con = _connect(args.warehouse, must_exist=True)
     except OSError as e:
         return _error(str(e))
-    variants = [args.variant] if args.variant else list(config.VARIANTS)
+    variants = [args.variant] if args.variant else list(variant_registry.NAMES)
     try:
         with con:
             check_inputs(con, args.symbol, args.start, args.end, variants, args.source, args.bar_minutes)

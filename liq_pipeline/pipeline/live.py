@@ -8,6 +8,7 @@ CLI (live_cli.py) are thin wrappers around them.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -22,17 +23,12 @@ import pandas as pd
 from liq_pipeline import config
 from liq_pipeline.market.parsers import STALE_OI_RUN_ROWS
 from liq_pipeline.market.rest import FapiClient, FapiError, to_ms
+from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.model.levels import LeverageMix, SizeBuckets
-from liq_pipeline.model.margin import LONG, BracketTable, load_bracket_tables, table_for
-from liq_pipeline.model.positions import (
-    PositionSignals,
-    build_distributions,
-    levels_at_risk,
-    mark_extremes_since,
-)
-from liq_pipeline.model.sizes import choose_sizes
+from liq_pipeline.model.margin import BracketTable, load_bracket_tables, table_for
+from liq_pipeline.pipeline.flow_day import map_mix, map_scale
 from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition, table_exists
+from liq_pipeline.warehouse.readers.flow import load_latest_book
 
 #: Value of the `source` column (klines, OI, funding) and of ingest_log.status for REST-filled partitions.
 REST_SOURCE = "rest"
@@ -166,7 +162,7 @@ def rest_filled_partitions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 # ============================================================================================ now heatmap
 @dataclass(frozen=True)
 class LiveSignals:
-    """The live inputs of the hybrid model, with what failed (flags) and how long each call took."""
+    """The live inputs of `liq now`, with what failed (flags) and how long each call took."""
 
     as_of: dt.datetime
     mark_price: float | None
@@ -220,6 +216,16 @@ SIGNAL_FETCHERS: dict[str, Callable[[FapiClient, str], float]] = {
     "oi_24h_ago_usd": _fetch_oi_24h_usd,
     "funding_rate_8h": _fetch_funding_8h,
 }
+
+
+#: Flags of live signals that fell back to the warehouse: an answer carrying one is not live.
+STALE_FLAGS = ("mark_price_fallback_baseline", "mark_price_missing", "oi_usd_fallback_baseline", "oi_usd_missing")
+
+
+def short_flag(flag: str, limit: int = 160) -> str:
+    """A flag in one readable line: an exception's repr cut to `limit` characters."""
+    line = " ".join(flag.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def fetch_live_signals(client: FapiClient, symbol: str, baseline: BaselineSignals, budget_s: float = 1.0) -> LiveSignals:
@@ -282,41 +288,6 @@ def fetch_live_signals(client: FapiClient, symbol: str, baseline: BaselineSignal
     return LiveSignals(as_of, mark, oi_usd, oi_24h, funding, tuple(flags), latency)
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """The latest baseline profile of a symbol joined with its OFI split, one row per grid bin."""
-
-    day: dt.date
-    bin_id: np.ndarray
-    price_mid: np.ndarray
-    notional_usd: np.ndarray
-    long_prob: np.ndarray
-    last_trade_time: np.ndarray  # datetime64, last trade in the bin over the window
-
-
-def load_baseline(con: duckdb.DuckDBPyConnection, symbol: str) -> Baseline:
-    """Latest day present in both model.volume_profile_baseline and model.ofi_bins for `symbol`."""
-    for table in ("model.volume_profile_baseline", "model.ofi_bins"):
-        if not table_exists(con, table):
-            raise LookupError(f"{table} does not exist: materialize volume_profile_baseline and ofi_bins first")
-    frame = con.execute("""
-        WITH latest AS (
-            SELECT max(b.day) AS day FROM model.volume_profile_baseline b
-            WHERE b.symbol = ? AND EXISTS (SELECT 1 FROM model.ofi_bins o WHERE o.symbol = b.symbol AND o.day = b.day))
-        SELECT b.day, b.bin_id, coalesce(o.price_mid, (b.price_low + b.price_high) / 2) AS price_mid,
-               b.notional_usd, coalesce(o.long_prob, 0.5) AS long_prob, b.last_trade_time
-        FROM model.volume_profile_baseline b JOIN latest USING (day)
-        LEFT JOIN model.ofi_bins o ON o.symbol = b.symbol AND o.day = b.day AND o.bin_id = b.bin_id
-        WHERE b.symbol = ? ORDER BY b.bin_id""", [symbol, symbol]).df()
-    if frame.empty:
-        raise LookupError(f"no volume_profile_baseline + ofi_bins rows for {symbol}: materialize them for at least one "
-                          "day before asking for the 'now' heatmap")
-    return Baseline(frame["day"].iloc[0].date() if hasattr(frame["day"].iloc[0], "date") else frame["day"].iloc[0],
-                    frame["bin_id"].to_numpy(np.int64), frame["price_mid"].to_numpy(np.float64),
-                    frame["notional_usd"].to_numpy(np.float64), frame["long_prob"].to_numpy(np.float64),
-                    frame["last_trade_time"].to_numpy("datetime64[us]"))
-
-
 def load_baseline_signals(con: duckdb.DuckDBPyConnection, symbol: str) -> BaselineSignals:
     """Latest model.position_signals row of `symbol` (all None when the table or row is missing)."""
     if not table_exists(con, "model.position_signals"):
@@ -324,40 +295,6 @@ def load_baseline_signals(con: duckdb.DuckDBPyConnection, symbol: str) -> Baseli
     row = con.execute("""SELECT day, mark_price, oi_usd, oi_24h_ago_usd, funding_rate_8h FROM model.position_signals
                          WHERE symbol = ? ORDER BY day DESC, as_of DESC LIMIT 1""", [symbol]).fetchone()
     return BaselineSignals(*row) if row else BaselineSignals(None)
-
-
-def load_size_buckets(con: duckdb.DuckDBPyConnection, symbol: str, n_buckets: int) -> tuple[SizeBuckets, str]:
-    """Position-size buckets from the latest day of raw.agg_trades (notional-weighted quantiles, as
-    levels.size_buckets_from_trades, computed in SQL); falls back to one bucket at the mean trade notional
-    of the latest klines (quote volume / trade count), then to the size prior of model/sizes.py (klines
-    without trade counts, or no trades at all). Returns the buckets and a description."""
-    if table_exists(con, "raw.agg_trades"):
-        frame = con.execute(f"""
-            WITH d AS (SELECT max(day) AS day FROM raw.agg_trades WHERE symbol = ?),
-            t AS (SELECT price * quantity AS x FROM raw.agg_trades JOIN d USING (day)
-                  WHERE symbol = ? AND price * quantity > 0),
-            c AS (SELECT x, sum(x) OVER (ORDER BY x ROWS UNBOUNDED PRECEDING) AS cum, sum(x) OVER () AS total FROM t)
-            SELECT least(floor((cum - x) / total * {n_buckets}), {n_buckets - 1}) AS bucket,
-                   sum(x * x) / sum(x) AS size_usd, sum(x) / any_value(total) AS weight,
-                   (SELECT day FROM d) AS day
-            FROM c GROUP BY bucket ORDER BY bucket""", [symbol, symbol]).df()
-        if not frame.empty:
-            return (SizeBuckets(frame["size_usd"].to_numpy(np.float64), frame["weight"].to_numpy(np.float64)),
-                    f"aggTrades of {frame['day'].iloc[0]}")
-    if table_exists(con, "raw.klines"):
-        row = con.execute("""SELECT day, sum(quote_volume) / nullif(sum(trade_count), 0) FROM raw.klines
-                             WHERE symbol = ? AND day = (SELECT max(day) FROM raw.klines WHERE symbol = ?)
-                             GROUP BY day""", [symbol, symbol]).fetchone()
-        if row and row[1]:
-            return SizeBuckets(np.array([float(row[1])]), np.array([1.0])), f"mean trade of klines {row[0]}"
-        if row:
-            reason = f"no aggTrades for {symbol} and its latest klines ({row[0]}) carry no trade counts (count = 0)"
-        else:
-            reason = f"no aggTrades and no klines for {symbol}"
-    else:
-        reason = f"no aggTrades and no klines for {symbol}"
-    prior = choose_sizes(None, n_buckets, "", reason)
-    return prior.buckets, f"{prior.source}; {prior.flag}"
 
 
 def load_mark_candles(con: duckdb.DuckDBPyConnection, symbol: str, since: np.datetime64) -> pd.DataFrame:
@@ -383,9 +320,13 @@ class NowResult:
     sizes_from: str
     #: Notional whose liquidation price mark has crossed since the bin last traded (dropped from `levels`).
     crossed_usd: float
-    #: Notional beyond an incomplete bracket table or without a liquidation price.
+    #: Notional without a liquidation price (a long whose funding-moved LP fell to 0 or below).
     unpriced_usd: float
     latency_ms: dict[str, float] = field(default_factory=dict)
+    #: The variant whose book is shown (model/variants.py).
+    variant: str = variants.DEFAULT
+    #: The book's notional scaled to now, before the crossed cells are dropped: levels + crossed + unpriced.
+    book_usd: float = 0.0
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -393,7 +334,8 @@ class NowResult:
 
     def to_json(self) -> dict:
         return {
-            "symbol": self.symbol, "as_of": self.signals.as_of.isoformat(), "baseline_day": self.baseline_day.isoformat(),
+            "symbol": self.symbol, "variant": self.variant, "as_of": self.signals.as_of.isoformat(),
+            "baseline_day": self.baseline_day.isoformat(),
             "mark_price": self.signals.mark_price, "oi_usd": self.signals.oi_usd,
             "oi_24h_ago_usd": self.signals.oi_24h_ago_usd, "funding_rate_8h": self.signals.funding_rate_8h,
             "flags": list(self.flags), "latency_ms": {k: round(v, 1) for k, v in self.latency_ms.items()},
@@ -410,53 +352,61 @@ def heatmap_now(
     budget_s: float = 1.0,
     params: config.ModelParams = config.MODEL,
     bracket_tables: list[BracketTable] | None = None,
+    variant: str = variants.DEFAULT,
 ) -> NowResult:
-    """Liquidation levels of `symbol` now: the latest warehouse baseline (volume profile + OFI split)
-    re-weighted with live signals by the hybrid model (model.positions.build_distributions), priced with
-    the exact tiered formula (model.positions.levels_at_risk).
+    """Liquidation levels of `symbol` now, read off the latest stored book of `variant` (the default: the one
+    book engine, model/flow.py, as flow_book left it at the end of its last day).
 
-    Signals come from REST in parallel within `budget_s` (fallback to the last model.position_signals
-    row, flagged). As in the daily pipeline, cells whose liquidation price mark has crossed since the
-    bin's last trade are dropped (stored mark candles plus the live mark); their notional is `crossed_usd`.
-    Bracket table: the one in force today among the shipped tables and the refreshed snapshots under
-    `data_dir()/brackets`.
+    The book's cells are scaled as its map (the leveraged share in force) and by live OI / the OI at the
+    book's end (model.position_signals of that day; unscaled and flagged when either is missing). Signals
+    come from REST in parallel within `budget_s` (fallback to the last model.position_signals row, flagged).
+    Cells whose liquidation price the mark has crossed since the book's end (stored mark candles plus the
+    live mark) are dropped; their notional is `crossed_usd`. `bracket_table`: the table in force today (the
+    cells were priced with the one in force when they opened).
     """
     t0 = time.perf_counter()
-    baseline = load_baseline(con, symbol)
+    day, book = load_latest_book(con, symbol, variant)
     fallback = load_baseline_signals(con, symbol)
     live = fetch_live_signals(client, symbol, fallback, budget_s)
     t_model = time.perf_counter()
     if live.mark_price is None or live.oi_usd is None:
         raise LookupError(f"{symbol}: neither REST nor model.position_signals gave a mark price and OI "
                           f"(flags: {', '.join(live.flags)})")
-    signals = PositionSignals(as_of=live.as_of, mark_price=live.mark_price, oi_usd=live.oi_usd,
-                              oi_24h_ago_usd=live.oi_24h_ago_usd, funding_rate_8h=live.funding_rate_8h,
-                              flags=live.flags)
-    hybrid = build_distributions(baseline.price_mid, baseline.notional_usd, baseline.long_prob, signals, params)["hybrid"]
     tables = bracket_tables if bracket_tables is not None else load_bracket_tables(config.data_dir() / "brackets")
     choice = table_for(symbol, live.as_of.date(), tables)
-    sizes, sizes_from = load_size_buckets(con, symbol, params.size_buckets)
     grid = grid_for(symbol, params)
-    candles = load_mark_candles(con, symbol, baseline.last_trade_time.min())
-    mark_low, mark_high = mark_extremes_since(baseline.last_trade_time, candles["open_time"].to_numpy(),
-                                              candles["low"].to_numpy(np.float64), candles["high"].to_numpy(np.float64),
-                                              live.mark_price)
-    risk = levels_at_risk(baseline.price_mid, hybrid.long_usd, hybrid.short_usd, mark_low, mark_high, grid,
-                          choice.table, LeverageMix.of(params.leverages, params.leverage_weights), sizes)
-    levels = pd.DataFrame({
-        "side": np.where(risk.side == LONG, "long", "short"),
-        "bin_id": risk.bin_id,
-        "price_low": grid.low(risk.bin_id),
-        "price_high": grid.high(risk.bin_id),
-        "price": risk.price,
-        "notional_usd": risk.notional_usd,
-        "collateral_usd": risk.collateral_usd,
-    }).sort_values(["side", "bin_id"], ignore_index=True)
+    flags = list(live.flags)
+    oi_then = fallback.oi_usd if fallback.day == day else None
+    if oi_then:
+        oi_factor = live.oi_usd / oi_then
+    else:
+        oi_factor = 1.0
+        flags.append("oi_scale_off: no stored OI at the book's end, the book is shown at its own scale")
+    notional = book.notional_usd * map_scale(map_mix(con, symbol, day, variant)) * oi_factor
+    lp = book.liq_price()
+    book_end = np.datetime64(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), "us")
+    candles = load_mark_candles(con, symbol, book_end - np.timedelta64(1, "us"))
+    low = float(np.nanmin(np.append(candles["low"].to_numpy(np.float64), live.mark_price)))
+    high = float(np.nanmax(np.append(candles["high"].to_numpy(np.float64), live.mark_price)))
+    priced = np.isfinite(lp) & (lp > 0) & (notional > 0)
+    crossed = priced & np.where(book.side > 0, lp >= low, lp <= high)
+    keep = priced & ~crossed
+    frame = pd.DataFrame({"side": np.where(book.side[keep] > 0, "long", "short"), "bin_id": grid.bin_id(lp[keep]),
+                          "w": lp[keep] * notional[keep], "notional_usd": notional[keep],
+                          "collateral_usd": notional[keep] * np.maximum(
+                              1.0 / book.leverage[keep] - book.side[keep] * book.funding_paid[keep], 0.0)})
+    levels = frame.groupby(["side", "bin_id"], as_index=False)[["w", "notional_usd", "collateral_usd"]].sum()
+    levels["price"] = levels["w"] / levels["notional_usd"]
+    levels["price_low"], levels["price_high"] = grid.low(levels["bin_id"]), grid.high(levels["bin_id"])
+    levels = levels[["side", "bin_id", "price_low", "price_high", "price", "notional_usd", "collateral_usd"]]
     latency = dict(live.latency_ms)
     latency["model"] = (time.perf_counter() - t_model) * 1000
     latency["total"] = (time.perf_counter() - t0) * 1000
-    return NowResult(symbol, baseline.day, live, levels, choice.table.id, sizes_from, risk.consumed_usd,
-                     risk.unpriced_usd, latency)
+    signals = dataclasses.replace(live, flags=tuple(flags))
+    return NowResult(symbol, day, signals, levels.sort_values(["side", "bin_id"], ignore_index=True), choice.table.id,
+                     f"the {variant} book's cells", float(notional[crossed].sum()),
+                     float(notional[~priced & (notional > 0)].sum()), latency, variant=variant,
+                     book_usd=float(notional.sum()))
 
 
 # ============================================================================================ brackets

@@ -1,0 +1,68 @@
+"""Readers of the map tables (`model.liquidation_heatmap`, `model.liquidation_levels`,
+`model.position_distribution`, `model.flow_snapshots`, `model.flow_steps`) and of the end-of-day mark, for
+the heatmap's day: start states, long shares, the book engine's snapshots, the last snapshot per variant."""
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from liq_pipeline.warehouse.catalog import existing_tables, table_exists
+
+
+def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[float, str]:
+    """Last mark close of the day (last-price close if no mark candle), and which table it came from."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if table_exists(con, table):
+            row = con.execute(f"SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day = ? "
+                              "AND open_time < ?", [symbol, day, end]).fetchone()
+            if row and row[0] is not None:
+                return float(row[0]), table
+    raise LookupError(f"{symbol} {day}: no mark-price or last-price klines to measure zone distances from")
+
+
+def flow_snapshot_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
+                       tables: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """A variant's snapshot cells of the day from the book engine (model.flow_snapshots): snapshot_time, sign
+    (+1 long, −1 short), bin_id, notional_usd, ordered by time, side, bin. LookupError when flow_book has
+    not run."""
+    tables = existing_tables(con) if tables is None else tables
+    if "model.flow_snapshots" not in tables:
+        raise LookupError(f"{symbol} {day}: model.flow_snapshots does not exist; materialize flow_book first")
+    rows = con.execute("""SELECT snapshot_time, CASE side WHEN 'long' THEN 1 ELSE -1 END AS sign, bin_id, notional_usd
+                          FROM model.flow_snapshots WHERE symbol = ? AND day = ? AND variant = ?
+                          ORDER BY snapshot_time, side, bin_id""", [symbol, day, variant]).fetchnumpy()
+    if rows["sign"].size == 0 and not con.execute("SELECT count(*) > 0 FROM model.flow_snapshots WHERE symbol = ? "
+                                                  "AND day = ?", [symbol, day]).fetchone()[0]:
+        # No variant has a snapshot: flow_book has not run (one variant alone may hold an empty book all day).
+        raise LookupError(f"{symbol} {day} ({variant}): no book snapshots; materialize flow_book for this "
+                          "partition first")
+    return rows
+
+
+def flow_consumed_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
+                       tables: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """Notional the book engine's mark path consumed per step end and side (model.flow_steps): step_end,
+    side ('long'/'short'), usd; empty columns when the table does not exist."""
+    tables = existing_tables(con) if tables is None else tables
+    if "model.flow_steps" not in tables:
+        return {"step_end": np.zeros(0, "datetime64[ms]"), "side": np.zeros(0, object), "usd": np.zeros(0)}
+    return con.execute("""SELECT step_end, side, sum(consumed_usd) AS usd FROM model.flow_steps
+                          WHERE symbol = ? AND day = ? AND variant = ? GROUP BY ALL""",
+                       [symbol, day, variant]).fetchnumpy()
+
+
+def last_snapshots(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> pd.DataFrame:
+    """The last heatmap snapshot of the day per variant (variant, snapshot_time, side, bin_id, notional_usd);
+    LookupError when the day has none."""
+    snap = con.execute(
+        """SELECT variant, snapshot_time, side, bin_id, notional_usd FROM model.liquidation_heatmap h
+           WHERE symbol = ? AND day = ? AND snapshot_time = (SELECT max(snapshot_time)
+               FROM model.liquidation_heatmap WHERE symbol = h.symbol AND day = h.day AND variant = h.variant)
+        """, [symbol, day]).df() if table_exists(con, "model.liquidation_heatmap") else pd.DataFrame()
+    if snap.empty:
+        raise LookupError(f"{symbol} {day}: model.liquidation_heatmap has no snapshot; "
+                          "materialize liquidation_heatmap for this partition first")
+    return snap
