@@ -35,6 +35,7 @@ from liq_pipeline.market.formats import (
 )
 from liq_pipeline.market.ingest import parse_and_check
 from liq_pipeline.market.rest import FapiClient, FapiError
+from liq_pipeline.pipeline import raw_checks
 from liq_pipeline_tests.mirror_fixture import write_zip
 
 #: At least 1,000 generated inputs per reader and run (the issue's target; LIQ_HOSTILE_EXAMPLES raises it for a
@@ -122,17 +123,17 @@ def _spec(kind: str) -> ArchiveFile:
 def _select_and_check(kind: str, reference: float | None):
     if kind == "aggTrades":
         return (lambda csv, only_day: parsers.agg_trades_checked_select(csv, SYMBOL, DAY, only_day),
-                lambda mem, rel, csv: raw._agg_trades_blocking(mem, rel, csv, SYMBOL, DAY, reference))
+                lambda mem, rel, csv: raw_checks.agg_trades_blocking(mem, rel, csv, SYMBOL, DAY, reference))
     if kind in KLINE_KINDS:
         priced = kind != "premiumIndexKlines"
-        check = raw._klines_blocking("1m", priced, kind)
+        check = raw_checks.klines_blocking("1m", priced, kind)
         return (lambda csv, only_day: parsers.klines_select(csv, SYMBOL, DAY, "1m", kind=kind, only_day=only_day),
                 lambda mem, rel, csv: check(mem, rel, csv, SYMBOL, DAY, reference if priced else None))
     if kind == "metrics":
         return (lambda csv, only_day: parsers.metrics_select(csv, SYMBOL, DAY),
-                lambda mem, rel, csv: raw._metrics_blocking(mem, rel, csv, SYMBOL, DAY, reference))
+                lambda mem, rel, csv: raw_checks.metrics_blocking(mem, rel, csv, SYMBOL, DAY, reference))
     return (lambda csv, only_day: parsers.funding_select(csv, SYMBOL, DAY),
-            lambda mem, rel, csv: raw._funding_blocking(mem, rel, csv, SYMBOL, DAY, None))
+            lambda mem, rel, csv: raw_checks.funding_blocking(mem, rel, csv, SYMBOL, DAY, None))
 
 
 VALID = {"aggTrades": (AGG_TRADES_COLUMNS, _agg_rows()), "klines": (KLINES_COLUMNS, _kline_rows()),

@@ -143,7 +143,7 @@ def test_instant_map_is_cumulative_from_the_mark_with_zones(server):
     ({"lookback": "range", "from": "2026-01-03", "to": "2026-01-01"}, "before"),
     ({"lookback": "range", "from": "yesterday", "to": "2026-01-01"}, "must be a date"),
     ({"lev": "3"}, "not among the book's leverage buckets"),
-    ({"variant": "hybrid", "lev": "10"}, "applies to the flow variant"),
+    ({"variant": "hybrid", "lev": "10"}, "the seed's fixed mix"),
     ({"end": "soon"}, "not an ISO time"),
 ])
 def test_bad_requests_are_answered_in_words(server, params, words):
@@ -165,7 +165,7 @@ def test_a_missing_warehouse_is_said_on_the_page(tmp_path):
 def test_serve_command_refuses_a_busy_port_or_a_missing_warehouse_in_one_line(tmp_path, capsys):
     import socket
 
-    from liq_pipeline import cli
+    from liq_pipeline.cli import main as cli
 
     missing = tmp_path / "none.duckdb"
     assert cli.main(["serve", "--warehouse", str(missing)]) == 2

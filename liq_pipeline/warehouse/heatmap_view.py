@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
+from liq_pipeline.warehouse.grid_sql import bin_id_sql
 
 # A table never materialized is answered as empty: DuckDB says so with a CatalogException, which costs
 # nothing when the table exists (a catalog lookup before every query cost 3 ms each on a busy machine).
@@ -141,7 +142,7 @@ def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, variant: str
     lp = "lp_open + entry_price * funding_paid / (1 - (CASE WHEN side = 'long' THEN 1 ELSE -1 END) * mmr)"
     try:
         c = con.execute(
-            f"SELECT day, side = 'long' AS is_long, {grid.sql_bin_id('lp')} AS bin_id, lev_bucket, sum(notional_usd) AS n "
+            f"SELECT day, side = 'long' AS is_long, {bin_id_sql(grid, 'lp')} AS bin_id, lev_bucket, sum(notional_usd) AS n "
             f"FROM (SELECT day, side, lev_bucket, notional_usd, {lp} AS lp FROM model.flow_book "
             "WHERE symbol = ? AND variant = ? AND day BETWEEN ? AND ?) WHERE lp > 0 AND notional_usd > 0 GROUP BY ALL",
             [symbol, variant, first_day, last_day]).fetchnumpy()
