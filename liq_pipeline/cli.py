@@ -375,7 +375,7 @@ def cmd_zones(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from liq_pipeline.market.simulator import SimConfig, simulate
+    from liq_pipeline.sim import SimConfig, simulate
 
     try:
         start = dt.date.fromisoformat(args.start)
@@ -399,7 +399,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(f"simulate: {e}") from None
     print(json.dumps(summary.to_json(), indent=1, default=str))
     if args.figures:
-        from liq_pipeline.market import sim_realism
+        from liq_pipeline.sim import realism as sim_realism
 
         print(sim_realism.format_figures(sim_realism.figures(Path(args.out))))
     return 0

@@ -13,8 +13,8 @@ import pytest
 
 from liq_pipeline import cli, config
 from liq_pipeline.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import scoring
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline.validation import compare
 from liq_pipeline_tests.conftest import simulated_market_env
 

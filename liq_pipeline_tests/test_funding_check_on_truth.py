@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from liq_pipeline.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import scoring
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline.validation import seed
 from liq_pipeline_tests.conftest import simulated_market_env
 

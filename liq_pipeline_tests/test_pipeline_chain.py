@@ -15,7 +15,7 @@ import pytest
 
 from liq_pipeline.config import FLOW
 from liq_pipeline.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"

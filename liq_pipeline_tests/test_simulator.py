@@ -17,11 +17,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline.assets import truth
-from liq_pipeline.market import formats, sim_realism
+from liq_pipeline.market import formats
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.simulator import SimConfig, epoch_ms, simulate
 from liq_pipeline.model import margin
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.sim import SimConfig, epoch_ms, simulate
+from liq_pipeline.sim import realism as sim_realism
 from liq_pipeline.warehouse.schema import TABLES
 
 # Crosses a month boundary so two monthly fundingRate files are written.

@@ -73,7 +73,7 @@ class Pair:
 
 def parse_pair(spec: str) -> Pair:
     """`scenario/seed` or `scenario/seed/no-ofi` → Pair; CompareInputError with one sentence otherwise."""
-    from liq_pipeline.market.simulator import SCENARIOS
+    from liq_pipeline.sim import SCENARIOS
 
     parts = spec.strip().split("/")
     usage = f"pair {spec!r} is not scenario/seed[/{NO_OFI}] (e.g. calm/7 or calm/7/{NO_OFI})"
