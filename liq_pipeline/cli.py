@@ -20,7 +20,7 @@ from liq_pipeline import config
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.validation_cli", "liq_pipeline.live_cli", "liq_pipeline.scorecard_cli",
-                   "liq_pipeline.validation.compare")
+                   "liq_pipeline.validation.compare", "liq_pipeline.realism_cli")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
