@@ -36,19 +36,22 @@ ROLES = np.array(["market_maker", "basis"])
 
 #: Named markets for `liq simulate --scenario`: overrides of the SimConfig defaults (calm = the defaults).
 SCENARIOS: dict[str, dict] = {
-    # The defaults: a calm-to-volatile month of BTC/ETH, regime drifts of ±0.4 %/day.
+    # The defaults, calibrated to real BTCUSDT (Dec 2025 - Feb 2026) by `liq realism`; docs/simulator.md.
     "calm": {},
-    # Long directional regimes that speculators chase (they crowd the trend's side harder).
+    # A sustained directional market that speculators chase: regimes drifting ±1.2 %/day for ~5 days, the
+    # pace of real BTC's Dec 2025 - Feb 2026 slide (-30 % in 11 weeks, faster legs). An assumption: the
+    # episode's statistics are not checked against it (docs/simulator.md).
     "trending": {
-        "regime_drifts_per_day": (-0.02, 0.0, 0.02), "regime_mean_hours": 120.0,
-        "regime_long_probs": (0.36, 0.5, 0.64), "jumps_per_day": 0.3,
+        "regime_drifts_per_day": (-0.012, 0.0, 0.012), "regime_mean_hours": 120.0,
+        "regime_long_probs": (0.40, 0.54, 0.68), "jumps_per_day": 0.3,
     },
-    # More leverage, more and larger jumps, stronger liquidation impact that decays slower: cascades.
+    # More leverage, more and larger jumps, deeper liquidation impact: liquidation cascades like the real
+    # 2026-02-05 20:00 UTC hour (the window's largest, 134.5 M USD of longs on three exchanges). An
+    # assumption, not fitted to that hour.
     "cascade": {
         "leverage_weights": (0.02, 0.03, 0.05, 0.10, 0.10, 0.15, 0.13, 0.17, 0.09, 0.09, 0.07),
-        "jumps_per_day": 1.2, "jump_scale": 0.018, "vol_of_vol": 0.6, "liquidation_impact": 0.3,
-        "max_impact_per_minute": 0.04, "impact_half_life_minutes": 90.0,
-        "regime_long_probs": (0.32, 0.5, 0.68),
+        "jumps_per_day": 1.2, "jump_scale": 0.018, "vol_of_vol": 0.8, "liquidation_impact": 1.0,
+        "max_impact_per_minute": 0.04, "regime_long_probs": (0.38, 0.54, 0.70),
     },
 }
 
@@ -78,22 +81,26 @@ class SimConfig:
     default_initial_price: float = 100.0
     default_annual_vol: float = 0.80
     #: AR(1) log-volatility: mean reversion rate per day and stationary standard deviation of log-vol.
-    vol_mean_reversion_per_day: float = 3.0
-    vol_of_vol: float = 0.45
+    vol_mean_reversion_per_day: float = 1.5
+    vol_of_vol: float = 0.6
+    #: Volatility multiplier per UTC hour of day (normalised to mean square 1): real BTCUSDT's hourly return
+    #: sd by hour, rounded (US session 14-18 UTC at 1.2-1.7x, Asian night 0.6-0.8x; docs/simulator.md).
+    intraday_vol_profile: tuple[float, ...] = (0.8, 1.1, 0.9, 0.8, 0.6, 0.7, 0.9, 0.6, 0.7, 0.8, 0.7, 0.7,
+                                               0.8, 1.0, 1.4, 1.7, 1.4, 1.4, 1.2, 1.2, 1.0, 0.8, 0.8, 0.8)
     jumps_per_day: float = 0.4
     #: Laplace scale of a jump's log-return.
     jump_scale: float = 0.012
     # ---- speculators ----------------------------------------------------------------------------
     positions_per_day: int = 9_000
     leverages: tuple[float, ...] = (2, 3, 5, 10, 15, 20, 25, 50, 75, 100, 125)
-    leverage_weights: tuple[float, ...] = (0.03, 0.05, 0.09, 0.17, 0.14, 0.18, 0.13, 0.10, 0.04, 0.04, 0.03)
+    leverage_weights: tuple[float, ...] = (0.03, 0.04, 0.07, 0.14, 0.12, 0.18, 0.14, 0.12, 0.06, 0.05, 0.05)
     #: Entry notional ~ Pareto(size_min_usd, alpha), truncated at size_max_usd (USDT).
     size_min_usd: float = 1_000.0
     size_tail_alpha: float = 1.5
     size_max_usd: float = 2_500_000.0
     #: Larger accounts use less leverage: the drawn leverage is scaled by (notional / size_min_usd)^−exponent
     #: and floored to an integer >= 2 (an assumption; Binance's tiers cap leverage in the same direction).
-    leverage_size_exponent: float = 0.25
+    leverage_size_exponent: float = 0.5
     #: Share of speculators in cross margin: their whole account balance backs the position.
     cross_margin_share: float = 0.5
     #: Account balance / position margin ~ 1 + lognormal(median, sigma): free collateral besides the margin.
@@ -107,30 +114,36 @@ class SimConfig:
     #: Planned holding time ~ lognormal with this median (hours) and log-sd.
     median_hold_hours: float = 40.0
     hold_sigma: float = 1.4
+    #: The drawn hold applies at this leverage; a position at leverage L plans (reference / L)^exponent of it.
+    hold_reference_leverage: float = 10.0
+    hold_leverage_exponent: float = 1.0
     #: Take-profit at a PnL of this median multiple of the margin (log-sd tp_sigma).
     take_profit_margin_multiple: float = 0.8
     tp_sigma: float = 0.7
-    stop_loss_share: float = 0.45
+    stop_loss_share: float = 0.25
     #: Stop-loss at a loss of U(lo, hi) of the margin; dropped when it would sit beyond the liquidation price.
     stop_loss_margin_range: tuple[float, float] = (0.3, 0.85)
-    regime_long_probs: tuple[float, ...] = (0.40, 0.50, 0.60)
+    regime_long_probs: tuple[float, ...] = (0.46, 0.54, 0.62)
     regime_drifts_per_day: tuple[float, ...] = (-0.004, 0.0, 0.004)
     regime_mean_hours: float = 36.0
     #: Probability that a speculative opener takes liquidity; 0.5 = opens carry no order-flow signal.
     taker_open_share: float = 0.7
     taker_close_share: float = 0.5
-    #: Mark log-displacement per unit of (liquidated notional / open interest), added the next minute and
-    #: decaying with `impact_half_life_minutes` (temporary impact: the book refills after a cascade).
-    liquidation_impact: float = 0.1
+    #: Mark log-displacement per unit of (liquidated notional / open interest), added the next minute: a
+    #: share `impact_permanent_share` stays (price discovery), the rest decays with `impact_half_life_minutes`
+    #: (the book refills after a liquidation wick). docs/simulator.md gives the depth fact behind the size.
+    liquidation_impact: float = 0.5
     max_impact_per_minute: float = 0.02
-    impact_half_life_minutes: float = 45.0
+    impact_permanent_share: float = 0.85
+    impact_half_life_minutes: float = 5.0
     # ---- providers ------------------------------------------------------------------------------
     market_makers: int = 12
     basis_traders: int = 8
-    #: Basis traders' short target as a share of the speculators' gross notional at baseline funding,
-    #: scaled by 1 + basis_funding_sensitivity · (F − I), clipped to [0, 2].
-    basis_share: float = 0.4
-    basis_funding_sensitivity: float = 2_000.0
+    #: Basis traders' short target as a multiple of the expected speculative gross notional (a fixed capital
+    #: allocation, expected_speculative_gross_usd), scaled by 1 + basis_funding_sensitivity · (F − I), clipped
+    #: to [0, 2]. They hold most of the open interest's short side (docs/simulator.md).
+    basis_share: float = 2.5
+    basis_funding_sensitivity: float = 1_000.0
     #: A basis trader revisits its target on average every this many minutes and closes half the gap.
     basis_rebalance_minutes: float = 30.0
     #: Probability per minute that the two market makers with the most different inventories trade a
@@ -141,15 +154,21 @@ class SimConfig:
     # ---- funding --------------------------------------------------------------------------------
     funding_interval_hours: int = 8
     interest_rate: float = 0.0001
-    premium_gain: float = 0.004
-    premium_noise: float = 0.00005
+    #: Premium index P = premium_offset + premium_gain · (speculators' long − short) / gross + an AR(1) basis
+    #: noise (stationary sd premium_noise, half-life premium_noise_half_life_hours) + white noise per 5-s
+    #: sample (premium_sample_noise). docs/simulator.md gives the real facts behind each.
+    premium_offset: float = -4.7e-4
+    premium_gain: float = 1.5e-4
+    premium_noise: float = 4e-5
+    premium_noise_half_life_hours: float = 8.0
+    premium_sample_noise: float = 5e-5
     funding_clamp: float = 0.0005
     funding_cap: float = 0.003
     #: Long propensity shift per unit of (funding - interest): traders lean against expensive funding.
     funding_sensitivity: float = 150.0
     # ---- noise traders and output ---------------------------------------------------------------
     #: Share of the traded notional from noise round trips (high-frequency traders, flat at every sample).
-    noise_volume_share: float = 0.2
+    noise_volume_share: float = 0.8
     noise_sigma: float = 1.6
     noise_momentum: float = 0.2
     zip_level: int = 3
@@ -181,8 +200,12 @@ class SimConfig:
             raise ValueError("need 0 < size_min_usd < size_max_usd")
         if self.size_tail_alpha <= 0:
             raise ValueError("size_tail_alpha must be > 0")
+        if self.hold_reference_leverage <= 0 or self.hold_leverage_exponent < 0:
+            raise ValueError("hold_reference_leverage must be > 0 and hold_leverage_exponent >= 0")
         if self.leverage_size_exponent < 0:
             raise ValueError("leverage_size_exponent must be >= 0")
+        if len(self.intraday_vol_profile) != 24 or min(self.intraday_vol_profile) <= 0:
+            raise ValueError("intraday_vol_profile needs 24 positive multipliers, one per UTC hour")
         if len(self.regime_long_probs) != len(self.regime_drifts_per_day):
             raise ValueError("regime_long_probs and regime_drifts_per_day need the same length")
         if (24 * 60) % (self.funding_interval_hours * 60) != 0:
@@ -202,6 +225,10 @@ class SimConfig:
             raise ValueError("need at least 2 market_makers and basis_traders >= 0")
         if self.impact_half_life_minutes <= 0:
             raise ValueError("impact_half_life_minutes must be > 0")
+        if not 0 <= self.impact_permanent_share <= 1:
+            raise ValueError(f"impact_permanent_share must be in [0, 1], not {self.impact_permanent_share}")
+        if self.premium_noise < 0 or self.premium_sample_noise < 0 or self.premium_noise_half_life_hours <= 0:
+            raise ValueError("premium_noise and premium_sample_noise must be >= 0, premium_noise_half_life_hours > 0")
         if not 0 <= self.zip_level <= 9:
             raise ValueError("zip_level must be in 0..9")
 

@@ -164,7 +164,8 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
         self.logv = 0.0
         self.regime = len(cfg.regime_long_probs) // 2
         self.pending_impact = 0.0  # log-impact of the last minute's liquidations, applied next minute
-        self.impact_offset = 0.0  # current temporary displacement of the mark (log)
+        self.impact_offset = 0.0  # temporary displacement of the mark by liquidations (log), decaying
+        self.impact_permanent = 0.0  # permanent displacement (log): the part of the impact that stays
         self.book = Book()
         self.pending_fills: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.near: np.ndarray | None = None  # rows the exit scan looks at (see NEAR_BAND)
@@ -194,6 +195,7 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
         self.premium_sum = 0.0
         self.imbalance_sum = 0.0
         self.premium_count = 0
+        self.premium_ar = 0.0  # the AR(1) basis noise of the premium index, carried from day to day
         self.prev_taker = (np.nan, np.nan)  # taker buy / sell volume of the previous day's last 5 minutes
         self.n_liquidations = 0
         self.liq_notional = 0.0
@@ -233,9 +235,11 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
                 metric_rows.add(**self._metrics_sample(t0))
             if m % interval_min == 0:
                 self._settle_funding(t0, table)
-            # Mark path of this minute: pre-drawn returns plus the change of the decaying liquidation impact.
-            offset = self.impact_offset * impact_decay + self.pending_impact
-            path = self.mark * np.exp(pre["cumret"][m] + (offset - self.impact_offset))
+            # Mark path of this minute: pre-drawn returns plus the change of the liquidation impact.
+            temporary = 1.0 - cfg.impact_permanent_share
+            offset = self.impact_offset * impact_decay + self.pending_impact * temporary
+            permanent = self.pending_impact * cfg.impact_permanent_share
+            path = self.mark * np.exp(pre["cumret"][m] + (offset - self.impact_offset) + permanent)
             path = np.round(path * self.mark_scale) / self.mark_scale
             self.impact_offset = offset
             self.pending_impact = 0.0
@@ -255,7 +259,8 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
             self._providers_rebalance(t0, m, pre, ev)
             gross = self.spec_long + self.spec_short
             imbalance = (self.spec_long - self.spec_short) / gross if gross else 0.0
-            samples = np.round(cfg.premium_gain * imbalance + cfg.premium_noise * pre["premium_z"][m], 8)
+            samples = np.round(cfg.premium_offset + cfg.premium_gain * imbalance + pre["premium_ar"][m]
+                               + cfg.premium_sample_noise * pre["premium_z"][m], 8)
             premium_day[m] = samples
             self.premium_sum += float(samples.mean())
             self.imbalance_sum += imbalance

@@ -22,7 +22,11 @@ class PriceProcess:
         eps = rng.standard_normal(n) * cfg.vol_of_vol * np.sqrt(1 - phi * phi)
         logv, _ = lfilter([1.0], [1.0, -phi], eps, zi=[phi * self.logv])
         self.logv = float(logv[-1])
-        sig = self.sigma_min * np.exp(logv - 0.5 * cfg.vol_of_vol ** 2)  # mean-one volatility multiplier
+        # exp(logv − vov²) has E[·²] = 1: the variance, hence the annual vol, is the configured one. The
+        # hour-of-day profile (mean square 1) puts the US session's activity where it is in real data.
+        profile = np.asarray(cfg.intraday_vol_profile, dtype=np.float64)
+        profile = profile / np.sqrt(np.mean(profile ** 2))
+        sig = self.sigma_min * np.exp(logv - cfg.vol_of_vol ** 2) * np.repeat(profile, 60)
         # Markov regime: switches at exponential times, new regime uniform over all regimes.
         switch = rng.random(n) < 1.0 / (cfg.regime_mean_hours * 60)
         draws = rng.integers(0, len(cfg.regime_long_probs), n)
@@ -33,6 +37,11 @@ class PriceProcess:
         ret = rng.standard_normal((n, 60)) * (sig / np.sqrt(60))[:, None] + (drift / 60)[:, None]
         jumps = rng.random(n) < cfg.jumps_per_day / n
         ret[jumps, rng.integers(0, 60, int(jumps.sum()))] += rng.laplace(0.0, cfg.jump_scale, int(jumps.sum()))
+        # Basis noise of the premium index: AR(1) per minute, stationary sd premium_noise, continuing.
+        phi_p = 0.5 ** (1.0 / (cfg.premium_noise_half_life_hours * 60))
+        eps_p = rng.standard_normal(n) * cfg.premium_noise * np.sqrt(1 - phi_p * phi_p)
+        premium_ar, _ = lfilter([1.0], [1.0, -phi_p], eps_p, zi=[phi_p * self.premium_ar])
+        self.premium_ar = float(premium_ar[-1])
         # Openers arrive faster when the market moves (activity ~ realised vol of the minute).
         activity = sig / self.sigma_min + np.abs(ret.sum(axis=1)) / self.sigma_min
         rate = cfg.positions_per_day / n * activity / activity.mean()
@@ -46,7 +55,7 @@ class PriceProcess:
         lo, hi = cfg.margin_add_range
         return {
             "cumret": np.cumsum(ret, axis=1), "sig": sig, "regime": regime, "opens": opens,
-            "premium_z": rng.standard_normal((n, PREMIUM_SAMPLES_PER_MINUTE)),
+            "premium_z": rng.standard_normal((n, PREMIUM_SAMPLES_PER_MINUTE)), "premium_ar": premium_ar,
             "o_minute": minute, "o_offset": offset[order], "o_side_u": rng.random(k),
             "o_notional": np.minimum(pareto, cfg.size_max_usd),
             "o_lev": np.asarray(cfg.leverages, dtype=np.float64)[lev_idx],

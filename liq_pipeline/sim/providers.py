@@ -56,7 +56,8 @@ class Providers:
             due = np.flatnonzero(pre["basis_u"][m, :k_b] < 1.0 / cfg.basis_rebalance_minutes)
             if due.size:
                 scale = np.clip(1 + cfg.basis_funding_sensitivity * (self.last_funding - cfg.interest_rate), 0, 2)
-                gross = self.spec_long + self.spec_short
+                # A fixed capital allocation (not the speculators' book): the carry trade sizes by capital.
+                gross = cfg.expected_speculative_gross_usd() / self.mark * self.qty_scale
                 target = -cfg.basis_share * gross * scale * self.basis_w[due]
                 gap = np.round((target - self.prov_inv[self.n_mm + due]) / 2).astype(np.int64)
                 min_lots = 1_000.0 / self.mark * self.qty_scale

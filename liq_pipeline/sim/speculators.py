@@ -196,11 +196,15 @@ class Speculators:
         adds = ~cross & ~has_sl & (pre["o_add_u"][sl_idx] < cfg.margin_add_share) & (free > 0)
         add_trig = np.where(adds, entry + cfg.margin_add_trigger * (liq - entry), np.nan)
         lo, hi = triggers(side, liq, sl, tp, add_trig)
+        # Higher leverage, shorter plan: the drawn hold is for `hold_reference_leverage`, scaled by
+        # (reference / leverage)^hold_leverage_exponent (scalpers at 100x, swing traders at 3x).
+        hold_ms = (pre["o_hold_ms"][sl_idx] * (cfg.hold_reference_leverage / lev) ** cfg.hold_leverage_exponent
+                   ).astype(np.int64) + MS_PER_MINUTE
         first_row = self.book.n
         if self.near is not None:
             self.near = np.r_[self.near, np.arange(first_row, first_row + k)]
         self.book.add(pid=pid, side=side, lots=lots, entry=entry, liq=liq, bracket=bracket, sl=sl, tp=tp,
-                      lo_trig=lo, hi_trig=hi, planned_ms=open_ms + pre["o_hold_ms"][sl_idx], margin=wallet,
+                      lo_trig=lo, hi_trig=hi, planned_ms=open_ms + hold_ms, margin=wallet,
                       free=free, cross=cross, funding=np.zeros(k), add_trig=add_trig,
                       add_frac=pre["o_add_frac"][sl_idx], lev=lev)
         self.spec_long += int(lots[side > 0].sum())

@@ -45,6 +45,7 @@ def _mean(values) -> float | None:
 
 #: Month means of the per-day ground-truth figures kept per variant (validation/truth.py).
 GROUND_TRUTH_FIGURES = (
+    "overlap_levels_10pct", "ceiling_10pct", "overlap_over_ceiling_10pct", "long_share_error_constant_half",
     "overlap_levels", "overlap_levels_long", "overlap_levels_short", "overlap_levels_1pct", "overlap_heatmap_eod",
     "ceiling", "ceiling_long", "ceiling_short", "ceiling_1pct", "overlap_over_ceiling", "overlap_over_ceiling_1pct",
     "overlap_levels_long_over_ceiling", "overlap_levels_short_over_ceiling", "overlap_heatmap_eod_over_ceiling",
@@ -278,10 +279,12 @@ def fmt(value, pattern: str = "{:.3f}") -> str:
 #: Columns of the yardstick table (`yardstick_rows`): key, header, format.
 YARDSTICK_COLUMNS = (
     ("month", "month", "{}"), ("symbol", "symbol", "{}"), ("variant", "variant", "{}"), ("grade", "grade", "{}"),
+    ("overlap_over_ceiling_10pct", "overlap / ceiling ±10 % (primary)", "{:.0%}"),
     ("overlap", "overlap 0.1 %", "{:.3f}"), ("ceiling", "ceiling 0.1 %", "{:.3f}"),
     ("overlap_over_ceiling", "overlap / ceiling", "{:.0%}"), ("overlap_1pct", "overlap 1 %", "{:.3f}"),
     ("ceiling_1pct", "ceiling 1 %", "{:.3f}"), ("overlap_over_ceiling_1pct", "/ ceiling 1 %", "{:.0%}"),
     ("distance_log", "distance (oracle)", "{:.4f}"), ("long_share_error", "long-share err", "{:.3f}"),
+    ("long_share_error_constant_half", "err of constant 0.5", "{:.3f}"),
     ("map_rho", "map ρ", "{:.3f}"), ("leverage_only_rho", "leverage-only ρ", "{:.3f}"),
     ("bar_range_rho", "range ρ", "{:.3f}"), ("side_excursion_rho", "excursion ρ", "{:.3f}"),
     ("partial_rho", "partial ρ", "{:+.3f}"), ("recall", "top-10 % recall map", "{:.2f}"),
@@ -313,6 +316,8 @@ def yardstick_rows(report: dict) -> list[dict]:
             rows.append({
                 "month": report.get("month"), "symbol": symbol, "variant": variant,
                 "grade": f"{g.get('letter', '-')} ({g.get('total', float('nan')):.1f})",
+                "overlap_over_ceiling_10pct": gt.get("overlap_over_ceiling_10pct"),
+                "long_share_error_constant_half": gt.get("long_share_error_constant_half"),
                 "overlap": gt.get("overlap_levels"), "ceiling": gt.get("ceiling"),
                 "overlap_over_ceiling": gt.get("overlap_over_ceiling"), "overlap_1pct": gt.get("overlap_levels_1pct"),
                 "ceiling_1pct": gt.get("ceiling_1pct"), "overlap_over_ceiling_1pct": gt.get("overlap_over_ceiling_1pct"),
