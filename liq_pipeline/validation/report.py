@@ -17,6 +17,7 @@ import pandas as pd
 from liq_pipeline.config import MODEL, VARIANTS, ModelParams
 from liq_pipeline.model import scoring
 from liq_pipeline.validation.backtest import backtest
+from liq_pipeline.validation.bootstrap import block_mean_interval, week_of
 from liq_pipeline.validation.common import ensure_read_tables, finite_or_none
 from liq_pipeline.validation.seed import (
     NON_CIRCULAR_VARIANT,
@@ -85,9 +86,9 @@ def funding_check(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, l
 def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
     """Is hybrid better than volume_5050 on the primary figure? Per-day differences hybrid − volume_5050 of
     overlap / ceiling when ground truth exists, else of the backtest's partial Spearman (the map's ρ
-    given bar range and side excursion); the mean with a 90 % percentile bootstrap interval over days
-    (scoring.bootstrap_mean_interval). Verdict pass when the interval lies above 0, fail otherwise,
-    inconclusive without either figure or with fewer than 3 days."""
+    given bar range and side excursion); the mean with a 90 % block-bootstrap interval over weeks
+    (paired_difference). Verdict pass when the interval lies above 0, fail otherwise, inconclusive without
+    either figure or with fewer than 3 weeks."""
     def by_day(rows, key):
         return {r["day"]: r.get(key) for r in rows if r.get(key) is not None and math.isfinite(r.get(key))}
 
@@ -111,9 +112,11 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
 
 def paired_difference(a: dict, b: dict, level: float = BOOTSTRAP_LEVEL) -> tuple[list, scoring.BootstrapInterval]:
     """The keys (days, or e.g. (pair, symbol, day) tuples) both `a` and `b` have, sorted, and the mean of
-    a[k] − b[k] over them with its percentile bootstrap interval (scoring.bootstrap_mean_interval)."""
+    a[k] − b[k] over them with a block-bootstrap interval over whole weeks (validation/bootstrap.py): the
+    book carries over from day to day, so days are not resampled as if independent."""
     keys = sorted(set(a) & set(b))
-    return keys, scoring.bootstrap_mean_interval(np.array([a[k] - b[k] for k in keys], dtype=np.float64), level)
+    return keys, block_mean_interval(np.array([a[k] - b[k] for k in keys], dtype=np.float64),
+                                     [week_of(k) for k in keys], level)
 
 
 def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.date,
