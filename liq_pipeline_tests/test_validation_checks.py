@@ -91,9 +91,9 @@ def test_block_bootstrap_is_wider_than_the_day_bootstrap_when_days_carry_over():
     assert (blocks.high - blocks.low) > 2 * (iid.high - iid.low)
 
 
-def test_block_bootstrap_needs_three_weeks():
-    days = [dt.date(2026, 1, 5) + dt.timedelta(days=i) for i in range(14)]
-    out = block_mean_interval(np.ones(14), [week_of(d) for d in days])
+def test_block_bootstrap_needs_two_weeks():
+    days = [dt.date(2026, 1, 5) + dt.timedelta(days=i) for i in range(7)]
+    out = block_mean_interval(np.ones(7), [week_of(d) for d in days])
     assert out.low is None and out.high is None and not out.excludes_zero
     with pytest.raises(ValueError, match="one block label per value"):
         block_mean_interval(np.ones(3), [1, 2])

@@ -134,7 +134,7 @@ class SimConfig:
     #: (the book refills after a liquidation wick). docs/simulator.md gives the depth fact behind the size.
     liquidation_impact: float = 0.5
     max_impact_per_minute: float = 0.02
-    impact_permanent_share: float = 0.85
+    impact_permanent_share: float = 1.0
     impact_half_life_minutes: float = 5.0
     # ---- providers ------------------------------------------------------------------------------
     market_makers: int = 12
@@ -149,8 +149,9 @@ class SimConfig:
     #: Probability per minute that the two market makers with the most different inventories trade a
     #: third of the difference (inventory sharing).
     mm_rebalance_prob: float = 0.3
-    #: Providers' capital as a multiple of the expected speculative gross notional.
-    provider_capital_multiple: float = 3.0
+    #: Providers' capital as a multiple of the expected speculative gross notional (the market makers carry
+    #: the long side of the basis trade: with basis_share 2.5 this keeps them near 2x effective leverage).
+    provider_capital_multiple: float = 6.0
     # ---- funding --------------------------------------------------------------------------------
     funding_interval_hours: int = 8
     interest_rate: float = 0.0001
@@ -158,7 +159,7 @@ class SimConfig:
     #: noise (stationary sd premium_noise, half-life premium_noise_half_life_hours) + white noise per 5-s
     #: sample (premium_sample_noise). docs/simulator.md gives the real facts behind each.
     premium_offset: float = -4.7e-4
-    premium_gain: float = 1.5e-4
+    premium_gain: float = 6e-5
     premium_noise: float = 4e-5
     premium_noise_half_life_hours: float = 8.0
     premium_sample_noise: float = 5e-5

@@ -9,8 +9,9 @@ import numpy as np
 
 from liq_pipeline.model.scoring import BootstrapInterval
 
-#: Fewer whole weeks than this give no interval (an inconclusive comparison).
-MIN_BLOCKS = 3
+#: Fewer whole weeks than this give no interval (an inconclusive comparison). With two, the interval spans
+#: the two weeks' means: "better" then means better in each week.
+MIN_BLOCKS = 2
 
 
 def week_of(key) -> tuple:

@@ -18,6 +18,7 @@ import pandas as pd
 from liq_pipeline.model import scoring
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.validation.seed import oi_conservation
+from liq_pipeline.warehouse.schema import ensure_tables
 
 #: |Σ unscaled flow book − OI| / OI above which the flow book is not conserving open interest (%).
 FLOW_BOOK_TOLERANCE_PCT = 5.0
@@ -29,6 +30,7 @@ def flow_book_oi(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> p
     """The flow book's UNSCALED Σ notional at the end of `day` against the OI of model.position_signals then
     (one row, variant 'flow', kind 'check'; none when the day has no flow book)."""
     ensure_read_tables(con)
+    ensure_tables(con, "model.flow_book")
     frame = con.execute("""
         SELECT sum(b.notional_usd) AS estimated_usd, any_value(s.oi_usd) AS oi_usd
         FROM model.flow_book b LEFT JOIN model.position_signals s ON s.symbol = b.symbol AND s.day = b.day

@@ -88,7 +88,7 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
     overlap / ceiling when ground truth exists, else of the backtest's partial Spearman (the map's ρ
     given bar range and side excursion); the mean with a 90 % block-bootstrap interval over weeks
     (paired_difference). Verdict pass when the interval lies above 0, fail otherwise, inconclusive without
-    either figure or with fewer than 3 weeks."""
+    either figure or with fewer than 2 weeks."""
     def by_day(rows, key):
         return {r["day"]: r.get(key) for r in rows if r.get(key) is not None and math.isfinite(r.get(key))}
 
