@@ -60,9 +60,9 @@ SCENARIOS: dict[str, dict] = {
 class SimConfig:
     """Simulation parameters. Per-symbol values are `(symbol, value)` pairs so the config stays hashable.
 
-    Defaults (scenario `calm`) give a calm-to-volatile crypto market: BTC ~90,000 at 50 % annual vol,
-    ETH ~3,000 at 65 %, 0.4 jumps a day of ~1.2 %, regimes drifting ±0.4 %/day, 9,000 new speculative
-    positions per symbol-day held ~40 h (median), Pareto sizes with α = 1.5; the README explains each.
+    Defaults (scenario `calm`) are calibrated to real BTCUSDT with `liq realism`: BTC ~90,000 at 50 % annual
+    vol, ETH ~3,000 at 65 %, 9,000 new speculative positions per symbol-day, basis traders holding a stable
+    base of the OI; docs/simulator.md gives the real fact or the assumption behind each parameter.
     Use `SimConfig.for_scenario(name, ...)` for the other scenarios.
     """
 

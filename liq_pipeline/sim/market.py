@@ -7,8 +7,9 @@ truth the estimator is scored against: every position with its exact tiered liqu
 liquidation price in force at every day end, the providers' holdings, and every liquidation.
 
 Model, one step per minute per symbol (mark sampled every second inside the minute):
-- Mark price: log-returns with stochastic volatility (AR(1) log-vol), Laplace jumps and a regime drift;
-  liquidations of the previous minute push the mark against the liquidated side (cascades).
+- Mark price: log-returns with stochastic volatility (AR(1) log-vol, an hour-of-day profile), Laplace jumps
+  and a regime drift; liquidations of the previous minute push the mark against the liquidated side, for
+  good (cascades, no reverting noise).
 - Two populations, every contract with a holder on each side (OI = Σ long = Σ short exactly):
   * speculators, one account per position: isolated or cross margin, leverage up to the tier's maximum,
     Pareto sizes, a long propensity set by a Markov regime and leaning against funding; they are the
@@ -24,8 +25,9 @@ Model, one step per minute per symbol (mark sampled every second inside the minu
   takers with `taker_open_share` (0.5 = no order-flow signal), closers with `taker_close_share`; noise
   round trips of high-frequency traders (flat at every sample) make up `noise_volume_share` of the notional.
 - Metrics every 5 minutes from the accounts as Binance defines them; funding every 8 hours:
-  F = P + clamp(I - P, ±0.05 %), capped at ±0.3 %, P = mean of the premium index, driven by the
-  speculators' long/short imbalance (binance-data.md §3.3, §6).
+  F = P + clamp(I - P, ±0.05 %), capped at ±0.3 %, P = mean of the premium index: a structural discount,
+  the speculators' long/short imbalance and a persistent basis noise (binance-data.md §3.3, §6).
+Parameters and the real facts behind them: docs/simulator.md.
 Not modelled: hedge mode, ADL, insurance fund, an order book. The estimator's own assumptions (entries at
 volume-profile prices, the 5/10/20/50/100 leverage mix) are deliberately not used here.
 """
