@@ -85,7 +85,7 @@ def funding_check(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, l
 
 def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
     """Is hybrid better than volume_5050 on the primary figure? Per-day differences hybrid − volume_5050 of
-    overlap / ceiling when ground truth exists, else of the backtest's partial Spearman (the map's ρ
+    overlap / ceiling within ±10 % of the mark when ground truth exists, else of the backtest's partial Spearman (the map's ρ
     given bar range and side excursion); the mean with a 90 % block-bootstrap interval over weeks
     (paired_difference). Verdict pass when the interval lies above 0, fail otherwise, inconclusive without
     either figure or with fewer than 2 weeks."""
@@ -93,9 +93,9 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
         return {r["day"]: r.get(key) for r in rows if r.get(key) is not None and math.isfinite(r.get(key))}
 
     if gt_rows:
-        measure = "ground_truth.overlap_over_ceiling"
-        a = by_day([r for r in gt_rows if r["variant"] == CHALLENGER], "overlap_over_ceiling")
-        b = by_day([r for r in gt_rows if r["variant"] == BASELINE_VARIANT], "overlap_over_ceiling")
+        measure = "ground_truth.overlap_over_ceiling_10pct"
+        a = by_day([r for r in gt_rows if r["variant"] == CHALLENGER], "overlap_over_ceiling_10pct")
+        b = by_day([r for r in gt_rows if r["variant"] == BASELINE_VARIANT], "overlap_over_ceiling_10pct")
     else:
         measure = "backtest.partial_spearman"
         a = by_day(per_variant.get(CHALLENGER, {}).get("backtest", {}).get("daily", []), "partial_spearman")
