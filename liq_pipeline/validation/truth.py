@@ -158,10 +158,26 @@ def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, 
             (notional[:, None] * w)[keep], int((~placed).sum()))
 
 
+def _last_mark(con, symbol: str, day: dt.date) -> float:
+    """The last mark close before the end of `day` (nan when none): the mark when truth has no day-end mark."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    row = con.execute("""SELECT close FROM raw.mark_price_klines WHERE symbol = ? AND open_time < ?
+                         ORDER BY open_time DESC LIMIT 1""", [symbol, end]).fetchone()
+    return float(row[0]) if row and row[0] is not None else float("nan")
+
+
 def _near(price: np.ndarray, mark: float) -> np.ndarray:
     """Prices within ±MARK_WINDOW of `mark` (none when the mark is unknown)."""
     return np.abs(np.asarray(price, dtype=np.float64) / mark - 1) <= MARK_WINDOW if np.isfinite(mark) else \
         np.zeros(np.shape(price), dtype=bool)
+
+
+def _window_overlap(est: pd.DataFrame, true: pd.DataFrame) -> float:
+    """Overlap inside the mark window: 0 when the estimate puts nothing where the truth has notional (nan
+    only when the truth has none there)."""
+    if float(np.sum(true["notional_usd"])) > 0 and not float(np.sum(est["notional_usd"])) > 0:
+        return 0.0
+    return _overlaps(est, true)["overlap"]
 
 
 def _binned(side: np.ndarray, price: np.ndarray, notional: np.ndarray, grid: PriceGrid) -> pd.DataFrame:
@@ -239,7 +255,7 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
     t_side, t_price = priced["side"].to_numpy(dtype=str), priced["liq_price"].to_numpy(np.float64)
     t_notional = priced["notional_usd"].to_numpy(np.float64)
     true_fine, true_coarse = (_binned(t_side, t_price, t_notional, g) for g in (grid, coarse))
-    mark = float(positions["mark_price"].iloc[0]) if positions["mark_price"].notna().any() else float("nan")
+    mark = float(positions["mark_price"].iloc[0]) if positions["mark_price"].notna().any() else _last_mark(con, symbol, day)
     true_near = _binned(t_side[_near(t_price, mark)], t_price[_near(t_price, mark)], t_notional[_near(t_price, mark)],
                         grid)
     notional = positions["notional_usd"].to_numpy()
@@ -264,10 +280,10 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
                    "ceiling_short": fine["overlap_short"],
                    "ceiling_1pct": _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, coarse),
                                              true_coarse)["overlap"],
-                   "ceiling_10pct": _overlaps(_binned(oracle.side[_near(oracle.price, mark)],
-                                                      oracle.price[_near(oracle.price, mark)],
-                                                      oracle.notional_usd[_near(oracle.price, mark)], grid),
-                                              true_near)["overlap"],
+                   "ceiling_10pct": _window_overlap(_binned(oracle.side[_near(oracle.price, mark)],
+                                                            oracle.price[_near(oracle.price, mark)],
+                                                            oracle.notional_usd[_near(oracle.price, mark)], grid),
+                                                    true_near),
                    "distance_log_ceiling": _distance(oracle.side, oracle.price, oracle.notional_usd,
                                                      t_side, t_price, t_notional),
                    "oracle_unplaced_positions": oracle.unplaced_positions}
@@ -292,7 +308,7 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
         lv = _overlaps(levels, true_fine)
         lv_coarse = _overlaps(_binned(levels["side"], levels["price"], levels["notional_usd"], coarse), true_coarse)
         near = _near(levels["price"].to_numpy(np.float64), mark)
-        lv_near = _overlaps(levels[near], true_near)
+        lv_near = {"overlap": _window_overlap(levels[near], true_near)}
         hm = _overlaps(heat, true_fine) if not heat.empty else {}
         hm_coarse = _overlaps(_binned(heat["side"], heat["price"], heat["notional_usd"], coarse), true_coarse) \
             if not heat.empty else {}
