@@ -95,5 +95,5 @@ def test_the_mix_is_weighted_by_notional_and_keeps_the_simulators_values():
     assert list(lev[lev == np.round(lev)]) == [2.0, 10.0]
     assert w[lev == 2.0][0] == pytest.approx(0.6) and w[lev == 10.0][0] == pytest.approx(0.2)
     cross = lev[lev != np.round(lev)][0]
-    # Grouped on 1/L by a quarter of the model's 0.1 % bin: the liquidation distance moves by < 0.0125 %.
+    # Grouped on 1/L by one model bin (0.1 %): the liquidation distance moves by at most half a bin.
     assert abs(1 / cross - 1 / 1.7342) <= truth.ORACLE_MARGIN_FRACTION_STEP / 2

@@ -19,11 +19,12 @@ from liq_pipeline.warehouse.io import table_exists
 
 #: The coarse bins every overlap is also reported at (relative width): 1 %.
 COARSE_BIN_WIDTH = 0.01
-#: Grouping step of continuous leverages in the oracle's mix, as an initial margin fraction 1/L: 0.025 % of
-#: price, a quarter of the model's 0.1 % bins.
-ORACLE_MARGIN_FRACTION_STEP = 0.00025
+#: Grouping step of continuous leverages in the oracle's mix, as an initial margin fraction 1/L: 0.1 % of
+#: price, one model bin, so the grouping moves no liquidation price by more than half a bin (a finer step
+#: made the month's scoring several times slower: positions × leverages grows with it).
+ORACLE_MARGIN_FRACTION_STEP = 0.001
 #: Positions priced per block in `oracle_map` (its arrays are positions × leverages).
-ORACLE_BLOCK = 2_000
+ORACLE_BLOCK = 1_000
 #: Half-width of the window around the mark a trader reads (relative): the primary overlap figure.
 MARK_WINDOW = 0.10
 #: Flat MMR of the "simplified" formula as most heatmap tools use it (liquidation-math.md §7).
@@ -61,8 +62,8 @@ def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date)
     NOTIONAL (the simulator scales leverage down with size, so a count-weighted mix over-weights the small,
     highly levered accounts). Leverages are the simulator's own values: whole-number (isolated) leverages
     exactly; continuous ones (cross margin: notional / wallet) grouped by their initial margin fraction 1/L
-    on a step of `ORACLE_MARGIN_FRACTION_STEP`, a quarter of the model's finest price bin, so the grouping
-    moves no liquidation price by more than an eighth of a bin."""
+    on a step of `ORACLE_MARGIN_FRACTION_STEP`, one model bin, so the grouping moves no liquidation price
+    by more than half a bin."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     rows = con.execute("""SELECT leverage, sum(quantity * entry_price) FROM truth.positions
                           WHERE symbol = ? AND open_time < ? AND leverage > 0 GROUP BY 1""", [symbol, end]).fetchall()
