@@ -73,7 +73,7 @@ def compare_tables(con, left: str, right: str, keys: tuple[str, ...], value: str
 
 
 def bench_parquet_backfill(work: Path, trades_per_day: int = 200_000) -> dict:
-    from liq_pipeline.market.simulator import SimConfig, simulate
+    from liq_pipeline.sim import SimConfig, simulate
     from liq_pipeline.warehouse import parquet
 
     sim = work / f"sim-{trades_per_day}"

@@ -57,7 +57,7 @@ def bench_ingest(work: Path, trades: int) -> dict:
     from liq_pipeline.market.formats import ArchiveFile
     from liq_pipeline.market.ingest import ingest_partition
     from liq_pipeline.market.parsers import agg_trades_checked_select, read_csv_sql
-    from liq_pipeline.market.simulator import SimConfig, simulate
+    from liq_pipeline.sim import SimConfig, simulate
 
     day = dt.date(2026, 1, 1)
     sim_dir = work / "sim-ingest"
@@ -113,7 +113,7 @@ class Series:
 
     def simulate(self) -> float:
         from liq_pipeline.apps.demo import _simulation_current
-        from liq_pipeline.market.simulator import SimConfig, simulate
+        from liq_pipeline.sim import SimConfig, simulate
 
         if _simulation_current(self.sim, (SYMBOL,), START, self.days, SERIES_SEED):
             manifest = json.loads((self.sim / "simulation.json").read_text())

@@ -137,7 +137,7 @@ def test_png_and_html_outputs(warehouse, tmp_path, capsys):
 
 
 def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
-    import liq_pipeline.market.simulator as simulator
+    import liq_pipeline.sim as simulator
 
     seen = {}
 

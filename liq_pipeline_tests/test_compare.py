@@ -14,8 +14,9 @@ import pytest
 from liq_pipeline.apps import compare
 from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.cli import main as cli
-from liq_pipeline.market.simulator import SimConfig, simulate
-from liq_pipeline.model import scoring, variants
+from liq_pipeline.model import variants
+from liq_pipeline.sim import SimConfig, simulate
+from liq_pipeline.validation.bootstrap import block_mean_interval, week_of
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"
@@ -86,12 +87,15 @@ def test_comparisons_are_the_bootstrap_of_the_daily_differences(scored):
     daily = scored["symbols"][SYMBOL]["ground_truth_daily"]
 
     def per_day(variant):
-        return np.array([r["overlap_over_ceiling"] for r in sorted(daily, key=lambda r: r["day"])
+        return np.array([r[compare.MEASURE] for r in sorted(daily, key=lambda r: r["day"])
                          if r["variant"] == variant])
 
+    days = sorted({r["day"] for r in daily})
     diff = per_day("flow") - per_day("volume_5050")
     pooled = by[("flow", "volume_5050", "all pairs, OFI signal on")]
-    expected = scoring.bootstrap_mean_interval(np.concatenate([diff, diff]), 0.90)
+    # Whole weeks of each (pair, symbol) series are resampled: the book carries over from day to day.
+    keys = [(pair, SYMBOL, d) for pair in ("calm/7", "trending/11") for d in days]
+    expected = block_mean_interval(np.concatenate([diff, diff]), [week_of(k) for k in keys], 0.90)
     assert pooled["units"] == 6 and pooled["pairs"] == ["calm/7", "trending/11"]
     assert pooled["mean"] == pytest.approx(diff.mean())
     assert (pooled["low"], pooled["high"]) == pytest.approx((expected.low, expected.high))

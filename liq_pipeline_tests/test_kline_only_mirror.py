@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline_tests.kline_only_mirror import write_kline_only_mirror
 
 SYMBOL = "BTCUSDT"

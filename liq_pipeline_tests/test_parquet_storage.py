@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from liq_pipeline.apps.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.io import count_partition, replace_partition
 

@@ -15,8 +15,8 @@ import pytest
 
 from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.config import FLOW
-from liq_pipeline.market.simulator import SimConfig, simulate
 from liq_pipeline.model import variants
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline_tests.conftest import simulated_market_env
 
 SYMBOL = "BTCUSDT"

@@ -62,7 +62,7 @@ import dagster as dg
 from liq_pipeline import config
 from liq_pipeline.definitions import build_definitions
 from liq_pipeline.apps.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 first, last = dt.date.fromisoformat("{FIRST}"), dt.date.fromisoformat("{LAST}")
 simulate(SimConfig(symbols={SYMBOLS!r}, start=first, days={DAYS}, seed=19, out_dir=config.sim_archive_dir(),
                    trades_per_day=1500, positions_per_day=150))

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from liq_pipeline.apps.demo import QUIET, _range_tags
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline_tests.conftest import simulated_market_env
 from liq_pipeline_tests.e2e.ui import BROWSER_FLAGS, chromium_path, free_port
 

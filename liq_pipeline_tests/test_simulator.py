@@ -17,11 +17,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline.assets import truth
-from liq_pipeline.market import formats, sim_realism
+from liq_pipeline.market import formats
 from liq_pipeline.market.formats import ArchiveFile
-from liq_pipeline.market.simulator import SimConfig, epoch_ms, simulate
 from liq_pipeline.model import margin
 from liq_pipeline.resources import MarketSource
+from liq_pipeline.sim import SimConfig, epoch_ms, simulate
+from liq_pipeline.sim import realism as sim_realism
 from liq_pipeline.warehouse.schema import TABLES
 
 # Crosses a month boundary so two monthly fundingRate files are written.
@@ -263,7 +264,10 @@ def test_leverage_mix_is_not_the_estimators_default(sim):
     assert lev.max() > 100 and lev.min() >= 2
     share_default = lev.isin([5, 10, 20, 50, 100]).mean()
     assert share_default < 0.75
-    assert lev.between(10, 25).mean() > 0.4
+    assert lev.between(10, 25).mean() > 0.2
+    # Larger accounts use less leverage: weighted by notional, the mix sits lower than by count.
+    notional = pos["quantity"] * pos["entry_price"]
+    assert (pos["leverage"] * notional).sum() / notional.sum() < pos["leverage"].mean()
 
 
 def _mark_klines(root: Path, symbol: str) -> pd.DataFrame:
@@ -425,16 +429,18 @@ def test_funding_follows_the_imbalance_and_binance_clamp(sim):
         expected = np.clip(p + np.clip(cfg.interest_rate - p, -cfg.funding_clamp, cfg.funding_clamp),
                            -cfg.funding_cap, cfg.funding_cap)
         np.testing.assert_allclose(truth_funding["funding_rate"], np.round(expected, 8), atol=1e-12)
-        excess = truth_funding["funding_rate"] - cfg.interest_rate
-        assert (excess * truth_funding["mean_imbalance"] >= 0).all(), "longs pay more only when longs dominate"
+        # The calibrated premium sits below the clamp band (docs/simulator.md): funding is not pinned at I.
+        assert (truth_funding["funding_rate"] != cfg.interest_rate).any()
 
 
 def test_funding_sign_follows_a_strong_long_or_short_imbalance(tmp_path):
-    # One regime only, all longs then all shorts: the premium must push funding above / below baseline.
+    # One regime only, all longs then all shorts: the crowding term of the premium must push funding above /
+    # below baseline (no structural discount or basis noise here, and a gain that beats the clamp band).
     for long_prob, sign in ((0.95, 1), (0.05, -1)):
         out = tmp_path / f"p{long_prob}"
         simulate(tiny(out, symbols=("ETHUSDT",), days=1, trades_per_day=500, positions_per_day=1_000,
-                      regime_long_probs=(long_prob,), regime_drifts_per_day=(0.0,), funding_sensitivity=0.0))
+                      regime_long_probs=(long_prob,), regime_drifts_per_day=(0.0,), funding_sensitivity=0.0,
+                      premium_offset=0.0, premium_noise=0.0, premium_gain=0.004))
         rate = pd.read_parquet(out / "truth" / "funding" / "ETHUSDT.parquet")["funding_rate"].to_numpy()
         assert np.sign(rate[1:] - 0.0001).tolist() == [sign, sign]
 
@@ -442,16 +448,18 @@ def test_funding_sign_follows_a_strong_long_or_short_imbalance(tmp_path):
 def test_order_flow_carries_the_speculative_long_share_only_when_openers_take(tmp_path):
     # Openers always takers: the flow of each 15 minutes leans to the side speculators opened; openers
     # takers half the time: no signal (momentum noise, closes, providers and liquidations carry none here).
+    # The mechanism is tested with the old 20 % noise volume: at the calibrated 80 % the noise round trips
+    # drown it (docs/simulator.md).
     r = {}
     for share in (1.0, 0.5):
         out = tmp_path / f"taker{share}"
         simulate(tiny(out, symbols=("ETHUSDT",), start=dt.date(2026, 1, 5), seed=1, positions_per_day=3_000,
-                      trades_per_day=12_000, taker_open_share=share))
+                      trades_per_day=12_000, taker_open_share=share, noise_volume_share=0.2))
         trades = pd.concat([read_zip_csv(out, ArchiveFile("aggTrades", "ETHUSDT", dt.date(2026, 1, 5) + dt.timedelta(days=i)))
                             for i in range(DAYS)], ignore_index=True)
         r[share], buckets = sim_realism.ofi_vs_entry_long_share_in_time(trades, positions(out, "ETHUSDT"))
         assert buckets > 100
-    assert r[1.0] > 0.4, r
+    assert r[1.0] > 0.3, r  # basis rebalancing and noise carry no signal and dilute it
     assert abs(r[0.5]) < 0.15, r
 
 

@@ -109,6 +109,12 @@ def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good
                                     "first_trade_id": ids, "last_trade_id": ids,
                                     "transact_time": dt.datetime.combine(day, dt.time(12)), "is_buyer_maker": False}))
     _insert(con, "model.position_signals", pd.DataFrame(signals))
+    # The flow variant's unscaled book: its notional holds OI (oi_is_conserved checks it, unscaled).
+    _insert(con, "model.flow_book", pd.DataFrame([
+        {"symbol": SYMBOL, "day": day, "open_time": dt.datetime.combine(day, dt.time(1)), "side": side,
+         "entry_price": MARK, "lev_bucket": 0, "leverage": 10.0, "size_usd": 5_000.0, "mmr": 0.004,
+         "lp_open": MARK * (0.9 if side == "long" else 1.1), "funding_paid": 0.0, "weight": 1.0,
+         "notional_usd": OI_USD / 2} for day in DAYS for side in ("long", "short")]))
     _insert(con, "model.position_distribution", pd.concat(dist))
     _insert(con, "model.liquidation_levels", pd.concat(levels))
     _insert(con, "model.liquidation_heatmap", pd.DataFrame(heat))
@@ -284,7 +290,7 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
     capsys.readouterr()
     assert args.func(args) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| month | symbol | variant | grade | overlap 0.1 % | ceiling 0.1 % | overlap / ceiling")
+    assert table[0].startswith("| month | symbol | variant | grade | overlap / ceiling ±10 % (primary) | overlap 0.1 % |")
     hybrid = next(line for line in table if "| BTCUSDT | hybrid |" in line)
     assert "| 1.000 |" in hybrid and "| – |" in hybrid  # overlap 1 with the truth; no backtest without liquidations
     with duckdb.connect(str(warehouse)) as con:

@@ -60,7 +60,7 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     after the heatmap stage (no monthly report, no summary: `liq compare` scores the chain itself)."""
     _ensure_dagster_home()
     warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
-    from liq_pipeline.market.simulator import SimConfig, simulate
+    from liq_pipeline.sim import SimConfig, simulate
 
     symbols = tuple(config.configured_symbols())
     start = config.configured_start_date()

@@ -20,13 +20,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from liq_pipeline import config
+from liq_pipeline.market.mirror_layout import REAL_DATA_ENV, MirrorLayout, inspect_mirror
 from liq_pipeline.model import variants
 
 #: The development window of real BTCUSDT data, relative to the repository root (read in place, never copied).
 DEFAULT_REAL_DATA = Path("..") / "shared" / "data" / "real-btcusdt-2025-12-05_2026-02-20"
-#: Environment variable that points at another copy of that folder (or another kline-only mirror).
-REAL_DATA_ENV = "LIQ_REAL_DATA_DIR"
 #: Default data directory of the scorecard, beside the demo's `data/` folders but never its warehouse.
 DEFAULT_DATA_DIR = Path("data") / "score-real"
 #: Days at the start of the window that only warm up the volume profile (as the demo's WARM_UP_DAYS).
@@ -35,7 +33,7 @@ WARM_UP_DAYS = 7
 RAW_ASSETS = ("klines", "mark_price_klines", "open_interest", "funding_rates")
 #: Dagster's per-event DEBUG lines would bury the progress lines; warnings and errors still print.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-_KLINE_FILE = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\w+)-(?P<day>\d{4}-\d{2}-\d{2})\.zip$")
+
 
 
 def repo_root() -> Path:
@@ -47,45 +45,6 @@ def real_data_dir() -> Path:
     """`LIQ_REAL_DATA_DIR`, else `../shared/data/real-btcusdt-2025-12-05_2026-02-20` next to the repository."""
     configured = os.environ.get(REAL_DATA_ENV, "").strip()
     return Path(configured).expanduser().resolve() if configured else (repo_root() / DEFAULT_REAL_DATA).resolve()
-
-
-@dataclass(frozen=True)
-class MirrorLayout:
-    """What a kline-only mirror holds for one symbol: its days and the finest kline intervals."""
-
-    symbol: str
-    first_day: dt.date
-    last_day: dt.date
-    kline_interval: str
-    mark_interval: str
-
-
-def _intervals(folder: Path) -> list[str]:
-    found = [p.name for p in folder.iterdir() if p.is_dir() and p.name in config.KLINE_INTERVAL_MS] \
-        if folder.is_dir() else []
-    return sorted(found, key=config.KLINE_INTERVAL_MS.get)
-
-
-def inspect_mirror(mirror_dir: Path, symbol: str) -> MirrorLayout:
-    """Days and finest intervals of `symbol` in a mirror (data.binance.vision layout), from its file names.
-
-    Raises FileNotFoundError naming what is missing: the folder, daily klines or mark-price klines.
-    """
-    root = Path(mirror_dir) / "data" / "futures" / "um" / "daily"
-    if not Path(mirror_dir).is_dir():
-        raise FileNotFoundError(f"no mirror folder at {mirror_dir} (set {REAL_DATA_ENV} or pass --mirror)")
-    kline_intervals = _intervals(root / "klines" / symbol)
-    mark_intervals = _intervals(root / "markPriceKlines" / symbol)
-    if not kline_intervals:
-        raise FileNotFoundError(f"{mirror_dir}: no daily klines of {symbol} (data/futures/um/daily/klines/{symbol}/)")
-    if not mark_intervals:
-        raise FileNotFoundError(f"{mirror_dir}: no daily mark-price klines of {symbol} "
-                                f"(data/futures/um/daily/markPriceKlines/{symbol}/)")
-    days = sorted(dt.date.fromisoformat(m["day"]) for p in (root / "klines" / symbol / kline_intervals[0]).iterdir()
-                  if (m := _KLINE_FILE.match(p.name)))
-    if not days:
-        raise FileNotFoundError(f"{mirror_dir}: no {kline_intervals[0]} kline zips of {symbol}")
-    return MirrorLayout(symbol, days[0], days[-1], kline_intervals[0], mark_intervals[0])
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ LIVE_MAX_AGE = dt.timedelta(minutes=2 * config.MODEL.heatmap_step_minutes)
 #: Zones shown per side at an instant.
 TOP_ZONES = 5
 
-#: The leverage mix whose buckets (config.FLOW.leverages) the page's leverage filter offers.
-FLOW_MIX = "flow"
+#: The leverage mix whose buckets (config.FLOW.leverages) the page's leverage filter offers: the default variant's.
+FLOW_MIX = variant_registry.BY_NAME[variant_registry.DEFAULT].leverage_mix
 
 
 class ViewError(ValueError):

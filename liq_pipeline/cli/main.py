@@ -37,7 +37,7 @@ from liq_pipeline.warehouse.readonly import duckdb_engine as _duckdb
 
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.cli.validation", "liq_pipeline.cli.live", "liq_pipeline.cli.scorecard",
-                   "liq_pipeline.apps.compare", "liq_pipeline.apps.serve")
+                   "liq_pipeline.cli.realism", "liq_pipeline.apps.compare", "liq_pipeline.apps.serve")
 BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
@@ -349,7 +349,7 @@ def cmd_zones(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from liq_pipeline.market.simulator import SimConfig, simulate
+    from liq_pipeline.sim import SimConfig, simulate
 
     try:
         start = dt.date.fromisoformat(args.start)
@@ -373,7 +373,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(f"simulate: {e}") from None
     print(json.dumps(summary.to_json(), indent=1, default=str))
     if args.figures:
-        from liq_pipeline.market import sim_realism
+        from liq_pipeline.sim import realism as sim_realism
 
         print(sim_realism.format_figures(sim_realism.figures(Path(args.out))))
     return 0

@@ -1,1 +1,2 @@
-"""The outside world: Binance archive and REST clients, file formats, and the market simulator."""
+"""The outside world: Binance archive and REST clients, file formats, imports and recordings (the simulator
+lives in `liq_pipeline.sim`)."""

@@ -81,3 +81,27 @@ def oi_delta(signals: PositionSignals) -> float | None:
     return (signals.oi_usd - signals.oi_24h_ago_usd) / signals.oi_24h_ago_usd
 
 
+
+
+def mark_extremes_since(since: np.ndarray, candle_open: np.ndarray, candle_low: np.ndarray,
+                        candle_high: np.ndarray, mark_now: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest / highest mark price after each instant of `since`, up to as_of (USD).
+
+    Candles (any interval, possibly mixed) count when they open strictly after the instant, so a move
+    inside the candle of the last trade, which may predate that trade, is not counted. The mark price
+    at as_of (`mark_now`) always counts: a long level above the current mark has been crossed whatever
+    the candles say. Instants are numpy datetime64; result NaN where nothing is known.
+    """
+    t = np.asarray(candle_open).astype("datetime64[us]")
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    lo = np.asarray(candle_low, dtype=np.float64)[order]
+    hi = np.asarray(candle_high, dtype=np.float64)[order]
+    # Suffix min/max with a sentinel so "no candle after" gives ±inf.
+    suffix_lo = np.append(np.minimum.accumulate(lo[::-1])[::-1], np.inf)
+    suffix_hi = np.append(np.maximum.accumulate(hi[::-1])[::-1], -np.inf)
+    first_after = np.searchsorted(t, np.asarray(since).astype("datetime64[us]"), side="right")
+    low, high = suffix_lo[first_after], suffix_hi[first_after]
+    if mark_now is not None:
+        low, high = np.minimum(low, mark_now), np.maximum(high, mark_now)
+    return np.where(np.isinf(low), np.nan, low), np.where(np.isinf(high), np.nan, high)

@@ -18,6 +18,7 @@ from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import scoring
 from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.validation.backtest import backtest
+from liq_pipeline.validation.bootstrap import block_mean_interval, week_of
 from liq_pipeline.validation.common import ensure_read_tables, finite_or_none
 from liq_pipeline.validation.seed import (
     NON_CIRCULAR_VARIANT,
@@ -46,6 +47,7 @@ def _mean(values) -> float | None:
 
 #: Month means of the per-day ground-truth figures kept per variant (validation/truth.py).
 GROUND_TRUTH_FIGURES = (
+    "overlap_levels_10pct", "ceiling_10pct", "overlap_over_ceiling_10pct", "long_share_error_constant_half",
     "overlap_levels", "overlap_levels_long", "overlap_levels_short", "overlap_levels_1pct", "overlap_heatmap_eod",
     "ceiling", "ceiling_long", "ceiling_short", "ceiling_1pct", "overlap_over_ceiling", "overlap_over_ceiling_1pct",
     "overlap_levels_long_over_ceiling", "overlap_levels_short_over_ceiling", "overlap_heatmap_eod_over_ceiling",
@@ -84,17 +86,17 @@ def funding_check(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, l
 
 def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
     """Is hybrid better than volume_5050 on the primary figure? Per-day differences hybrid − volume_5050 of
-    overlap / ceiling when ground truth exists, else of the backtest's partial Spearman (the map's ρ
-    given bar range and side excursion); the mean with a 90 % percentile bootstrap interval over days
-    (scoring.bootstrap_mean_interval). Verdict pass when the interval lies above 0, fail otherwise,
-    inconclusive without either figure or with fewer than 3 days."""
+    overlap / ceiling within ±10 % of the mark when ground truth exists, else of the backtest's partial Spearman (the map's ρ
+    given bar range and side excursion); the mean with a 90 % block-bootstrap interval over weeks
+    (paired_difference). Verdict pass when the interval lies above 0, fail otherwise, inconclusive without
+    either figure or with fewer than 2 weeks."""
     def by_day(rows, key):
         return {r["day"]: r.get(key) for r in rows if r.get(key) is not None and math.isfinite(r.get(key))}
 
     if gt_rows:
-        measure = "ground_truth.overlap_over_ceiling"
-        a = by_day([r for r in gt_rows if r["variant"] == CHALLENGER], "overlap_over_ceiling")
-        b = by_day([r for r in gt_rows if r["variant"] == BASELINE_VARIANT], "overlap_over_ceiling")
+        measure = "ground_truth.overlap_over_ceiling_10pct"
+        a = by_day([r for r in gt_rows if r["variant"] == CHALLENGER], "overlap_over_ceiling_10pct")
+        b = by_day([r for r in gt_rows if r["variant"] == BASELINE_VARIANT], "overlap_over_ceiling_10pct")
     else:
         measure = "backtest.partial_spearman"
         a = by_day(per_variant.get(CHALLENGER, {}).get("backtest", {}).get("daily", []), "partial_spearman")
@@ -111,9 +113,11 @@ def hybrid_comparison(per_variant: dict, gt_rows: list[dict]) -> dict:
 
 def paired_difference(a: dict, b: dict, level: float = BOOTSTRAP_LEVEL) -> tuple[list, scoring.BootstrapInterval]:
     """The keys (days, or e.g. (pair, symbol, day) tuples) both `a` and `b` have, sorted, and the mean of
-    a[k] − b[k] over them with its percentile bootstrap interval (scoring.bootstrap_mean_interval)."""
+    a[k] − b[k] over them with a block-bootstrap interval over whole weeks (validation/bootstrap.py): the
+    book carries over from day to day, so days are not resampled as if independent."""
     keys = sorted(set(a) & set(b))
-    return keys, scoring.bootstrap_mean_interval(np.array([a[k] - b[k] for k in keys], dtype=np.float64), level)
+    return keys, block_mean_interval(np.array([a[k] - b[k] for k in keys], dtype=np.float64),
+                                     [week_of(k) for k in keys], level)
 
 
 def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.date,
@@ -279,10 +283,12 @@ def fmt(value, pattern: str = "{:.3f}") -> str:
 #: Columns of the yardstick table (`yardstick_rows`): key, header, format.
 YARDSTICK_COLUMNS = (
     ("month", "month", "{}"), ("symbol", "symbol", "{}"), ("variant", "variant", "{}"), ("grade", "grade", "{}"),
+    ("overlap_over_ceiling_10pct", "overlap / ceiling ±10 % (primary)", "{:.0%}"),
     ("overlap", "overlap 0.1 %", "{:.3f}"), ("ceiling", "ceiling 0.1 %", "{:.3f}"),
     ("overlap_over_ceiling", "overlap / ceiling", "{:.0%}"), ("overlap_1pct", "overlap 1 %", "{:.3f}"),
     ("ceiling_1pct", "ceiling 1 %", "{:.3f}"), ("overlap_over_ceiling_1pct", "/ ceiling 1 %", "{:.0%}"),
     ("distance_log", "distance (oracle)", "{:.4f}"), ("long_share_error", "long-share err", "{:.3f}"),
+    ("long_share_error_constant_half", "err of constant 0.5", "{:.3f}"),
     ("map_rho", "map ρ", "{:.3f}"), ("leverage_only_rho", "leverage-only ρ", "{:.3f}"),
     ("bar_range_rho", "range ρ", "{:.3f}"), ("side_excursion_rho", "excursion ρ", "{:.3f}"),
     ("partial_rho", "partial ρ", "{:+.3f}"), ("recall", "top-10 % recall map", "{:.2f}"),
@@ -314,6 +320,8 @@ def yardstick_rows(report: dict) -> list[dict]:
             rows.append({
                 "month": report.get("month"), "symbol": symbol, "variant": variant,
                 "grade": grade_label(g),
+                "overlap_over_ceiling_10pct": gt.get("overlap_over_ceiling_10pct"),
+                "long_share_error_constant_half": gt.get("long_share_error_constant_half"),
                 "overlap": gt.get("overlap_levels"), "ceiling": gt.get("ceiling"),
                 "overlap_over_ceiling": gt.get("overlap_over_ceiling"), "overlap_1pct": gt.get("overlap_levels_1pct"),
                 "ceiling_1pct": gt.get("ceiling_1pct"), "overlap_over_ceiling_1pct": gt.get("overlap_over_ceiling_1pct"),

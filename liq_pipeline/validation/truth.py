@@ -20,6 +20,14 @@ from liq_pipeline.warehouse.io import table_exists
 
 #: The coarse bins every overlap is also reported at (relative width): 1 %.
 COARSE_BIN_WIDTH = 0.01
+#: Grouping step of continuous leverages in the oracle's mix, as an initial margin fraction 1/L: 0.1 % of
+#: price, one model bin, so the grouping moves no liquidation price by more than half a bin (a finer step
+#: made the month's scoring several times slower: positions × leverages grows with it).
+ORACLE_MARGIN_FRACTION_STEP = 0.001
+#: Positions priced per block in `oracle_map` (its arrays are positions × leverages).
+ORACLE_BLOCK = 1_000
+#: Half-width of the window around the mark a trader reads (relative): the primary overlap figure.
+MARK_WINDOW = 0.10
 #: Flat MMR of the "simplified" formula as most heatmap tools use it (liquidation-math.md §7).
 SIMPLIFIED_MMR = 0.004
 
@@ -37,31 +45,43 @@ def _true_open_positions(con, symbol: str, day: dt.date) -> pd.DataFrame:
     if table_exists(con, "truth.open_positions"):
         in_force = con.execute("""
             SELECT o.side, p.open_time, o.entry_price, o.quantity, o.leverage, o.isolated_margin_usd, o.liq_price,
-                   o.quantity * o.entry_price AS notional_usd
+                   o.quantity * o.entry_price AS notional_usd, o.mark_price
             FROM truth.open_positions o JOIN truth.positions p ON p.symbol = o.symbol AND p.position_id = o.position_id
             WHERE o.symbol = ? AND o.day = ? AND o.population = 'speculator'""", [symbol, day]).df()
         if len(in_force):
             return in_force
     return con.execute("""
         SELECT side, open_time, entry_price, quantity, leverage, isolated_margin_usd, liq_price,
-               quantity * entry_price AS notional_usd
+               quantity * entry_price AS notional_usd, NULL::DOUBLE AS mark_price
         FROM truth.positions
         WHERE symbol = ? AND open_time < ? AND (close_time IS NULL OR close_time >= ?)""",
         [symbol, end, end]).df()
 
 
 def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """(leverages, weights): the leverages of every true position opened by the end of `day`, weighted by
-    count (each position draws its leverage independently of its size). Values capped by a tier's max
-    leverage are part of the mix as they were opened."""
+    """(leverages, weights): the true leverage mix of every position opened by the end of `day`, weighted by
+    NOTIONAL (the simulator scales leverage down with size, so a count-weighted mix over-weights the small,
+    highly levered accounts). Leverages are the simulator's own values: whole-number (isolated) leverages
+    exactly; continuous ones (cross margin: notional / wallet) grouped by their initial margin fraction 1/L
+    on a step of `ORACLE_MARGIN_FRACTION_STEP`, one model bin, so the grouping moves no liquidation price
+    by more than half a bin."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    # Whole leverages: the simulator v2 draws leverage on a continuum (tens of thousands of distinct values),
-    # and the oracle's (positions × leverages) arrays must stay small.
-    rows = con.execute("""SELECT greatest(round(leverage), 1), count(*) FROM truth.positions WHERE symbol = ? AND open_time < ?
-                          GROUP BY 1 ORDER BY 1""", [symbol, end]).fetchall()
-    lev = np.array([r[0] for r in rows], dtype=np.float64)
-    w = np.array([r[1] for r in rows], dtype=np.float64)
-    return lev, (w / w.sum() if w.size else w)
+    rows = con.execute("""SELECT leverage, sum(quantity * entry_price) FROM truth.positions
+                          WHERE symbol = ? AND open_time < ? AND leverage > 0 GROUP BY 1""", [symbol, end]).fetchall()
+    return notional_weighted_mix(np.array([r[0] for r in rows], dtype=np.float64),
+                                 np.array([r[1] for r in rows], dtype=np.float64))
+
+
+def notional_weighted_mix(leverage: np.ndarray, notional_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(leverages, weights summing to 1) of positions' `leverage` weighted by `notional_usd`: whole numbers
+    kept exactly, others grouped by 1/L on ORACLE_MARGIN_FRACTION_STEP (see true_leverage_mix)."""
+    lev = np.asarray(leverage, dtype=np.float64)
+    usd = np.asarray(notional_usd, dtype=np.float64)
+    step = ORACLE_MARGIN_FRACTION_STEP
+    snapped = np.where(lev == np.round(lev), lev, 1.0 / (np.maximum(np.round(1.0 / lev / step), 1) * step))
+    values, inverse = np.unique(snapped, return_inverse=True)
+    w = np.bincount(inverse.ravel(), weights=usd, minlength=values.size)
+    return values, (w / w.sum() if w.sum() > 0 else w)
 
 
 def _mark_extremes_after(con, symbol: str, since: np.ndarray, end: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
@@ -107,20 +127,59 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
     notional = positions["notional_usd"].to_numpy(np.float64)
     entry = positions["entry_price"].to_numpy(np.float64)
     is_long = positions["side"].to_numpy(dtype=str) == "long"
+    leverages = np.asarray(leverages, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    parts, unplaced = [], 0
+    for b in range(0, notional.size, ORACLE_BLOCK):  # blocks bound the (positions × leverages) arrays
+        sl = slice(b, b + ORACLE_BLOCK)
+        side_b, price_b, usd_b, lost = _oracle_block(notional[sl], entry[sl], is_long[sl], leverages, weights, table,
+                                                     np.asarray(mark_low_after)[sl], np.asarray(mark_high_after)[sl])
+        parts.append((side_b, price_b, usd_b))
+        unplaced += lost
+    if not parts:
+        return OracleMap(np.empty(0, dtype=str), np.empty(0), np.empty(0), 0)
+    side, price, usd = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return OracleMap(side, price, usd, unplaced)
+
+
+def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, leverages: np.ndarray,
+                  weights: np.ndarray, table: margin.BracketTable, low: np.ndarray,
+                  high: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     side = np.where(is_long, margin.LONG, margin.SHORT)
     tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
     max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
-    lev = np.minimum(np.asarray(leverages, dtype=np.float64)[None, :], max_lev[:, None])  # (P, J)
+    lev = np.minimum(leverages[None, :], max_lev[:, None])  # (P, J)
     lp = margin.isolated_liquidation_price_at_leverage(side[:, None], notional[:, None], entry[:, None], lev, table).price
-    alive = np.isfinite(lp) & (lp > 0) & np.where(is_long[:, None], lp < mark_low_after[:, None],
-                                                  lp > mark_high_after[:, None])
-    w = np.where(alive, np.asarray(weights, dtype=np.float64)[None, :], 0.0)
+    alive = np.isfinite(lp) & (lp > 0) & np.where(is_long[:, None], lp < low[:, None], lp > high[:, None])
+    w = np.where(alive, weights[None, :], 0.0)
     total = w.sum(axis=1, keepdims=True)
     placed = total[:, 0] > 0
     w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
     keep = w > 0
-    return OracleMap(np.broadcast_to(np.where(is_long, "long", "short")[:, None], lp.shape)[keep], lp[keep],
-                     (notional[:, None] * w)[keep], int((~placed).sum()))
+    return (np.broadcast_to(np.where(is_long, "long", "short")[:, None], lp.shape)[keep], lp[keep],
+            (notional[:, None] * w)[keep], int((~placed).sum()))
+
+
+def _last_mark(con, symbol: str, day: dt.date) -> float:
+    """The last mark close before the end of `day` (nan when none): the mark when truth has no day-end mark."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    row = con.execute("""SELECT close FROM raw.mark_price_klines WHERE symbol = ? AND open_time < ?
+                         ORDER BY open_time DESC LIMIT 1""", [symbol, end]).fetchone()
+    return float(row[0]) if row and row[0] is not None else float("nan")
+
+
+def _near(price: np.ndarray, mark: float) -> np.ndarray:
+    """Prices within ±MARK_WINDOW of `mark` (none when the mark is unknown)."""
+    return np.abs(np.asarray(price, dtype=np.float64) / mark - 1) <= MARK_WINDOW if np.isfinite(mark) else \
+        np.zeros(np.shape(price), dtype=bool)
+
+
+def _window_overlap(est: pd.DataFrame, true: pd.DataFrame) -> float:
+    """Overlap inside the mark window: 0 when the estimate puts nothing where the truth has notional (nan
+    only when the truth has none there)."""
+    if float(np.sum(true["notional_usd"])) > 0 and not float(np.sum(est["notional_usd"])) > 0:
+        return 0.0
+    return _overlaps(est, true)["overlap"]
 
 
 def _binned(side: np.ndarray, price: np.ndarray, notional: np.ndarray, grid: PriceGrid) -> pd.DataFrame:
@@ -178,7 +237,9 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
     snapshot. Ceiling: the same overlap for `oracle_map` (every open position known except its leverage).
     Figures per variant:
     - overlap 1 − ½Σ|p_est − p_true| on (side, bin) at the model grid (0.1 % by default) and at 1 % bins
-      (estimated levels re-binned by their price), per side, and each divided by the ceiling;
+      (estimated levels re-binned by their price), per side, and each divided by the ceiling; the primary
+      figure `overlap_over_ceiling_10pct` takes both maps within ±10 % of the day-end mark only (the window
+      a trader reads), each renormalised there;
     - `distance_log`: bin-free notional-weighted 1-Wasserstein distance of log liquidation prices (per
       side, averaged with the true side shares), and the oracle's;
     - long-share error |est − true| with both shares taken on surviving maps (levels vs open positions);
@@ -196,6 +257,9 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
     t_side, t_price = priced["side"].to_numpy(dtype=str), priced["liq_price"].to_numpy(np.float64)
     t_notional = priced["notional_usd"].to_numpy(np.float64)
     true_fine, true_coarse = (_binned(t_side, t_price, t_notional, g) for g in (grid, coarse))
+    mark = float(positions["mark_price"].iloc[0]) if positions["mark_price"].notna().any() else _last_mark(con, symbol, day)
+    true_near = _binned(t_side[_near(t_price, mark)], t_price[_near(t_price, mark)], t_notional[_near(t_price, mark)],
+                        grid)
     notional = positions["notional_usd"].to_numpy()
     true_long_share = float(notional[positions["side"].to_numpy(dtype=str) == "long"].sum() / notional.sum())
 
@@ -218,6 +282,10 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
                    "ceiling_short": fine["overlap_short"],
                    "ceiling_1pct": _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, coarse),
                                              true_coarse)["overlap"],
+                   "ceiling_10pct": _window_overlap(_binned(oracle.side[_near(oracle.price, mark)],
+                                                            oracle.price[_near(oracle.price, mark)],
+                                                            oracle.notional_usd[_near(oracle.price, mark)], grid),
+                                                    true_near),
                    "distance_log_ceiling": _distance(oracle.side, oracle.price, oracle.notional_usd,
                                                      t_side, t_price, t_notional),
                    "oracle_unplaced_positions": oracle.unplaced_positions}
@@ -241,6 +309,8 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
             continue
         lv = _overlaps(levels, true_fine)
         lv_coarse = _overlaps(_binned(levels["side"], levels["price"], levels["notional_usd"], coarse), true_coarse)
+        near = _near(levels["price"].to_numpy(np.float64), mark)
+        lv_near = {"overlap": _window_overlap(levels[near], true_near)}
         hm = _overlaps(heat, true_fine) if not heat.empty else {}
         hm_coarse = _overlaps(_binned(heat["side"], heat["price"], heat["notional_usd"], coarse), true_coarse) \
             if not heat.empty else {}
@@ -252,6 +322,8 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
             "true_positions": int(len(positions)), "true_notional_usd": float(notional.sum()),
             "overlap_levels": lv["overlap"], "overlap_levels_long": lv["overlap_long"],
             "overlap_levels_short": lv["overlap_short"], "overlap_levels_1pct": lv_coarse["overlap"],
+            "overlap_levels_10pct": lv_near["overlap"],
+            "overlap_over_ceiling_10pct": ratio(lv_near["overlap"], "ceiling_10pct"),
             "overlap_heatmap_eod": hm.get("overlap", float("nan")),
             **{k: v for k, v in ceiling.items() if k != "oracle_unplaced_positions"},
             "overlap_over_ceiling": ratio(lv["overlap"], "ceiling"),
@@ -266,6 +338,8 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
             "oracle_unplaced_positions": ceiling.get("oracle_unplaced_positions", 0),
             "long_share_est": share, "long_share_true": true_long_share,
             "long_share_error": abs(share - true_long_share),
+            # The yardstick a long-share estimate must beat: always saying 0.5.
+            "long_share_error_constant_half": abs(0.5 - true_long_share),
             "simplified_formula_mare": simplified_mare, "exact_formula_mare": exact_mare,
         })
     return rows

@@ -48,7 +48,7 @@ def prepare(root: Path) -> dict[str, str]:
 import datetime as dt, warnings
 warnings.filterwarnings("ignore")
 import dagster as dg
-from liq_pipeline.market.simulator import SimConfig, simulate
+from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline import config
 from liq_pipeline.definitions import build_definitions
 from liq_pipeline.apps.demo import QUIET, _range_tags

@@ -1,0 +1,71 @@
+"""`liq realism`: the stylized facts of a simulated market beside the real development window, with a
+tolerance band per statistic from the real window's own weeks and a PASS/FAIL verdict (sim/facts.py).
+
+Exit code 0 when every statistic passes, 1 when one fails or cannot be decided, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+#: Simulated days left out by default: the book starts empty (as the demo's warm-up week).
+WARM_UP_DAYS = 7
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from liq_pipeline import config
+    from liq_pipeline.apps.scorecard import DEFAULT_REAL_DATA, REAL_DATA_ENV
+
+    p = subparsers.add_parser("realism", help="compare a simulated market's stylized facts with a real window")
+    p.add_argument("sim_dir", nargs="?", default=None,
+                   help=f"a simulated archive written by `liq simulate` (default {config.sim_archive_dir()})")
+    p.add_argument("--real", default=None,
+                   help=f"a real kline-only mirror with realized_liquidations_1h.csv (default ${REAL_DATA_ENV}, "
+                        f"else {DEFAULT_REAL_DATA} next to the repository)")
+    p.add_argument("--symbol", type=str.upper, default="BTCUSDT", help="simulated symbol to judge (default BTCUSDT)")
+    p.add_argument("--real-symbol", type=str.upper, default="BTCUSDT", help="symbol of the real mirror")
+    p.add_argument("--skip-days", type=int, default=WARM_UP_DAYS,
+                   help=f"simulated days left out at the start while the book fills (default {WARM_UP_DAYS})")
+    p.add_argument("--resamples", type=int, default=None, help="block-bootstrap resamples behind each band")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=realism_command)
+
+
+def realism_command(args: argparse.Namespace) -> int:
+    from liq_pipeline import config
+    from liq_pipeline.apps.scorecard import real_data_dir
+    from liq_pipeline.sim import fact_series, facts
+
+    sim_dir = Path(args.sim_dir) if args.sim_dir else config.sim_archive_dir()
+    real_dir = Path(args.real).expanduser().resolve() if args.real else real_data_dir()
+    resamples = facts.BOOTSTRAP_RESAMPLES if args.resamples is None else args.resamples
+    if resamples < 20:
+        print(f"liq realism: --resamples {resamples} is too few for a 95 % band (at least 20)", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        simulated = fact_series.load_simulated(sim_dir, args.symbol, args.skip_days)
+        real = fact_series.load_real(real_dir, args.real_symbol)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"liq realism: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    rows = facts.compare(simulated, real, resamples=resamples)
+    failed = [r.name for r in rows if r.verdict != "PASS"]
+    if args.json:
+        print(json.dumps({"simulated": str(sim_dir), "real": str(real_dir), "symbol": args.symbol,
+                          "binance_share_of_three": fact_series.BINANCE_SHARE_OF_THREE,
+                          "statistics": [{"name": r.name, "simulated": r.simulated, "real": r.real,
+                                          "band": list(r.band), "verdict": r.verdict} for r in rows]}, indent=1))
+    else:
+        print(f"{args.symbol}: {simulated.days} simulated days ({sim_dir}) vs {args.real_symbol}: {real.days} real days "
+              f"({real_dir})")
+        print(f"band: central {facts.BAND_COVERAGE:.0%} of {resamples} real windows of "
+              f"{max(1, round(simulated.days / 7))} whole weeks drawn with replacement (block bootstrap over weeks)")
+        print(f"real liquidations are Binance + Bybit + OKX scaled by {fact_series.BINANCE_SHARE_OF_THREE} "
+              "(assumption: Binance alone runs at ~0.3x the three-exchange series)")
+        print(facts.format_table(rows))
+        print(f"{len(rows) - len(failed)}/{len(rows)} pass" + (f"; not passing: {', '.join(failed)}" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
