@@ -97,3 +97,35 @@ def test_the_mix_is_weighted_by_notional_and_keeps_the_simulators_values():
     cross = lev[lev != np.round(lev)][0]
     # Grouped on 1/L by one model bin (0.1 %): the liquidation distance moves by at most half a bin.
     assert abs(1 / cross - 1 / 1.7342) <= truth.ORACLE_MARGIN_FRACTION_STEP / 2
+
+
+def test_oracle_cells_keep_every_binned_figure_exact():
+    """Summing the oracle's (position × leverage) points per cell (the intersection of the 0.1 % bin, the 1 % bin
+    and the ±10 % window) leaves the notional per bin of both grids and inside the window unchanged."""
+    from liq_pipeline.model.grid import grid_for
+
+    rng = np.random.default_rng(3)
+    n = 3_000
+    pos = pd.DataFrame({"notional_usd": rng.lognormal(9, 1.5, n), "entry_price": rng.normal(90_000, 2_000, n),
+                        "side": np.where(rng.random(n) < 0.5, "long", "short")})
+    lev = np.unique(np.r_[np.arange(1, 126), 1 / np.arange(0.008, 0.66, 0.004)])
+    w = rng.random(lev.size)
+    w /= w.sum()
+    table = margin.table_for("BTCUSDT", dt.date(2026, 1, 5)).table
+    low, high = pos["entry_price"].to_numpy() * 0.95, pos["entry_price"].to_numpy() * 1.05
+    grid, coarse, mark = grid_for("BTCUSDT"), PriceGrid("relative", truth.COARSE_BIN_WIDTH), 90_000.0
+
+    def cell_of(p):
+        return (grid.bin_id(p) << 22) + ((coarse.bin_id(p) & 0xFFFFF) << 1) + truth._near(p, mark).astype(np.int64)
+
+    points = truth.oracle_map(pos, lev, w, table, low, high)
+    cells = truth.oracle_map(pos, lev, w, table, low, high, cell_of=cell_of)
+    assert cells.price.size < points.price.size / 100
+    for g in (grid, coarse):
+        a, b = (truth._binned(o.side, o.price, o.notional_usd, g).groupby(["side", "bin_id"])["notional_usd"].sum()
+                for o in (points, cells))
+        assert a.index.equals(b.index)
+        np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-12)
+    near_a, near_b = truth._near(points.price, mark), truth._near(cells.price, mark)
+    assert points.notional_usd[near_a].sum() == pytest.approx(cells.notional_usd[near_b].sum(), rel=1e-12)
+    assert cells.unplaced_positions == points.unplaced_positions

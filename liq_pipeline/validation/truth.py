@@ -5,6 +5,7 @@ Validation layer only: nothing here is ever read by the estimator."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -115,7 +116,8 @@ class OracleMap:
 
 
 def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarray, table: margin.BracketTable,
-               mark_low_after: np.ndarray, mark_high_after: np.ndarray) -> OracleMap:
+               mark_low_after: np.ndarray, mark_high_after: np.ndarray,
+               cell_of: Callable[[np.ndarray], np.ndarray] | None = None) -> OracleMap:
     """The ceiling's map (issue 13): every true open position at its exact entry, size and side; its
     leverage unknown, so its notional is spread over the true mix `leverages`/`weights`, each leverage
     capped at the max leverage of the position's tier (the exchange's rule; 1/(2·MMR) where the table
@@ -123,6 +125,12 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
     has reached since the open (long: price ≥ lowest low; short: ≤ highest high) gets weight 0, the rest
     are renormalised (Bayes with a survival likelihood of 0 or 1). Prices from the exact isolated formula
     with WB = N/L (margin.isolated_liquidation_price_at_leverage), as the positions were opened.
+
+    `cell_of` (price → int64 cell key), when given, sums the (position × leverage) points per side and cell
+    as they are made, each cell at its notional-weighted mean price: tens of thousands of points instead of
+    tens of millions. A cell that lies inside every bin the caller scores on (e.g. the intersection of the
+    0.1 % bin, the 1 % bin and the ±10 % window) keeps every binned figure exact, since a weighted mean of
+    prices in an interval stays in it; only the bin-free distance sees the cell means.
     """
     notional = positions["notional_usd"].to_numpy(np.float64)
     entry = positions["entry_price"].to_numpy(np.float64)
@@ -134,12 +142,24 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
         sl = slice(b, b + ORACLE_BLOCK)
         side_b, price_b, usd_b, lost = _oracle_block(notional[sl], entry[sl], is_long[sl], leverages, weights, table,
                                                      np.asarray(mark_low_after)[sl], np.asarray(mark_high_after)[sl])
-        parts.append((side_b, price_b, usd_b))
+        parts.append(_cells(side_b, price_b, usd_b, cell_of) if cell_of is not None else (side_b, price_b, usd_b))
         unplaced += lost
     if not parts:
         return OracleMap(np.empty(0, dtype=str), np.empty(0), np.empty(0), 0)
     side, price, usd = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return OracleMap(side, price, usd, unplaced)
+    if cell_of is not None:
+        side, price, usd = _cells(side, price, usd, cell_of)
+    return OracleMap(np.where(side == margin.LONG, "long", "short"), price, usd, unplaced)
+
+
+def _cells(side: np.ndarray, price: np.ndarray, usd: np.ndarray,
+           cell_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points summed per (side, cell): side, notional-weighted mean price, notional."""
+    keys, inverse = np.unique(cell_of(price) * 2 + (side > 0), return_inverse=True)
+    total = np.bincount(inverse, weights=usd, minlength=keys.size)
+    weighted = np.bincount(inverse, weights=usd * price, minlength=keys.size)
+    mean = np.divide(weighted, total, out=np.zeros_like(total), where=total > 0)
+    return np.where(keys & 1, margin.LONG, margin.SHORT).astype(np.int8), mean, total
 
 
 def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, leverages: np.ndarray,
@@ -156,8 +176,8 @@ def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, 
     placed = total[:, 0] > 0
     w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
     keep = w > 0
-    return (np.broadcast_to(np.where(is_long, "long", "short")[:, None], lp.shape)[keep], lp[keep],
-            (notional[:, None] * w)[keep], int((~placed).sum()))
+    return (np.broadcast_to(side[:, None], lp.shape)[keep].astype(np.int8), lp[keep], (notional[:, None] * w)[keep],
+            int((~placed).sum()))
 
 
 def _last_mark(con, symbol: str, day: dt.date) -> float:
@@ -276,7 +296,10 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
         lev, w = true_leverage_mix(con, symbol, day)
         low, high = _mark_extremes_after(con, symbol, priced["open_time"].to_numpy(),
                                          dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
-        oracle = oracle_map(priced, lev, w, table, low, high)
+        def cell_of(p: np.ndarray) -> np.ndarray:  # inside every bin scored below, so those figures stay exact
+            return (grid.bin_id(p) << 22) + ((coarse.bin_id(p) & 0xFFFFF) << 1) + _near(p, mark).astype(np.int64)
+
+        oracle = oracle_map(priced, lev, w, table, low, high, cell_of=cell_of)
         fine = _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, grid), true_fine)
         ceiling = {"ceiling": fine["overlap"], "ceiling_long": fine["overlap_long"],
                    "ceiling_short": fine["overlap_short"],
