@@ -253,9 +253,10 @@ IMPORT_GENERATORS = {
 }
 
 
-def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored_rows(scratch):
-    """One property over the three import formats (each case draws its format: about 330 cases each)."""
-    folder = scratch / "import"
+@pytest.mark.parametrize("fmt", sorted(IMPORT_GENERATORS))
+def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored_rows(scratch, fmt):
+    """One property per import format, EXAMPLES generated files each."""
+    folder = scratch / f"import-{fmt}"
     folder.mkdir(exist_ok=True)
     con = duckdb.connect()
     stored = folder / "BTCUSDT-liquidationSnapshot-2025-01-15.csv"  # an earlier import every case must keep
@@ -266,7 +267,6 @@ def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored
     @HOSTILE
     @given(data=st.data())
     def prop(data):
-        fmt = data.draw(st.sampled_from(sorted(IMPORT_GENERATORS)))
         path = folder / f"hostile.{'jsonl' if fmt == 'forceorder' else 'csv'}"
         path.write_text(IMPORT_GENERATORS[fmt](data.draw), encoding="utf-8", errors="surrogatepass")
         try:
@@ -389,14 +389,15 @@ def _kline_arrays(draw) -> object:
     return rows if draw(st.integers(0, 9)) else draw(JSON_VALUES)
 
 
-def test_rest_reader_refuses_or_returns_finite_values_on_generated_json():
-    """One property over the REST readers (each case draws its endpoint: about 170 cases each)."""
+@pytest.mark.parametrize("endpoint", sorted(REST_READERS))
+def test_rest_reader_refuses_or_returns_finite_values_on_generated_json(endpoint):
+    """One property per REST reader, EXAMPLES generated answers each."""
     seen = {"refused": 0, "accepted": 0}
+    make, read, ok = REST_READERS[endpoint]
 
     @HOSTILE
     @given(data=st.data())
     def prop(data):
-        make, read, ok = REST_READERS[data.draw(st.sampled_from(sorted(REST_READERS)))]
         client = _Answers(make(data.draw), NOW_MS / 1000)
         try:
             value = read(client)
