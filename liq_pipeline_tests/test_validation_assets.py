@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.assets import validation as v
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.validation import backtest as bt
 from liq_pipeline.validation import seed, truth
@@ -111,7 +111,8 @@ def build_warehouse(path, *, oi_error_day=None, wrong_long_day=None, hybrid_good
     _insert(con, "model.position_signals", pd.DataFrame(signals))
     # The flow variant's unscaled book: its notional holds OI (oi_is_conserved checks it, unscaled).
     _insert(con, "model.flow_book", pd.DataFrame([
-        {"symbol": SYMBOL, "day": day, "open_time": dt.datetime.combine(day, dt.time(1)), "side": side,
+        {"symbol": SYMBOL, "day": day, "variant": variants.DEFAULT, "open_time": dt.datetime.combine(day, dt.time(1)),
+         "side": side,
          "entry_price": MARK, "lev_bucket": 0, "leverage": 10.0, "size_usd": 5_000.0, "mmr": 0.004,
          "lp_open": MARK * (0.9 if side == "long" else 1.1), "funding_paid": 0.0, "weight": 1.0,
          "notional_usd": OI_USD / 2} for day in DAYS for side in ("long", "short")]))

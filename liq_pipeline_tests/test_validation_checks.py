@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from liq_pipeline.model import scoring
+from liq_pipeline.model import scoring, variants
 from liq_pipeline.validation import checks
 from liq_pipeline.validation.bootstrap import block_mean_interval, week_of
 from liq_pipeline.validation.seed import OI_TOLERANCE_PCT
@@ -31,9 +31,15 @@ def warehouse(book_usd: float | None, distribution_usd: float = OI) -> duckdb.Du
                     [DAY, variant, as_of, distribution_usd / 2, distribution_usd / 2])
     if book_usd is not None:
         for side, usd in (("long", 0.6 * book_usd), ("short", 0.4 * book_usd)):
-            con.execute("INSERT INTO model.flow_book (symbol, day, open_time, side, entry_price, lev_bucket, leverage, "
-                        "size_usd, mmr, lp_open, funding_paid, weight, notional_usd) VALUES "
-                        "('BTCUSDT', ?, ?, ?, 90000, 0, 10, 5000, 0.004, 81000, 0, 1, ?)", [DAY, as_of, side, usd])
+            con.execute("INSERT INTO model.flow_book (symbol, day, variant, open_time, side, entry_price, lev_bucket, "
+                        "leverage, size_usd, mmr, lp_open, funding_paid, weight, notional_usd) VALUES "
+                        "('BTCUSDT', ?, ?, ?, ?, 90000, 0, 10, 5000, 0.004, 81000, 0, 1, ?)",
+                        [DAY, variants.DEFAULT, as_of, side, usd])
+        # Another variant's book (every variant has one): the check reads the learned variant's only.
+        con.execute("INSERT INTO model.flow_book (symbol, day, variant, open_time, side, entry_price, lev_bucket, "
+                    "leverage, size_usd, mmr, lp_open, funding_paid, weight, notional_usd) VALUES "
+                    "('BTCUSDT', ?, ?, ?, 'long', 90000, 0, 10, 5000, 0.004, 81000, 0, 1, 1e12)",
+                    [DAY, variants.NAIVE, as_of])
     return con
 
 

@@ -75,11 +75,13 @@ def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResour
         table = checks.oi_table(con, targets, OI_TOLERANCE_PCT)
     verdict, description = checks.oi_verdict(table)
     worst = float(table["error_pct"].max()) if table["error_pct"].notna().any() else None
-    description = f"{_covered(targets)}: {description}" if targets else description
+    failing = table[table["error_pct"] >= table["tolerance_pct"]]
+    description = f"{verdict}: {description}" + (
+        "; failing: " + ", ".join(sorted({f"{r.symbol} {r.day}" for r in failing.itertuples()})) if len(failing) else "")
     return dg.AssetCheckResult(
         passed=verdict == scoring.PASS,
         severity=dg.AssetCheckSeverity.ERROR if verdict == scoring.FAIL else dg.AssetCheckSeverity.WARN,
-        description=f"{verdict}: {description}",
+        description=f"{_covered(targets)}: {description}" if targets else description,
         metadata={"verdict": verdict, **({"max_error_pct": dg.MetadataValue.float(worst)} if worst is not None else {}),
                   "flow_book_tolerance_pct": checks.FLOW_BOOK_TOLERANCE_PCT, "note": note or "partition of the run",
                   "per_variant": dg.MetadataValue.md(md_table(table))})
