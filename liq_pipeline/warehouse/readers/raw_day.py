@@ -58,14 +58,16 @@ def _step_bounds(day: dt.date, step_minutes: int) -> tuple[dt.datetime, dt.datet
 
 
 def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int) -> dict[str, np.ndarray]:
-    """High, low, last close per step from candles of any interval; a candle belongs to the step holding its
-    last millisecond (open_time + interval − 1 ms), so a coarse candle never consumes before it closes."""
+    """High, low, last close and the coarsest candle interval (ms) per step from candles of any interval; a
+    candle belongs to the step holding its last millisecond (open_time + interval − 1 ms), so a coarse candle
+    never consumes before it closes."""
     start, end, n_steps, step_ms = _step_bounds(day, step_minutes)
     return con.execute(
         f"""
         SELECT CAST(date_diff('millisecond', $start, open_time) + {_INTERVAL_MS_SQL} - 1 AS BIGINT) // $step_ms
                    AS step,
-               max(high) AS high, min(low) AS low, arg_max(close, open_time) AS close
+               max(high) AS high, min(low) AS low, arg_max(close, open_time) AS close,
+               max({_INTERVAL_MS_SQL}) AS interval_ms
         FROM {table}
         WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
         GROUP BY step HAVING step BETWEEN 0 AND $last ORDER BY step
@@ -118,25 +120,49 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     np.add.at(traded_usd, (np.asarray(traded["step"], dtype=np.int64), col.ravel()),
               np.asarray(traded["usd"], dtype=np.float64))
 
-    # Mark high/low per step; steps without a mark candle fall back to last-price klines (flagged).
+    # Mark high/low per step, from the finest candles that resolve the step: mark-price klines no longer than
+    # the step, else last-price klines no longer than the step (flagged), else the coarser candles as a last
+    # resort at the step that closes them. A mark candle longer than the step (1h mark klines under 15-minute
+    # steps) would apply its whole range at its closing step and so consume the positions opened after its
+    # extreme, inside the candle: it empties the book near the mark at every candle close.
     mark_high, mark_low, mark_close = (np.full(n_steps, np.nan) for _ in range(3))
     mark_source = "mark_price_klines"
+    coarse: list[tuple[str, dict]] = []
+    used: list[str] = []
     for table in ("raw.mark_price_klines", "raw.klines"):
-        if table not in tables:
+        if table not in tables or not np.isnan(mark_high).any():
             continue
-        missing = np.isnan(mark_high)
-        if not missing.any():
-            break
         c = _candle_steps(con, table, symbol, day, step_minutes)
         s = np.asarray(c["step"], dtype=np.int64)
-        fill = missing[s]
-        if table == "raw.klines" and fill.any():
-            mark_source = "klines" if fill.sum() == n_steps else "mark_price_klines+klines"
-            flags.append(f"mark-price klines missing in {int(fill.sum())} of {n_steps} steps: "
-                         "last-price klines used there")
+        fine = np.asarray(c["interval_ms"], dtype=np.int64) <= step_ms
+        coarse.append((table, {k: np.asarray(v)[~fine] for k, v in c.items()}))
+        fill = np.isnan(mark_high[s]) & fine
+        if fill.any():
+            used.append(table)
         mark_high[s[fill]] = np.asarray(c["high"], dtype=np.float64)[fill]
         mark_low[s[fill]] = np.asarray(c["low"], dtype=np.float64)[fill]
         mark_close[s[fill]] = np.asarray(c["close"], dtype=np.float64)[fill]
+        if table == "raw.klines" and fill.any():
+            flags.append(f"mark-price klines missing or coarser than the {step_minutes}-minute step in "
+                         f"{int(fill.sum())} of {n_steps} steps: last-price klines used there")
+    for table, c in coarse:
+        s = np.asarray(c["step"], dtype=np.int64)
+        fill = np.isnan(mark_high[s])
+        if not fill.any():
+            continue
+        used.append(table)
+        flags.append(f"{int(fill.sum())} of {n_steps} steps consumed on {table.split('.')[1]} longer than the "
+                     f"{step_minutes}-minute step, each at the step that closes it (nothing finer for them)")
+        mark_high[s[fill]] = np.asarray(c["high"], dtype=np.float64)[fill]
+        mark_low[s[fill]] = np.asarray(c["low"], dtype=np.float64)[fill]
+        mark_close[s[fill]] = np.asarray(c["close"], dtype=np.float64)[fill]
+    coarse_mark = dict(coarse).get("raw.mark_price_klines")
+    if coarse_mark is not None:
+        # A coarse mark candle's close is still the mark at the instant it closes (the end-of-day mark).
+        mark_close[np.asarray(coarse_mark["step"], dtype=np.int64)] = np.asarray(coarse_mark["close"], np.float64)
+    used = list(dict.fromkeys(used))
+    if used:
+        mark_source = "+".join(t.split(".")[1] for t in used)
     if np.isnan(mark_high).any():
         flags.append(f"no mark or last-price candle in {int(np.isnan(mark_high).sum())} of {n_steps} steps: "
                      "nothing consumed there")
