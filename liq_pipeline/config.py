@@ -226,6 +226,12 @@ class FlowParams:
     leverages: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 50.0, 75.0, 125.0)
     #: Prior mix over `leverages` at open (weights sum to 1): retail-heavy at 10-20x with a tail to the max.
     prior_weights: tuple[float, ...] = (0.08, 0.17, 0.27, 0.24, 0.14, 0.06, 0.04)
+    #: Each leverage bucket stands for the leverages between the geometric midpoints of its neighbours (the
+    #: lowest as far below itself as its upper edge is above, the highest up to itself), drawn at this many
+    #: log-spaced points with equal shares of the bucket: traders pick any whole leverage, not seven values,
+    #: and a comb of seven liquidation distances leaves empty bands between them (0.4 % / 0.9 % / 1.6 % from
+    #: the entry at 125x / 75x / 50x). The mix is still learned per bucket. 1 = the bucket's value alone.
+    leverage_points: int = 3
     #: Book turnover: gross closes ≈ ln2 / half-life of the book per hour (positions live hours, not weeks).
     half_life_hours: float = 16.0
     #: Closing hazard ∝ (leverage / 10)^exponent beyond liquidation. 0: leverage shortens a position's life

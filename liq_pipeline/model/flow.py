@@ -16,7 +16,9 @@ receive it, so theirs rises away from the mark; negative funding does the opposi
       the day in proportion to traded notional; G_t is placed at the step's traded prices, split long /
       short by the crowding share p_t, over the leverage mix per side and the day's size buckets;
   (b) settle funding when a settlement falls in the step (LP of every live cell moves as above);
-  (c) consume: long cells with LP ≥ the step's mark low and short cells with LP ≤ its mark high;
+  (c) consume: long cells with LP ≥ the step's mark low and short cells with LP ≤ its mark high; the cells
+      opened in the step face only the extreme the step reached second (`extreme_order`: a step that closes
+      above its open made its low first, so its new longs opened after it), not one made before they opened;
   (d) close: the book above OI_t is closed with a hazard h ∝ (L/10)^γ / (1 + age/τ) (high leverage and
       young positions leave first), so Σ book = OI after every step once the book is full;
   (e) snapshot notional per side and grid bin of LP(t).
@@ -142,7 +144,7 @@ def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float = 1e-6) -> tuple[Book, float]:
-    """Merge cells of one (open hour, side, entry price, bucket, size, funding paid) into one — cells older
+    """Merge cells of one (open hour, side, entry price, bucket, leverage, size, funding paid) into one — cells older
     than `merge_after_hours` by open day instead of hour, at their notional-weighted mean open time (cells
     between two funding settlements share the funding paid, so a day holds at most a few such cohorts) —
     drop empty cells and cells older than `max_age_days`. Returns the book and the notional that expired (USD).
@@ -156,7 +158,7 @@ def compact(book: Book, now_ms: int, params: FlowParams = FLOW, min_usd: float =
     hour = cols["open_ms"] // MS_PER_HOUR
     coarse = cols["open_ms"] < now_ms - params.merge_after_hours * MS_PER_HOUR
     period = np.where(coarse, hour // 24 * 24 - 1, hour)  # −1: a day's cohort never shares a key with an hour's
-    key = np.stack([period, cols["side"], cols["lev_bucket"], np.round(cols["entry_price"], 8),
+    key = np.stack([period, cols["side"], cols["lev_bucket"], np.round(cols["leverage"], 6), np.round(cols["entry_price"], 8),
                     np.round(cols["size_usd"], 4), np.round(cols["funding_paid"], 12)])
     first, inverse = _groups(key)
     merged = {f: v[first] for f, v in cols.items()}
@@ -216,6 +218,8 @@ class FlowInputs:
     #: (E,) OFI long probability of each entry bin's window (model.ofi_bins of D−1; nan = none): the seed's
     #: `ofi` and `hybrid` split rules read it; None when not loaded.
     entry_long_prob: np.ndarray | None = None
+    #: (T,) mark (or last) price at each step's end (nan = none): which extreme a step reached first (below).
+    mark_close: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -264,8 +268,8 @@ def crowding(inputs: FlowInputs, taker_window_steps: int = 16) -> tuple[np.ndarr
 def params_for(variant: Variant, flow: FlowParams = FLOW, model: ModelParams = MODEL) -> FlowParams:
     """The engine's parameters under a variant's rules (model/variants.py).
 
-    Leverage mix `seed`: ModelParams' leverages and weights at open (5/10/20/50/100x at 20/35/25/15/5 %), the
-    whole book leveraged (share 1). Close `until_crossed`: no turnover (H = ∞: opens only where OI rises)
+    Leverage mix `seed`: ModelParams' leverages and weights at open (5/10/20/50/100x at 20/35/25/15/5 %, each
+    value alone, as the seed placed them), the whole book leveraged (share 1). Close `until_crossed`: no turnover (H = ∞: opens only where OI rises)
     and a uniform hazard (γ = 0, τ = ∞: where OI falls the book shrinks pro rata), so a position leaves the
     book only by being crossed, by the book shrinking with OI, or by expiring after `max_age_days`; with
     LIQ_HEATMAP_HALF_LIFE_HOURS set, every cell also decays with that half-life (off by default).
@@ -275,7 +279,7 @@ def params_for(variant: Variant, flow: FlowParams = FLOW, model: ModelParams = M
     p = flow
     if variant.leverage_mix == "seed":
         p = dataclasses.replace(p, leverages=tuple(model.leverages), prior_weights=tuple(model.leverage_weights),
-                                prior_leveraged_share=1.0)
+                                prior_leveraged_share=1.0, leverage_points=1)
     if variant.close == "until_crossed":
         p = dataclasses.replace(p, half_life_hours=math.inf, age_hazard_hours=math.inf, leverage_hazard_exponent=0.0,
                                 survival_candidates=(), decay_half_life_hours=model.heatmap_half_life_hours)
@@ -350,13 +354,33 @@ def gross_opens(inputs: FlowInputs, start_total_usd: float, params: FlowParams =
     return np.where(volume > 0, np.maximum(delta, 0.0) + turnover, 0.0), flags
 
 
+def bucket_points(leverages, points: int) -> np.ndarray:
+    """(L, points) leverages drawing each bucket: log-spaced at the centres of `points` equal parts of the
+    bucket's interval, the interval running between the geometric midpoints of neighbouring buckets (the
+    lowest bucket as far below its value as its upper edge is above it, the highest bucket up to its value,
+    the bracket maximum). `points` = 1 gives the bucket values themselves."""
+    lev = np.asarray(leverages, dtype=np.float64)
+    if points < 1:
+        raise ValueError(f"leverage points per bucket must be >= 1, got {points}")
+    if points == 1 or lev.size < 2:
+        return lev[:, None].copy()
+    if np.any(np.diff(lev) <= 0):
+        raise ValueError("leverage buckets must be strictly increasing")
+    mid = np.sqrt(lev[1:] * lev[:-1])
+    lo = np.log(np.concatenate([[lev[0] ** 2 / mid[0]], mid]))
+    hi = np.log(np.concatenate([mid, [lev[-1]]]))
+    frac = (np.arange(points) + 0.5) / points
+    return np.exp(lo[:, None] + (hi - lo)[:, None] * frac[None, :])
+
+
 def new_cells(inputs: FlowInputs, opens_usd: np.ndarray, long_share: np.ndarray, mix: SideMix,
               table: BracketTable, params: FlowParams = FLOW) -> tuple[Book, np.ndarray, float]:
     """The cells opened during the day, sorted by step, and each step's [start, end) slice into them.
 
     Opens of step t at entry bin e: G_t · V_te / V_t; long = × p_t, short = × (1 − p_t); then × mix weight
-    of (side, leverage) × size-bucket weight. Leverage is capped at the tier's max for the cell's size; a
-    cell the table cannot price (beyond an incomplete table, or no LP) is dropped and counted.
+    of (side, leverage bucket) / points per bucket (each bucket drawn at `bucket_points`) × size-bucket
+    weight. Leverage is capped at the tier's max for the cell's size; a cell the table cannot price (beyond
+    an incomplete table, or no LP) is dropped and counted. A cell's `weight` is its bucket's mix weight.
     Returns (cells, offsets (T+1,), unpriced USD).
     """
     traded = inputs.traded_usd
@@ -364,12 +388,14 @@ def new_cells(inputs: FlowInputs, opens_usd: np.ndarray, long_share: np.ndarray,
     share_e = traded / np.where(vol > 0, vol, 1.0)[:, None]
     amount = opens_usd[:, None] * share_e  # (T, E)
     t_idx, e_idx = np.nonzero(amount > 0)
-    lev = np.asarray(params.leverages, dtype=np.float64)
+    points = bucket_points(params.leverages, params.leverage_points)  # (B, k)
+    lev = points.ravel()
+    bucket = np.repeat(np.arange(points.shape[0]), points.shape[1])
     L, S = lev.size, inputs.sizes.notional_usd.size
     if t_idx.size == 0:
         return Book.empty(), np.zeros(inputs.n_steps + 1, dtype=np.int64), 0.0
     side = np.array([1, -1], dtype=np.int8)
-    w_side = np.stack([mix.long, mix.short])  # (2, L)
+    w_side = np.stack([mix.long, mix.short])[:, bucket]  # (2, L): each point carries its bucket's weight
     p = long_share[t_idx, e_idx] if long_share.ndim == 2 else long_share[t_idx]
     side_amount = np.stack([amount[t_idx, e_idx] * p, amount[t_idx, e_idx] * (1 - p)], axis=1)  # (P, 2)
     size = inputs.sizes.notional_usd
@@ -382,7 +408,7 @@ def new_cells(inputs: FlowInputs, opens_usd: np.ndarray, long_share: np.ndarray,
     tier = np.clip(lp.bracket - 1, 0, len(table.mmr) - 1)
     mmr = np.broadcast_to(table.mmr[tier], shape)
     weight = np.broadcast_to(w_side[None, :, :, None], shape)
-    notional = side_amount[:, :, None, None] * weight * inputs.sizes.weight[None, None, None, :]
+    notional = side_amount[:, :, None, None] * weight * inputs.sizes.weight[None, None, None, :] / points.shape[1]
     priced = np.broadcast_to(np.isfinite(lp.price), shape)
     unpriced = float(notional[~priced].sum())
     keep = priced & (notional > 0)
@@ -395,7 +421,7 @@ def new_cells(inputs: FlowInputs, opens_usd: np.ndarray, long_share: np.ndarray,
         "open_ms": b(start_ms[:, None, None, None]),
         "side": b(side[None, :, None, None]),
         "entry_price": b(entry[:, None, None, None]),
-        "lev_bucket": b(np.arange(L)[None, None, :, None]),
+        "lev_bucket": b(bucket[None, None, :, None]),
         "leverage": b(eff_lev[None, None, :, :]),
         "size_usd": b(size[None, None, None, :]),
         "mmr": b(mmr),
@@ -430,6 +456,23 @@ class FlowDay:
     unpriced_usd: float
     flags: list[str] = field(default_factory=list)
     signals: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def extreme_order(mark_close: np.ndarray | None, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per step, whether the cells opened in it face the step's low and its high, from the candle's direction
+    (the usual OHLC path: a step that closes above its open made its low first, one that closes below made its
+    high first; the open is the previous step's close). A step whose direction is unknown (the day's first,
+    a missing close, an unchanged price) exposes its new cells to both extremes, as older cells always are.
+    Returns (new_face_low, new_face_high), each (T,) bool."""
+    both = np.ones(n_steps, dtype=bool)
+    if mark_close is None:
+        return both, both.copy()
+    c = np.asarray(mark_close, dtype=np.float64)
+    if c.shape != (n_steps,):
+        raise ValueError(f"mark_close has shape {c.shape}, expected ({n_steps},)")
+    move = np.concatenate([[np.nan], c[1:] - c[:-1]])
+    up, down = np.nan_to_num(move, nan=0.0) > 0, np.nan_to_num(move, nan=0.0) < 0
+    return ~up, ~down
 
 
 def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTable, mix: SideMix,
@@ -494,6 +537,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     per_weight = np.zeros((T, 2, L))
     low = np.asarray(inputs.mark_low, dtype=np.float64)
     high = np.asarray(inputs.mark_high, dtype=np.float64)
+    new_face_low, new_face_high = extreme_order(inputs.mark_close, T)
     for t in range(T):
         a, z = n0 + offsets[t], n0 + offsets[t + 1]
         N[a:z] = add[a:z]
@@ -505,6 +549,10 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
         if np.isfinite(high[t]):
             hit |= ~is_long & (lp_t <= high[t])
         hit &= N > 0
+        if not new_face_low[t]:
+            hit[a:z] &= ~is_long[a:z]
+        if not new_face_high[t]:
+            hit[a:z] &= is_long[a:z]
         if hit.any():
             gone = N[hit]
             consumed[t] = np.bincount(row[hit], weights=gone, minlength=2)

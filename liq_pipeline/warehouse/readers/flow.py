@@ -116,7 +116,7 @@ def load_flow_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     sizes = size_choice.buckets
     inputs = fl.FlowInputs(
         step_start_ms=_ms(d.step_end) - step_ms, step_ms=step_ms, mark_high=d.mark_high, mark_low=d.mark_low,
-        oi_start_usd=d.oi_start_usd, oi_end_usd=d.oi_end_usd, entry_price=grid.mid(d.entry_bins),
+        mark_close=d.mark_close, oi_start_usd=d.oi_start_usd, oi_end_usd=d.oi_end_usd, entry_price=grid.mid(d.entry_bins),
         traded_usd=d.traded_usd, taker_buy_usd=buy, taker_sell_usd=sell, settle_ms=settle_ms,
         settle_rate=settle_rate, funding_8h=funding_8h, premium=premium, account_long_share=accounts, sizes=sizes,
         entry_long_prob=ofi_long_prob(con, symbol, day - dt.timedelta(days=1), d.entry_bins))
