@@ -57,13 +57,16 @@ def test_the_chain_refuses_a_process_not_set_for_the_run(tmp_path, monkeypatch):
 
 
 def test_targets_are_checked_on_the_variant_figures():
-    met = scorecard.targets_for({"partial_spearman": 0.4, "top10_recall_vs_excursion": 1.2,
-                                 "realized_share_where_map_zero": 0.05})
+    met = scorecard.targets_for({"spearman_map": 0.76, "spearman_side_excursion": 0.73, "partial_spearman": 0.5,
+                                 "top10_recall_vs_excursion": 1.2, "realized_share_where_map_zero": 0.05})
+    assert set(met) == set(scorecard.TARGETS)
     assert all(t["met"] for t in met.values())
-    missed = scorecard.targets_for({"partial_spearman": 0.3, "top10_recall_vs_excursion": 0.98,
-                                    "realized_share_where_map_zero": 0.2})
+    missed = scorecard.targets_for({"spearman_map": 0.75, "spearman_side_excursion": 0.73, "partial_spearman": 0.49,
+                                    "top10_recall_vs_excursion": 1.19, "realized_share_where_map_zero": 0.051})
     assert not any(t["met"] for t in missed.values())
-    assert scorecard.targets_for({})["partial_spearman"]["met"] is None
+    assert missed["rho_minus_excursion"]["value"] == pytest.approx(0.02)
+    unknown = scorecard.targets_for({})
+    assert all(t["met"] is None for t in unknown.values())
 
 
 def test_learned_parameters_are_read_from_the_learning_variant():
