@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.assets.check_outcomes import CheckOutcome, check_spec, merge_outcomes, missing_check
+from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
@@ -163,6 +164,7 @@ def _agg_trade_checks(con, r: IngestResult) -> list[CheckOutcome]:
     check_specs=[check_spec("agg_trade_ids_continuous", "agg_trades"),
                  check_spec("agg_trades_within_day", "agg_trades")],
 )
+@newest_partition_last
 def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Binance USD-M aggTrades, one row per aggregate trade (daily archive; monthly file as a fallback)."""
     results = _ingest_all(
@@ -197,6 +199,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str,
 
     @dg.asset(name=name, partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
               retry_policy=RETRY, backfill_policy=SINGLE_RUN, check_specs=[check_spec(check, name)])
+    @newest_partition_last
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
         interval = getattr(market, interval_attr)
         results = _ingest_all(
@@ -249,6 +252,7 @@ def _oi_checks(con, r: IngestResult) -> list[CheckOutcome]:
     check_specs=[check_spec("open_interest_sampled_every_5m", "open_interest"),
                  check_spec("open_interest_not_forward_filled", "open_interest")],
 )
+@newest_partition_last
 def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Open interest (base and USDT) and the long/short ratios from the daily `metrics` archive."""
     results = _ingest_all(
@@ -283,6 +287,7 @@ def _funding_checks(con, r: IngestResult) -> list[CheckOutcome]:
     partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
     check_specs=[check_spec("funding_settlements_match_interval", "funding_rates")],
 )
+@newest_partition_last
 def funding_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Settled funding rates of the day (monthly fundingRate archive), with the 8h-equivalent rate."""
     results = _ingest_all(
