@@ -49,6 +49,16 @@ monthly_validation_job = dg.define_asset_job(
     description="The monthly validation report (grade, ground truth, backtest) and its checks.",
 )
 
+#: `liquidation_zones` is re-derived after its heatmap partitions are updated (its automation condition), e.g.
+#: after a heatmap backfilled alone from its asset page. Dagster's implicit default_automation_condition_sensor
+#: starts STOPPED, so the zones stayed stale until someone switched it on; this one runs by default under the
+#: daemon of `make ui` and the production instance.
+zones_after_heatmap_sensor = dg.AutomationConditionSensorDefinition(
+    "zones_after_heatmap_sensor", target=dg.AssetSelection.assets("liquidation_zones"),
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    description="Requests liquidation_zones for every heatmap partition updated without its zones.",
+)
+
 JOBS = (ingest_job, volume_profile_job, model_job, heatmap_job, daily_refresh_job, monthly_validation_job)
 
 #: The code location `make ui` loads (workspace.yaml), and the name Dagster gives the repository of a
