@@ -97,6 +97,10 @@ def run_demo(days: int = 45, seed: int = 7, model_days: int | None = None, scena
     for i, (label, job_name, first) in enumerate(stages):
         if i == 1:
             _import_public_liquidations(out_dir, symbols)
+        if i == 2 and first_model > start:  # the warm-up days are recorded as such, not left "Missing" in the UI
+            from liq_pipeline.apps.warm_up import record_warm_up
+
+            record_warm_up(defs, instance, symbols, start, first_model)
         job = defs.resolve_job_def(job_name)
         for symbol in symbols:
             head = f"{label:<40} {symbol} {first}…{last}"
