@@ -90,3 +90,35 @@ def test_a_raw_check_launched_without_its_asset_says_what_to_do(tmp_path):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "computed while it is materialized: materialize funding_rates" in str(failure.step_failure_data.user_failure_data.description)
+
+
+def test_a_run_of_one_symbol_plans_only_that_symbols_checks(tmp_path):
+    """The daily schedule's runs and the demo's stages (one symbol each) select their symbol's checks, so the
+    other symbol's checks do not read "not executed" after them."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    from liq_pipeline import schedules
+    from liq_pipeline.assets.symbol_checks import job_for_symbol
+
+    tick = schedules.daily_refresh_schedule.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 1, 10, 0, 30, tzinfo=dt.UTC),
+        resources={"market": MarketSource(kind="simulated")}, repository_def=defs.get_repository_def()))
+    for request in tick.run_requests:
+        symbol = request.partition_key.keys_by_dimension["symbol"]
+        assert request.asset_check_keys and {base_and_symbol(k.name)[1] for k in request.asset_check_keys} == {symbol}
+        assert set(request.asset_selection) == set(defs.resolve_job_def("daily_refresh_job").asset_layer.selected_asset_keys)
+
+    mirror = tmp_path / "mirror"
+    write_day(mirror, "BTCUSDT", FIRST, n_trades=40)
+    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+                 "market": MarketSource(kind="mirror", mirror_dir=str(mirror), cache_dir=str(tmp_path / "cache"))}
+    job = dg.Definitions(assets=[raw.open_interest], resources=resources,
+                         jobs=[dg.define_asset_job("oi_job", selection=["open_interest"])]).resolve_job_def("oi_job")
+    instance = dg.DagsterInstance.ephemeral()
+    result = job_for_symbol(job, "BTCUSDT").execute_in_process(
+        instance=instance, partition_key=dg.MultiPartitionKey({"date": FIRST.isoformat(), "symbol": "BTCUSDT"}))
+    assert result.success and result.dagster_run.job_name == "oi_job"
+    eth = dg.AssetCheckKey(dg.AssetKey("open_interest"), "open_interest_sampled_every_5m_ETHUSDT")
+    assert instance.event_log_storage.get_asset_check_execution_history(eth, limit=5) == []
+    btc = dg.AssetCheckKey(dg.AssetKey("open_interest"), "open_interest_sampled_every_5m_BTCUSDT")
+    assert [r.status for r in instance.event_log_storage.get_asset_check_execution_history(btc, limit=5)] == [Status.SUCCEEDED]

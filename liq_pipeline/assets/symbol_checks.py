@@ -86,3 +86,17 @@ def per_symbol_check(base: str, asset: str, table: str, description: str):
         _check.__doc__ = body.__doc__
         return _check
     return decorate
+
+
+def checks_for_symbol(check_keys: Iterable[dg.AssetCheckKey], symbol: str) -> set[dg.AssetCheckKey]:
+    """The checks a run of `symbol` alone plans: its own and those not per symbol (Dagster records every
+    check a run selects as planned, so the other symbols' checks would read "not executed" after it)."""
+    others = set(symbols()) - {symbol}
+    return {k for k in check_keys if base_and_symbol(k.name)[1] not in others}
+
+
+def job_for_symbol(job: dg.JobDefinition, symbol: str) -> dg.JobDefinition:
+    """`job` with the other symbols' checks left out (same name, same assets)."""
+    layer = job.asset_layer
+    return job.get_subset(asset_selection=set(layer.selected_asset_keys),
+                          asset_check_selection=checks_for_symbol(layer.asset_graph.asset_check_keys, symbol))
