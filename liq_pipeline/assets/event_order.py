@@ -41,7 +41,8 @@ def newest_day_again(context: dg.AssetExecutionContext) -> list[dg.AssetMaterial
 
 def newest_partition_last(asset_fn):
     """Decorate an asset function that returns a MaterializeResult: after Dagster has recorded the
-    run's materializations, the newest day's are recorded again (see the module docstring)."""
+    run's materializations, the newest day's are recorded again (see the module docstring). The asset
+    becomes a generator: invoked directly (a test), it yields its MaterializeResult."""
     @functools.wraps(asset_fn)
     def wrapper(context: dg.AssetExecutionContext, *args, **kwargs):
         yield asset_fn(context, *args, **kwargs)
