@@ -19,7 +19,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=list(schedules.JOBS),
         schedules=[schedules.daily_refresh_schedule, schedules.monthly_validation_schedule],
-        sensors=[live.archive_day_published_sensor],
+        sensors=[live.archive_day_published_sensor, schedules.zones_after_heatmap_sensor],
         resources=default_resources(),
         executor=_executor(),
     )

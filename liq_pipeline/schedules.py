@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 
 from liq_pipeline import config, partitions
+from liq_pipeline.assets.symbol_checks import checks_for_symbol
 from liq_pipeline.resources import MarketSource
 
 #: Days between a day and the first daily tick that may request it from data.binance.vision.
@@ -47,6 +48,16 @@ monthly_validation_job = dg.define_asset_job(
     "monthly_validation_job",
     selection=dg.AssetSelection.assets("validation_report"),
     description="The monthly validation report (grade, ground truth, backtest) and its checks.",
+)
+
+#: `liquidation_zones` is re-derived after its heatmap partitions are updated (its automation condition), e.g.
+#: after a heatmap backfilled alone from its asset page. Dagster's implicit default_automation_condition_sensor
+#: starts STOPPED, so the zones stayed stale until someone switched it on; this one runs by default under the
+#: daemon of `make ui` and the production instance.
+zones_after_heatmap_sensor = dg.AutomationConditionSensorDefinition(
+    "zones_after_heatmap_sensor", target=dg.AssetSelection.assets("liquidation_zones"),
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    description="Requests liquidation_zones for every heatmap partition updated without its zones.",
 )
 
 JOBS = (ingest_job, volume_profile_job, model_job, heatmap_job, daily_refresh_job, monthly_validation_job)
@@ -84,12 +95,14 @@ def target_day(scheduled: dt.datetime, source_kind: str) -> dt.date:
     return scheduled.date() - dt.timedelta(days=lag)
 
 
-def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date,
+                       job: dg.JobDefinition | None = None) -> list[dg.RunRequest] | dg.SkipReason:
     """One RunRequest per configured symbol for the tick's target day, or the reason to skip.
 
     `today` is the real UTC date (the scheduled time of a late-evaluated tick can lie in the past): the
     Binance source only ever asks for days ≤ today−2, so a tick evaluated ahead of time skips instead of
-    hammering the archive with 404s.
+    hammering the archive with 404s. With the resolved `job`, each symbol's run selects its own checks only
+    (symbol_checks.checks_for_symbol).
     """
     day = target_day(scheduled, source_kind)
     first = config.configured_start_date()
@@ -101,11 +114,20 @@ def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date)
     if source_kind == "binance" and day > today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS):
         return dg.SkipReason(f"{day} is not published on data.binance.vision yet (only days up to "
                              f"{today - dt.timedelta(days=BINANCE_PUBLICATION_LAG_DAYS)} are requested); a later tick takes it")
+    def selection(symbol: str) -> dict:
+        if job is None:
+            return {}
+        layer = job.asset_layer
+        return {"asset_selection": sorted(layer.selected_asset_keys, key=lambda k: k.to_user_string()),
+                "asset_check_keys": sorted(checks_for_symbol(layer.asset_graph.asset_check_keys, symbol),
+                                           key=lambda k: k.name)}
+
     return [
         dg.RunRequest(
             run_key=f"daily:{day.isoformat()}:{symbol}",
             partition_key=partitions.key_for(symbol, day),
             tags={"liq/source": source_kind},
+            **selection(symbol),
         )
         for symbol in partitions.symbols.get_partition_keys()
     ]
@@ -116,7 +138,11 @@ def daily_run_requests(scheduled: dt.datetime, source_kind: str, today: dt.date)
 def daily_refresh_schedule(context: dg.ScheduleEvaluationContext, market: MarketSource):
     """00:30 UTC: refresh the previous day (today−2 for the Binance archive) for every symbol."""
     scheduled = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    return daily_run_requests(scheduled.astimezone(dt.UTC), market.kind, dt.datetime.now(dt.UTC).date())
+    try:
+        job = context.repository_def.get_job(daily_refresh_job.name)
+    except dg.DagsterInvariantViolationError:  # evaluated without its repository (a bare test context)
+        job = None
+    return daily_run_requests(scheduled.astimezone(dt.UTC), market.kind, dt.datetime.now(dt.UTC).date(), job)
 
 
 def previous_month(scheduled: dt.datetime) -> dt.date:

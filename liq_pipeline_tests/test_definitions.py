@@ -39,7 +39,7 @@ def test_partitioned_assets_use_symbol_by_day():
 
 def test_raw_data_quality_checks_are_declared():
     check_names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert {"agg_trade_ids_continuous", "open_interest_sampled_every_5m", "funding_settlements_match_interval"} <= check_names
+    assert {"agg_trade_ids_continuous_BTCUSDT", "open_interest_sampled_every_5m_BTCUSDT", "funding_settlements_match_interval_BTCUSDT"} <= check_names
 
 
 def test_heatmap_and_flow_book_depend_on_their_own_previous_day():

@@ -196,8 +196,8 @@ def test_klines_source_on_purpose_and_as_fallback(tmp_path):
 def test_missing_raw_data_fails_with_a_clear_message(tmp_path):
     duck = DuckDBResource(database=str(tmp_path / "e.duckdb"))
     with pytest.raises(dg.Failure, match="neither raw.agg_trades nor raw.klines"):
-        model.volume_profile_daily(dg.build_asset_context(partition_key=partitions.key_for(SYMBOL, DAYS[0])),
-                                   duckdb=duck, market=MarketSource())
+        list(model.volume_profile_daily(dg.build_asset_context(partition_key=partitions.key_for(SYMBOL, DAYS[0])),
+                                        duckdb=duck, market=MarketSource()))  # a generator (event_order.py)
 
 
 def test_missing_funding_and_oi_degrade_with_flags(tmp_path):

@@ -114,7 +114,7 @@ def test_day_never_published_is_recorded_missing_only_when_neighbours_answer(tmp
     result = materialize(res, [raw.open_interest])
     assert result.success
     assert ingest_log_status(res, "raw.open_interest") == "missing"
-    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m"][0]
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m_BTCUSDT"][0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
 
 
@@ -426,7 +426,7 @@ def test_conflicting_duplicate_trade_ids_are_counted_and_reported(tmp_path, mirr
     res = mirror_resources(tmp_path, mirror)
     result = materialize(res, [raw.agg_trades])
     assert result.success
-    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "agg_trade_ids_continuous"][0]
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "agg_trade_ids_continuous_BTCUSDT"][0]
     assert not check.passed
     assert check.metadata["duplicate_ids"].value == 3 and check.metadata["conflicting_duplicate_ids"].value == 2
     meta = result.asset_materializations_for_node("agg_trades")[0].metadata
@@ -458,7 +458,7 @@ def test_check_over_a_range_names_every_failing_day(tmp_path, mirror, monkeypatc
     write_metrics(mirror, last, 5, skip={7})
     result = materialize_range(mirror_resources(tmp_path, mirror), [raw.open_interest], first, last)
     assert result.success
-    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m"][0]
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "open_interest_sampled_every_5m_BTCUSDT"][0]
     assert not check.passed
     assert check.metadata["failing_days"].value == f"BTCUSDT {first}, BTCUSDT {last}"
     assert check.description.startswith("2 of 3 partitions fail")

@@ -72,7 +72,7 @@ def test_materialization_reports_rows_time_range_and_checksum(tmp_path, mirror):
 
 def test_data_quality_checks_pass_on_clean_data(tmp_path, mirror):
     result = materialize(resources(tmp_path, mirror))
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = {e.check_name.removesuffix("_BTCUSDT"): e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {
         "agg_trade_ids_continuous", "agg_trades_within_day", "klines_complete_for_interval",
         "mark_price_klines_complete_for_interval", "open_interest_sampled_every_5m",
@@ -89,7 +89,7 @@ def test_id_gaps_and_sparse_open_interest_are_flagged(tmp_path, mirror):
                1000 + h, 9e7 + h, "", "", "", "") for h in range(24)]
     write_zip(mirror, ArchiveFile("metrics", "BTCUSDT", DAY), None, hourly)
     result = materialize(resources(tmp_path, mirror), assets=[raw.agg_trades, raw.open_interest])
-    ev = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    ev = {e.check_name.removesuffix("_BTCUSDT"): e for e in result.get_asset_check_evaluations()}
     assert not ev["agg_trade_ids_continuous"].passed
     assert ev["agg_trade_ids_continuous"].metadata["missing_ids"].value == 6
     assert not ev["open_interest_sampled_every_5m"].passed
@@ -142,7 +142,7 @@ def test_missing_day_leaves_empty_partition_and_failed_check_without_failing_the
     res = resources(tmp_path, mirror)
     result = materialize(res, assets=[raw.open_interest])
     assert result.success
-    ev = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    ev = {e.check_name.removesuffix("_BTCUSDT"): e for e in result.get_asset_check_evaluations()}
     assert not ev["open_interest_sampled_every_5m"].passed
     assert ev["open_interest_sampled_every_5m"].severity == dg.AssetCheckSeverity.ERROR
     with res["duckdb"].get_connection() as con:

@@ -83,6 +83,7 @@ def _totals(body):
 def test_catalog_lists_what_is_materialized_and_calls_old_data_not_live(server):
     c = server.get("/api/catalog").json()
     assert c["symbols"] == [SYMBOL]
+    assert "flow" in c["leverage_variants"] and "hybrid" not in c["leverage_variants"]  # the filter's variants
     flow = next(e for e in c["entries"] if e["variant"] == "flow")
     assert flow["latest"] == LATEST.isoformat() and flow["live"] is False
     assert "not live" in flow["latest_label"] and "3 days old" in flow["latest_label"]
@@ -324,5 +325,11 @@ def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
             assert page.evaluate("window.__liq.view.lookback") == "3d"
             assert page.evaluate("window.__liq.view.leverages") == [2, 5, 10, 20]
             page.screenshot(path=str(tmp_path / "serve.png"))
+
+            # A fixed-mix variant: the filter is disabled and the page says why.
+            page.locator("#variant").select_option("hybrid")
+            page.wait_for_function("window.__liq.view && window.__liq.view.variant === 'hybrid'")
+            assert "leverage filter off for hybrid" in page.locator("#lev-note").inner_text()
+            assert page.locator("#lev input").first.is_disabled() and "lev=" not in page.url
         finally:
             browser.close()

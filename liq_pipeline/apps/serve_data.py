@@ -114,6 +114,7 @@ def catalog_json(catalog: list[wv.Materialized], now: dt.datetime) -> dict:
     """What is materialized, per symbol and variant, with the newest snapshot's age."""
     return {"symbols": sorted({m.symbol for m in catalog}), "lookbacks": list(LOOKBACKS) + ["range"],
             "leverages": list(config.FLOW.leverages), "default_variant": variant_registry.DEFAULT,
+            "leverage_variants": [v for v in variant_registry.NAMES if variant_registry.BY_NAME[v].leverage_mix == FLOW_MIX],
             "entries": [{"symbol": m.symbol, "variant": m.variant, "first_day": m.first_day.isoformat(),
                          "last_day": m.last_day.isoformat(), **latest_label(m.latest_snapshot, now)}
                         for m in catalog]}

@@ -54,9 +54,14 @@ function fillControls() {
     `<button data-lookback="${l}" class="${l === lb ? "on" : ""}">${l}</button>`).join(" ");
   $("range-inputs").hidden = lb !== "range";
   const chosen = (state.get("lev") || "").split(",").filter((x) => x).map(Number);
+  const filterable = catalog.leverage_variants.includes(variant.value);
   $("lev").innerHTML = "leverage: " + catalog.leverages.map((l) =>
     `<label><input type="checkbox" value="${l}" ${!chosen.length || chosen.includes(l) ? "checked" : ""}
-      ${variant.value === "flow" ? "" : "disabled"}>${l}x</label>`).join("");
+      ${filterable ? "" : "disabled"}>${l}x</label>`).join("");
+  // Why the filter is off: only a learned-mix variant's book holds positions per leverage bucket.
+  $("lev-note").textContent = filterable ? "" :
+    `leverage filter off for ${variant.value}: it spreads every position over the seed's fixed leverage mix, ` +
+    `so its book has no leverage buckets to filter; choose ${catalog.leverage_variants.join(" or ")} to use it`;
 }
 
 function colorLimits(z) {
@@ -258,7 +263,7 @@ async function main() {
   fillControls();
   $("symbol").onchange = () => { state.set("symbol", $("symbol").value); state.delete("variant"); state.delete("at");
                                  fillControls(); load(); };
-  $("variant").onchange = () => { state.set("variant", $("variant").value); if ($("variant").value !== "flow") state.delete("lev");
+  $("variant").onchange = () => { state.set("variant", $("variant").value); if (!catalog.leverage_variants.includes($("variant").value)) state.delete("lev");
                                   fillControls(); load(); };
   $("lookbacks").onclick = (e) => {
     const lb = e.target.dataset && e.target.dataset.lookback;

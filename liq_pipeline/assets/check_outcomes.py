@@ -1,10 +1,14 @@
 """Check outcomes of the raw assets, in the Dagster types the UI shows: one outcome per check and partition,
 merged into one result per check for a run over many partitions."""
 
+import inspect
 from dataclasses import dataclass
 
 import dagster as dg
 
+from liq_pipeline import partitions
+from liq_pipeline.assets.event_order import newest_partition_last
+from liq_pipeline.assets.symbol_checks import check_name, symbol_day_metadata, symbol_specs
 from liq_pipeline.market import parsers
 from liq_pipeline.market.ingest import IngestResult
 
@@ -71,5 +75,41 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_spec(name: str, asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=CHECK_DESCRIPTIONS[name])
+def per_symbol_results(outcomes: list[CheckOutcome], asset: str, selected: set[str]) -> list[dg.AssetCheckResult]:
+    """One result per check and symbol of the run (`<check>_<SYMBOL>`, symbol_checks.py), merged over that
+    symbol's days, with the symbol-days covered and the failing ones; only the checks the run selected."""
+    by_check: dict[tuple[str, str], list[CheckOutcome]] = {}
+    for o in outcomes:
+        by_check.setdefault((o.name, str(o.metadata.get("symbol", ""))), []).append(o)
+    results = []
+    for (name, symbol), mine in sorted(by_check.items()):
+        if check_name(name, symbol) not in selected:
+            continue
+        merged = merge_outcomes(mine)
+        days = symbol_day_metadata(symbol, [o.metadata.get("day", "") for o in mine],
+                                   [o.metadata.get("day", "") for o in mine if not o.passed])
+        results.append(dg.AssetCheckResult(
+            check_name=check_name(name, symbol), asset_key=dg.AssetKey(asset), passed=merged.passed,
+            severity=merged.severity, description=merged.description, metadata={**merged.metadata, **days}))
+    return results
+
+
+def raw_asset(name: str, checks: list[str], group: str, retry: dg.RetryPolicy, doc: str | None = None):
+    """A raw asset with its checks, one per configured symbol: a multi-asset of one asset that may emit a
+    subset of its checks (a run covers some symbols only)."""
+    def decorate(fn):
+        spec = dg.AssetSpec(name, group_name=group, kinds={"duckdb"}, description=doc or inspect.getdoc(fn))
+        return dg.multi_asset(
+            name=name, specs=[spec], partitions_def=partitions.symbol_day, pool="duckdb", retry_policy=retry,
+            backfill_policy=dg.BackfillPolicy.single_run(), can_subset=True,
+            check_specs=[c for check in checks for c in symbol_specs(check, name, CHECK_DESCRIPTIONS[check])],
+        )(newest_partition_last(fn))
+    return decorate
+
+
+def checks_only_failure(context: dg.AssetExecutionContext) -> None:
+    """The raw checks are computed while their file is ingested: a run that selected the checks without
+    the asset (launched alone from the UI) fails with what to do instead."""
+    if not context.selected_asset_keys:
+        raise dg.Failure(f"the checks of {context.op_def.name} are computed while it is materialized: materialize "
+                         f"{context.op_def.name} for the partition (its checks run with it)", allow_retries=False)

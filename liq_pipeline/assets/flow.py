@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
+from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import FLOW
 from liq_pipeline.pipeline.flow_day import materialize_flow_day
 from liq_pipeline.warehouse.readers.flow import SIDES
@@ -27,6 +28,7 @@ GROUP = "model"
                 # ofi_bins before flow_book in a range run (D−1 is written before D is read).
                 dg.AssetKey("ofi_bins"),
                 dg.AssetDep("flow_book", partition_mapping=partitions.previous_day)])  # evolves D−1's book
+@newest_partition_last
 def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The book of position cohorts of every variant (model/flow.py, one engine; a variant is a set of rules,
     model/variants.py), evolved through the day from D−1's book: opens at traded prices split by the

@@ -22,6 +22,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
+from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import MODEL
 from liq_pipeline.model import variants
 from liq_pipeline.model import zones as zn
@@ -108,6 +109,7 @@ def keep_previous_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
                                      "mark_price_klines", "klines", "agg_trades", "flow_book")),
           dg.AssetDep("liquidation_heatmap", partition_mapping=partitions.previous_day)],  # starts from D−1's end
 )
+@newest_partition_last
 @_rows_and_files_together
 def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation levels over time: every variant's book (flow_book, the one engine) as snapshots every
@@ -199,6 +201,7 @@ def _markdown_table(records: list[dict]) -> str:
                           & ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
                           & ~dg.AutomationCondition.in_progress()).with_label("after its heatmap"),
 )
+@newest_partition_last
 def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation zones at the end of each day: weighted DBSCAN per side and variant on the last heatmap
     snapshot (model/zones.py: eps 0.25 % of price, a zone seeds where the notional within eps is 1.5× the

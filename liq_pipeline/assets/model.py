@@ -12,6 +12,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
+from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import MODEL
 from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
@@ -55,6 +56,7 @@ def _num(value: float | None, spec: str) -> str:
 
 # ============================================================================== volume_profile_daily
 @dg.asset(**_ASSET, deps=[dg.AssetKey("agg_trades"), dg.AssetKey("klines")])
+@newest_partition_last
 def volume_profile_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                          market: MarketSource) -> dg.MaterializeResult:
     """Traded notional per price bin of one day: taker buy/sell split, VWAP, trade count, last trade time.
@@ -98,6 +100,7 @@ _WINDOW_MAPPING = dg.MultiPartitionMapping({
 
 
 @dg.asset(**_ASSET, deps=[dg.AssetDep(volume_profile_daily, partition_mapping=_WINDOW_MAPPING)])
+@newest_partition_last
 def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The window profile (ModelParams.window_days, default 30): the stored daily profiles summed per bin.
 
@@ -127,6 +130,7 @@ def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBRes
 
 # ============================================================================================ ofi_bins
 @dg.asset(**_ASSET, deps=[volume_profile_baseline])
+@newest_partition_last
 def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Order-flow imbalance per bin over the window and the long probability 0.5 + 0.35·tanh(1.5·OFI)."""
     summary, preview = [], ""
@@ -153,6 +157,7 @@ def ofi_bins(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
 # =============================================================================== position_distribution
 @dg.asset(**_ASSET, deps=[ofi_bins, volume_profile_baseline, dg.AssetKey("open_interest"), dg.AssetKey("flow_book"),
                           dg.AssetKey("funding_rates"), dg.AssetKey("mark_price_klines"), dg.AssetKey("klines")])
+@newest_partition_last
 def position_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Open interest spread over entry-price bins and sides in four variants (liquidation-math.md §8):
     volume_5050, ofi, funding, hybrid; plus `flow`, the end book of flow_book per entry bin; each scaled
@@ -204,6 +209,7 @@ def _bin_width_near(grid, mark: float | None, prices: pd.Series) -> float | None
 
 @dg.asset(**_ASSET, deps=[position_distribution, volume_profile_baseline, dg.AssetKey("agg_trades"),
                           dg.AssetKey("mark_price_klines"), dg.AssetKey("flow_book")])
+@newest_partition_last
 def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Liquidation notional at risk per price bin, side and variant, as of the end of the day.
 

@@ -14,7 +14,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
-from liq_pipeline.assets.check_outcomes import CheckOutcome, check_spec, merge_outcomes, missing_check
+from liq_pipeline.assets.check_outcomes import (
+    CheckOutcome,
+    checks_only_failure,
+    missing_check,
+    per_symbol_results,
+    raw_asset,
+)
 from liq_pipeline.config import KLINE_INTERVAL_MS, ConfigError
 from liq_pipeline.market import parsers
 from liq_pipeline.market.archive import ArchiveError, NotYetPublished
@@ -39,8 +45,6 @@ from liq_pipeline.warehouse.reference_prices import neighbour_price
 
 GROUP = "raw"
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
-#: A backfill of N days of one symbol is one run (days are processed in order).
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 def _raise_clear(error: Exception, symbol: str, day: dt.date) -> None:
@@ -64,6 +68,7 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
     """Each partition of the run: download and parse without the warehouse, then one short write. `check`
     gets the symbol's price on its stored neighbouring days when `priced` (read before the download, in one
     short read), else None."""
+    checks_only_failure(context)
     try:
         client = market.client()
     except ConfigError as e:  # retrying cannot fix a setting
@@ -95,14 +100,12 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
 def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult],
             checks) -> dg.MaterializeResult:
     """Metadata (rows, time range, checksum per partition) plus the check results of the run."""
-    per_partition, by_check = [], {}
+    per_partition, outcomes = [], []
     with duckdb.get_connection() as con:
         for r in results:
             lo, hi = time_range(con, table, time_col, r.symbol, r.day)
             per_partition.append(f"| {r.symbol} | {r.day} | {r.rows:,} | {lo} | {hi} | {r.status} | `{(r.sha256 or '')[:16]}` |")
-            for outcome in checks(con, r):
-                by_check.setdefault(outcome.name, []).append(outcome)
-    check_results = {name: merge_outcomes(outcomes) for name, outcomes in by_check.items()}
+            outcomes += checks(con, r)
     table_md = "| symbol | day | rows | first | last | status | sha256 |\n|---|---|---|---|---|---|---|\n" + "\n".join(per_partition)
     first = results[0]
     metadata = {
@@ -119,11 +122,8 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings))
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(check_name=o.name, passed=o.passed, severity=o.severity, description=o.description,
-                                metadata=o.metadata)
-            for o in check_results.values()
-        ],
+        check_results=per_symbol_results(outcomes, context.op_def.name,
+                                         {k.name for k in context.selected_asset_check_keys}),
     )
 
 
@@ -158,11 +158,7 @@ def _agg_trade_checks(con, r: IngestResult) -> list[CheckOutcome]:
     ]
 
 
-@dg.asset(
-    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[check_spec("agg_trade_ids_continuous", "agg_trades"),
-                 check_spec("agg_trades_within_day", "agg_trades")],
-)
+@raw_asset("agg_trades", ["agg_trade_ids_continuous", "agg_trades_within_day"], GROUP, RETRY)
 def agg_trades(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Binance USD-M aggTrades, one row per aggregate trade (daily archive; monthly file as a fallback)."""
     results = _ingest_all(
@@ -195,8 +191,6 @@ def _kline_checks(table: str, name: str):
 def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str, priced: bool = True):
     check = f"{name}_complete_for_interval"
 
-    @dg.asset(name=name, partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
-              retry_policy=RETRY, backfill_policy=SINGLE_RUN, check_specs=[check_spec(check, name)])
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
         interval = getattr(market, interval_attr)
         results = _ingest_all(
@@ -208,8 +202,7 @@ def _kline_asset(name: str, kind: str, table: str, interval_attr: str, doc: str,
         )
         return _result(context, duckdb, table, "open_time", results, _kline_checks(table, check))
 
-    _asset.__doc__ = doc
-    return _asset
+    return raw_asset(name, [check], GROUP, RETRY, doc)(_asset)
 
 
 klines = _kline_asset("klines", "klines", "raw.klines", "kline_interval",
@@ -244,11 +237,7 @@ def _oi_checks(con, r: IngestResult) -> list[CheckOutcome]:
         "(forward-filled upstream; the model ignores them)", meta)]
 
 
-@dg.asset(
-    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[check_spec("open_interest_sampled_every_5m", "open_interest"),
-                 check_spec("open_interest_not_forward_filled", "open_interest")],
-)
+@raw_asset("open_interest", ["open_interest_sampled_every_5m", "open_interest_not_forward_filled"], GROUP, RETRY)
 def open_interest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Open interest (base and USDT) and the long/short ratios from the daily `metrics` archive."""
     results = _ingest_all(
@@ -279,10 +268,7 @@ def _funding_checks(con, r: IngestResult) -> list[CheckOutcome]:
     )]
 
 
-@dg.asset(
-    partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"}, retry_policy=RETRY, backfill_policy=SINGLE_RUN,
-    check_specs=[check_spec("funding_settlements_match_interval", "funding_rates")],
-)
+@raw_asset("funding_rates", ["funding_settlements_match_interval"], GROUP, RETRY)
 def funding_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Settled funding rates of the day (monthly fundingRate archive), with the 8h-equivalent rate."""
     results = _ingest_all(

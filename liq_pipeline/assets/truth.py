@@ -16,6 +16,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
+from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse.truth_store import (
     add_new_columns,
@@ -77,6 +78,7 @@ def _markdown(frame) -> str:
 
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run())
+@newest_partition_last
 def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Every simulated speculative position opened on the partition's day, with its exact liquidation price
     and tier at opening, its margin mode and account balance, and how it ended ('open', 'closed',
@@ -88,6 +90,7 @@ def true_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource, ma
 
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run())
+@newest_partition_last
 def true_open_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                         market: MarketSource) -> dg.MaterializeResult:
     """Every position open at the end of the partition's day, speculators' (by position) and providers'
@@ -100,6 +103,7 @@ def true_open_positions(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
 
 @dg.asset(partitions_def=partitions.symbol_day, group_name=GROUP, pool="duckdb", kinds={"duckdb"},
           backfill_policy=dg.BackfillPolicy.single_run())
+@newest_partition_last
 def true_liquidations(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: MarketSource) -> dg.MaterializeResult:
     """Every simulated liquidation on the partition's day: time, side, exact liquidation price (USDT),
     quantity (base asset) and notional (USDT), complete (not sampled like the forceOrder stream)."""

@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
+from liq_pipeline.assets.symbol_checks import per_symbol_check
 from liq_pipeline.market import liquidation_imports
 from liq_pipeline.model import scoring, variants
 from liq_pipeline.plots import markdown_image
@@ -39,7 +40,6 @@ from liq_pipeline.validation.seed import (
 )
 from liq_pipeline.validation.truth import has_ground_truth
 from liq_pipeline.warehouse.readers.validation import (
-    latest_day_per_symbol,
     latest_validation_day,
     validation_results,
 )
@@ -49,13 +49,25 @@ GROUP = "validation"
 FUNDING_WINDOW_DAYS = 30
 
 
-def _check_targets(context, con, table: str) -> tuple[list[tuple[str, dt.date]], str]:
-    """The (symbol, day) pairs a check evaluates: the run's partitions, or, when the check runs without a
-    partition (launched alone from the UI), the latest day of every symbol in `table`; the note says which."""
-    if context.has_partition_key or context.has_partition_key_range:
-        return partitions.symbol_days(context), ""
-    return latest_day_per_symbol(con, table), (
-        "run without a partition: evaluated the latest materialized day of every symbol")
+@per_symbol_check("oi_is_conserved", "position_distribution", "model.position_distribution", (
+    "The flow book's UNSCALED notional stays within 5 % of OI (its opens, closes and liquidations conserve "
+    "open interest); the scaled distributions' Σ = OI is reported as an invariant (validation/checks.py)."))
+def oi_is_conserved(duckdb: DuckDBResource, targets, note: str):
+    with duckdb.get_connection() as con:
+        table = checks.oi_table(con, targets, OI_TOLERANCE_PCT)
+    verdict, description = checks.oi_verdict(table)
+    worst = float(table["error_pct"].max()) if table["error_pct"].notna().any() else None
+    failing = table[table["error_pct"] >= table["tolerance_pct"]]
+    failing_days = sorted({pd.Timestamp(d).date() for d in failing["day"]})
+    description = f"{verdict}: {description}" + (
+        "; failing: " + ", ".join(sorted({f"{r.symbol} {r.day}" for r in failing.itertuples()})) if len(failing) else "")
+    return dg.AssetCheckResult(
+        passed=verdict == scoring.PASS,
+        severity=dg.AssetCheckSeverity.ERROR if verdict == scoring.FAIL else dg.AssetCheckSeverity.WARN,
+        description=f"{_covered(targets)}: {description}" if targets else description,
+        metadata={"verdict": verdict, **({"max_error_pct": dg.MetadataValue.float(worst)} if worst is not None else {}),
+                  "flow_book_tolerance_pct": checks.FLOW_BOOK_TOLERANCE_PCT, "note": note or "partition of the run",
+                  "per_variant": dg.MetadataValue.md(md_table(table))}), failing_days
 
 
 def _covered(targets: list[tuple[str, dt.date]]) -> str:
@@ -66,30 +78,8 @@ def _covered(targets: list[tuple[str, dt.date]]) -> str:
     return ", ".join(f"{s} {min(d)}" + (f"…{max(d)}" if max(d) > min(d) else "") for s, d in sorted(by_symbol.items()))
 
 
-@dg.asset_check(asset=dg.AssetKey("position_distribution"), description=(
-    "The flow book's UNSCALED notional stays within 5 % of OI (its opens, closes and liquidations conserve "
-    "open interest); the scaled distributions' Σ = OI is reported as an invariant (validation/checks.py)."))
-def oi_is_conserved(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def _directional_check(duckdb: DuckDBResource, targets, note: str, side: str):
     with duckdb.get_connection() as con:
-        targets, note = _check_targets(context, con, "model.position_distribution")
-        table = checks.oi_table(con, targets, OI_TOLERANCE_PCT)
-    verdict, description = checks.oi_verdict(table)
-    worst = float(table["error_pct"].max()) if table["error_pct"].notna().any() else None
-    failing = table[table["error_pct"] >= table["tolerance_pct"]]
-    description = f"{verdict}: {description}" + (
-        "; failing: " + ", ".join(sorted({f"{r.symbol} {r.day}" for r in failing.itertuples()})) if len(failing) else "")
-    return dg.AssetCheckResult(
-        passed=verdict == scoring.PASS,
-        severity=dg.AssetCheckSeverity.ERROR if verdict == scoring.FAIL else dg.AssetCheckSeverity.WARN,
-        description=f"{_covered(targets)}: {description}" if targets else description,
-        metadata={"verdict": verdict, **({"max_error_pct": dg.MetadataValue.float(worst)} if worst is not None else {}),
-                  "flow_book_tolerance_pct": checks.FLOW_BOOK_TOLERANCE_PCT, "note": note or "partition of the run",
-                  "per_variant": dg.MetadataValue.md(md_table(table))})
-
-
-def _directional_check(context, duckdb: DuckDBResource, side: str) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
-        targets, note = _check_targets(context, con, "model.liquidation_levels")
         frames = [level_directions(con, s, d, d).assign(symbol=s) for s, d in targets]
     levels = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["symbol", "day", "variant", "side", "bin_id", "price", "notional_usd", "mark_price", "ok"])
@@ -101,6 +91,7 @@ def _directional_check(context, duckdb: DuckDBResource, side: str) -> dg.AssetCh
         mark_price=("mark_price", "first"))
     passed = not levels.empty and wrong.empty
     where = "below" if side == "long" else "above"
+    failing_days = sorted({pd.Timestamp(d).date() for d in wrong["day"]})
     return dg.AssetCheckResult(
         passed=passed,
         # A few stray levels are a consumption bug worth a warning; many mean the picture is wrong.
@@ -121,30 +112,29 @@ def _directional_check(context, duckdb: DuckDBResource, side: str) -> dg.AssetCh
             "worst_levels": dg.MetadataValue.md(md_table(
                 wrong.sort_values("notional_usd", ascending=False).head(10)[
                     ["symbol", "day", "variant", "price", "notional_usd", "mark_price"]])),
-        })
+        }), failing_days
 
 
-@dg.asset_check(asset=dg.AssetKey("liquidation_levels"), description=(
+@per_symbol_check("longs_liquidate_below_mark", "liquidation_levels", "model.liquidation_levels", (
     "Invariant (consumption removes crossed levels, so a failure is a bug, not a finding): every long "
     "liquidation level lies below the mark price at the as-of time (liquidation-math.md §9.4)."))
-def longs_liquidate_below_mark(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _directional_check(context, duckdb, "long")
+def longs_liquidate_below_mark(duckdb: DuckDBResource, targets, note: str):
+    return _directional_check(duckdb, targets, note, "long")
 
 
-@dg.asset_check(asset=dg.AssetKey("liquidation_levels"), description=(
+@per_symbol_check("shorts_liquidate_above_mark", "liquidation_levels", "model.liquidation_levels", (
     "Invariant (consumption removes crossed levels, so a failure is a bug, not a finding): every short "
     "liquidation level lies above the mark price at the as-of time (liquidation-math.md §9.4)."))
-def shorts_liquidate_above_mark(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _directional_check(context, duckdb, "short")
+def shorts_liquidate_above_mark(duckdb: DuckDBResource, targets, note: str):
+    return _directional_check(duckdb, targets, note, "short")
 
 
-@dg.asset_check(asset=dg.AssetKey("liquidation_heatmap"), description=(
+@per_symbol_check("long_ratio_tracks_funding", "liquidation_heatmap", "model.liquidation_heatmap", (
     "Pearson r between the funding-free (ofi) heatmap long share averaged over each funding settlement interval "
     "and 0.5 + 0.3·tanh(1000·f) of that interval's rate, over the 30 days ending at the partition day "
     "(liquidation-math.md §9.1-§9.2); on simulated data the metadata shows what the true long share scores."))
-def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def long_ratio_tracks_funding(duckdb: DuckDBResource, targets, note: str):
     with duckdb.get_connection() as con:
-        targets, note = _check_targets(context, con, "model.liquidation_heatmap")
         results = []
         for symbol in sorted({s for s, _ in targets}):
             end = max(d for s, d in targets if s == symbol)
@@ -180,7 +170,7 @@ def long_ratio_tracks_funding(context: dg.AssetCheckExecutionContext, duckdb: Du
                 s: [{"settle_time": pd.Timestamp(r.settle_time).isoformat(), "long_share": finite_or_none(r.long_share),
                      "funding_rate_8h": finite_or_none(r.funding_rate_8h)} for r in shares.itertuples()]
                 for s, _, _, shares, _ in results}),
-        })
+        }), ([] if passed else [max(d for _, d in targets)])  # the window ending at the newest day
 
 
 @dg.asset(

@@ -83,6 +83,9 @@ def test_backfill_two_partitions_from_the_ui_and_see_the_heatmap(ui, tmp_path):
             page.goto(f"{ui.url}/assets/liquidation_heatmap", wait_until="networkidle")
             row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="heatmap", exact=True))
             expect(row).to_be_visible(timeout=30_000)
+            # The latest materialization the page shows is the newest day of the range (assets/event_order.py).
+            expect(page.get_by_role("row").filter(has=page.get_by_role("cell", name="partition", exact=True)).first
+                   ).to_contain_text(f"{SYMBOL} {days[-1]}")
             page.screenshot(path=str(tmp_path / "asset_page.png"), full_page=True)
             row.get_by_text("[Show Markdown]").click()
             picture = page.get_by_role("dialog").locator("img[src^='data:image/png']")
