@@ -76,7 +76,7 @@ bench: install
 
 # The benchmark harness end to end at tiny scale (every section, about 2-3 minutes; not part of make test).
 test-bench: install
-	$(BIN)/python -m pytest -q -m bench liq_pipeline_tests/test_bench.py
+	$(BIN)/python -m pytest -q -m bench liq_pipeline_tests/project/test_bench.py
 
 # Size of the virtual environment (the README quotes it).
 venv-size:

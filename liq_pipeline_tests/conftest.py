@@ -9,16 +9,7 @@ import os
 
 os.environ.setdefault("LIQ_END_DATE", "yesterday")
 
-
-def simulated_market_env(tmp, symbol: str, first):
-    """A MonkeyPatch (undo it when done) pointing the pipeline at a simulated market written under `tmp`:
-    one symbol from `first`, every source/warehouse override of the caller's shell removed."""
-    import pytest
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIQ_DATA_DIR", str(tmp))
-    mp.setenv("LIQ_SYMBOLS", symbol)
-    mp.setenv("LIQ_START_DATE", first.isoformat())
-    for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE"):
-        mp.delenv(name, raising=False)
-    return mp
+# Hypothesis's pytest plugin imports hypothesis in its end-of-session summary when no test did; under CPython
+# 3.11.7 that late import (through pytest's assertion rewriting) failed after test_no_data_lost.py run alone
+# with "SystemError: AST constructor recursion depth mismatch" and exit code 1 although every test passed.
+import hypothesis  # noqa: E402, F401

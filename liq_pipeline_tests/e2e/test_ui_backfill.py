@@ -16,7 +16,15 @@ from urllib.parse import quote
 import pytest
 
 from liq_pipeline.model.variants import DEFAULT as DEFAULT_VARIANT
-from liq_pipeline_tests.e2e.ui import BROWSER_FLAGS, FIRST, REPO, SYMBOL, DagsterUI, chromium_path, prepare
+from liq_pipeline_tests.support.ui import (
+    BROWSER_FLAGS,
+    FIRST,
+    REPO,
+    SYMBOL,
+    DagsterUI,
+    chromium_path,
+    prepare,
+)
 
 pytestmark = [
     pytest.mark.e2e,
