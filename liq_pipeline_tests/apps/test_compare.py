@@ -6,44 +6,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pytest
 
 from liq_pipeline.apps import compare
-from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.cli import main as cli
 from liq_pipeline.model import variants
-from liq_pipeline.sim import SimConfig, simulate
+from liq_pipeline.sim import SimConfig
 from liq_pipeline.validation.bootstrap import block_mean_interval, week_of
-from liq_pipeline_tests.support.simulated_market import simulated_market_env
+from liq_pipeline_tests.support.shared_market import FIRST, LAST, SYMBOL, copy_market
 
-SYMBOL = "BTCUSDT"
-FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 4)
 SCORED = (dt.date(2026, 1, 2), LAST)
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
-    """A 4-day single-symbol market materialized up to the heatmap, scored on days 2–4 by compare."""
-    tmp = tmp_path_factory.mktemp("compare")
-    mp = simulated_market_env(tmp, SYMBOL, FIRST)
-    simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=(LAST - FIRST).days + 1, seed=5,
-                       out_dir=tmp / "archive-sim", trades_per_day=3_000, positions_per_day=300))
-    from liq_pipeline.definitions import build_definitions
-
-    defs = build_definitions()
-    assets = list(defs.assets)
-    instance = dg.DagsterInstance.ephemeral()
-    for groups in (("raw", "truth"), ("model",), ("heatmap",)):
-        result = dg.materialize(assets, selection=dg.AssetSelection.groups(*groups), instance=instance,
-                                resources=dict(defs.resources), run_config=QUIET, raise_on_error=False,
-                                tags=_range_tags(SYMBOL, FIRST, LAST))
-        assert result.success
-    with duckdb.connect(str(tmp / "warehouse" / "liq.duckdb")) as con:
+def scored(shared_market, tmp_path_factory):
+    """A copy of the run's shared 4-day single-symbol market (materialized up to the validation; scoring
+    creates the tables it reads when missing), scored on days 2–4 by compare."""
+    market = copy_market(shared_market, tmp_path_factory.mktemp("compare") / "market")
+    mp = market.env()
+    with duckdb.connect(str(market.db)) as con:
         symbols = compare.score_warehouse(con, [SYMBOL], *SCORED)
-    yield {"tmp": tmp, "symbols": symbols}
+    yield {"tmp": market.root, "symbols": symbols}
     mp.undo()
 
 

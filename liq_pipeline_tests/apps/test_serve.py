@@ -10,36 +10,21 @@ import datetime as dt
 import threading
 import time
 
-import dagster as dg
 import pytest
 import requests
 
-from liq_pipeline.apps.demo import QUIET, _range_tags
-from liq_pipeline.sim import SimConfig, simulate
-from liq_pipeline_tests.support.simulated_market import simulated_market_env
+from liq_pipeline_tests.support.shared_market import LAST, SYMBOL, copy_market
 from liq_pipeline_tests.support.ui import BROWSER_FLAGS, chromium_path, free_port
 
-SYMBOL = "BTCUSDT"
-FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 4)
 LATEST = dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time())  # the last snapshot: midnight after LAST
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve")
-    mp = simulated_market_env(tmp, SYMBOL, FIRST)
-    simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=(LAST - FIRST).days + 1, seed=5,
-                       out_dir=tmp / "archive-sim", trades_per_day=4_000, positions_per_day=300))
-    from liq_pipeline.definitions import build_definitions
-
-    defs = build_definitions()
-    instance = dg.DagsterInstance.ephemeral()
-    for groups in (("raw", "truth"), ("model",), ("heatmap",)):
-        r = dg.materialize(list(defs.assets) + list(defs.asset_checks), selection=dg.AssetSelection.groups(*groups),
-                           instance=instance, resources=dict(defs.resources), run_config=QUIET,
-                           tags=_range_tags(SYMBOL, FIRST, LAST), raise_on_error=False)
-        assert r.success, groups
-    yield tmp / "warehouse" / "liq.duckdb"
+def market(shared_market, tmp_path_factory):
+    """A copy of the run's shared market (one test stores realized liquidations in it)."""
+    copy = copy_market(shared_market, tmp_path_factory.mktemp("serve") / "market")
+    mp = copy.env()
+    yield copy.db
     mp.undo()
 
 

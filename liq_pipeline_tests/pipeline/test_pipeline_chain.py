@@ -13,46 +13,24 @@ import dagster as dg
 import duckdb
 import pytest
 
-from liq_pipeline.apps.demo import QUIET, _range_tags
 from liq_pipeline.config import FLOW
 from liq_pipeline.model import variants
-from liq_pipeline.sim import SimConfig, simulate
-from liq_pipeline_tests.support.simulated_market import simulated_market_env
-
-SYMBOL = "BTCUSDT"
-FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 4)
-DAYS = (LAST - FIRST).days + 1
+from liq_pipeline_tests.support.shared_market import DAYS, FIRST, SYMBOL, copy_market, materializer
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("chain")
-    mp = simulated_market_env(tmp, SYMBOL, FIRST)
-    summary = simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=DAYS, seed=3, out_dir=tmp / "archive-sim",
-                                 trades_per_day=5_000, positions_per_day=400))
+def chain(shared_market):
+    """The run's shared market (support/shared_market.py), read only."""
+    return {"tmp": shared_market.root, "summary": shared_market.summary, "checks": shared_market.checks,
+            "db": shared_market.db}
 
-    from liq_pipeline.definitions import build_definitions
 
-    defs = build_definitions()
-    assets = list(defs.assets) + list(defs.asset_checks)
-    resources = dict(defs.resources)
-    instance = dg.DagsterInstance.ephemeral()
-
-    def run(selection, **kw):
-        kw.setdefault("tags", _range_tags(SYMBOL, FIRST, LAST))
-        result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
-                                run_config=QUIET, raise_on_error=False, **kw)
-        assert result.success
-        return result
-
-    results = {
-        "raw": run(dg.AssetSelection.groups("raw", "truth")),
-        "model": run(dg.AssetSelection.groups("model")),
-        "heatmap": run(dg.AssetSelection.groups("heatmap")),
-        "validation": run(dg.AssetSelection.groups("validation"), tags={}, partition_key=FIRST.replace(day=1).isoformat()),
-    }
-    yield {"tmp": tmp, "summary": summary.symbols[SYMBOL], "results": results, "run": run,
-           "db": tmp / "warehouse" / "liq.duckdb"}
+@pytest.fixture
+def writable_chain(shared_market, tmp_path):
+    """A copy of the shared market, for the tests that materialize again or change tables."""
+    market = copy_market(shared_market, tmp_path / "market")
+    mp = market.env()
+    yield {"tmp": market.root, "db": market.db, "run": materializer()}
     mp.undo()
 
 
@@ -62,7 +40,7 @@ def _query(chain, sql, params=None):
 
 
 def test_raw_tables_hold_exactly_what_the_simulator_wrote(chain):
-    rows = chain["summary"].rows
+    rows = chain["summary"]["rows"]
     for table, kind in [("raw.agg_trades", "aggTrades"), ("raw.klines", "klines"),
                         ("raw.mark_price_klines", "markPriceKlines"), ("raw.open_interest", "metrics"),
                         ("raw.funding_rates", "fundingRate")]:
@@ -94,15 +72,14 @@ def test_every_true_liquidation_was_triggered_by_mark_price(chain):
         FROM truth.liquidations l
         JOIN raw.mark_price_klines m ON m.symbol = l.symbol AND m.open_time = date_trunc('minute', l.liq_time)
         LEFT JOIN truth.positions p USING (position_id)""")[0]
-    assert total == chain["summary"].liquidations > 0
+    assert total == chain["summary"]["liquidations"] > 0
     assert crossed == total and orphans == 0
 
 
 def test_model_checks_hold_on_the_simulated_market(chain):
-    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed
-                   for e in chain["results"]["model"].get_asset_check_evaluations()}
-    for check in [("position_distribution", "oi_is_conserved"), ("liquidation_levels", "longs_liquidate_below_mark"),
-                  ("liquidation_levels", "shorts_liquidate_above_mark")]:
+    evaluations = chain["checks"]["model"]
+    for check in ["position_distribution/oi_is_conserved", "liquidation_levels/longs_liquidate_below_mark",
+                  "liquidation_levels/shorts_liquidate_above_mark"]:
         assert evaluations[check] is True, check
     for table in ["model.volume_profile_daily", "model.position_distribution", "model.liquidation_levels",
                   "model.liquidation_heatmap", "model.liquidation_zones"]:
@@ -110,7 +87,9 @@ def test_model_checks_hold_on_the_simulated_market(chain):
         assert days == DAYS, table
 
 
-def test_rematerializing_a_heatmap_day_gives_identical_rows(chain):
+def test_rematerializing_a_heatmap_day_gives_identical_rows(writable_chain):
+    chain = writable_chain
+
     def fingerprint():
         return _query(chain, """SELECT day, count(*), sum(hash(COLUMNS(*)))::HUGEINT
                                 FROM model.liquidation_heatmap GROUP BY day ORDER BY day""")
@@ -132,7 +111,7 @@ def test_validation_report_scores_against_ground_truth(chain):
         assert 0.0 < gt["ceiling"] <= 1.0 and gt["overlap_over_ceiling"] > 0
         assert set(sym["variants"][variant]["backtest"]["baselines"]) == {"leverage_only", "bar_range", "side_excursion"}
         assert sym["variants"][variant]["grade"]["letter"] in {"A", "B", "C", "F"}
-    checks = {e.check_name for e in chain["results"]["validation"].get_asset_check_evaluations()}
+    checks = {name.split("/")[-1] for name in chain["checks"]["validation"]}
     assert "hybrid_beats_volume_baseline" in checks
 
 
@@ -168,9 +147,10 @@ def test_every_variant_levels_heatmap_and_distribution_come_from_one_book(chain)
     assert oi_err < 1e-9
 
 
-def test_flow_estimate_is_unchanged_when_the_simulator_truth_is_gone(chain):
+def test_flow_estimate_is_unchanged_when_the_simulator_truth_is_gone(writable_chain):
     from liq_pipeline.market.liquidation_imports import import_liquidation_file
 
+    chain = writable_chain
     with duckdb.connect(str(chain["db"])) as con:
         import_liquidation_file(con, chain["tmp"] / "archive-sim" / "truth" / "forceOrder" / f"{SYMBOL}.jsonl")
 

@@ -11,12 +11,10 @@ import duckdb
 import pytest
 
 from liq_pipeline.apps.demo import QUIET, _range_tags
-from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline.warehouse import parquet
 from liq_pipeline.warehouse.io import count_partition, replace_partition
+from liq_pipeline_tests.support.shared_market import FIRST, LAST, SYMBOL
 
-SYMBOL = "BTCUSDT"
-FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 3)
 TABLES = ["raw.agg_trades", "raw.klines", "raw.mark_price_klines", "raw.open_interest", "raw.funding_rates",
           "truth.positions", "truth.liquidations", "model.volume_profile_daily", "model.volume_profile_baseline",
           "model.ofi_bins", "model.position_distribution", "model.liquidation_levels",
@@ -40,20 +38,18 @@ def _materialize_chain(mp: pytest.MonkeyPatch, data_dir, sim_dir, storage: str) 
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory):
+def both(shared_market, tmp_path_factory):
+    """The run's shared market (its DuckDB warehouse is the reference) and the same simulated files
+    materialized again with LIQ_STORAGE=parquet."""
     tmp = tmp_path_factory.mktemp("storage")
     mp = pytest.MonkeyPatch()
     mp.setenv("LIQ_SYMBOLS", SYMBOL)
     mp.setenv("LIQ_START_DATE", FIRST.isoformat())
     for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_PARQUET_ROOT", "LIQ_PROFILE_SOURCE"):
         mp.delenv(name, raising=False)
-    sim = tmp / "archive-sim"
-    simulate(SimConfig(symbols=(SYMBOL,), start=FIRST, days=3, seed=4, out_dir=sim, trades_per_day=4_000,
-                       positions_per_day=300))
-    _materialize_chain(mp, tmp / "duck", sim, "duckdb")
-    _materialize_chain(mp, tmp / "pq", sim, "parquet")
+    _materialize_chain(mp, tmp / "pq", shared_market.root / "archive-sim", "parquet")
     mp.undo()
-    yield {"duck": duckdb.connect(str(tmp / "duck" / "warehouse" / "liq.duckdb"), read_only=True),
+    yield {"duck": duckdb.connect(str(shared_market.db), read_only=True),
            "pq": parquet.connect(str(tmp / "pq" / "parquet"), read_only=True), "root": tmp / "pq" / "parquet"}
 
 
