@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui serve bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
+.PHONY: demo test test-fast ui serve bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,14 @@ instance: install-app $(INSTANCE)
 demo: install-app $(INSTANCE)
 	$(BIN)/liq demo
 
+# Two worker processes (pytest-xdist), each test file on one worker so a module's fixtures are built once;
+# the simulated market the integration tests share is built once for both (docs/development.md).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The inner loop: everything but the tests marked slow, in one process (docs/development.md).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check liq_pipeline liq_pipeline_tests

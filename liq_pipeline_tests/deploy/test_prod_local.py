@@ -34,6 +34,7 @@ import pytest
 from liq_pipeline.deploy.prod_local import ProdLocal, free_port, postgres_bindir
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.timeout(1800),
     pytest.mark.skipif(postgres_bindir() is None,
                        reason="no Postgres server binary (initdb, pg_ctl, postgres on PATH or under pg_config --bindir)"),

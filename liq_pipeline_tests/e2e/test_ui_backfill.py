@@ -28,6 +28,7 @@ from liq_pipeline_tests.support.ui import (
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (`make test-e2e` installs it)"),
 ]

@@ -196,6 +196,7 @@ ARCHIVE_PARSERS = {"aggTrades": ("aggTrades",), "klines": ("klines",),
                    "fundingRate": ("fundingRate",)}
 
 
+@pytest.mark.slow  # 1,000 generated inputs per case (the issue-28 target)
 @pytest.mark.parametrize("parser", sorted(ARCHIVE_PARSERS))
 def test_archive_reader_refuses_or_keeps_every_rule_on_generated_hostile_files(scratch, parser):
     seen = {"refused": 0, "accepted": 0}
@@ -253,6 +254,7 @@ IMPORT_GENERATORS = {
 }
 
 
+@pytest.mark.slow  # 1,000 generated inputs per case (the issue-28 target)
 @pytest.mark.parametrize("fmt", sorted(IMPORT_GENERATORS))
 def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored_rows(scratch, fmt):
     """One property per import format, EXAMPLES generated files each."""
@@ -389,6 +391,7 @@ def _kline_arrays(draw) -> object:
     return rows if draw(st.integers(0, 9)) else draw(JSON_VALUES)
 
 
+@pytest.mark.slow  # 1,000 generated inputs per case (the issue-28 target)
 @pytest.mark.parametrize("endpoint", sorted(REST_READERS))
 def test_rest_reader_refuses_or_returns_finite_values_on_generated_json(endpoint):
     """One property per REST reader, EXAMPLES generated answers each."""
