@@ -52,7 +52,7 @@ test: install
 
 # The inner loop: everything but the tests marked slow, in one process (docs/development.md).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 lint: install
 	$(BIN)/ruff check liq_pipeline liq_pipeline_tests

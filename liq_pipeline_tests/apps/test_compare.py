@@ -142,6 +142,7 @@ def test_targets_count_the_flow_rows_that_meet_each_one(scored):
     assert any(line.startswith("- flow beats every seed variant") for line in lines)
 
 
+@pytest.mark.slow  # runs `liq compare` in its own process
 def test_a_failed_pair_names_itself_and_its_log(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path))
     assert cli.main(["compare", "calm/7", "--score-only"]) == 2

@@ -9,11 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from liq_pipeline.apps.instance_setup import READY_MARK
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # several `liq` processes at once
 def test_concurrent_first_commands_leave_a_usable_instance(tmp_path):
     home = tmp_path / "dagster_home"
     env = {**os.environ, "DAGSTER_HOME": str(home)}

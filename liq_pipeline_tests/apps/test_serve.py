@@ -247,6 +247,7 @@ needs_chromium = pytest.mark.skipif(chromium_path() is None,
                                     reason="chromium is not installed (`apt-get install chromium`, or `make test-e2e`)")
 
 
+@pytest.mark.slow  # a browser
 @needs_chromium
 def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
     from playwright.sync_api import sync_playwright

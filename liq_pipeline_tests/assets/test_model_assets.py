@@ -110,6 +110,7 @@ def test_baseline_depends_on_the_window_of_daily_profiles_of_the_same_symbol():
     assert max(k.keys_by_dimension["date"] for k in keys) == "2026-03-01"
 
 
+@pytest.mark.slow  # three days through Dagster
 def test_materializing_three_days_fills_every_model_table_consistently(duck):
     for day in DAYS[:2]:
         assert run(duck, day, [model.volume_profile_daily]).success
@@ -159,6 +160,7 @@ def test_materializing_three_days_fills_every_model_table_consistently(duck):
     assert all(v in meta["levels"].value for v in VARIANTS)
 
 
+@pytest.mark.slow  # materializes the model twice
 def test_rematerializing_gives_identical_rows(duck):
     for day in DAYS:
         assert run(duck, day, [model.volume_profile_daily]).success
@@ -172,6 +174,7 @@ def test_rematerializing_gives_identical_rows(duck):
         assert after.equals(before[t]), t
 
 
+@pytest.mark.slow  # materializes the model twice
 def test_klines_source_on_purpose_and_as_fallback(tmp_path):
     duck = DuckDBResource(database=str(tmp_path / "k.duckdb"))
     with duck.get_connection() as con:
@@ -200,6 +203,7 @@ def test_missing_raw_data_fails_with_a_clear_message(tmp_path):
                                    duckdb=duck, market=MarketSource())
 
 
+@pytest.mark.slow  # materializes the model
 def test_missing_funding_and_oi_degrade_with_flags(tmp_path):
     duck = DuckDBResource(database=str(tmp_path / "d.duckdb"))
     with duck.get_connection() as con:

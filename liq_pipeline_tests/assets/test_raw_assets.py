@@ -49,6 +49,7 @@ def table_rows(res, table):
         return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
 
 
+@pytest.mark.slow  # materializes five raw assets twice
 def test_five_raw_tables_filled_and_rematerializing_gives_identical_rows(tmp_path, mirror):
     res = resources(tmp_path, mirror)
     assert materialize(res).success

@@ -251,6 +251,7 @@ def _report_run(warehouse):
                           instance=dg.DagsterInstance.ephemeral())
 
 
+@pytest.mark.slow  # the monthly report through Dagster
 def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys):
     build_warehouse(warehouse, hybrid_good=True)
     result = _report_run(warehouse)
@@ -306,6 +307,7 @@ def test_monthly_report_grades_writes_json_and_table(warehouse, tmp_path, capsys
         assert con.execute("SELECT count(*) FROM model.validation_results").fetchone()[0] == n
 
 
+@pytest.mark.slow  # the monthly report through Dagster
 def test_hybrid_worse_than_baseline_fails_the_check(warehouse):
     build_warehouse(warehouse, hybrid_good=False)
     result = _report_run(warehouse)
@@ -313,6 +315,7 @@ def test_hybrid_worse_than_baseline_fails_the_check(warehouse):
     assert not check.passed and "not shown better" in check.description
 
 
+@pytest.mark.slow  # the monthly report through Dagster
 def test_hybrid_equal_to_volume_5050_fails_the_check(warehouse):
     build_warehouse(warehouse, hybrid_same=True)
     result = _report_run(warehouse)

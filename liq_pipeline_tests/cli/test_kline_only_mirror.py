@@ -26,6 +26,9 @@ SCORED = DAYS[WARM_UP:]
 MISSING_OI_HOUR = dt.datetime(2026, 1, 3, 5)
 
 
+pytestmark = pytest.mark.slow  # simulates a market and runs `liq score-real` in its own process
+
+
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kline_only")

@@ -22,9 +22,9 @@ FIRST, LAST = dt.date(2025, 12, 16), dt.date(2025, 12, 21)
 WARM_UP = 3
 SCORED_FROM = FIRST + dt.timedelta(days=WARM_UP)
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (REAL / "data" / "futures" / "um").is_dir() or not (REAL / "realized_liquidations_1h.csv").is_file(),
-    reason=f"real-data window not found at {REAL} (set {scorecard.REAL_DATA_ENV} to its folder)")
+    reason=f"real-data window not found at {REAL} (set {scorecard.REAL_DATA_ENV} to its folder)")]
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,7 @@ def test_next_day_starts_from_previous_day_end_state(con):
     assert ev.notional_usd[ev.step == 0].sum() == pytest.approx(a.total_usd)
 
 
+@pytest.mark.slow  # pictures and reports through Dagster
 def test_assets_materialize_heatmap_zones_pictures_and_report(tmp_path, monkeypatch):
     """A two-day range run: day 2 starts from day 1's heatmap; pictures, report and zones are produced."""
     monkeypatch.setenv("LIQ_DATA_DIR", str(tmp_path / "data"))

@@ -114,6 +114,7 @@ def short_calm(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # simulates ten calm days
 def test_realism_on_a_short_calm_window(short_calm, capsys):
     """`liq realism` on 7 simulated calm days after a 3-day warm-up, against the real development window:
     every statistic must pass except those docs/simulator.md lists as not yet reproduced."""

@@ -445,6 +445,7 @@ def test_funding_sign_follows_a_strong_long_or_short_imbalance(tmp_path):
         assert np.sign(rate[1:] - 0.0001).tolist() == [sign, sign]
 
 
+@pytest.mark.slow  # simulates two markets
 def test_order_flow_carries_the_speculative_long_share_only_when_openers_take(tmp_path):
     # Openers always takers: the flow of each 15 minutes leans to the side speculators opened; openers
     # takers half the time: no signal (momentum noise, closes, providers and liquidations carry none here).

@@ -20,6 +20,9 @@ SYMBOL = "BTCUSDT"
 FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
 
 
+pytestmark = pytest.mark.slow  # simulates and materializes six days of its own (funding driven by crowding alone)
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("funding")

@@ -48,6 +48,7 @@ def overlap(side, price, usd, true: pd.DataFrame, grid: PriceGrid, mark: float |
     return truth._overlaps(*binned)["overlap"]
 
 
+@pytest.mark.slow  # simulates a market
 def test_the_oracle_is_not_beaten_by_the_engine_fed_true_components(market):
     positions, open_, marks, day = market
     table = margin.table_for(SYMBOL, day).table
