@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui serve bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
+.PHONY: demo test test-fast ui serve bench test-bench test-e2e lint install install-app venv-size clean-data prod-local prod-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,15 @@ instance: install-app $(INSTANCE)
 demo: install-app $(INSTANCE)
 	$(BIN)/liq demo
 
+# Two worker processes (pytest-xdist), each test file on one worker so a module's fixtures are built once, in
+# the order conftest.py gives (longest first; xdist would otherwise start the files with the most tests first);
+# the simulated market the integration tests share is built once for both (docs/development.md).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+
+# The inner loop: everything but the tests marked slow, in one process (docs/development.md).
+test-fast: install
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 lint: install
 	$(BIN)/ruff check liq_pipeline liq_pipeline_tests
@@ -76,7 +83,7 @@ bench: install
 
 # The benchmark harness end to end at tiny scale (every section, about 2-3 minutes; not part of make test).
 test-bench: install
-	$(BIN)/python -m pytest -q -m bench liq_pipeline_tests/test_bench.py
+	$(BIN)/python -m pytest -q -m bench liq_pipeline_tests/project/test_bench.py
 
 # Size of the virtual environment (the README quotes it).
 venv-size:

@@ -6,19 +6,54 @@ open-ended range whatever a previous `make demo` left in the checkout.
 """
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("LIQ_END_DATE", "yesterday")
 
+# Hypothesis's pytest plugin imports hypothesis in its end-of-session summary when no test did; under CPython
+# 3.11.7 that late import (through pytest's assertion rewriting) failed after test_no_data_lost.py run alone
+# with "SystemError: AST constructor recursion depth mismatch" and exit code 1 although every test passed.
+import hypothesis  # noqa: E402, F401
 
-def simulated_market_env(tmp, symbol: str, first):
-    """A MonkeyPatch (undo it when done) pointing the pipeline at a simulated market written under `tmp`:
-    one symbol from `first`, every source/warehouse override of the caller's shell removed."""
-    import pytest
+TESTS = Path(__file__).resolve().parent
+# The longest test files (measured, docs/development.md), started first under xdist.
+LONGEST_FIRST = ["deploy/test_prod_local.py", "e2e/test_ui_backfill.py"]
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIQ_DATA_DIR", str(tmp))
-    mp.setenv("LIQ_SYMBOLS", symbol)
-    mp.setenv("LIQ_START_DATE", first.isoformat())
-    for name in ("LIQ_SOURCE", "LIQ_WAREHOUSE", "LIQ_SIM_DIR", "LIQ_PROFILE_SOURCE"):
-        mp.delenv(name, raising=False)
-    return mp
+
+def pytest_collection_modifyitems(config, items):
+    """Three rules on the collected tests:
+    - the benchmark harness (`-m bench`, make test-bench) runs only when the -m expression names it, so
+      `-m "not slow"` and plain runs leave it out alike;
+    - a test that uses the shared simulated market is slow (building it takes about 40 s of CPU);
+    - files with slow tests run first, so under xdist (`make test`) the long ones start at once and the
+      short ones fill the workers at the end (a file's tests stay together: its fixtures are built once)."""
+    if "bench" not in (config.option.markexpr or ""):
+        bench = [item for item in items if item.get_closest_marker("bench") is not None]
+        if bench:
+            config.hook.pytest_deselected(items=bench)
+            items[:] = [item for item in items if item.get_closest_marker("bench") is None]
+    for item in items:
+        if "shared_market" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    order = {id(item): i for i, item in enumerate(items)}
+
+    def rank(item):
+        relative = item.path.relative_to(TESTS).as_posix()
+        first = LONGEST_FIRST.index(relative) if relative in LONGEST_FIRST else len(LONGEST_FIRST)
+        return first, item.path not in slow_files, order[id(item)]
+
+    items.sort(key=rank)
+
+
+@pytest.fixture(scope="session")
+def shared_market(tmp_path_factory):
+    """The run's one simulated market (support/shared_market.py), read-only: copy it to write."""
+    from liq_pipeline_tests.support import shared_market as sm
+
+    base = tmp_path_factory.getbasetemp()
+    # Under pytest-xdist each worker has its own basetemp below the run's one: share the market there.
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return sm.shared(folder / "shared-market")

@@ -16,10 +16,19 @@ from urllib.parse import quote
 import pytest
 
 from liq_pipeline.model.variants import DEFAULT as DEFAULT_VARIANT
-from liq_pipeline_tests.e2e.ui import BROWSER_FLAGS, FIRST, REPO, SYMBOL, DagsterUI, chromium_path, prepare
+from liq_pipeline_tests.support.ui import (
+    BROWSER_FLAGS,
+    FIRST,
+    REPO,
+    SYMBOL,
+    DagsterUI,
+    chromium_path,
+    prepare,
+)
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (`make test-e2e` installs it)"),
 ]
