@@ -332,14 +332,10 @@ def learned_parameters(con, symbol: str, first: dt.date, last: dt.date) -> dict:
     Empty when no variant learns (the table is absent or has no row in the range)."""
     import pandas as pd
 
-    from liq_pipeline.warehouse.io import table_exists
+    from liq_pipeline.warehouse.readers.flow import parameter_rows
 
-    if not table_exists(con, "model.flow_parameters"):
-        return {}
-    rows = con.execute("""SELECT day, parameter, side, value, source FROM model.flow_parameters
-                          WHERE symbol = ? AND day BETWEEN ? AND ? ORDER BY day, side, parameter""",
-                       [symbol, first, last]).df()
-    if rows.empty:
+    rows = parameter_rows(con, symbol, first, last)
+    if rows is None or rows.empty:
         return {}
     last = rows["day"].max()
     final = rows[rows["day"] == last]
@@ -358,10 +354,9 @@ def what_the_model_learned(con, run: RealRun) -> dict:
     (config.ModelParams: no fitted leverage mix, leveraged share or survival), the position sizes used, and
     whatever a learning variant stored (`learned_parameters`)."""
     from liq_pipeline.config import MODEL
+    from liq_pipeline.warehouse.readers.marks import kline_trade_counts
 
-    counted = con.execute(
-        """SELECT count(*) FILTER (WHERE trade_count > 0), count(*) FROM raw.klines
-           WHERE symbol = ? AND day BETWEEN ? AND ?""", [run.symbol, run.score_from, run.last_day]).fetchone()
+    counted = kline_trade_counts(con, run.symbol, run.score_from, run.last_day)
     out = {
         "seed_leverage_mix": {f"{lev:g}x": w for lev, w in zip(MODEL.leverages, MODEL.leverage_weights, strict=True)},
         "seed_parameters": "fixed assumptions (config.ModelParams), not fitted: all open interest is placed as "
@@ -379,10 +374,9 @@ def what_the_model_learned(con, run: RealRun) -> dict:
 def score(con, run: RealRun, bar_minutes: int = 60) -> Scorecard:
     """Backtest every variant over the scored days against the imported per-bar liquidations."""
     from liq_pipeline.validation.backtest import backtest
+    from liq_pipeline.warehouse.readers.realized import bar_rows
 
-    rows = con.execute("SELECT count(*) FROM raw.realized_liquidation_bars WHERE symbol = ? AND bar_start >= ? "
-                       "AND bar_start < ?", [run.symbol, run.score_from, run.last_day + dt.timedelta(days=1)]
-                       ).fetchone()[0]
+    rows = bar_rows(con, run.symbol, run.score_from, run.last_day + dt.timedelta(days=1))
     card = Scorecard(run.symbol, run.score_from, run.last_day,
                      Path(run.liquidations).name if run.liquidations else "", int(rows))
     for variant in variants.NAMES:

@@ -25,6 +25,9 @@ from liq_pipeline.cli.args import (
     positive_int,
 )
 from liq_pipeline.model import variants
+from liq_pipeline.warehouse.readers import snapshots
+from liq_pipeline.warehouse.readers.snapshots import day_of, resolve_snapshot, snapshot_levels
+from liq_pipeline.warehouse.readers.snapshots import mark_at as _mark_at
 from liq_pipeline.warehouse.readonly import (
     ZONE_COLS,
     connect_read_only,
@@ -82,92 +85,6 @@ def _parse_at(text: str | None) -> dt.datetime | None:
         raise CliError(f"--at {text!r} is outside the data's range") from None
     except ValueError as e:
         raise CliError(str(e)) from None
-
-
-def _from_snapshot_index(con, symbol: str, variant: str, at: dt.datetime | None
-                         ) -> tuple[dt.datetime, dt.date] | None:
-    """The snapshot for `at` from model.heatmap_snapshots (one row per snapshot, written with the heatmap);
-    None when the index does not cover it (a warehouse materialized before the index existed)."""
-    try:
-        if at is None:
-            row = con.execute("SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.heatmap_snapshots "
-                              "WHERE symbol = ? AND variant = ?", [symbol, variant]).fetchone()
-            if row[0] is None:
-                return None
-            try:  # zones of a later day than the index knows: days written before the index existed
-                zones_day = con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
-                                        [symbol, variant]).fetchone()[0]
-            except _duckdb().CatalogException:
-                zones_day = None
-            return None if zones_day is not None and zones_day > row[1] else (row[0], row[1])
-        day = _day_of(at)
-        row = con.execute(
-            """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),
-                      arg_max(day, snapshot_time) FILTER (WHERE snapshot_time <= $at), bool_or(day = $d)
-               FROM model.heatmap_snapshots WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d""",
-            {"s": symbol, "v": variant, "d": day, "at": at}).fetchone()
-    except _duckdb().CatalogException:
-        return None
-    return (row[0], row[1]) if row[2] and row[0] is not None else None
-
-
-def _day_of(at: dt.datetime) -> dt.date:
-    """The day whose snapshots hold `at` (midnight is the last snapshot of the day before)."""
-    return (at - dt.timedelta(milliseconds=1)).date() if at.time() == dt.time() else at.date()
-
-
-def resolve_snapshot(con, symbol: str, variant: str, at: dt.datetime | None) -> tuple[dt.datetime, dt.date]:
-    """The snapshot shown for `at` (the latest at or before it; default the latest of all) and its day."""
-    found = _from_snapshot_index(con, symbol, variant, at)
-    if found is not None:
-        return found
-    if not _has_table(con, "model.liquidation_heatmap"):
-        raise CliError(f"{symbol}: no heatmap materialized yet: {materialize_hint(symbol, at.date() if at else None)}")
-    if at is None:
-        # The small zones table gives a lower bound on the latest day, so DuckDB's min/max row-group
-        # statistics skip the older snapshots instead of scanning the whole history.
-        since = None
-        if _has_table(con, "model.liquidation_zones"):
-            since = con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
-                                [symbol, variant]).fetchone()[0]
-        row = con.execute("SELECT max(snapshot_time), arg_max(day, snapshot_time) FROM model.liquidation_heatmap "
-                          "WHERE symbol = ? AND variant = ? AND day >= ?",
-                          [symbol, variant, since or dt.date.min]).fetchone()
-        if row[0] is None:
-            raise CliError(f"{symbol} ({variant}): not materialized: {materialize_hint(symbol, None)}")
-        return row[0], row[1]
-    day = _day_of(at)
-    # One scan of two days (row-group statistics skip the rest): the snapshot and whether `day` exists.
-    row = con.execute(
-        """SELECT max(snapshot_time) FILTER (WHERE snapshot_time <= $at),
-                  arg_max(day, snapshot_time) FILTER (WHERE snapshot_time <= $at),
-                  coalesce(bool_or(day = $d), false)
-           FROM model.liquidation_heatmap
-           WHERE symbol = $s AND variant = $v AND day BETWEEN $d - 1 AND $d""",
-        {"s": symbol, "v": variant, "d": day, "at": at}).fetchone()
-    if not row[2] or row[0] is None:
-        raise CliError(f"{symbol} {day} ({variant}): not materialized: {materialize_hint(symbol, day)}")
-    return row[0], row[1]
-
-
-def _mark_at(con, symbol: str, at: dt.datetime) -> tuple[float | None, str]:
-    """Last mark close at or before `at` (last-price close if no mark candle), and its table."""
-    for table in ("raw.mark_price_klines", "raw.klines"):
-        try:
-            v = con.execute(f"SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ? "
-                            "AND open_time < ?", [symbol, at.date() - dt.timedelta(days=1), at.date(), at]).fetchone()[0]
-        except _duckdb().CatalogException:  # table never materialized
-            continue
-        if v is not None:
-            return float(v), table
-    return None, ""
-
-
-def snapshot_levels(con, symbol: str, variant: str, snapshot: dt.datetime, day: dt.date) -> list[tuple]:
-    """(side, bin_id, price, notional_usd) rows of one snapshot, by price."""
-    return con.execute("SELECT side, bin_id, price, notional_usd FROM model.liquidation_heatmap WHERE symbol = ? "
-                       "AND day = ? AND variant = ? AND snapshot_time = ? ORDER BY price",
-                       [symbol, day, variant, snapshot]).fetchall()
 
 
 # ---------------------------------------------------------------------------------------------- zones
@@ -231,26 +148,16 @@ def picture_from_warehouse(con, symbol: str, day: dt.date, variant: str, until: 
     from liq_pipeline.model.grid import grid_for
     from liq_pipeline.plots.heatmap import HeatmapPicture
 
-    cells = con.execute("SELECT snapshot_time, side, bin_id, notional_usd FROM model.liquidation_heatmap "
-                        "WHERE symbol = ? AND day = ? AND variant = ? AND snapshot_time <= ?",
-                        [symbol, day, variant, until]).fetchnumpy()
+    cells = snapshots.cells_until(con, symbol, day, variant, until)
     t = np.asarray(cells["snapshot_time"]).astype("datetime64[ms]")
     step_end, step = np.unique(t, return_inverse=True)
     step_minutes = int(np.median(np.diff(step_end)) / np.timedelta64(1, "m")) if step_end.size > 1 else config.MODEL.heatmap_step_minutes
     side = np.where(np.asarray(cells["side"]) == "long", 1, -1)
     mark_t, mark_p = np.zeros(0, "datetime64[ms]"), np.zeros(0)
-    for table in ("raw.mark_price_klines", "raw.klines"):
-        if _has_table(con, table):
-            m = con.execute(f"SELECT open_time, close FROM {table} WHERE symbol = ? AND day = ? AND open_time < ? "
-                            "ORDER BY open_time", [symbol, day, until]).fetchnumpy()
-            if m["close"].size:
-                mark_t, mark_p = np.asarray(m["open_time"]).astype("datetime64[ms]"), np.asarray(m["close"], float)
-                break
-    oi_ref = None
-    if _has_table(con, "raw.open_interest"):
-        oi_ref = con.execute("SELECT arg_max(sum_open_interest_value, create_time) FROM raw.open_interest WHERE "
-                             "symbol = ? AND day BETWEEN ? AND ? AND NOT is_stale AND create_time <= ?",
-                             [symbol, day - dt.timedelta(days=1), day, until]).fetchone()[0]
+    m = snapshots.mark_closes_until(con, symbol, day, until)
+    if m is not None:
+        mark_t, mark_p = np.asarray(m["open_time"]).astype("datetime64[ms]"), np.asarray(m["close"], float)
+    oi_ref = snapshots.oi_reference_usd(con, symbol, day, until)
     notional = np.asarray(cells["notional_usd"], dtype=float)
     notes = []
     if not oi_ref:
@@ -290,7 +197,7 @@ def picture_path(symbol: str, snapshot: dt.datetime, variant: str, ext: str, sca
     of day, so pictures of different times never overwrite each other, and the end-of-day snapshot (at
     midnight) carries the day it ends: heatmap-BTCUSDT-2026-02-10T1200-flow.png, …-2026-02-14T2400-flow.png.
     The fixed colour scale gets its own file (…-flow-fixed.png)."""
-    day = _day_of(snapshot)
+    day = day_of(snapshot)
     clock = "2400" if snapshot.date() > day else f"{snapshot:%H%M}"
     suffix = "-fixed" if scale == "fixed" else ""
     return config.reports_dir() / f"heatmap-{symbol}-{day.isoformat()}T{clock}-{variant}{suffix}.{ext}"
@@ -330,8 +237,8 @@ def cmd_zones(args: argparse.Namespace) -> int:
         raise CliError(f"--day {args.day!r} is not a date like 2026-01-05") from None
     with connect_read_only(args.warehouse) as con:
         if day is None:
-            day = (con.execute("SELECT max(day) FROM model.liquidation_zones WHERE symbol = ? AND variant = ?",
-                               [symbol, variant]).fetchone()[0] if _has_table(con, "model.liquidation_zones") else None)
+            day = (snapshots.latest_zones_day(con, symbol, variant)
+                   if _has_table(con, "model.liquidation_zones") else None)
             if day is None:
                 raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
         rows = zone_rows(con, symbol, day, variant, args.top)

@@ -34,6 +34,7 @@ from liq_pipeline.market.parsers import (
 )
 from liq_pipeline.warehouse.io import (
     count_partition,
+    empty_partition,
     replace_ingest_log,
     replace_partition,
     strictly_increasing,
@@ -234,7 +235,7 @@ def store_partition(con: duckdb.DuckDBPyConnection, client: ArchiveClient, prepa
                 "The URL or folder (LIQ_ARCHIVE_URL / LIQ_MIRROR_DIR) or the symbol (LIQ_SYMBOLS) is probably "
                 "wrong, or the symbol was not trading then; nothing was recorded"
             )
-        rows = replace_partition(con, p.table, p.symbol, p.day, f"SELECT * FROM {p.table} WHERE false")
+        rows = empty_partition(con, p.table, p.symbol, p.day)
         note = (f"{p.spec.file_name} never published (the source has {p.witness}); recorded as missing, "
                 "partition left empty")
         result = IngestResult(p.symbol, p.day, p.table, rows, "missing", p.spec.file_name, None, False,

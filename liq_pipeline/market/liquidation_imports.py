@@ -32,13 +32,9 @@ import pandas as pd
 from liq_pipeline.config import SYMBOL_RE
 from liq_pipeline.market.formats import LIQUIDATION_SNAPSHOT_COLUMNS
 from liq_pipeline.market.recorder import MalformedEvent, events_frame, parse_force_orders
-from liq_pipeline.warehouse import parquet
-from liq_pipeline.warehouse.io import registered_frame, transaction
-from liq_pipeline.warehouse.schema import ensure_tables
+from liq_pipeline.warehouse.realized_liquidations import BARS_TABLE, EVENTS_TABLE, replace_source
 
 FORMATS = ("auto", "forceorder", "snapshot", "bars")
-EVENTS_TABLE = "raw.realized_liquidations"
-BARS_TABLE = "raw.realized_liquidation_bars"
 #: Column names accepted for the per-bar totals, normalised by `column_key` (lower case, letters and digits
 #: only); the first match in this order wins. Every bar-start column present is read and must agree.
 BAR_ALIASES = {
@@ -421,25 +417,6 @@ def validate_rows(path: Path, table: str, frame: pd.DataFrame) -> None:
         for column in ("long_usd", "short_usd"):
             values = pd.to_numeric(frame[column], errors="coerce")
             _first_bad(path, frame, ~(np.isfinite(values) & (values >= 0)), column, "not a finite number >= 0")
-
-
-def replace_source(con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame) -> tuple[int, int]:
-    """Store `frame` in `table`, replacing per symbol the rows tagged `source` within the frame's own time span
-    of that symbol, in one transaction; returns (rows written, earlier rows replaced). Rows of other symbols,
-    other sources or outside the span are never touched; an empty frame is refused before anything changes."""
-    parquet.refuse(con, "importing liquidations")
-    if frame.empty:
-        raise ValueError("replace_source: an empty frame replaces nothing")
-    ensure_tables(con, table)
-    time_col = "trade_time" if table == EVENTS_TABLE else "bar_start"
-    spans = frame.groupby("symbol")[time_col].agg(["min", "max"]).reset_index()
-    with registered_frame(con, "_liq_import", frame), registered_frame(con, "_liq_spans", spans), transaction(con):
-        replaced = con.execute(f"""
-            DELETE FROM {table} t USING _liq_spans s
-            WHERE t.source = ? AND t.symbol = s.symbol AND t.{time_col} BETWEEN s."min" AND s."max" """,
-            [source]).fetchone()[0]
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liq_import")
-    return int(len(frame)), int(replaced or 0)
 
 
 def import_liquidation_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str = "auto",

@@ -20,18 +20,19 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from liq_pipeline.warehouse import parquet
-from liq_pipeline.warehouse.io import registered_frame, transaction
-from liq_pipeline.warehouse.schema import ensure_tables
+from liq_pipeline.warehouse.realized_liquidations import (  # noqa: F401  (DEDUP_KEY re-exported)
+    DEDUP_KEY,
+    EVENTS_TABLE,
+    append_liquidations,
+)
 
 log = logging.getLogger(__name__)
 
 #: Default route; the 2026-04-23 split of fstream routes left forceOrder's route unconfirmed (probably
 #: `market`), hence configurable (binance-data.md §5.10).
 DEFAULT_WS_URL = "wss://fstream.binance.com/market/ws/!forceOrder@arr"
-TABLE = "raw.realized_liquidations"
+TABLE = EVENTS_TABLE
 SOURCE = "forceOrder_ws"
-DEDUP_KEY = ("symbol", "trade_time", "side", "price", "quantity")
 COLUMNS = ("symbol", "day", "event_time", "trade_time", "side", "price", "avg_price", "quantity", "notional_usd",
            "source")
 
@@ -92,31 +93,6 @@ def events_frame(events: Iterable[dict[str, Any]], source: str = SOURCE) -> pd.D
         "notional_usd": fill_price * frame["quantity"].astype("float64"),
         "source": source,
     })
-
-
-def append_liquidations(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
-    """Insert the rows of `frame` not already stored (dedupe key DEDUP_KEY), in one transaction.
-
-    Append-only on purpose: the table is day-partitioned but filled continuously, so a partition is
-    never replaced; idempotence comes from the dedupe key instead. Returns the number of rows inserted.
-    """
-    if frame.empty:
-        return 0
-    parquet.refuse(con, "recording liquidations")
-    ensure_tables(con, TABLE)
-    on = " AND ".join(f"t.{k} = b.{k}" for k in DEDUP_KEY)
-    with registered_frame(con, "_liq_batch", frame), transaction(con):
-        before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
-        con.execute(f"""
-            INSERT INTO {TABLE} BY NAME
-            SELECT * EXCLUDE (rn) FROM (
-                SELECT b.*, row_number() OVER (PARTITION BY {', '.join('b.' + k for k in DEDUP_KEY)}
-                                               ORDER BY b.event_time) AS rn
-                FROM _liq_batch b
-                WHERE NOT EXISTS (SELECT 1 FROM {TABLE} t WHERE {on})
-            ) WHERE rn = 1""")
-        after = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
-    return int(after - before)
 
 
 @dataclass

@@ -27,8 +27,10 @@ from liq_pipeline.model import variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.margin import BracketTable, load_bracket_tables, table_for
 from liq_pipeline.pipeline.flow_day import map_mix, map_scale
-from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition, table_exists
+from liq_pipeline.warehouse.io import replace_ingest_log, replace_partition
 from liq_pipeline.warehouse.readers.flow import load_latest_book
+from liq_pipeline.warehouse.readers.live import BaselineSignals, latest_signals, partitions_with_status
+from liq_pipeline.warehouse.readers.marks import mark_candles_after
 
 #: Value of the `source` column (klines, OI, funding) and of ingest_log.status for REST-filled partitions.
 REST_SOURCE = "rest"
@@ -153,10 +155,7 @@ def fill_day_from_rest(
 
 def rest_filled_partitions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """(symbol, day, table_name) whose stored rows came from REST (ingest_log status 'rest')."""
-    if not table_exists(con, "raw.ingest_log"):
-        return pd.DataFrame({"symbol": [], "day": [], "table_name": []})
-    return con.execute("SELECT symbol, day, table_name FROM raw.ingest_log WHERE status = ? "
-                       "ORDER BY day, symbol, table_name", [REST_SOURCE]).df()
+    return partitions_with_status(con, REST_SOURCE)
 
 
 # ============================================================================================ now heatmap
@@ -171,17 +170,6 @@ class LiveSignals:
     funding_rate_8h: float | None
     flags: tuple[str, ...]
     latency_ms: dict[str, float]
-
-
-@dataclass(frozen=True)
-class BaselineSignals:
-    """The warehouse's last model.position_signals row: the fallback of every live signal."""
-
-    day: dt.date | None
-    mark_price: float | None = None
-    oi_usd: float | None = None
-    oi_24h_ago_usd: float | None = None
-    funding_rate_8h: float | None = None
 
 
 def _fetch_mark(client: FapiClient, symbol: str) -> float:
@@ -288,24 +276,6 @@ def fetch_live_signals(client: FapiClient, symbol: str, baseline: BaselineSignal
     return LiveSignals(as_of, mark, oi_usd, oi_24h, funding, tuple(flags), latency)
 
 
-def load_baseline_signals(con: duckdb.DuckDBPyConnection, symbol: str) -> BaselineSignals:
-    """Latest model.position_signals row of `symbol` (all None when the table or row is missing)."""
-    if not table_exists(con, "model.position_signals"):
-        return BaselineSignals(None)
-    row = con.execute("""SELECT day, mark_price, oi_usd, oi_24h_ago_usd, funding_rate_8h FROM model.position_signals
-                         WHERE symbol = ? ORDER BY day DESC, as_of DESC LIMIT 1""", [symbol]).fetchone()
-    return BaselineSignals(*row) if row else BaselineSignals(None)
-
-
-def load_mark_candles(con: duckdb.DuckDBPyConnection, symbol: str, since: np.datetime64) -> pd.DataFrame:
-    """Mark-price candles (open_time, low, high) of `symbol` opening after `since`; empty when none stored."""
-    if not table_exists(con, "raw.mark_price_klines"):
-        return pd.DataFrame({"open_time": np.array([], dtype="datetime64[us]"), "low": [], "high": []})
-    return con.execute("""SELECT open_time, low, high FROM raw.mark_price_klines
-                          WHERE symbol = ? AND open_time > ? ORDER BY open_time""",
-                       [symbol, pd.Timestamp(since).to_pydatetime()]).df()
-
-
 @dataclass(frozen=True)
 class NowResult:
     """The "now" heatmap: liquidation notional per side and grid bin, as of `signals.as_of`."""
@@ -366,7 +336,7 @@ def heatmap_now(
     """
     t0 = time.perf_counter()
     day, book = load_latest_book(con, symbol, variant)
-    fallback = load_baseline_signals(con, symbol)
+    fallback = latest_signals(con, symbol)
     live = fetch_live_signals(client, symbol, fallback, budget_s)
     t_model = time.perf_counter()
     if live.mark_price is None or live.oi_usd is None:
@@ -385,7 +355,7 @@ def heatmap_now(
     notional = book.notional_usd * map_scale(map_mix(con, symbol, day, variant)) * oi_factor
     lp = book.liq_price()
     book_end = np.datetime64(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), "us")
-    candles = load_mark_candles(con, symbol, book_end - np.timedelta64(1, "us"))
+    candles = mark_candles_after(con, symbol, book_end - np.timedelta64(1, "us"))
     low = float(np.nanmin(np.append(candles["low"].to_numpy(np.float64), live.mark_price)))
     high = float(np.nanmax(np.append(candles["high"].to_numpy(np.float64), live.mark_price)))
     priced = np.isfinite(lp) & (lp > 0) & (notional > 0)

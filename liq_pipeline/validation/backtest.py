@@ -19,6 +19,8 @@ import pandas as pd
 
 from liq_pipeline.config import KLINE_INTERVAL_MS, MODEL, ModelParams
 from liq_pipeline.model import margin, scoring, variants
+from liq_pipeline.warehouse.readers import maps, marks, open_interest
+from liq_pipeline.warehouse.readers import realized as realized_readers
 from liq_pipeline.warehouse.schema import ensure_tables
 
 #: A heatmap snapshot older than this at a bar's start does not predict that bar.
@@ -296,31 +298,11 @@ def realized_per_bar(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
     files counts once). `none` when no source has a row in [start, end).
     """
     ensure_tables(con, *_READ_TABLES)
-    bucket = f"time_bucket(INTERVAL '{int(bar_minutes)} minutes', {{t}})"
-    queries = {
-        "truth": f"""SELECT {bucket.format(t='liq_time')} AS bar_start,
-                            sum(notional_usd) FILTER (WHERE side = 'long') AS real_long,
-                            sum(notional_usd) FILTER (WHERE side = 'short') AS real_short
-                     FROM truth.liquidations WHERE symbol = $1 AND liq_time >= $2 AND liq_time < $3 GROUP BY 1""",
-        "events": f"""SELECT {bucket.format(t='trade_time')} AS bar_start,
-                             sum(notional_usd) FILTER (WHERE side = 'long') AS real_long,
-                             sum(notional_usd) FILTER (WHERE side = 'short') AS real_short
-                      FROM (SELECT DISTINCT ON (trade_time, side, price, quantity) trade_time, side, notional_usd
-                            FROM raw.realized_liquidations
-                            WHERE symbol = $1 AND trade_time >= $2 AND trade_time < $3)
-                      GROUP BY 1""",
-        "bars": f"""SELECT {bucket.format(t='bar_start')} AS bar_start, sum(long_usd) AS real_long,
-                           sum(short_usd) AS real_short
-                    FROM (SELECT bar_start, max(long_usd) AS long_usd, max(short_usd) AS short_usd
-                          FROM raw.realized_liquidation_bars
-                          WHERE symbol = $1 AND bar_start >= $2 AND bar_start < $3 GROUP BY bar_start)
-                    GROUP BY 1""",
-    }
-    order = list(queries) if source == "auto" else [source]
+    order = list(realized_readers.SOURCES) if source == "auto" else [source]
     for name in order:
-        if name not in queries:
+        if name not in realized_readers.SOURCES:
             raise ValueError(f"realized source must be auto, truth, events or bars, not {source!r}")
-        frame = con.execute(queries[name], [symbol, start, end]).df()
+        frame = realized_readers.realized_per_bar(con, name, symbol, start, end, bar_minutes)
         if not frame.empty:
             return name, frame.fillna({"real_long": 0.0, "real_short": 0.0})
     return "none", pd.DataFrame({"bar_start": pd.Series([], dtype="datetime64[us]"), "real_long": [], "real_short": []})
@@ -331,8 +313,7 @@ def price_candles(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetim
     open_time, open, high, low, interval_minutes, series ('mark' / 'last'); `bar_frame` picks per bar."""
     parts = []
     for table, kind in PRICE_TABLES:
-        frame = con.execute(f"""SELECT open_time, open, high, low, interval FROM {table}
-                                WHERE symbol = ? AND open_time >= ? AND open_time < ?""", [symbol, start, end]).df()
+        frame = marks.candles_in_range(con, table, symbol, start, end)
         frame = frame[frame["interval"].isin(list(KLINE_INTERVAL_MS))]
         parts.append(frame.assign(interval_minutes=frame["interval"].map(KLINE_INTERVAL_MS) // 60_000,
                                   series=kind).drop(columns="interval"))
@@ -362,12 +343,8 @@ def backtest(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: d
     if candles.empty:
         result.metrics = {"status": "no price candles (mark or last) in the range"}
         return result
-    heatmap = con.execute("""SELECT snapshot_time, side, price, notional_usd FROM model.liquidation_heatmap
-                             WHERE symbol = ? AND variant = ? AND snapshot_time < ? AND snapshot_time >= ?""",
-                          [symbol, variant, t1, t0 - MAX_SNAPSHOT_AGE]).df()
-    oi = con.execute("""SELECT create_time AS time, sum_open_interest_value AS oi_usd FROM raw.open_interest
-                        WHERE symbol = ? AND NOT is_stale AND create_time < ? AND create_time >= ?""",
-                     [symbol, t1, t0 - dt.timedelta(days=1)]).df()
+    heatmap = maps.snapshots_between(con, symbol, variant, t0 - MAX_SNAPSHOT_AGE, t1)
+    oi = open_interest.fresh_samples(con, symbol, t0 - dt.timedelta(days=1), t1)
     source, realized = realized_per_bar(con, symbol, t0, t1, bar_minutes, realized_source)
     result.realized_source = source
     try:
@@ -401,14 +378,12 @@ def check_inputs(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, en
     ensure_tables(con, *_READ_TABLES)
     t0 = dt.datetime.combine(start, dt.time())
     t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-    known = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM model.liquidation_heatmap ORDER BY 1").fetchall()]
+    known = maps.heatmap_symbols(con)
     if symbol not in known:
         listed = ", ".join(known) if known else "none: materialize liquidation_heatmap first"
         raise BacktestInputError(f"unknown symbol {symbol}: the warehouse has no heatmap for it (symbols with a "
                                  f"heatmap: {listed})")
-    have = {r[0] for r in con.execute("""SELECT DISTINCT variant FROM model.liquidation_heatmap
-                                         WHERE symbol = ? AND snapshot_time < ? AND snapshot_time >= ?""",
-                                      [symbol, t1, t0 - MAX_SNAPSHOT_AGE]).fetchall()}
+    have = maps.heatmap_variants_between(con, symbol, t0 - MAX_SNAPSHOT_AGE, t1)
     missing = [v for v in variants if v not in have]
     if missing:
         raise BacktestInputError(f"no {', '.join(missing)} heatmap of {symbol} between {start} and {end} "

@@ -18,6 +18,7 @@ import pandas as pd
 from liq_pipeline.model import scoring, variants
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.validation.seed import oi_conservation
+from liq_pipeline.warehouse.readers import seed as seed_readers
 from liq_pipeline.warehouse.schema import ensure_tables
 
 #: |Σ unscaled flow book − OI| / OI above which the flow book is not conserving open interest (%).
@@ -33,10 +34,7 @@ def flow_book_oi(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> p
     ensure_read_tables(con)
     ensure_tables(con, "model.flow_book")
     (learned,) = variants.LEARNED
-    frame = con.execute("""
-        SELECT sum(b.notional_usd) AS estimated_usd, any_value(s.oi_usd) AS oi_usd
-        FROM model.flow_book b LEFT JOIN model.position_signals s ON s.symbol = b.symbol AND s.day = b.day
-        WHERE b.symbol = ? AND b.day = ? AND b.variant = ? HAVING count(*) > 0""", [symbol, day, learned]).df()
+    frame = seed_readers.book_oi(con, symbol, day, learned)
     return frame.assign(variant=learned, kind=CHECK, tolerance_pct=FLOW_BOOK_TOLERANCE_PCT)
 
 

@@ -31,7 +31,8 @@ from liq_pipeline.validation.seed import (
     true_settlement_long_shares,
 )
 from liq_pipeline.validation.truth import ground_truth_accuracy, has_ground_truth
-from liq_pipeline.warehouse.io import replace_partition
+from liq_pipeline.warehouse.io import write_frame
+from liq_pipeline.warehouse.readers import maps
 
 
 def month_bounds(month_start: dt.date) -> tuple[dt.date, dt.date]:
@@ -126,9 +127,7 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
     """Every test of one symbol over one calendar month, per variant, with the grade (liquidation-math.md §9)."""
     first, last = month_bounds(month_start)
     ensure_read_tables(con)
-    days = [r[0] for r in con.execute("""SELECT DISTINCT day FROM model.position_distribution
-                                         WHERE symbol = ? AND day BETWEEN ? AND ? ORDER BY day""",
-                                      [symbol, first, last]).fetchall()]
+    days = maps.distribution_days(con, symbol, first, last)
     report: dict = {"symbol": symbol, "month": first.strftime("%Y-%m"), "days": len(days),
                     "first_day": days[0].isoformat() if days else None, "last_day": days[-1].isoformat() if days else None}
     if not days:
@@ -241,15 +240,7 @@ def store_report(con: duckdb.DuckDBPyConnection, report: dict, reports_dir: Path
     tmp.replace(path)
     first = dt.date.fromisoformat(report["period"][0])
     for symbol in report["symbols"]:
-        frame = report_rows(report, symbol)
-        con.execute("SELECT 1").fetchall()
-        con.register("_validation_rows", frame)
-        try:
-            replace_partition(con, "model.validation_results", symbol, first,
-                              "SELECT * FROM _validation_rows")
-        finally:
-            con.execute("SELECT 1").fetchall()
-            con.unregister("_validation_rows")
+        write_frame(con, "model.validation_results", symbol, first, report_rows(report, symbol))
     return path
 
 

@@ -14,7 +14,7 @@ from liq_pipeline.model import scoring, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.warehouse.data_quality import data_quality as score_inputs
-from liq_pipeline.warehouse.grid_sql import bin_id_sql
+from liq_pipeline.warehouse.readers import seed as seed_readers
 
 #: The variant whose long/short split uses no funding input: the only non-circular one to correlate with
 #: funding (liquidation-math.md §9.2).
@@ -29,12 +29,7 @@ def oi_conservation(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -
     §9.3: measured on the full distribution, before any consumption.
     """
     ensure_read_tables(con)
-    frame = con.execute("""
-        SELECT d.variant, sum(d.long_usd + d.short_usd) AS estimated_usd, any_value(s.oi_usd) AS oi_usd
-        FROM model.position_distribution d
-        LEFT JOIN model.position_signals s ON s.symbol = d.symbol AND s.day = d.day
-        WHERE d.symbol = ? AND d.day = ?
-        GROUP BY d.variant ORDER BY d.variant""", [symbol, day]).df()
+    frame = seed_readers.distribution_oi(con, symbol, day)
     oi = frame["oi_usd"].astype("float64").to_numpy()
     est = frame["estimated_usd"].astype("float64").to_numpy()
     ok = np.isfinite(oi) & (oi > 0)
@@ -50,13 +45,7 @@ def level_directions(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
     day without a mark price get mark_bin NULL and ok False: they could not be shown to be right.
     """
     ensure_read_tables(con)
-    grid = grid_for(symbol, params)
-    frame = con.execute(f"""
-        SELECT l.day, l.variant, l.side, l.bin_id, l.price, l.notional_usd, s.mark_price,
-               CASE WHEN s.mark_price > 0 THEN {bin_id_sql(grid, 's.mark_price')} END AS mark_bin
-        FROM model.liquidation_levels l
-        LEFT JOIN model.position_signals s ON s.symbol = l.symbol AND s.day = l.day
-        WHERE l.symbol = ? AND l.day BETWEEN ? AND ?""", [symbol, start, end]).df()
+    frame = seed_readers.levels_with_mark_bin(con, symbol, start, end, grid_for(symbol, params))
     known = frame["mark_bin"].notna().to_numpy()
     mark_bin = frame["mark_bin"].fillna(0).astype("int64").to_numpy()
     frame["ok"] = known & scoring.directional_ok(frame["side"].to_numpy(dtype=str), frame["bin_id"].to_numpy(), mark_bin)
@@ -67,22 +56,8 @@ def level_directions(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date
 TRUTH_SAMPLE_MINUTES = 60
 
 
-def _per_settlement(con: duckdb.DuckDBPyConnection, shares_sql: str, params: dict) -> pd.DataFrame:
-    """Mean of a sampled long share (`shares_sql` yields t, long_share) over each settlement interval
-    [previous settlement, settlement), beside that settlement's rate: the rate Binance computes from the
-    premium over exactly that interval. Only settlements in ($t0, $t1] of $symbol."""
-    frame = con.execute(f"""
-        WITH f AS (
-            SELECT funding_time, any_value(funding_rate_8h) AS funding_rate_8h,
-                   any_value(funding_interval_hours) AS hours
-            FROM raw.funding_rates WHERE symbol = $symbol AND funding_time > $t0 AND funding_time <= $t1
-            GROUP BY funding_time),
-        s AS ({shares_sql})
-        SELECT f.funding_time AS settle_time, any_value(f.funding_rate_8h) AS funding_rate_8h,
-               avg(s.long_share) AS long_share, count(*) AS samples
-        FROM s ASOF JOIN f ON f.funding_time > s.t
-        WHERE f.funding_time - s.t <= to_hours(f.hours)
-        GROUP BY 1 ORDER BY 1""", params).df()
+def _with_implied_ratio(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (settle_time, funding_rate_8h, long_share, samples) with the implied ratio of each rate."""
     frame["implied_long_ratio"] = scoring.funding_implied_long_ratio(frame["funding_rate_8h"].astype("float64"))
     return frame
 
@@ -97,12 +72,7 @@ def settlement_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, start: d
     """
     ensure_read_tables(con)
     t0, t1 = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-    return _per_settlement(con, """
-        SELECT snapshot_time AS t, sum(notional_usd) FILTER (WHERE side = 'long') / nullif(sum(notional_usd), 0)
-               AS long_share
-        FROM model.liquidation_heatmap
-        WHERE symbol = $symbol AND variant = $variant AND snapshot_time >= $t0 AND snapshot_time < $t1
-        GROUP BY 1""", {"symbol": symbol, "variant": variant, "t0": t0, "t1": t1})
+    return _with_implied_ratio(seed_readers.heatmap_long_share_per_settlement(con, symbol, variant, t0, t1))
 
 
 def true_settlement_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, start: dt.date, end: dt.date,
@@ -112,14 +82,7 @@ def true_settlement_long_shares(con: duckdb.DuckDBPyConnection, symbol: str, sta
     interval. What a perfect estimate would show: the ceiling of the funding check."""
     ensure_read_tables(con)
     t0, t1 = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-    return _per_settlement(con, f"""
-        WITH ts AS (SELECT unnest(generate_series($t0, $t1 - INTERVAL 1 MINUTE,
-                                                  INTERVAL {int(sample_minutes)} MINUTE)) AS t)
-        SELECT ts.t, sum(p.quantity * p.entry_price) FILTER (WHERE p.side = 'long')
-                     / nullif(sum(p.quantity * p.entry_price), 0) AS long_share
-        FROM ts JOIN truth.positions p
-          ON p.symbol = $symbol AND p.open_time <= ts.t AND (p.close_time IS NULL OR p.close_time > ts.t)
-        GROUP BY ts.t""", {"symbol": symbol, "t0": t0, "t1": t1})
+    return _with_implied_ratio(seed_readers.true_long_share_per_settlement(con, symbol, t0, t1, sample_minutes))
 
 
 def funding_tracking(shares: pd.DataFrame) -> scoring.Correlation:

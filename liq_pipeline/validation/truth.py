@@ -17,7 +17,8 @@ from liq_pipeline.model import margin, scoring
 from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.validation.common import ensure_read_tables
-from liq_pipeline.warehouse.io import table_exists
+from liq_pipeline.warehouse.readers import maps, marks
+from liq_pipeline.warehouse.readers import truth as truth_readers
 
 #: The coarse bins every overlap is also reported at (relative width): 1 %.
 COARSE_BIN_WIDTH = 0.01
@@ -35,28 +36,13 @@ SIMPLIFIED_MMR = 0.004
 
 def has_ground_truth(con: duckdb.DuckDBPyConnection, symbol: str) -> bool:
     ensure_read_tables(con)
-    return bool(con.execute("SELECT count(*) > 0 FROM truth.positions WHERE symbol = ?", [symbol]).fetchone()[0])
+    return truth_readers.has_positions(con, symbol)
 
 
 def _true_open_positions(con, symbol: str, day: dt.date) -> pd.DataFrame:
     """The speculators' positions open at the end of `day` with the liquidation price **in force** then
-    (truth.open_positions: margins moved by funding and top-ups), their open time from truth.positions.
-    A warehouse without that table (an older simulation) falls back to the price at opening."""
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    if table_exists(con, "truth.open_positions"):
-        in_force = con.execute("""
-            SELECT o.side, p.open_time, o.entry_price, o.quantity, o.leverage, o.isolated_margin_usd, o.liq_price,
-                   o.quantity * o.entry_price AS notional_usd, o.mark_price
-            FROM truth.open_positions o JOIN truth.positions p ON p.symbol = o.symbol AND p.position_id = o.position_id
-            WHERE o.symbol = ? AND o.day = ? AND o.population = 'speculator'""", [symbol, day]).df()
-        if len(in_force):
-            return in_force
-    return con.execute("""
-        SELECT side, open_time, entry_price, quantity, leverage, isolated_margin_usd, liq_price,
-               quantity * entry_price AS notional_usd, NULL::DOUBLE AS mark_price
-        FROM truth.positions
-        WHERE symbol = ? AND open_time < ? AND (close_time IS NULL OR close_time >= ?)""",
-        [symbol, end, end]).df()
+    (warehouse/readers/truth.py: truth.open_positions, else the price at opening from truth.positions)."""
+    return truth_readers.open_positions_at_end(con, symbol, day)
 
 
 def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +53,7 @@ def true_leverage_mix(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date)
     on a step of `ORACLE_MARGIN_FRACTION_STEP`, one model bin, so the grouping moves no liquidation price
     by more than half a bin."""
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    rows = con.execute("""SELECT leverage, sum(quantity * entry_price) FROM truth.positions
-                          WHERE symbol = ? AND open_time < ? AND leverage > 0 GROUP BY 1""", [symbol, end]).fetchall()
-    return notional_weighted_mix(np.array([r[0] for r in rows], dtype=np.float64),
-                                 np.array([r[1] for r in rows], dtype=np.float64))
+    return notional_weighted_mix(*truth_readers.notional_per_leverage(con, symbol, end))
 
 
 def notional_weighted_mix(leverage: np.ndarray, notional_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,14 +71,10 @@ def notional_weighted_mix(leverage: np.ndarray, notional_usd: np.ndarray) -> tup
 def _mark_extremes_after(con, symbol: str, since: np.ndarray, end: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
     """Lowest low / highest high of the finest mark candles opening at or after each instant and before
     `end` (±inf when none): the path a position opened at that instant has lived through."""
-    row = con.execute("""SELECT interval FROM raw.mark_price_klines WHERE symbol = ? AND open_time < ?
-                         GROUP BY interval ORDER BY min(close_time - open_time) LIMIT 1""", [symbol, end]).fetchone()
-    if row is None:
-        return np.full(since.shape, -np.inf), np.full(since.shape, np.inf)
     start = pd.Timestamp(since.min()).to_pydatetime() if since.size else end
-    candles = con.execute("""SELECT open_time, low, high FROM raw.mark_price_klines
-                             WHERE symbol = ? AND interval = ? AND open_time >= ? AND open_time < ?
-                             ORDER BY open_time""", [symbol, row[0], start, end]).df()
+    candles = marks.finest_mark_candles(con, symbol, start, end)
+    if candles is None:
+        return np.full(since.shape, -np.inf), np.full(since.shape, np.inf)
     t = candles["open_time"].to_numpy().astype("datetime64[us]")
     lo = np.append(np.minimum.accumulate(candles["low"].to_numpy(np.float64)[::-1])[::-1], np.inf)
     hi = np.append(np.maximum.accumulate(candles["high"].to_numpy(np.float64)[::-1])[::-1], -np.inf)
@@ -182,10 +161,8 @@ def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, 
 
 def _last_mark(con, symbol: str, day: dt.date) -> float:
     """The last mark close before the end of `day` (nan when none): the mark when truth has no day-end mark."""
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-    row = con.execute("""SELECT close FROM raw.mark_price_klines WHERE symbol = ? AND open_time < ?
-                         ORDER BY open_time DESC LIMIT 1""", [symbol, end]).fetchone()
-    return float(row[0]) if row and row[0] is not None else float("nan")
+    close = marks.last_mark_close(con, symbol, dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
+    return float("nan") if close is None else close
 
 
 def _near(price: np.ndarray, mark: float) -> np.ndarray:
@@ -220,11 +197,6 @@ def _distance(est_side, est_price, est_notional, true_side, true_price, true_not
             parts.append(d)
             weights.append(tn[ts == side].sum())
     return float(np.average(parts, weights=weights)) if parts and sum(weights) > 0 else float("nan")
-
-
-def _side_bin_weights(con, sql: str, params: list) -> pd.DataFrame:
-    return con.execute(f"SELECT side, bin_id, sum(notional_usd) AS notional_usd FROM ({sql}) GROUP BY ALL",
-                       params).df()
 
 
 def _overlaps(est: pd.DataFrame, true: pd.DataFrame) -> dict:
@@ -321,13 +293,8 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
 
     rows = []
     for variant in variants:
-        levels = con.execute("""SELECT side, bin_id, price, notional_usd FROM model.liquidation_levels
-                                WHERE symbol = ? AND day = ? AND variant = ?""", [symbol, day, variant]).df()
-        heat = con.execute("""
-            SELECT side, bin_id, price, notional_usd FROM model.liquidation_heatmap
-            WHERE symbol = ? AND day = ? AND variant = ? AND snapshot_time = (
-                SELECT max(snapshot_time) FROM model.liquidation_heatmap WHERE symbol = ? AND day = ? AND variant = ?)""",
-            [symbol, day, variant, symbol, day, variant]).df()
+        levels = maps.day_levels(con, symbol, day, variant)
+        heat = maps.end_of_day_snapshot(con, symbol, day, variant)
         if levels.empty and heat.empty:
             continue
         lv = _overlaps(levels, true_fine)

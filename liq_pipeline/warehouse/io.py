@@ -109,6 +109,12 @@ def replace_partition(
     return count_partition(con, table, symbol, day)
 
 
+def empty_partition(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date) -> int:
+    """`replace_partition` of (symbol, day) with no rows: the partition is stored empty (a file never
+    published). Returns 0, the rows now stored."""
+    return replace_partition(con, table, symbol, day, f"SELECT * FROM {table} WHERE false")
+
+
 def replace_partitions(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date,
                        writes: Sequence[tuple[str, str, Sequence[Any] | dict | None]]) -> list[int]:
     """`replace_partition` of several tables' (symbol, day) partitions, all in one transaction: a reader sees

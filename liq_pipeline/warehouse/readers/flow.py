@@ -267,3 +267,14 @@ def past_survival_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date
     return con.execute("""SELECT day, parameter, side, value FROM model.flow_parameters
                           WHERE symbol = ? AND day >= ? AND day < ? AND parameter LIKE 'survival_%'
                           ORDER BY ALL""", [symbol, first, day]).fetchall()
+
+
+def parameter_rows(con: duckdb.DuckDBPyConnection, symbol: str, first: dt.date, last: dt.date
+                   ) -> pd.DataFrame | None:
+    """day, parameter, side, value, source of every row of model.flow_parameters of the days first..last, by day,
+    side, parameter; None when the table does not exist."""
+    if not table_exists(con, "model.flow_parameters"):
+        return None
+    return con.execute("""SELECT day, parameter, side, value, source FROM model.flow_parameters
+                          WHERE symbol = ? AND day BETWEEN ? AND ? ORDER BY day, side, parameter""",
+                       [symbol, first, last]).df()
