@@ -130,13 +130,17 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def load_real(mirror: Path, symbol: str = "BTCUSDT", binance_share: float = BINANCE_SHARE_OF_THREE) -> HourlyMarket:
+def load_real(mirror: Path, symbol: str = "BTCUSDT", binance_share: float = BINANCE_SHARE_OF_THREE,
+              first_day: dt.date | None = None, last_day: dt.date | None = None) -> HourlyMarket:
     """A real kline-only mirror (the development window layout) with its per-hour liquidation CSV scaled by
-    `binance_share`; the days are those of its klines."""
+    `binance_share`; the days are those of its klines, or `first_day`..`last_day` (an episode: both inside)."""
     from liq_pipeline.market.mirror_layout import inspect_mirror
 
     layout = inspect_mirror(mirror, symbol)
-    days = [layout.first_day + dt.timedelta(days=i) for i in range((layout.last_day - layout.first_day).days + 1)]
+    lo, hi = first_day or layout.first_day, last_day or layout.last_day
+    if not layout.first_day <= lo <= hi <= layout.last_day:
+        raise ValueError(f"{mirror}: days {lo}..{hi} are not inside its window {layout.first_day}..{layout.last_day}")
+    days = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
     csv = Path(mirror) / REAL_LIQUIDATIONS_FILE
     if not csv.is_file():
         raise FileNotFoundError(f"{mirror}: no {REAL_LIQUIDATIONS_FILE} (per-hour realized liquidations)")
