@@ -78,8 +78,10 @@ def realism_command(args: argparse.Namespace) -> int:
         print(f"band: central {facts.BAND_COVERAGE:.0%} of {resamples} real windows of "
               f"{max(1, round(simulated.days / block_days))} whole {unit}s drawn with replacement "
               f"(block bootstrap over {unit}s)")
-        print(f"real liquidations are Binance + Bybit + OKX scaled by {fact_series.BINANCE_SHARE_OF_THREE} "
-              "(assumption: Binance alone runs at ~0.3x the three-exchange series)")
+        share = fact_series.BINANCE_SHARE_OF_THREE
+        print(f"real liquidations are Binance + Bybit + OKX scaled by {share} "
+              f"(assumption: Binance alone runs at ~{share}x the three-exchange series); simulated: {share} x the "
+              f"capped forceOrder stream + {1 - share:.1f} x every liquidation (the uncapped feeds), at the stream's total")
         print(facts.format_table(rows, band_label=f"band (real {'episode days' if episode else 'weeks'})"))
         print(f"{len(rows) - len(failed)}/{len(rows)} pass" + (f"; not passing: {', '.join(failed)}" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
