@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"simulated days left out at the start while the book fills (default {WARM_UP_DAYS})")
     p.add_argument("--episode", choices=sorted(EPISODES), default=None,
                    help="compare with one real episode of the window only (bands from its days): "
-                        + "; ".join(f"{e.name} = {e.what}" for e in EPISODES.values()))
+                        + "; ".join(f"{e.name} = {e.what}" for e in EPISODES.values()).replace("%", "%%"))
     p.add_argument("--resamples", type=int, default=None, help="block-bootstrap resamples behind each band")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=realism_command)
