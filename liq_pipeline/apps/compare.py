@@ -364,8 +364,9 @@ def markdown(results: list[dict], rows: list[dict], cmp_: list[dict]) -> str:
             "bins; backtest over 1-hour bars (`liq compare`, figures as they came out)")
     lines = [head, "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r.get(k), f) for k, _, f in COLUMNS) + " |" for r in rows]
-    lines += ["", "Differences of overlap / ceiling per (pair, symbol, day), mean and 90 % bootstrap interval over "
-              "those days (\"beats\" only when the interval excludes zero):", "",
+    lines += ["", "Differences of overlap / ceiling per (pair, symbol, day), mean and 90 % block-bootstrap interval "
+              "(whole ISO weeks of each pair and symbol resampled: the book carries over from day to day; "
+              "\"beats\" only when the interval excludes zero):", "",
               "| challenger − baseline | scope | days | mean | 90 % interval | verdict |", "|---|---|---|---|---|---|"]
     for c in cmp_:
         interval = "–" if c["low"] is None else f"[{c['low']:+.4f}, {c['high']:+.4f}]"

@@ -19,6 +19,7 @@ WARM_UP_DAYS = 7
 def register(subparsers: argparse._SubParsersAction) -> None:
     from liq_pipeline import config
     from liq_pipeline.apps.scorecard import DEFAULT_REAL_DATA, REAL_DATA_ENV
+    from liq_pipeline.sim.episodes import EPISODES
 
     p = subparsers.add_parser("realism", help="compare a simulated market's stylized facts with a real window")
     p.add_argument("sim_dir", nargs="?", default=None,
@@ -30,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--real-symbol", type=str.upper, default="BTCUSDT", help="symbol of the real mirror")
     p.add_argument("--skip-days", type=int, default=WARM_UP_DAYS,
                    help=f"simulated days left out at the start while the book fills (default {WARM_UP_DAYS})")
+    p.add_argument("--episode", choices=sorted(EPISODES), default=None,
+                   help="compare with one real episode of the window only (bands from its days): "
+                        + "; ".join(f"{e.name} = {e.what}" for e in EPISODES.values()).replace("%", "%%"))
     p.add_argument("--resamples", type=int, default=None, help="block-bootstrap resamples behind each band")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=realism_command)
@@ -39,6 +43,7 @@ def realism_command(args: argparse.Namespace) -> int:
     from liq_pipeline import config
     from liq_pipeline.apps.scorecard import real_data_dir
     from liq_pipeline.sim import fact_series, facts
+    from liq_pipeline.sim.episodes import EPISODES
 
     sim_dir = Path(args.sim_dir) if args.sim_dir else config.sim_archive_dir()
     real_dir = Path(args.real).expanduser().resolve() if args.real else real_data_dir()
@@ -48,24 +53,35 @@ def realism_command(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         simulated = fact_series.load_simulated(sim_dir, args.symbol, args.skip_days)
-        real = fact_series.load_real(real_dir, args.real_symbol)
+        episode = EPISODES[args.episode] if args.episode else None
+        real = fact_series.load_real(real_dir, args.real_symbol, first_day=episode and episode.first_day,
+                                     last_day=episode and episode.last_day)
     except (FileNotFoundError, ValueError) as e:
         print(f"liq realism: {e}", file=sys.stderr)
         return EXIT_ERROR
-    rows = facts.compare(simulated, real, resamples=resamples)
+    # An episode is too short to resample by weeks: its days are the blocks.
+    block_days = 1 if episode else facts.BLOCK_DAYS
+    rows = facts.compare(simulated, real, resamples=resamples, block_days=block_days)
     failed = [r.name for r in rows if r.verdict != "PASS"]
     if args.json:
         print(json.dumps({"simulated": str(sim_dir), "real": str(real_dir), "symbol": args.symbol,
+                          "episode": args.episode, "block_days": block_days,
                           "binance_share_of_three": fact_series.BINANCE_SHARE_OF_THREE,
                           "statistics": [{"name": r.name, "simulated": r.simulated, "real": r.real,
                                           "band": list(r.band), "verdict": r.verdict} for r in rows]}, indent=1))
     else:
         print(f"{args.symbol}: {simulated.days} simulated days ({sim_dir}) vs {args.real_symbol}: {real.days} real days "
               f"({real_dir})")
+        unit = "day" if block_days == 1 else "week"
+        if episode:
+            print(f"real episode: {episode.what} (the `{episode.scenario}` scenario's)")
         print(f"band: central {facts.BAND_COVERAGE:.0%} of {resamples} real windows of "
-              f"{max(1, round(simulated.days / 7))} whole weeks drawn with replacement (block bootstrap over weeks)")
-        print(f"real liquidations are Binance + Bybit + OKX scaled by {fact_series.BINANCE_SHARE_OF_THREE} "
-              "(assumption: Binance alone runs at ~0.3x the three-exchange series)")
-        print(facts.format_table(rows))
+              f"{max(1, round(simulated.days / block_days))} whole {unit}s drawn with replacement "
+              f"(block bootstrap over {unit}s)")
+        share = fact_series.BINANCE_SHARE_OF_THREE
+        print(f"real liquidations are Binance + Bybit + OKX scaled by {share} "
+              f"(assumption: Binance alone runs at ~{share}x the three-exchange series); simulated: {share} x the "
+              f"capped forceOrder stream + {1 - share:.1f} x every liquidation (the uncapped feeds), at the stream's total")
+        print(facts.format_table(rows, band_label=f"band (real {'episode days' if episode else 'weeks'})"))
         print(f"{len(rows) - len(failed)}/{len(rows)} pass" + (f"; not passing: {', '.join(failed)}" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK

@@ -200,6 +200,44 @@ def isolated_liquidation_price_at_leverage(
     return tiered_liquidation_price(side, notional / entry, entry, notional / np.asarray(leverage), table)
 
 
+def isolated_liquidation_price_over_leverages(
+    side: np.ndarray, notional_usd: np.ndarray, entry_price: np.ndarray, leverage: np.ndarray, table: BracketTable,
+) -> np.ndarray:
+    """`isolated_liquidation_price_at_leverage(...).price` for positions (P,) × leverages (P, J), the same
+    numbers (nan where there is none) at 1/K of the work for a K-tier table: the tier is found without pricing
+    every tier. For one position the liquidation notional N·LP/EP is affine in x = 1/L within a tier and,
+    with the continuous cum, continuous across tiers, so each tier floor F_k corresponds to one margin
+    fraction x_k = F_k/N·(MMR_k − s) + s − cum_k/N: a long's liquidation notional falls as x rises (tier =
+    #{k ≥ 1: x ≤ x_k}), a short's rises (tier = #{k ≥ 1: x ≥ x_k}). That tier alone is priced with
+    `liquidation_price` (the same arithmetic, hence the same bits) and checked as tiered_liquidation_price
+    checks every tier; the rare points the check rejects (ties at a floor, LP ≤ 0, beyond the table) are
+    priced the full way."""
+    s = np.asarray(side, dtype=np.float64)[:, None]
+    notional = np.asarray(notional_usd, dtype=np.float64)[:, None]
+    entry = np.asarray(entry_price, dtype=np.float64)[:, None]
+    leverage = np.asarray(leverage, dtype=np.float64)
+    wallet = notional / leverage
+    signed_x = np.where(s > 0, -1.0, 1.0) / leverage  # a long's tier rises as −x rises, a short's as x does
+    tier = np.zeros(wallet.shape, dtype=np.int64)
+    for k in range(1, len(table.mmr)):
+        # Only positions whose liquidation notional could reach floor k (it stays below 3N + cum_k: a long's
+        # below N, a short's below (2N + cum)/(1 + MMR) at 1×); a wrong skip would fail the check below.
+        rows = np.nonzero(3.0 * notional[:, 0] + table.cum[k] >= table.notional_floor[k])[0]
+        if rows.size:
+            n, sr = notional[rows], s[rows]
+            x_k = table.notional_floor[k] / n * (table.mmr[k] - sr) + sr - table.cum[k] / n
+            tier[rows] += signed_x[rows] >= np.where(sr > 0, -x_k, x_k)
+    quantity = notional / entry
+    price = liquidation_price(s, quantity, entry, wallet, table.mmr[tier], table.cum[tier], 0.0, 0.0)
+    liq_notional = quantity * price
+    ok = (price > 0) & (liq_notional >= table.notional_floor[tier]) & (liq_notional < table.notional_cap[tier])
+    if not ok.all():
+        rows, cols = np.nonzero(~ok)
+        price[rows, cols] = tiered_liquidation_price(s[rows, 0], quantity[rows, 0], entry[rows, 0], wallet[rows, cols],
+                                                     table).price
+    return price
+
+
 def max_leverage_at(notional_usd: np.ndarray | float, table: BracketTable) -> np.ndarray:
     """Highest leverage allowed for an entry notional (tier containing it); nan where unknown."""
     notional = np.asarray(notional_usd, dtype=np.float64)

@@ -38,16 +38,16 @@ ROLES = np.array(["market_maker", "basis"])
 SCENARIOS: dict[str, dict] = {
     # The defaults, calibrated to real BTCUSDT (Dec 2025 - Feb 2026) by `liq realism`; docs/simulator.md.
     "calm": {},
-    # A sustained directional market that speculators chase: regimes drifting ±1.2 %/day for ~5 days, the
-    # pace of real BTC's Dec 2025 - Feb 2026 slide (-30 % in 11 weeks, faster legs). An assumption: the
-    # episode's statistics are not checked against it (docs/simulator.md).
+    # A sustained directional market that speculators chase: regimes drifting ±1.2 %/day for ~5 days. Its
+    # real episode is the slide of 2026-01-16 .. 01-29 (sim/episodes.py); `liq realism --episode trending`
+    # shows it does not reproduce it yet (docs/simulator.md: too much liquidation and OI churn).
     "trending": {
         "regime_drifts_per_day": (-0.012, 0.0, 0.012), "regime_mean_hours": 120.0,
         "regime_long_probs": (0.40, 0.54, 0.68), "jumps_per_day": 0.3,
     },
-    # More leverage, more and larger jumps, deeper liquidation impact: liquidation cascades like the real
-    # 2026-02-05 20:00 UTC hour (the window's largest, 134.5 M USD of longs on three exchanges). An
-    # assumption, not fitted to that hour.
+    # More leverage, more and larger jumps, deeper liquidation impact: liquidation cascades. Its real episode
+    # is the storm of 2026-01-30 .. 02-12 (sim/episodes.py, the window's four largest liquidation days);
+    # `liq realism --episode cascade` shows it does not reproduce it yet (docs/simulator.md).
     "cascade": {
         "leverage_weights": (0.02, 0.03, 0.05, 0.10, 0.10, 0.15, 0.13, 0.17, 0.09, 0.09, 0.07),
         "jumps_per_day": 1.2, "jump_scale": 0.018, "vol_of_vol": 0.8, "liquidation_impact": 1.0,

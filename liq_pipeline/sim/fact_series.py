@@ -123,20 +123,55 @@ def load_simulated(root: Path, symbol: str, skip_days: int = 0) -> HourlyMarket:
             f"FROM read_json('{_sql_path(stream)}', format='newline_delimited', "
             "columns={'o': 'STRUCT(S VARCHAR, q VARCHAR, ap VARCHAR, T BIGINT)'})"
         ).df()
-    return load_mirror(root, symbol, days, liq["t"].to_numpy(np.int64), liq["long"].to_numpy(), liq["short"].to_numpy())
+    t, long_usd, short_usd = _three_exchange_view(root, symbol, days, liq)
+    return load_mirror(root, symbol, days, t, long_usd, short_usd)
+
+
+def _three_exchange_view(root: Path, symbol: str, days: list[dt.date],
+                         stream: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The simulated liquidations as the real series sees a market, on Binance's scale: the real series is
+    Binance's public stream (at most one order a second, the latest: in a cascade most liquidations are
+    not published) for BINANCE_SHARE_OF_THREE of it and Bybit + OKX, whose feeds publish every liquidation,
+    for the rest. So the simulated hourly series is BINANCE_SHARE_OF_THREE × the stream plus the rest ×
+    every liquidation (truth/liquidations: what an uncapped feed of the same market publishes), the latter
+    scaled to the stream's total: the level stays the stream's, as Binance's, and the shape is the
+    three-exchange mix's (an assumption: Bybit's and OKX's speculators behave as Binance's; the stream
+    alone keeps 30-60 % of the simulated notional and flattens the top hours: docs/simulator.md)."""
+    start = (days[0] - _EPOCH).days * 86_400_000
+    end = start + len(days) * 86_400_000
+    full_path = Path(root) / "truth" / "liquidations" / f"{symbol}.parquet"
+    if not full_path.is_file():
+        raise FileNotFoundError(f"no truth liquidations at {full_path}: re-run `liq simulate` (an older simulator?)")
+    full = duckdb.sql(
+        "SELECT epoch_ms(liq_time)::BIGINT AS t, CASE WHEN side = 'long' THEN notional_usd ELSE 0 END AS long, "
+        "CASE WHEN side = 'short' THEN notional_usd ELSE 0 END AS short "
+        f"FROM read_parquet('{_sql_path(full_path)}')").df()
+    def inside(f: pd.DataFrame) -> pd.DataFrame:
+        return f[(f["t"] >= start) & (f["t"] < end)]
+    stream, full = inside(stream), inside(full)
+    s_total = float(stream["long"].sum() + stream["short"].sum())
+    f_total = float(full["long"].sum() + full["short"].sum())
+    w_full = (1 - BINANCE_SHARE_OF_THREE) * s_total / f_total if f_total > 0 else 0.0
+    return (np.r_[stream["t"].to_numpy(np.int64), full["t"].to_numpy(np.int64)],
+            np.r_[BINANCE_SHARE_OF_THREE * stream["long"].to_numpy(float), w_full * full["long"].to_numpy(float)],
+            np.r_[BINANCE_SHARE_OF_THREE * stream["short"].to_numpy(float), w_full * full["short"].to_numpy(float)])
 
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def load_real(mirror: Path, symbol: str = "BTCUSDT", binance_share: float = BINANCE_SHARE_OF_THREE) -> HourlyMarket:
+def load_real(mirror: Path, symbol: str = "BTCUSDT", binance_share: float = BINANCE_SHARE_OF_THREE,
+              first_day: dt.date | None = None, last_day: dt.date | None = None) -> HourlyMarket:
     """A real kline-only mirror (the development window layout) with its per-hour liquidation CSV scaled by
-    `binance_share`; the days are those of its klines."""
+    `binance_share`; the days are those of its klines, or `first_day`..`last_day` (an episode: both inside)."""
     from liq_pipeline.market.mirror_layout import inspect_mirror
 
     layout = inspect_mirror(mirror, symbol)
-    days = [layout.first_day + dt.timedelta(days=i) for i in range((layout.last_day - layout.first_day).days + 1)]
+    lo, hi = first_day or layout.first_day, last_day or layout.last_day
+    if not layout.first_day <= lo <= hi <= layout.last_day:
+        raise ValueError(f"{mirror}: days {lo}..{hi} are not inside its window {layout.first_day}..{layout.last_day}")
+    days = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
     csv = Path(mirror) / REAL_LIQUIDATIONS_FILE
     if not csv.is_file():
         raise FileNotFoundError(f"{mirror}: no {REAL_LIQUIDATIONS_FILE} (per-hour realized liquidations)")

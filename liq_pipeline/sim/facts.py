@@ -4,7 +4,8 @@ Every statistic is an aggregate over hourly rows (klines, open interest, liquida
 funding settlements, so the real window's own weeks can be resampled to give each statistic a tolerance
 band (a block bootstrap over whole weeks: hours inside a week stay together, so intraday structure and the
 book's carry-over are kept). A simulated window passes a statistic when its value falls inside the band of
-real windows of the same length in weeks. Plain numpy, no I/O: `fact_series.py` loads the inputs.
+real windows of the same length in weeks. A short real episode (sim/episodes.py) is resampled by whole
+days instead (`block_days=1`): it has too few weeks. Plain numpy, no I/O: `fact_series.py` loads the inputs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from scipy import stats as sps
 
 HOURS_PER_DAY = 24
 HOURS_PER_WEEK = 168
+#: Length of the bootstrap's blocks: whole weeks by default.
+BLOCK_DAYS = 7
 #: The funding rate Binance charges when the premium is inside the clamp (interest 0.03 %/day per 8 h).
 INTEREST_RATE_8H = 1e-4
 #: Share of the hours with the most liquidated notional in `top_hours_share`.
@@ -63,28 +66,31 @@ class HourlyMarket:
 
 @dataclass(frozen=True)
 class FactRows:
-    """Per-row quantities the statistics aggregate, each table with the week (0-based) its row falls in."""
+    """Per-row quantities the statistics aggregate, each table with the bootstrap block (0-based: the week,
+    or the day for `block_days=1`) its row falls in, under the key "block"."""
 
     hour: dict[str, np.ndarray]
     day: dict[str, np.ndarray]
     funding: dict[str, np.ndarray]
 
-    def take_weeks(self, weeks: np.ndarray) -> FactRows:
-        """The rows of `weeks` (with repetitions), concatenated in that order."""
+    def take_blocks(self, blocks: np.ndarray) -> FactRows:
+        """The rows of `blocks` (with repetitions), concatenated in that order."""
         def pick(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            order = np.argsort(table["week"], kind="stable")
-            w = table["week"][order]
-            starts = np.searchsorted(w, weeks)
-            ends = np.searchsorted(w, weeks, side="right")
-            idx = np.concatenate([order[s:e] for s, e in zip(starts, ends, strict=True)]) if weeks.size else \
+            order = np.argsort(table["block"], kind="stable")
+            w = table["block"][order]
+            starts = np.searchsorted(w, blocks)
+            ends = np.searchsorted(w, blocks, side="right")
+            idx = np.concatenate([order[s:e] for s, e in zip(starts, ends, strict=True)]) if blocks.size else \
                 np.empty(0, dtype=np.int64)
             return {k: v[idx] for k, v in table.items()}
         return FactRows(pick(self.hour), pick(self.day), pick(self.funding))
 
 
-def fact_rows(m: HourlyMarket) -> FactRows:
-    """Per-hour, per-day and per-settlement quantities; differences are taken on the contiguous series
-    before any resampling, so a resampled window never differences across a junction."""
+def fact_rows(m: HourlyMarket, block_days: int = BLOCK_DAYS) -> FactRows:
+    """Per-hour, per-day and per-settlement quantities, each row with its block of `block_days` days;
+    differences are taken on the contiguous series before any resampling, so a resampled window never
+    differences across a junction."""
+    block_hours = HOURS_PER_DAY * block_days
     n = m.hour_ms.size
     hour_idx = np.arange(n)
     logret = np.log(m.close / np.r_[m.open[0], m.close[:-1]])
@@ -92,7 +98,7 @@ def fact_rows(m: HourlyMarket) -> FactRows:
     oi_prev = np.r_[np.nan, m.oi_usd[:-1]]
     liq = m.liq_long_usd + m.liq_short_usd
     hour = {
-        "week": hour_idx // HOURS_PER_WEEK,
+        "block": hour_idx // block_hours,
         "ret": logret, "prev_ret": prev_ret,
         "range": (m.high - m.low) / m.open,
         "liq_usd": liq, "liq_long_usd": m.liq_long_usd,
@@ -107,16 +113,16 @@ def fact_rows(m: HourlyMarket) -> FactRows:
     # Day-to-day OI change: first valid sample of the day to the first valid sample of the next day.
     first_oi = _first_finite(oi_d)
     day = {
-        "week": np.arange(d) // 7,
+        "block": np.arange(d) // block_days,
         "ret": np.log(close_d / np.r_[open_d[0], close_d[:-1]]),
         "abs_doi": np.abs(np.r_[first_oi[1:], np.nan] / first_oi - 1),
     }
     t0 = m.hour_ms[0]
     funding = {
-        "week": ((m.funding_ms - t0) // (HOURS_PER_WEEK * 3_600_000)).astype(np.int64),
+        "block": ((m.funding_ms - t0) // (block_hours * 3_600_000)).astype(np.int64),
         "rate": m.funding_rate_8h,
     }
-    keep = (funding["week"] >= 0) & (funding["week"] <= hour["week"].max())
+    keep = (funding["block"] >= 0) & (funding["block"] <= hour["block"].max())
     funding = {k: v[keep] for k, v in funding.items()}
     return FactRows(hour, day, funding)
 
@@ -228,15 +234,17 @@ def statistics(rows: FactRows) -> dict[str, float]:
     return {s.name: s.compute(rows) for s in STATISTICS}
 
 
-def bands(real: FactRows, n_weeks: int, resamples: int = BOOTSTRAP_RESAMPLES, coverage: float = BAND_COVERAGE,
-          seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Per statistic, the central `coverage` interval over `resamples` windows of `n_weeks` whole real weeks
-    drawn with replacement (a block bootstrap over weeks). Only complete weeks are drawn."""
-    full = np.flatnonzero(np.bincount(real.hour["week"]) == HOURS_PER_WEEK)
+def bands(real: FactRows, n_blocks: int, resamples: int = BOOTSTRAP_RESAMPLES, coverage: float = BAND_COVERAGE,
+          seed: int = 0, block_days: int = BLOCK_DAYS) -> dict[str, tuple[float, float]]:
+    """Per statistic, the central `coverage` interval over `resamples` windows of `n_blocks` whole real blocks
+    (weeks by default; `real` cut into blocks of `block_days` by fact_rows) drawn with replacement (a block
+    bootstrap). Only complete blocks are drawn."""
+    full = np.flatnonzero(np.bincount(real.hour["block"]) == HOURS_PER_DAY * block_days)
     if full.size == 0:
-        raise ValueError("the real window holds no complete week: it cannot give a band")
+        what = "week" if block_days == 7 else f"block of {block_days} day(s)"
+        raise ValueError(f"the real window holds no complete {what}: it cannot give a band")
     rng = np.random.default_rng(seed)
-    draws = np.array([[s.compute(real.take_weeks(rng.choice(full, size=max(1, n_weeks)))) for s in STATISTICS]
+    draws = np.array([[s.compute(real.take_blocks(rng.choice(full, size=max(1, n_blocks)))) for s in STATISTICS]
                       for _ in range(resamples)])
     lo, hi = np.nanquantile(draws, [(1 - coverage) / 2, (1 + coverage) / 2], axis=0)
     return {s.name: (float(a), float(b)) for s, a, b in zip(STATISTICS, lo, hi, strict=True)}
@@ -258,18 +266,20 @@ class FactRow:
 
 
 def compare(simulated: HourlyMarket, real: HourlyMarket, resamples: int = BOOTSTRAP_RESAMPLES,
-            seed: int = 0) -> list[FactRow]:
-    """Each statistic on both markets, with the band of real windows as long (in weeks) as the simulated one."""
-    sim_rows, real_rows = fact_rows(simulated), fact_rows(real)
-    n_weeks = max(1, int(round(simulated.days / 7)))
+            seed: int = 0, block_days: int = BLOCK_DAYS) -> list[FactRow]:
+    """Each statistic on both markets, with the band of real windows as long (in blocks of `block_days`:
+    weeks by default) as the simulated one."""
+    sim_rows, real_rows = fact_rows(simulated, block_days), fact_rows(real, block_days)
+    n_blocks = max(1, int(round(simulated.days / block_days)))
     s, r = statistics(sim_rows), statistics(real_rows)
-    b = bands(real_rows, n_weeks, resamples, seed=seed)
+    b = bands(real_rows, n_blocks, resamples, seed=seed, block_days=block_days)
     return [FactRow(st.name, st.description, s[st.name], r[st.name], b[st.name]) for st in STATISTICS]
 
 
-def format_table(rows: list[FactRow], header: tuple[str, str] = ("simulated", "real")) -> str:
+def format_table(rows: list[FactRow], header: tuple[str, str] = ("simulated", "real"),
+                 band_label: str = "band (real weeks)") -> str:
     fmts = {s.name: s.fmt for s in STATISTICS}
-    out = [f"{'statistic':<46} {header[0]:>10} {header[1]:>10}   {'band (real weeks)':<24} verdict"]
+    out = [f"{'statistic':<46} {header[0]:>10} {header[1]:>10}   {band_label:<24} verdict"]
     for row in rows:
         f = fmts[row.name]
         band = f"[{f.format(row.band[0])}, {f.format(row.band[1])}]"

@@ -42,9 +42,13 @@ class PriceProcess:
         eps_p = rng.standard_normal(n) * cfg.premium_noise * np.sqrt(1 - phi_p * phi_p)
         premium_ar, _ = lfilter([1.0], [1.0, -phi_p], eps_p, zi=[phi_p * self.premium_ar])
         self.premium_ar = float(premium_ar[-1])
-        # Openers arrive faster when the market moves (activity ~ realised vol of the minute).
+        # Openers arrive faster when the market moves (activity ~ realised vol of the minute), measured
+        # against its long-run mean, so a wild day opens more positions than a quiet one (as real volume
+        # does: hourly volume/OI rises ~1.2x as fast as the hour's range). E[sig] = sigma_min·exp(−vov²/2)·
+        # mean(profile) and E|ret| ≈ √(2/π)·sig: positions_per_day is the long-run mean.
         activity = sig / self.sigma_min + np.abs(ret.sum(axis=1)) / self.sigma_min
-        rate = cfg.positions_per_day / n * activity / activity.mean()
+        mean_activity = (1 + np.sqrt(2 / np.pi)) * np.exp(-cfg.vol_of_vol ** 2 / 2) * profile.mean()
+        rate = cfg.positions_per_day / n * activity / mean_activity
         opens = rng.poisson(rate)
         k = int(opens.sum())
         minute = np.repeat(np.arange(n), opens)

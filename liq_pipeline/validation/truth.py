@@ -134,7 +134,7 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
 def _cells(side: np.ndarray, price: np.ndarray, usd: np.ndarray,
            cell_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points summed per (side, cell): side, notional-weighted mean price, notional."""
-    keys, inverse = np.unique(cell_of(price) * 2 + (side > 0), return_inverse=True)
+    inverse, keys = pd.factorize(cell_of(price) * 2 + (side > 0))  # hashing: no sort of the points
     total = np.bincount(inverse, weights=usd, minlength=keys.size)
     weighted = np.bincount(inverse, weights=usd * price, minlength=keys.size)
     mean = np.divide(weighted, total, out=np.zeros_like(total), where=total > 0)
@@ -148,7 +148,7 @@ def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, 
     tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
     max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
     lev = np.minimum(leverages[None, :], max_lev[:, None])  # (P, J)
-    lp = margin.isolated_liquidation_price_at_leverage(side[:, None], notional[:, None], entry[:, None], lev, table).price
+    lp = margin.isolated_liquidation_price_over_leverages(side, notional, entry, lev, table)
     alive = np.isfinite(lp) & (lp > 0) & np.where(is_long[:, None], lp < low[:, None], lp > high[:, None])
     w = np.where(alive, weights[None, :], 0.0)
     total = w.sum(axis=1, keepdims=True)
