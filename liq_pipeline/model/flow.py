@@ -17,8 +17,8 @@ receive it, so theirs rises away from the mark; negative funding does the opposi
       short by the crowding share p_t, over the leverage mix per side and the day's size buckets;
   (b) settle funding when a settlement falls in the step (LP of every live cell moves as above);
   (c) consume: long cells with LP ≥ the step's mark low and short cells with LP ≤ its mark high; the cells
-      opened in the step face only the extreme the step reached second (`extreme_order`: a step that closes
-      above its open made its low first, so its new longs opened after it), not one made before they opened;
+      opened in the step face only what the step reached after they opened (`extreme_order`: a step that
+      closes above its open made its low first, so its new longs face its close instead of its low);
   (d) close: the book above OI_t is closed with a hazard h ∝ (L/10)^γ / (1 + age/τ) (high leverage and
       young positions leave first), so Σ book = OI after every step once the book is full;
   (e) snapshot notional per side and grid bin of LP(t).
@@ -458,21 +458,22 @@ class FlowDay:
     signals: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def extreme_order(mark_close: np.ndarray | None, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per step, whether the cells opened in it face the step's low and its high, from the candle's direction
-    (the usual OHLC path: a step that closes above its open made its low first, one that closes below made its
-    high first; the open is the previous step's close). A step whose direction is unknown (the day's first,
-    a missing close, an unchanged price) exposes its new cells to both extremes, as older cells always are.
-    Returns (new_face_low, new_face_high), each (T,) bool."""
-    both = np.ones(n_steps, dtype=bool)
+def extreme_order(low: np.ndarray, high: np.ndarray, mark_close: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per step, the low and high that the cells opened in the step face, from the candle's direction (the
+    usual OHLC path: a step that closes above its open made its low first, one that closes below made its
+    high first; the open is the previous step's close). The new cells of a step that made its low first face
+    its close instead of its low (the price went no lower after they opened than where it ended, as far as
+    the candle says), and likewise for the high. A step whose direction is unknown (the day's first, a
+    missing close, an unchanged price) exposes its new cells to both extremes, as older cells always are.
+    Returns (new_low, new_high), each (T,)."""
+    lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     if mark_close is None:
-        return both, both.copy()
+        return lo.copy(), hi.copy()
     c = np.asarray(mark_close, dtype=np.float64)
-    if c.shape != (n_steps,):
-        raise ValueError(f"mark_close has shape {c.shape}, expected ({n_steps},)")
-    move = np.concatenate([[np.nan], c[1:] - c[:-1]])
-    up, down = np.nan_to_num(move, nan=0.0) > 0, np.nan_to_num(move, nan=0.0) < 0
-    return ~up, ~down
+    if c.shape != lo.shape:
+        raise ValueError(f"mark_close has shape {c.shape}, expected {lo.shape}")
+    move = np.nan_to_num(np.concatenate([[np.nan], c[1:] - c[:-1]]), nan=0.0)
+    return np.where(move > 0, c, lo), np.where(move < 0, c, hi)
 
 
 def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTable, mix: SideMix,
@@ -537,7 +538,7 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     per_weight = np.zeros((T, 2, L))
     low = np.asarray(inputs.mark_low, dtype=np.float64)
     high = np.asarray(inputs.mark_high, dtype=np.float64)
-    new_face_low, new_face_high = extreme_order(inputs.mark_close, T)
+    new_low, new_high = extreme_order(low, high, inputs.mark_close)
     for t in range(T):
         a, z = n0 + offsets[t], n0 + offsets[t + 1]
         N[a:z] = add[a:z]
@@ -548,11 +549,15 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
             hit |= is_long & (lp_t >= low[t]) & valid[ep]
         if np.isfinite(high[t]):
             hit |= ~is_long & (lp_t <= high[t])
+        if a < z and (new_low[t] != low[t] or new_high[t] != high[t]):
+            fresh_long, fresh_lp = is_long[a:z], lp_t[a:z]
+            fresh_hit = np.zeros(z - a, dtype=bool)
+            if np.isfinite(new_low[t]):
+                fresh_hit |= fresh_long & (fresh_lp >= new_low[t]) & valid[ep][a:z]
+            if np.isfinite(new_high[t]):
+                fresh_hit |= ~fresh_long & (fresh_lp <= new_high[t])
+            hit[a:z] = fresh_hit
         hit &= N > 0
-        if not new_face_low[t]:
-            hit[a:z] &= ~is_long[a:z]
-        if not new_face_high[t]:
-            hit[a:z] &= is_long[a:z]
         if hit.any():
             gone = N[hit]
             consumed[t] = np.bincount(row[hit], weights=gone, minlength=2)

@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from liq_pipeline.apps import scorecard
 from liq_pipeline.sim import SimConfig, simulate
 from liq_pipeline_tests.support.kline_only_mirror import write_kline_only_mirror
 
@@ -90,5 +91,5 @@ def test_backtest_scores_every_variant_against_the_imported_bars(scored):
         for name in ("spearman_bar_range", "spearman_side_excursion", "partial_spearman"):
             assert -1 <= s[name] <= 1, (variant, name)
         assert 0 <= s["realized_share_where_map_zero"] <= 1
-    assert set(card["targets"]) == {"partial_spearman", "top10_recall_vs_excursion", "empty_bar_share"}
+    assert set(card["targets"]) == set(scorecard.TARGETS)
     assert "imported realized_liquidations_1h.csv: 96 bars" in scored["out"]

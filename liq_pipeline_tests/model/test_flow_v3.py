@@ -75,14 +75,17 @@ def test_seed_rules_keep_the_seed_leverage_values_alone():
 
 # ---------------------------------------------------------------------------------------------- extremes
 def test_extreme_order_from_the_candle_direction():
-    face_low, face_high = fl.extreme_order(np.array([100.0, 101.0, 99.0, 99.0, np.nan, 98.0]), 6)
-    # step 0: direction unknown; 1: up (low first: new cells skip it); 2: down (high first); 3: flat;
-    # 4: no close; 5: after a missing close, unknown.
-    assert face_low.tolist() == [True, False, True, True, True, True]
-    assert face_high.tolist() == [True, True, False, True, True, True]
-    assert all(x.all() for x in fl.extreme_order(None, 3))
+    close = np.array([100.0, 101.0, 99.0, 99.0, np.nan, 98.0])
+    low, high = close - 2.0, close + 2.0
+    new_low, new_high = fl.extreme_order(low, high, close)
+    # step 0: direction unknown; 1: up (low first: new cells face the close instead); 2: down (high first);
+    # 3: flat; 4: no close; 5: after a missing close, unknown.
+    assert np.array_equal(new_low, np.where([False, True, False, False, False, False], close, low), equal_nan=True)
+    assert np.array_equal(new_high, np.where([False, False, True, False, False, False], close, high), equal_nan=True)
+    lo, hi = fl.extreme_order(low, high, None)
+    assert np.array_equal(lo, low, equal_nan=True) and np.array_equal(hi, high, equal_nan=True)
     with pytest.raises(ValueError, match="mark_close has shape"):
-        fl.extreme_order(np.zeros(2), 3)
+        fl.extreme_order(low, high, np.zeros(2))
 
 
 def _fresh_longs_left(close):
@@ -101,6 +104,21 @@ def test_new_longs_are_not_consumed_by_a_low_made_before_they_opened():
     down_left, down = _fresh_longs_left(close=[90_000.0, 89_100.0])  # closed down: the low came last
     assert up_left > 0
     assert down_left == 0.0
+
     assert down.consumed_usd[1, 0] > up.consumed_usd[1, 0]
     # Older longs (opened in step 0) face the low either way.
     assert up.consumed_usd[1, 0] > 0
+
+
+def test_new_longs_still_face_the_close_of_a_step_that_made_its_low_first():
+    """Longs opened at 93,000 at 125x (LP ≈ 92,630) in a step that dipped first and closed up at 92,600: the
+    price ended below their liquidation price after they opened, so they are liquidated in the step."""
+    params = dataclasses.replace(FLOW, leverages=(125.0,), prior_weights=(1.0,), leverage_points=1,
+                                 survival_candidates=())
+    inp = dataclasses.replace(inputs(T=2, high=[93_000.0, 93_000.0], low=[92_500.0, 87_300.0],
+                                     close=[92_500.0, 92_600.0]), entry_price=np.array([93_000.0]))
+    day = fl.run_day(fl.Book.empty(), inp, GRID, TABLE, fl.SideMix.prior(params), params)
+    b = day.end_book
+    longs = (b.side > 0) & (b.notional_usd > 0)
+    assert not np.any(longs & (b.liq_price() >= 92_600.0))
+    assert day.consumed_usd[1, 0] > 0
