@@ -285,6 +285,9 @@ def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
             for lev in ("50", "75", "125"):
                 page.locator(f"#lev input[value='{lev}']").uncheck()
             page.wait_for_function(f"window.__liq.loads >= {loads + 3}")
+            # The third reload counts when it starts; wait until its answer is drawn (it fails on a timeout
+            # if the filter never reaches the page's state).
+            page.wait_for_function("JSON.stringify(window.__liq.view.leverages) === '[2,5,10,20]'")
             page.wait_for_load_state("networkidle")
             after = page.locator("#totals").inner_text()
             assert after != before and "lev=" in page.url

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from liq_pipeline_tests.support.source_ast import parse_file
+
 PACKAGE = Path(__file__).resolve().parents[2] / "liq_pipeline"
 
 #: Rank of each room (the first part of the module name under liq_pipeline). A module may import its own room
@@ -89,7 +91,7 @@ def scan(package: Path = PACKAGE) -> tuple[dict[str, set[str]], list[str]]:
     define `name`; an `import a.b` and a `from a.b import …` need the module a.b itself. An import the package
     cannot satisfy (a typo, a module removed or moved) is reported, never dropped."""
     files = {module_name(p, package): p for p in package.rglob("*.py")}
-    trees = {module: ast.parse(path.read_text(), str(path)) for module, path in files.items()}
+    trees = {module: parse_file(path) for module, path in files.items()}
     defined: dict[str, set[str] | None] = {}
 
     def defines(module: str, name: str) -> bool:

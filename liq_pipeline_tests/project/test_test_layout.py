@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 
 from liq_pipeline_tests.support.paths import REPO
+from liq_pipeline_tests.support.source_ast import parse_file
 
 TESTS = REPO / "liq_pipeline_tests"
 PACKAGE = REPO / "liq_pipeline"
@@ -42,7 +43,7 @@ def test_support_holds_no_tests():
 def imported_test_modules(path) -> list[str]:
     """The modules of this suite whose name starts with test_ that a file imports."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse_file(path)):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):

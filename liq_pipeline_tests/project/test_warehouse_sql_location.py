@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from liq_pipeline.warehouse.schema import TABLES
+from liq_pipeline_tests.support.source_ast import parse_file
 
 PACKAGE = Path(__file__).resolve().parents[2] / "liq_pipeline"
 
@@ -89,7 +90,7 @@ def misplaced_sql(package: Path = PACKAGE, tables: tuple[str, ...] | None = None
         rel = path.relative_to(package).as_posix()
         if rel.startswith("warehouse/"):
             continue
-        for line, text in _strings(ast.parse(path.read_text(), str(path))):
+        for line, text in _strings(parse_file(path)):
             if not SQL.search(text):
                 continue
             where = f"{package.name}/{rel}:{line}"
