@@ -7,7 +7,17 @@ accounting.py (funding, margins, metrics), book.py, writer.py and files.py (arch
 realism.py (truth-side figures) and facts.py (public statistics shared with real data, `liq realism`).
 """
 
-from liq_pipeline.sim.config import SCENARIOS, SimConfig, epoch_ms
-from liq_pipeline.sim.market import SimSummary, SymbolSummary, simulate, simulate_symbol
+from importlib import import_module
 
-__all__ = ["SCENARIOS", "SimConfig", "SimSummary", "SymbolSummary", "epoch_ms", "simulate", "simulate_symbol"]
+#: The public face, imported on first use: `liq --help` reads light modules of this folder (episodes.py)
+#: and must not pay for numpy, pandas and pyarrow through this package's import.
+_PUBLIC = {"SCENARIOS": "config", "SimConfig": "config", "epoch_ms": "config", "SimSummary": "market",
+           "SymbolSummary": "market", "simulate": "market", "simulate_symbol": "market"}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(f"liq_pipeline.sim.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'liq_pipeline.sim' has no attribute {name!r}")
