@@ -381,7 +381,7 @@ def markdown(results: list[dict], rows: list[dict], cmp_: list[dict]) -> str:
                      f"{_cell(c['mean'], '{:+.4f}')} | {interval} | {c['verdict']} |")
     goals = targets(results, rows, cmp_)
     if goals:
-        lines += ["", "Against the targets of issue 15:", "", *goals]
+        lines += ["", "Against the model targets (issue 26):", "", *goals]
     return "\n".join(lines)
 
 
