@@ -45,9 +45,10 @@ instance: install-app $(INSTANCE)
 demo: install-app $(INSTANCE)
 	$(BIN)/liq demo
 
-# Two worker processes (pytest-xdist), each test file on one worker so a module's fixtures are built once, in
-# the order conftest.py gives (longest first; xdist would otherwise start the files with the most tests first);
-# the simulated market the integration tests share is built once for both (docs/development.md).
+# Two worker processes (pytest-xdist), each test file on one worker so a module's fixtures are built once
+# (except the few files conftest.py lists in SPREAD, whose tests are scheduled one by one), in the order
+# conftest.py gives (costliest first; xdist would otherwise start the files with the most tests first); the
+# simulated market the integration tests share is built once for both (docs/development.md).
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 

@@ -27,12 +27,14 @@ def build_definitions() -> dg.Definitions:
 
 def _executor():
     """One DuckDB file has one writer: steps of a run execute one after another, in process. With Parquet
-    partitions there is no lock, so the steps of a run go to parallel processes."""
+    partitions there is no lock, so the steps of a run go to parallel processes, forked from a server that has
+    imported these definitions once (without the preload, a run launched by a code server preloads only
+    Dagster's executor and every step process imported liq_pipeline anew: about 4 s of CPU per step)."""
     from liq_pipeline import config
 
     if config.storage() == "parquet":
         return dg.multiprocess_executor.configured({"max_concurrent": config.max_concurrent_partitions(),
-                                                    "start_method": {"forkserver": {}}})
+                                                    "start_method": {"forkserver": {"preload_modules": [__name__]}}})
     return dg.in_process_executor
 
 

@@ -18,8 +18,19 @@ os.environ.setdefault("LIQ_END_DATE", "yesterday")
 import hypothesis  # noqa: E402, F401
 
 TESTS = Path(__file__).resolve().parent
-# The longest test files (measured, docs/development.md), started first under xdist.
-LONGEST_FIRST = ["deploy/test_prod_local.py", "e2e/test_ui_backfill.py"]
+# The costliest test files, most CPU first (measured per file, docs/development.md#time), started first under
+# xdist so the short files fill both workers at the end (longest-first scheduling). The Postgres instance and
+# the browser test lead: most of their time is waiting on their own servers.
+LONGEST_FIRST = ["deploy/test_prod_local.py", "e2e/test_ui_backfill.py", "market/test_hostile_inputs.py",
+                 "warehouse/test_parquet_storage.py", "apps/test_compare.py", "assets/test_validation_assets.py",
+                 "cli/test_kline_only_mirror.py", "cli/test_real_data_slice.py", "market/test_file_identity.py",
+                 "market/test_no_data_lost.py", "pipeline/test_pipeline_chain.py", "sim/test_realism_facts.py",
+                 "assets/test_model_assets.py"]
+# Files whose tests share no module or session fixture worth building twice: under `make test` each of their
+# tests is a unit of work of its own, so one long file (the 1,000-case properties: 150 s of CPU) is shared by
+# both workers instead of holding one. Every other file stays on one worker (its module fixtures built once).
+SPREAD = {"market/test_hostile_inputs.py", "assets/test_validation_assets.py", "market/test_file_identity.py",
+          "market/test_no_data_lost.py", "assets/test_model_assets.py"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,8 +38,9 @@ def pytest_collection_modifyitems(config, items):
     - the benchmark harness (`-m bench`, make test-bench) runs only when the -m expression names it, so
       `-m "not slow"` and plain runs leave it out alike;
     - a test that uses the shared simulated market is slow (building it takes about 40 s of CPU);
-    - files with slow tests run first, so under xdist (`make test`) the long ones start at once and the
-      short ones fill the workers at the end (a file's tests stay together: its fixtures are built once)."""
+    - the files of LONGEST_FIRST run first, in that order, then the other files with slow tests, then the
+      rest, so under xdist (`make test`) the long ones start at once and the short ones fill the workers at
+      the end (a file's tests stay together, its fixtures built once, except in the SPREAD files)."""
     if "bench" not in (config.option.markexpr or ""):
         bench = [item for item in items if item.get_closest_marker("bench") is not None]
         if bench:
@@ -57,3 +69,18 @@ def shared_market(tmp_path_factory):
     # Under pytest-xdist each worker has its own basetemp below the run's one: share the market there.
     folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     return sm.shared(folder / "shared-market")
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: a run with -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (make test) with the SPREAD files' tests scheduled one by one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrTestScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.removeprefix(f"{TESTS.name}/") in SPREAD else path
+
+    return FileOrTestScheduling(config, log)
