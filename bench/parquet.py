@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 START = dt.date(2026, 1, 1)
 DAYS = 4
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of the waited-for child processes so far (the backfill jobs)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _env(data: Path, sim: Path, storage: str) -> dict[str, str]:
@@ -79,19 +86,19 @@ def bench_parquet_backfill(work: Path, trades_per_day: int = 200_000) -> dict:
     sim = work / f"sim-{trades_per_day}"
     if not (sim / "simulation.json").exists():
         simulate(SimConfig(symbols=SYMBOLS, start=START, days=DAYS, seed=9, out_dir=sim, trades_per_day=trades_per_day))
-    timings = {}
+    timings, cpu = {}, {}
     for storage in ("duckdb", "parquet"):
         data = work / storage
         shutil.rmtree(data, ignore_errors=True)
         env = _env(data, sim, storage)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), children_cpu()
         if storage == "duckdb":  # one writer: the symbols one after the other
             for symbol in SYMBOLS:
                 _finish(_job(env, symbol))
         else:  # no lock: both symbols at once, in two processes
             for proc in [_job(env, symbol) for symbol in SYMBOLS]:
                 _finish(proc)
-        timings[storage] = time.perf_counter() - t
+        timings[storage], cpu[storage] = time.perf_counter() - t, children_cpu() - c
     pq = parquet.connect(str(work / "parquet" / "parquet"), read_only=True)
     try:
         pq.execute(f"ATTACH '{work / 'duckdb' / 'warehouse' / 'liq.duckdb'}' AS duck (READ_ONLY)")
@@ -100,6 +107,7 @@ def bench_parquet_backfill(work: Path, trades_per_day: int = 200_000) -> dict:
         pq.close()
     return {"symbol_days": len(SYMBOLS) * DAYS, "trades_per_day": trades_per_day,
             "duckdb_one_writer_s": round(timings["duckdb"], 1), "parquet_two_processes_s": round(timings["parquet"], 1),
+            "duckdb_cpu_s": round(cpu["duckdb"], 1), "parquet_cpu_s": round(cpu["parquet"], 1),
             "speedup": round(timings["duckdb"] / timings["parquet"], 2), "tolerance_rel": TOLERANCE,
             "tables": tables, "max_rel_diff": max(t["max_rel_diff"] for t in tables.values()),
             "same_results": all(t["same"] for t in tables.values())}

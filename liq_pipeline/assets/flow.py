@@ -59,6 +59,9 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
         books += [f"| {symbol} | {day} | {v} | {r.end_book.total_usd:,.0f} | {r.end_book.long_share():.3f} | "
                   f"{r.opened_usd.sum():,.0f} | {r.closed_usd.sum():,.0f} | {r.consumed_usd.sum():,.0f} |"
                   for v, r in out["books"].items()]
+        # Drop the day's books and frames before the next day is computed: held across the loop they doubled
+        # the step's peak memory (issue 29, docs/benchmarks.md#what-held-the-memory-of-the-30-day-backfill).
+        del out, res, p, w
     cols = list(summary[0]) if summary else []
     table = "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
                        + ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in summary])

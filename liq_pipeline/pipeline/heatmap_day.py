@@ -19,12 +19,13 @@ from liq_pipeline.warehouse import heatmap_store
 from liq_pipeline.warehouse.catalog import existing_tables
 from liq_pipeline.warehouse.readers.heatmap import (
     end_of_day_mark,
+    flow_consumed_by_variant,
     flow_consumed_rows,
     flow_snapshot_rows,
     last_snapshots,
 )
 from liq_pipeline.warehouse.readers.raw_day import DayInputs, load_day_inputs
-from liq_pipeline.warehouse.trade_sizes import day_size_choice
+from liq_pipeline.warehouse.trade_sizes import day_size_flag
 
 
 # ---------------------------------------------------------------------------------------------- compute
@@ -75,28 +76,35 @@ def compute_heatmap_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
     tables = existing_tables(con)
     grid = grid_for(symbol, params)
     inputs = load_day_inputs(con, symbol, day, grid, params.heatmap_step_minutes, tables)
-    results = {v: VariantResult(v, flow_evolution(con, symbol, day, inputs.step_end, v, tables), "flow_book D-1", "")
+    consumed = flow_consumed_by_variant(con, symbol, day, tables)  # one query for every variant
+    results = {v: VariantResult(v, flow_evolution(con, symbol, day, inputs.step_end, v, tables,
+                                                  consumed.get(v, _NO_CONSUMPTION)), "flow_book D-1", "")
                for v in variants}
     flags = list(inputs.flags)
     # The books' cells were sized by the day's size rule (warehouse/trade_sizes.py): say when it was the prior.
-    size_choice = day_size_choice(con, symbol, day, FLOW.size_buckets,
-                                  inputs.trade_sizes_usd if inputs.entry_source == "aggTrades" else None)
-    if size_choice.is_prior:
-        flags.append(size_choice.flag)
+    size_flag = day_size_flag(con, symbol, day, FLOW.size_buckets,
+                              inputs.trade_sizes_usd if inputs.entry_source == "aggTrades" else None)
+    if size_flag is not None:
+        flags.append(size_flag)
     return HeatmapDay(inputs, grid, results, flags, 0.0)
 
 
+_NO_CONSUMPTION = {"step_end": np.zeros(0, "datetime64[ms]"), "side": np.zeros(0, object), "usd": np.zeros(0)}
+
+
 def flow_evolution(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, step_end: np.ndarray,
-                   variant: str = variant_registry.DEFAULT, tables: frozenset[str] | None = None) -> hm.Evolution:
+                   variant: str = variant_registry.DEFAULT, tables: frozenset[str] | None = None,
+                   consumed_rows: dict[str, np.ndarray] | None = None) -> hm.Evolution:
     """A variant's snapshots of the day as computed by flow_book (model/flow.py, one engine), in the
-    Evolution layout; bookkeeping: consumption per step from model.flow_steps."""
+    Evolution layout; bookkeeping: consumption per step from model.flow_steps (`consumed_rows`, when the
+    caller has read them already: flow_consumed_by_variant)."""
     rows = flow_snapshot_rows(con, symbol, day, variant, tables)
     T = step_end.size
     step = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(rows["snapshot_time"]).astype("datetime64[ms]"))
     side = np.asarray(rows["sign"], dtype=np.int64)
     last = step == T - 1  # the day's last step (a book emptied earlier ends the day empty)
     consumed = np.zeros((T, 2))
-    c = flow_consumed_rows(con, symbol, day, variant, tables)
+    c = flow_consumed_rows(con, symbol, day, variant, tables) if consumed_rows is None else consumed_rows
     k = np.searchsorted(step_end.astype("datetime64[ms]"), np.asarray(c["step_end"]).astype("datetime64[ms]"))
     ok = k < T
     np.add.at(consumed, (k[ok], np.where(c["side"][ok] == "long", 0, 1)), np.asarray(c["usd"], float)[ok])

@@ -16,6 +16,8 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from liq_pipeline.warehouse.memory import release_freed_memory
+
 
 class WarehouseLocked(RuntimeError):
     """Another process holds the DuckDB file's write lock."""
@@ -70,3 +72,4 @@ class WarehouseResource(DuckDBResource):
             yield con
         finally:
             con.close()
+            release_freed_memory()  # a range run's partitions one after the other: warehouse/memory.py
