@@ -50,7 +50,8 @@ DEMO_TARGETS = {"wall_s": 240.0, "cpu_s": 180.0}
 
 
 class Cost:
-    """Wall time, CPU time (user + system, of this process and of its finished workers: the simulator's) and
+    """Wall time, CPU time (user + system, of this process and of its finished worker processes: the
+    simulator's and those of pipeline/workers.py) and
     the load average since it was made: what the demo cost, printed with pass/MISS against DEMO_TARGETS."""
 
     def __init__(self):
@@ -74,12 +75,12 @@ class Cost:
         mark = lambda value, limit: "pass" if value <= limit else "MISS"  # noqa: E731
         return (f"demo finished in {wall:.0f} s wall ({mark(wall, DEMO_TARGETS['wall_s'])}: target "
                 f"<= {DEMO_TARGETS['wall_s']:.0f} s), {cpu:.0f} s CPU ({mark(cpu, DEMO_TARGETS['cpu_s'])}: target "
-                f"<= {DEMO_TARGETS['cpu_s']:.0f} s; user + system, simulator workers included); load average "
+                f"<= {DEMO_TARGETS['cpu_s']:.0f} s; user + system, worker processes included); load average "
                 f"{self.load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (targets: idle 2-core machine)")
 
 
-#: Processes drawing the pictures beside the chain (plots/workers.py): the simulator's two cores, at most.
-DRAWING_PROCESSES = min(2, os.cpu_count() or 1)
+#: Worker processes beside the chain (pipeline/workers.py: pictures, oracle maps): two cores' worth, at most.
+WORKER_PROCESSES = min(2, os.cpu_count() or 1)
 #: Days at the start of the simulated range used only to warm up the volume profile.
 WARM_UP_DAYS = 7
 #: Dagster's per-event DEBUG lines would bury the demo's summary; warnings and errors still print.
@@ -115,11 +116,11 @@ def run_demo(days: int = config.DEMO_DAYS, seed: int = 7, model_days: int | None
         print(f"  simulated in {cost.wall_s():.0f} s", flush=True)
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
-    from liq_pipeline.plots import workers
+    from liq_pipeline.pipeline import workers
 
-    # The warehouse stays open throughout (its connections join it); the pictures are drawn on the other
-    # cores while the chain computes (plots/workers.py). Neither changes what is stored or shown.
-    with _warehouse_open() as con, workers.drawing_in(DRAWING_PROCESSES):
+    # The warehouse stays open throughout (its connections join it); pictures and oracle maps are computed on
+    # the other cores while the chain goes on (pipeline/workers.py). Neither changes what is stored or shown.
+    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES):
         ok = _materialize(out_dir, symbols, start, first_model, last, months if validate else [], con)
     if not ok:
         print("see the run in the Dagster UI (make ui) for the error")

@@ -27,6 +27,7 @@ from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import MODEL
 from liq_pipeline.model import variants
 from liq_pipeline.model import zones as zn
+from liq_pipeline.pipeline import workers
 from liq_pipeline.pipeline.heatmap_day import (
     HeatmapDay,
     compute_heatmap_day,
@@ -36,7 +37,6 @@ from liq_pipeline.pipeline.heatmap_day import (
     zones_for_state,
     zones_frame,
 )
-from liq_pipeline.plots import workers
 from liq_pipeline.warehouse import heatmap_store
 
 GROUP = "heatmap"
@@ -158,7 +158,7 @@ def collect_drawn(metadata: dict) -> dict:
 def day_metadata(result: HeatmapDay, rows: int) -> dict:
     """One partition's metadata: its heatmap and liquidation-map pictures, its HTML report (every variant),
     its zones, the bookkeeping of every variant and the data flags. The pictures and the report are drawn
-    by plots/workers.py (at once, or in a drawing process): pending until `collect_drawn`."""
+    by pipeline/workers.py (at once, or in a drawing process): pending until `collect_drawn`."""
     inp = result.inputs
     mark = inp.end_mark
     pictures = {}
@@ -174,7 +174,7 @@ def day_metadata(result: HeatmapDay, rows: int) -> dict:
     if result.variants[pic_variant].evolution.notional_usd.size or pic.mark_price.size:
         from liq_pipeline.plots.report import draw_heatmap_day
 
-        drawn = workers.draw(draw_heatmap_day, pic, list(pictures.values()), pic_variant, config.reports_dir())
+        drawn = workers.submit(draw_heatmap_day, pic, list(pictures.values()), pic_variant, config.reports_dir())
         metadata.update({"heatmap": drawn, "liquidation_map": drawn, "report": drawn})
     if zones_df is not None:
         metadata["top_zones"] = dg.MetadataValue.md(f"{inp.symbol} {inp.day}, end of day ({pic_variant})\n\n"

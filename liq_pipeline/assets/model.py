@@ -18,8 +18,8 @@ from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.margin import load_bracket_tables
 from liq_pipeline.model.positions import oi_delta
+from liq_pipeline.pipeline import workers
 from liq_pipeline.pipeline.book_maps import as_of_for, distribution_day, levels_day, signals_frame
-from liq_pipeline.plots import workers
 from liq_pipeline.plots.liquidation_map import liquidation_map_markdown
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse import profile_sql
@@ -241,8 +241,8 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             write_frame(con, "model.liquidation_levels", symbol, day, frame)
             shown = frame[frame["variant"] == variants.DEFAULT]
             longs, shorts = shown[shown["side"] == "long"], shown[shown["side"] == "short"]
-            # Drawn by plots/workers.py (at once, or in a drawing process while the next day is computed).
-            chart = workers.draw(liquidation_map_markdown, longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
+            # Drawn by pipeline/workers.py (at once, or in a drawing process while the next day is computed).
+            chart = workers.submit(liquidation_map_markdown, longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
                                  shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
                                  f"{symbol} liquidation map, {variants.DEFAULT}, as of {as_of:%Y-%m-%d %H:%M} UTC",
                                  _bin_width_near(grid_for(symbol), mark_now, frame["price"]), f"{symbol} {day} liquidation map")

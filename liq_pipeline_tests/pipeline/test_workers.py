@@ -1,5 +1,5 @@
-"""plots/workers.py: without drawing processes a picture is drawn at once (errors kept for the caller);
-with them the same functions give the same bytes, and an error in a worker reaches the caller."""
+"""pipeline/workers.py: without worker processes a task (here a picture) runs at once, its error kept for
+the caller; with them the same functions give the same bytes, and an error in a worker reaches the caller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from liq_pipeline.model.grid import grid_for
-from liq_pipeline.plots import workers
+from liq_pipeline.pipeline import workers
 from liq_pipeline.plots.heatmap import HeatmapPicture, ZoneBand
 from liq_pipeline.plots.liquidation_map import liquidation_map_markdown
 from liq_pipeline.plots.report import draw_heatmap_day
@@ -36,24 +36,24 @@ def _levels_args():
     return (lp, np.full(40, 2e6), sp, np.full(40, 1e6), 100_000.0, "BTCUSDT liquidation map", None, "alt")
 
 
-def test_without_drawing_processes_a_picture_is_drawn_at_once_and_errors_wait_for_the_caller():
+def test_without_worker_processes_a_picture_is_drawn_at_once_and_errors_wait_for_the_caller():
     assert workers.workers() == 1
-    done = workers.draw(liquidation_map_markdown, *_levels_args())
+    done = workers.submit(liquidation_map_markdown, *_levels_args())
     assert done.done() and done.result().startswith("![alt](data:image/png;base64,")
-    failed = workers.draw(liquidation_map_markdown, *_levels_args()[:-1])  # a missing argument
+    failed = workers.submit(liquidation_map_markdown, *_levels_args()[:-1])  # a missing argument
     with pytest.raises(TypeError):
         failed.result()
 
 
-def test_drawing_processes_give_the_same_pictures_and_report(tmp_path):
+def test_worker_processes_give_the_same_pictures_and_report(tmp_path):
     pics = [_picture("flow"), _picture("ofi")]
     here_levels = liquidation_map_markdown(*_levels_args())
     here_day = draw_heatmap_day(pics[0], pics, "flow", tmp_path / "here")
-    with workers.drawing_in(2):
+    with workers.running_in(2):
         assert workers.workers() == 2
-        levels = workers.draw(liquidation_map_markdown, *_levels_args())
-        day = workers.draw(draw_heatmap_day, pics[0], pics, "flow", tmp_path / "pool")
-        failed = workers.draw(liquidation_map_markdown, *_levels_args()[:-1])
+        levels = workers.submit(liquidation_map_markdown, *_levels_args())
+        day = workers.submit(draw_heatmap_day, pics[0], pics, "flow", tmp_path / "pool")
+        failed = workers.submit(liquidation_map_markdown, *_levels_args()[:-1])
         assert levels.result() == here_levels
         drawn = day.result()
         with pytest.raises(TypeError):

@@ -1,10 +1,11 @@
-"""Pictures drawn beside the computation: a range run's PNGs and HTML reports in worker processes.
+"""Work done beside the chain: a range run's pictures, HTML reports and oracle maps in worker processes.
 
-Drawing is most of the heatmap stage's CPU and most of the levels' (about a second per picture), and it
-needs nothing but the arrays it is given. By default (`workers() == 1`) every picture is drawn in the
-calling process at once, as always. A batch that owns the machine (`make demo`) opens `drawing_in(n)`:
-pictures are then drawn by n spawned processes while the caller computes the next day, and the caller
-collects them before its step ends. The same functions on the same arrays: the PNG bytes are identical.
+Drawing is most of the heatmap stage's CPU and most of the levels' (about a second per picture), the
+oracle map most of the validation report's, and each needs nothing but the arrays it is given. By default
+(`workers() == 1`) every task runs in the calling process at once, as always. A batch that owns the
+machine (`make demo`) opens `running_in(n)`: tasks then run in n spawned processes while the caller
+computes the next day, and the caller collects them before its step ends. The same functions on the same
+arrays: the PNG bytes and the figures are identical.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ _workers = 1
 
 
 def workers() -> int:
-    """Processes drawing pictures now (1: in the calling process)."""
+    """Worker processes open now (1: tasks run in the calling process)."""
     return _workers
 
 
-def draw(fn: Callable, *args, **kwargs) -> Future:
-    """Run `fn(*args, **kwargs)` (a picture: picklable arguments, a picklable result) in a drawing process,
+def submit(fn: Callable, *args, **kwargs) -> Future:
+    """Run `fn(*args, **kwargs)` (picklable arguments, a picklable result) in a worker process,
     or at once here when none is open; the Future holds the result, or the error to re-raise."""
     if _pool is None:
         done: Future = Future()
@@ -36,8 +37,8 @@ def draw(fn: Callable, *args, **kwargs) -> Future:
 
 
 @contextlib.contextmanager
-def drawing_in(n: int) -> Iterator[None]:
-    """Draw pictures in `n` spawned worker processes until the block ends (n <= 1: in the calling process).
+def running_in(n: int) -> Iterator[None]:
+    """Run submitted tasks in `n` spawned worker processes until the block ends (n <= 1: in the calling process).
     Spawned, not forked: the caller holds DuckDB connections and threads a fork would copy."""
     global _pool, _workers
     if n <= 1 or _pool is not None:
