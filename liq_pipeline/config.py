@@ -16,6 +16,9 @@ from pathlib import Path
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: First day of the simulated demo market and the default partition start.
 DEFAULT_START_DATE = dt.date(2026, 1, 1)
+#: Days the demo simulates: one calendar month (January 2026), its first week only warming up the volume
+#: profile, so the one monthly report it writes covers the rest of the month (apps/demo.py).
+DEMO_DAYS = 31
 BINANCE_ARCHIVE_URL = "https://data.binance.vision"
 BINANCE_FAPI_URL = "https://fapi.binance.com"
 KLINE_INTERVALS = ("1m", "5m", "15m", "1h")

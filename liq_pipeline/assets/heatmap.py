@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import functools
 import tempfile
+from concurrent.futures import Future
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +27,7 @@ from liq_pipeline.assets.event_order import newest_partition_last
 from liq_pipeline.config import MODEL
 from liq_pipeline.model import variants
 from liq_pipeline.model import zones as zn
+from liq_pipeline.pipeline import workers
 from liq_pipeline.pipeline.heatmap_day import (
     HeatmapDay,
     compute_heatmap_day,
@@ -35,7 +37,6 @@ from liq_pipeline.pipeline.heatmap_day import (
     zones_for_state,
     zones_frame,
 )
-from liq_pipeline.plots import markdown_image
 from liq_pipeline.warehouse import heatmap_store
 
 GROUP = "heatmap"
@@ -118,6 +119,10 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     total_rows = 0
     per_day: dict[tuple[str, dt.date], dict] = {}
     previous: dict[str, HeatmapDay] = {}  # the day before, per symbol: its end state starts the next day
+    if workers.workers() > 1:  # the drawing processes find plotly.min.js there and do not race to write it
+        from liq_pipeline.plots.report import write_plotly_js
+
+        write_plotly_js(config.reports_dir())
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
             result = previous[symbol] = compute_heatmap_day(con, symbol, day, previous=previous.get(symbol))
@@ -126,6 +131,8 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
         total_rows += n
         per_day[(symbol, day)] = day_metadata(result, n)
         context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(per_day[(symbol, day)]["flags"].data))
+    for day_md in per_day.values():
+        collect_drawn(day_md)
     # Each partition of a range run shows its own day's pictures, zones and report (partitions.py).
     metadata = partitions.attach_per_partition(context, per_day)
     days = sorted({d for _, d in per_day})
@@ -139,12 +146,19 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     return dg.MaterializeResult(metadata=metadata)
 
 
+def collect_drawn(metadata: dict) -> dict:
+    """Put the drawn pictures and report path in place of the pending drawing (day_metadata), in place."""
+    for key, value in metadata.items():
+        if isinstance(value, Future):
+            drawn = value.result()[key]
+            metadata[key] = dg.MetadataValue.path(drawn) if key == "report" else dg.MetadataValue.md(drawn)
+    return metadata
+
+
 def day_metadata(result: HeatmapDay, rows: int) -> dict:
     """One partition's metadata: its heatmap and liquidation-map pictures, its HTML report (every variant),
-    its zones, the bookkeeping of every variant and the data flags."""
-    from liq_pipeline.plots.heatmap import heatmap_png, liquidation_map_png
-    from liq_pipeline.plots.report import write_heatmap_report
-
+    its zones, the bookkeeping of every variant and the data flags. The pictures and the report are drawn
+    by pipeline/workers.py (at once, or in a drawing process): pending until `collect_drawn`."""
     inp = result.inputs
     mark = inp.end_mark
     pictures = {}
@@ -158,11 +172,10 @@ def day_metadata(result: HeatmapDay, rows: int) -> dict:
     pic = pictures[pic_variant]
     metadata: dict = {"partition": f"{inp.symbol} {inp.day}", "rows": rows}
     if result.variants[pic_variant].evolution.notional_usd.size or pic.mark_price.size:
-        metadata["heatmap"] = dg.MetadataValue.md(markdown_image(heatmap_png(pic), pic.title))
-        metadata["liquidation_map"] = dg.MetadataValue.md(
-            markdown_image(liquidation_map_png(pic), f"{inp.symbol} {inp.day} liquidation map"))
-        report = write_heatmap_report(list(pictures.values()), config.reports_dir(), default_variant=pic_variant)
-        metadata["report"] = dg.MetadataValue.path(str(report.resolve()))
+        from liq_pipeline.plots.report import draw_heatmap_day
+
+        drawn = workers.submit(draw_heatmap_day, pic, list(pictures.values()), pic_variant, config.reports_dir())
+        metadata.update({"heatmap": drawn, "liquidation_map": drawn, "report": drawn})
     if zones_df is not None:
         metadata["top_zones"] = dg.MetadataValue.md(f"{inp.symbol} {inp.day}, end of day ({pic_variant})\n\n"
                                                     + zones_markdown(zones_df))

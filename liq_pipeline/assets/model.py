@@ -18,9 +18,9 @@ from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
 from liq_pipeline.model.margin import load_bracket_tables
 from liq_pipeline.model.positions import oi_delta
+from liq_pipeline.pipeline import workers
 from liq_pipeline.pipeline.book_maps import as_of_for, distribution_day, levels_day, signals_frame
-from liq_pipeline.plots import markdown_image
-from liq_pipeline.plots.liquidation_map import liquidation_map_png
+from liq_pipeline.plots.liquidation_map import liquidation_map_markdown
 from liq_pipeline.resources import MarketSource
 from liq_pipeline.warehouse import profile_sql
 from liq_pipeline.warehouse.io import replace_partition, write_frame
@@ -241,18 +241,19 @@ def liquidation_levels(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             write_frame(con, "model.liquidation_levels", symbol, day, frame)
             shown = frame[frame["variant"] == variants.DEFAULT]
             longs, shorts = shown[shown["side"] == "long"], shown[shown["side"] == "short"]
-            png = liquidation_map_png(longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
-                                      shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
-                                      f"{symbol} liquidation map, {variants.DEFAULT}, as of {as_of:%Y-%m-%d %H:%M} UTC",
-                                      bar_width_usd=_bin_width_near(grid_for(symbol), mark_now, frame["price"]))
-            chart = markdown_image(png, f"{symbol} {day} liquidation map")
+            # Drawn by pipeline/workers.py (at once, or in a drawing process while the next day is computed).
+            chart = workers.submit(liquidation_map_markdown, longs["price"].to_numpy(), longs["notional_usd"].to_numpy(),
+                                 shorts["price"].to_numpy(), shorts["notional_usd"].to_numpy(), mark_now,
+                                 f"{symbol} liquidation map, {variants.DEFAULT}, as of {as_of:%Y-%m-%d %H:%M} UTC",
+                                 _bin_width_near(grid_for(symbol), mark_now, frame["price"]), f"{symbol} {day} liquidation map")
             preview = (f"**{symbol} {day}** ({variants.DEFAULT}, largest levels). Brackets: {result.brackets.id}"
                        f"{' (' + result.brackets_note + ')' if result.brackets_note else ''}; "
                        f"sizes: {result.sizes_from}; consumption: {result.candles_note}.\n\n"
                        + _md_table(shown.sort_values("notional_usd", ascending=False)
                                    [["side", "bin_id", "price", "notional_usd", "collateral_usd"]]))
-            per_day[(symbol, day)] = {"liquidation_map": dg.MetadataValue.md(chart),
-                                      "preview": dg.MetadataValue.md(preview)}
+            per_day[(symbol, day)] = {"liquidation_map": chart, "preview": dg.MetadataValue.md(preview)}
+    for day_md in per_day.values():
+        day_md["liquidation_map"] = dg.MetadataValue.md(day_md["liquidation_map"].result())
     header = ("| symbol | day | variant | long at risk USD | short at risk USD | consumed USD | unpriced USD |\n"
               "|---|---|---|---|---|---|---|\n")
     return dg.MaterializeResult(metadata={

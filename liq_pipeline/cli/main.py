@@ -338,7 +338,8 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("demo", help="simulate, materialize every asset, print where to look")
-    d.add_argument("--days", type=positive_int, default=45)
+    d.add_argument("--days", type=positive_int, default=config.DEMO_DAYS,
+                   help=f"simulated days from LIQ_START_DATE (default {config.DEMO_DAYS}: one month, one report)")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--model-days", type=positive_int, default=None,
                    help="days modelled at the end of the range (default: all but the first week of warm-up)")

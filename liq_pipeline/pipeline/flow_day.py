@@ -4,6 +4,7 @@ books beside it, learn D's leverage mix, leveraged share and survival time scale
 and store the frames. Also the readers of the end book as levels and distribution."""
 
 import datetime as dt
+from concurrent.futures import Future
 
 import duckdb
 import numpy as np
@@ -14,6 +15,7 @@ from liq_pipeline.model import flow as fl
 from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.margin import table_for
+from liq_pipeline.pipeline import workers
 from liq_pipeline.warehouse.io import write_frame
 from liq_pipeline.warehouse.readers.flow import (
     SIDES,
@@ -70,26 +72,32 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
         flags.append(choice.note)
     out: dict = {"flags": flags, "books": {}, "candidates": [], "candidate_books": pd.DataFrame(), "engine_rows": []}
     frames: dict[str, list[pd.DataFrame]] = {"book": [], "snapshots": [], "steps": []}
+    # Every book's day is handed to pipeline/workers.py first (read here, run there when worker processes are
+    # open), then collected in the variants' order: the same run_day on the same arrays, the same results.
+    runs, pending_candidates = {}, None
     for name in variants.NAMES:
         variant = variants.get(name)
         start = load_book(con, symbol, prev, name)
-        if len(start) == 0:
-            flags.append(f"{name}: cold start, no book for the previous day")
         if variant.learned:
             mix = load_mix(con, symbol, prev, flow)
             run_params, survival_source = load_survival(con, symbol, prev, flow)
             leverages = flow.leverages
+            pending_candidates = _submit_candidate_books(con, symbol, day, inputs, grid, choice.table, mix, flow)
         else:
             run_params = fl.params_for(variant, flow, params)
             mix, survival_source, leverages = fl.SideMix.prior(run_params), "rule", run_params.leverages
-        result = fl.run_day(start, inputs, grid, choice.table, mix, run_params, variant=variant)
+        runs[name] = (variant, len(start) == 0, mix, run_params, survival_source, leverages,
+                      workers.submit(fl.run_day, start, inputs, grid, choice.table, mix, run_params, variant=variant))
+    for name, (variant, cold, mix, run_params, survival_source, leverages, pending) in runs.items():
+        if cold:
+            flags.append(f"{name}: cold start, no book for the previous day")
+        result = pending.result()
         flags += [f"{name}: {f}" for f in result.flags] if not variant.learned else result.flags
         out["books"][name] = result
         for key, frame in _frames(symbol, day, name, result, inputs, grid, mix, leverages).items():
             frames[key].append(frame)
         if variant.learned:
-            out["candidates"], out["candidate_books"] = _candidate_books(con, symbol, day, inputs, grid, choice.table,
-                                                                         mix, flow)
+            out["candidates"], out["candidate_books"] = _collect_candidate_books(symbol, day, inputs, pending_candidates)
             out["engine_rows"] = _engine_rows(result, run_params, survival_source, flow)
             out.update(mix_used=mix, result=result, survival_used=(run_params.half_life_hours,
                                                                    run_params.age_hazard_hours, survival_source))
@@ -97,15 +105,26 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
     return out
 
 
-def _candidate_books(con, symbol: str, day: dt.date, inputs: fl.FlowInputs, grid: PriceGrid, table, mix: fl.SideMix,
-                     flow: FlowParams) -> tuple[list[dict], pd.DataFrame]:
-    """The survival fit's candidate books, each with its own time scale (no snapshots: consumption only)."""
+def _submit_candidate_books(con, symbol: str, day: dt.date, inputs: fl.FlowInputs, grid: PriceGrid, table,
+                            mix: fl.SideMix, flow: FlowParams) -> list[tuple[float, bool, Future]]:
+    """The survival fit's candidate books, each with its own time scale (no snapshots: consumption only),
+    read and handed to pipeline/workers.py: (half-life, warm, pending day) per candidate."""
     prev = day - dt.timedelta(days=1)
-    candidates, day_start_ms = [], int(inputs.step_start_ms[0])
+    pending, day_start_ms = [], int(inputs.step_start_ms[0])
     for h in flow.survival_candidates:
         cbook = load_candidate_book(con, symbol, prev, h)
         warm = len(cbook) > 0 and day_start_ms - int(cbook.open_ms.min()) >= flow.survival_warm_days * 24 * fl.MS_PER_HOUR
-        r = fl.run_day(cbook, inputs, grid, table, mix, fl.with_time_scale(flow, h), snapshots=False)
+        pending.append((h, warm, workers.submit(fl.run_day, cbook, inputs, grid, table, mix, fl.with_time_scale(flow, h),
+                                                snapshots=False)))
+    return pending
+
+
+def _collect_candidate_books(symbol: str, day: dt.date, inputs: fl.FlowInputs,
+                             pending: list[tuple[float, bool, Future]]) -> tuple[list[dict], pd.DataFrame]:
+    """The candidates' end books and hourly consumption, in the order of `flow.survival_candidates`."""
+    candidates = []
+    for h, warm, run in pending:
+        r = run.result()
         candidates.append({"half_life_hours": h, "warm": warm, "end_book": r.end_book,
                            "consumed_hourly": fl.hourly(r.consumed_usd, inputs.step_start_ms)})
     books = pd.concat([book_frame(symbol, day, c["end_book"]).assign(half_life_hours=c["half_life_hours"])

@@ -101,3 +101,13 @@ def liquidation_map_png(
         finally:
             plt.close(fig)
     return buf.getvalue()
+
+
+def liquidation_map_markdown(long_price: np.ndarray, long_notional_usd: np.ndarray, short_price: np.ndarray,
+                             short_notional_usd: np.ndarray, mark_price: float | None, title: str,
+                             bar_width_usd: float | None, alt: str) -> str:
+    """`liquidation_map_png` as a markdown image (the levels' metadata; plots/workers.py draws it)."""
+    from liq_pipeline.plots import markdown_image
+
+    return markdown_image(liquidation_map_png(long_price, long_notional_usd, short_price, short_notional_usd,
+                                              mark_price, title, bar_width_usd=bar_width_usd), alt)

@@ -152,6 +152,19 @@ def write_heatmap_report(pictures: list[HeatmapPicture] | HeatmapPicture, out_di
     return path
 
 
+def draw_heatmap_day(pic: HeatmapPicture, pictures: list[HeatmapPicture], default_variant: str,
+                     reports_dir: Path) -> dict[str, str]:
+    """A day's heatmap and liquidation-map pictures of `pic` (markdown images) and its HTML report of every
+    variant's picture (written under `reports_dir`; its path): the heatmap asset's drawing (plots/workers.py)."""
+    from liq_pipeline.plots import markdown_image
+    from liq_pipeline.plots.heatmap import heatmap_png, liquidation_map_png
+
+    report = write_heatmap_report(pictures, reports_dir, default_variant=default_variant)
+    return {"heatmap": markdown_image(heatmap_png(pic), pic.title),
+            "liquidation_map": markdown_image(liquidation_map_png(pic), f"{pic.symbol} {pic.day} liquidation map"),
+            "report": str(report.resolve())}
+
+
 def write_plotly_js(out_dir: Path) -> Path:
     """The plotly library beside the reports (once; rewritten when its size differs, e.g. a new version)."""
     from plotly.offline import get_plotlyjs

@@ -30,7 +30,7 @@ from liq_pipeline.validation.seed import (
     oi_conservation,
     true_settlement_long_shares,
 )
-from liq_pipeline.validation.truth import ground_truth_accuracy, has_ground_truth
+from liq_pipeline.validation.truth import ground_truth_days, has_ground_truth
 from liq_pipeline.warehouse.io import write_frame
 from liq_pipeline.warehouse.readers import maps
 
@@ -139,7 +139,7 @@ def symbol_report(con: duckdb.DuckDBPyConnection, symbol: str, month_start: dt.d
     report["funding_correlation_check"] = funding_check(con, symbol, first, last, truth)
     oi = pd.concat([oi_conservation(con, symbol, d).assign(day=d) for d in days], ignore_index=True)
     directions = level_directions(con, symbol, first, last, params)
-    gt_rows = [row for d in days for row in ground_truth_accuracy(con, symbol, d, variants, params)] if truth else []
+    gt_rows = ground_truth_days(con, symbol, days, variants, params) if truth else []
     report["ground_truth"] = {"available": truth, "daily": gt_rows}
     per_variant = {}
     for variant in variants:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import duckdb
@@ -16,6 +17,7 @@ from liq_pipeline.config import MODEL, ModelParams
 from liq_pipeline.model import margin, scoring
 from liq_pipeline.model import variants as variant_registry
 from liq_pipeline.model.grid import PriceGrid, grid_for
+from liq_pipeline.pipeline import workers
 from liq_pipeline.validation.common import ensure_read_tables
 from liq_pipeline.warehouse.readers import maps, marks
 from liq_pipeline.warehouse.readers import truth as truth_readers
@@ -239,10 +241,44 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
       and of our exact tiered formula against the truth.
     An empty list when the truth has no open position that day.
     """
+    return _variant_rows(con, _day_truth(con, symbol, day, params), variants)
+
+
+def ground_truth_days(con: duckdb.DuckDBPyConnection, symbol: str, days: list[dt.date],
+                      variants: tuple[str, ...] = variant_registry.NAMES, params: ModelParams = MODEL) -> list[dict]:
+    """`ground_truth_accuracy` of every day of `days`, in order, the rows concatenated. Every day's oracle
+    map is handed to pipeline/workers.py first, so with worker processes open they are computed there while
+    the next days' truth is read; the same function on the same arrays gives the same figures."""
+    prepared = [_day_truth(con, symbol, day, params) for day in days]
+    return [row for p in prepared if p is not None for row in _variant_rows(con, p, variants)]
+
+
+@dataclass
+class _DayTruth:
+    """What ground_truth_accuracy reads of one day's truth, and its oracle ceiling (pending: a Future)."""
+
+    symbol: str
+    day: dt.date
+    positions: pd.DataFrame
+    t_side: np.ndarray
+    t_price: np.ndarray
+    t_notional: np.ndarray
+    true_fine: pd.DataFrame
+    true_coarse: pd.DataFrame
+    true_near: pd.DataFrame
+    mark: float
+    true_long_share: float
+    simplified_mare: float
+    exact_mare: float
+    ceiling: Future | None
+
+
+def _day_truth(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, params: ModelParams) -> _DayTruth | None:
+    """One day's true map, read once, with its ceiling submitted to pipeline/workers.py (None: no open position)."""
     ensure_read_tables(con)
     positions = _true_open_positions(con, symbol, day)
     if positions.empty:
-        return []
+        return None
     grid = grid_for(symbol, params)
     coarse = PriceGrid("relative", COARSE_BIN_WIDTH)
     priced = positions[positions["liq_price"] > 0].reset_index(drop=True)
@@ -259,7 +295,7 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
     simplified = margin.simplified_liquidation_price(side, priced["entry_price"].to_numpy(),
                                                      priced["leverage"].to_numpy(), SIMPLIFIED_MMR)
     simplified_mare = scoring.mean_abs_relative_error(simplified, t_price)
-    ceiling: dict = {}
+    ceiling = None
     try:
         table = margin.table_for(symbol, day).table
         exact = margin.tiered_liquidation_price(side, priced["quantity"].to_numpy(), priced["entry_price"].to_numpy(),
@@ -268,24 +304,57 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
         lev, w = true_leverage_mix(con, symbol, day)
         low, high = _mark_extremes_after(con, symbol, priced["open_time"].to_numpy(),
                                          dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
-        def cell_of(p: np.ndarray) -> np.ndarray:  # inside every bin scored below, so those figures stay exact
-            return (grid.bin_id(p) << 22) + ((coarse.bin_id(p) & 0xFFFFF) << 1) + _near(p, mark).astype(np.int64)
-
-        oracle = oracle_map(priced, lev, w, table, low, high, cell_of=cell_of)
-        fine = _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, grid), true_fine)
-        ceiling = {"ceiling": fine["overlap"], "ceiling_long": fine["overlap_long"],
-                   "ceiling_short": fine["overlap_short"],
-                   "ceiling_1pct": _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, coarse),
-                                             true_coarse)["overlap"],
-                   "ceiling_10pct": _window_overlap(_binned(oracle.side[_near(oracle.price, mark)],
-                                                            oracle.price[_near(oracle.price, mark)],
-                                                            oracle.notional_usd[_near(oracle.price, mark)], grid),
-                                                    true_near),
-                   "distance_log_ceiling": _distance(oracle.side, oracle.price, oracle.notional_usd,
-                                                     t_side, t_price, t_notional),
-                   "oracle_unplaced_positions": oracle.unplaced_positions}
+        ceiling = workers.submit(_ceiling, priced, lev, w, table, low, high, grid, coarse, mark, true_fine, true_coarse,
+                                 true_near, t_side, t_price, t_notional)
     except margin.BracketError:
         exact_mare = float("nan")
+    return _DayTruth(symbol, day, positions, t_side, t_price, t_notional, true_fine, true_coarse, true_near, mark,
+                     true_long_share, simplified_mare, exact_mare, ceiling)
+
+
+def _ceiling(priced: pd.DataFrame, lev: np.ndarray, w: np.ndarray, table: margin.BracketTable, low: np.ndarray,
+             high: np.ndarray, grid: PriceGrid, coarse: PriceGrid, mark: float, true_fine: pd.DataFrame,
+             true_coarse: pd.DataFrame, true_near: pd.DataFrame, t_side: np.ndarray, t_price: np.ndarray,
+             t_notional: np.ndarray) -> dict | None:
+    """The oracle map's figures of a day (ground_truth_accuracy); None when the bracket table cannot price it."""
+    def cell_of(p: np.ndarray) -> np.ndarray:  # inside every bin scored below, so those figures stay exact
+        return (grid.bin_id(p) << 22) + ((coarse.bin_id(p) & 0xFFFFF) << 1) + _near(p, mark).astype(np.int64)
+
+    try:
+        oracle = oracle_map(priced, lev, w, table, low, high, cell_of=cell_of)
+    except margin.BracketError:
+        return None
+    fine = _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, grid), true_fine)
+    return {"ceiling": fine["overlap"], "ceiling_long": fine["overlap_long"],
+            "ceiling_short": fine["overlap_short"],
+            "ceiling_1pct": _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, coarse),
+                                      true_coarse)["overlap"],
+            "ceiling_10pct": _window_overlap(_binned(oracle.side[_near(oracle.price, mark)],
+                                                     oracle.price[_near(oracle.price, mark)],
+                                                     oracle.notional_usd[_near(oracle.price, mark)], grid),
+                                             true_near),
+            "distance_log_ceiling": _distance(oracle.side, oracle.price, oracle.notional_usd,
+                                              t_side, t_price, t_notional),
+            "oracle_unplaced_positions": oracle.unplaced_positions}
+
+
+def _variant_rows(con: duckdb.DuckDBPyConnection, truth: _DayTruth | None, variants: tuple[str, ...]) -> list[dict]:
+    """ground_truth_accuracy's rows of one day, one per variant with levels or a heatmap that day."""
+    if truth is None:
+        return []
+    symbol, day, positions, mark = truth.symbol, truth.day, truth.positions, truth.mark
+    t_side, t_price, t_notional = truth.t_side, truth.t_price, truth.t_notional
+    true_fine, true_coarse, true_near = truth.true_fine, truth.true_coarse, truth.true_near
+    coarse = PriceGrid("relative", COARSE_BIN_WIDTH)
+    notional = positions["notional_usd"].to_numpy()
+    true_long_share, simplified_mare, exact_mare = truth.true_long_share, truth.simplified_mare, truth.exact_mare
+    ceiling: dict = {}
+    if truth.ceiling is not None:
+        computed = truth.ceiling.result()
+        if computed is None:  # the oracle could not be priced: as a bracket error before the ceiling
+            exact_mare = float("nan")
+        else:
+            ceiling = computed
 
     def ratio(value: float, key: str) -> float:
         c = ceiling.get(key, float("nan"))

@@ -48,6 +48,26 @@ def connect(database: str, *, read_only: bool = False, lock_timeout_s: float = 6
             time.sleep(poll_s)
 
 
+#: The configuration every connection of WarehouseResource opens the file with (DuckDB refuses a second
+#: connection to an open file with another one).
+RESOURCE_CONFIG = {"custom_user_agent": "dagster"}
+
+
+@contextmanager
+def held_open(database: str, lock_timeout_s: float = 60.0):
+    """Keep `database` open in this process for the duration: every WarehouseResource connection opened
+    meanwhile (same file, same configuration) joins the open database instead of opening the file and
+    checkpointing it at each close (about 20 ms of CPU and 0.1-0.2 s of wall time each, hundreds per
+    backfill). The same SQL on the same data: what is stored does not change. Holds the write lock
+    throughout, so use it for batch work in one process (`make demo`), not beside the UI's runs.
+    Yields the connection (usable for the batch's own writes)."""
+    con = connect(database, lock_timeout_s=lock_timeout_s, config=dict(RESOURCE_CONFIG))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 class WarehouseResource(DuckDBResource):
     """DuckDBResource with a bounded, explained wait for the write lock (see the module docstring).
 
@@ -67,7 +87,7 @@ class WarehouseResource(DuckDBResource):
             con = parquet.connect(self.parquet_root)
         else:
             con = connect(self.database, lock_timeout_s=self.lock_timeout_s,
-                          config={"custom_user_agent": "dagster", **self.connection_config})
+                          config={**RESOURCE_CONFIG, **self.connection_config})
         try:
             yield con
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import math
 
 import dagster as dg
 import duckdb
@@ -18,6 +19,7 @@ from liq_pipeline import partitions
 from liq_pipeline.assets import validation as v
 from liq_pipeline.model import scoring, variants
 from liq_pipeline.model.grid import grid_for
+from liq_pipeline.pipeline import workers
 from liq_pipeline.validation import backtest as bt
 from liq_pipeline.validation import seed, truth
 from liq_pipeline.warehouse.schema import ensure_tables
@@ -509,3 +511,28 @@ def test_hybrid_comparison_on_realized_data_uses_daily_partial_spearman():
     assert hybrid_comparison(variants(0.25, 0.25), [])["verdict"] == "fail"
     assert hybrid_comparison(variants(0.3, 0.2, n=2), [])["verdict"] == "inconclusive"
     assert hybrid_comparison({}, [])["verdict"] == "inconclusive"
+
+
+def _same_rows(a: list[dict], b: list[dict]) -> bool:
+    """Equal row by row and key by key, NaN equal to NaN (no tolerance: the same arithmetic)."""
+    def eq(x, y):
+        return (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)) or x == y
+
+    return len(a) == len(b) and all(ra.keys() == rb.keys() and all(eq(ra[k], rb[k]) for k in ra)
+                                    for ra, rb in zip(a, b, strict=True))
+
+
+def test_ground_truth_days_equal_the_daily_rows_in_process_and_in_workers(warehouse):
+    """truth.ground_truth_days: the rows of ground_truth_accuracy day after day, the same whether the oracle
+    maps are computed here or in worker processes (pipeline/workers.py, as `make demo` runs it)."""
+    path = warehouse
+    build_warehouse(path, hybrid_good=True)
+    days = DAYS[:4]
+    with duckdb.connect(str(path)) as con:
+        daily = [row for d in days for row in truth.ground_truth_accuracy(con, SYMBOL, d)]
+        here = truth.ground_truth_days(con, SYMBOL, days)
+        with workers.running_in(2):
+            beside = truth.ground_truth_days(con, SYMBOL, days)
+    assert len({r["day"] for r in daily}) >= 2 and {r["day"] for r in daily} <= {d.isoformat() for d in days}
+    assert "ceiling" in daily[0] and daily[0]["ceiling"] > 0
+    assert _same_rows(daily, here) and _same_rows(daily, beside)

@@ -125,7 +125,7 @@ def test_simulate_maps_flags_to_sim_config(monkeypatch, tmp_path, capsys):
 def test_demo_calls_run_demo(monkeypatch):
     import liq_pipeline.apps.demo as demo
 
-    monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 45, "seed": 7, "model_days": None,
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: 7 if kw == {"days": 31, "seed": 7, "model_days": None,
                                                                  "scenario": "calm"} else 1)
     assert cli.main(["demo"]) == 7
     assert cli.main(["demo", "--model-days", "3"]) == 1  # a different flag reaches run_demo
