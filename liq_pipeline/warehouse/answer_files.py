@@ -106,13 +106,26 @@ def pack_prices(bin_ids, prices) -> bytes:
     return pack_levels(bin_ids, prices)
 
 
-def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict[str, list[Snapshot]]) -> bytes:
-    """The .heatmap file of one (symbol, day) partition: the price table (`pack_prices`) and every variant's
-    snapshots, in time order."""
+def pack_candles(open_ms, open_, high, low, close) -> bytes:
+    """A candle block: int64 open times (ms since the epoch, UTC) then float64 open, high, low, close."""
+    return _le(array("q", open_ms)) + b"".join(_le(array("d", x)) for x in (open_, high, low, close))
+
+
+def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict[str, list[Snapshot]],
+                   candles: dict[str, bytes] | None = None) -> bytes:
+    """The .heatmap file of one (symbol, day) partition: the price table (`pack_prices`), every variant's
+    snapshots in time order, and the day's candles per price table (`pack_candles`, for `liq serve`)."""
     if len(price_table) % 12:
         raise ValueError(f"{symbol} {day}: a price table of {len(price_table)} bytes is not n × (4 + 8)")
     blocks = [price_table]
     offset = len(price_table)
+    candle_index = {}
+    for table, block in sorted((candles or {}).items()):
+        if len(block) % 40:
+            raise ValueError(f"{symbol} {day} {table}: a candle block of {len(block)} bytes is not n × 40")
+        candle_index[table] = {"offset": offset, "rows": len(block) // 40, "crc": zlib.crc32(block)}
+        blocks.append(block)
+        offset += len(block)
     index = {}
     for variant, snaps in sorted(variants.items()):
         entry = {"time": [], "mark": [], "mark_table": [], "offset": [], "length": [], "levels": [], "crc": []}
@@ -131,7 +144,8 @@ def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict
             offset += len(s.packed)
         index[variant] = entry
     header = {"format": 1, "symbol": symbol, "day": day.isoformat(), "size": 0,
-              "prices": {"bins": len(price_table) // 12, "crc": zlib.crc32(price_table)}, "variants": index}
+              "prices": {"bins": len(price_table) // 12, "crc": zlib.crc32(price_table)}, "candles": candle_index,
+              "variants": index}
     # The size is part of the header, so its digits change the header's length: settle it (two passes at most).
     while True:
         body = json.dumps(header, separators=(",", ":")).encode()
@@ -262,6 +276,15 @@ class HeatmapFile:
             bins, price = _unpack("i", data[: 4 * n]), _unpack("d", data[4 * n:])
             self._prices = dict(zip(bins, price, strict=True))
         return self._prices
+
+    def candles(self, table: str) -> tuple[array, ...] | None:
+        """(open_ms, open, high, low, close) of the day's candles of `table`; None when the file has none."""
+        entry = self.header.get("candles", {}).get(table)
+        if entry is None:
+            return None
+        n = entry["rows"]
+        data = self._read(entry["offset"], 40 * n, entry["crc"], f"{table} candles")
+        return (_unpack("q", data[: 8 * n]), *(_unpack("d", data[8 * n * k: 8 * n * (k + 1)]) for k in range(1, 5)))
 
     def block(self, variant: str, i: int) -> tuple[int, int, array, array]:
         """(long count, short count, bin ids, notionals USD) of snapshot i: the longs first, each side by price."""

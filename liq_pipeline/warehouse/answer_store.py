@@ -73,7 +73,23 @@ def heatmap_answer(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) ->
     table_prices[where] = prices_all
     if np.any(table_prices[where] != prices_all):
         raise ValueError(f"{symbol} {day}: a price bin with two prices in model.liquidation_heatmap")
-    return af.encode_heatmap(symbol, day, table_bins.astype("<i4").tobytes() + table_prices.tobytes(), snaps)
+    return af.encode_heatmap(symbol, day, table_bins.astype("<i4").tobytes() + table_prices.tobytes(), snaps,
+                             _candles(con, symbol, day))
+
+
+def _candles(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> dict[str, bytes]:
+    """The day's candles of each MARK_TABLES table that has any, packed (answer_files.pack_candles)."""
+    out = {}
+    for table in MARK_TABLES:
+        try:
+            c = con.execute(f"SELECT epoch_ms(open_time) AS t, open, high, low, close FROM {table} WHERE symbol = ? "
+                            "AND day = ? ORDER BY open_time", [symbol, day]).fetchnumpy()
+        except duckdb.CatalogException:
+            continue
+        if c["t"].size:
+            out[table] = np.asarray(c["t"], "<i8").tobytes() + b"".join(
+                np.asarray(c[k], "<f8").tobytes() for k in ("open", "high", "low", "close"))
+    return out
 
 
 def write_heatmap_answer(con: duckdb.DuckDBPyConnection, folder: Path | None, symbol: str, day: dt.date) -> Path | None:
