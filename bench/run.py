@@ -678,10 +678,11 @@ def main(argv: list[str] | None = None) -> int:
             if "load3" in wanted:
                 from answers import CpuBurners
 
-                with CpuBurners():
-                    run("cold_load3", bench_cold, series, args.cold_runs)
-                    run("query_load3", bench_query, series, args.backfill_days, args.queries)
-                    run("serve_load3", bench_serve, series.db, f"{args.backfill_days}-day bench series")
+                with CpuBurners() as burners:
+                    n = {"burners": burners.n}
+                    run("cold_load3", lambda: {**bench_cold(series, args.cold_runs), **n})
+                    run("query_load3", lambda: {**bench_query(series, args.backfill_days, args.queries), **n})
+                    run("serve_load3", lambda: {**bench_serve(series.db, f"{args.backfill_days}-day bench series"), **n})
     if "parquet" in wanted:
         run("parquet", bench_parquet, args.work, args.parquet_trades)
     results["total_s"] = round(time.perf_counter() - t0, 1)

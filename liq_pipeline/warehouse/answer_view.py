@@ -23,6 +23,11 @@ _EMPTY_CELLS = {"snapshot_time": np.zeros(0, "datetime64[ms]"), "day": np.zeros(
                 "side": np.zeros(0, np.int8), "bin_id": np.zeros(0, np.int64), "notional_usd": np.zeros(0)}
 
 
+#: (database, symbol) -> (the warehouse's stamp, days with realized liquidations) as last read: a request whose
+#: window has none of them does not open the warehouse while the file is unchanged.
+_REALIZED_DAYS: dict[tuple[str, str], tuple[tuple, frozenset[dt.date]]] = {}
+
+
 class AnswerSource:
     """One request's reads: answer files first, the warehouse (opened once, on demand) for the rest."""
 
@@ -165,17 +170,41 @@ class AnswerSource:
 
     def realized_liquidations(self, symbol: str, start: dt.datetime, end: dt.datetime, limit: int = 5000) -> dict:
         """heatmap_view.realized_liquidations from the warehouse (recorded or imported: not in the files). With
-        answer files, a warehouse locked by a writer (or missing) gives none, and says why in `unavailable`."""
+        answer files the warehouse is opened only when the window has days with realized liquidations (their
+        days are remembered until the DuckDB file changes), and a warehouse locked by a writer (or missing)
+        gives none, saying why in `unavailable`."""
         if not self._has_files(symbol):
             return wv.realized_liquidations(self.connection(), symbol, start, end, limit)
+        none = wv.realized_liquidations(None, symbol, start, end, limit, empty=True)
+        stamp = self._warehouse_stamp()
+        known = _REALIZED_DAYS.get((self.database, symbol))
+        if stamp is not None and known is not None and known[0] == stamp and not any(
+                d in known[1] for d in self._days(start.date(), end.date())):
+            return none
         if self._con is None:
             try:
                 self._con = wv.open_read_only(self.database, self.storage, self.parquet_root, lock_timeout_s=0.0)
             except (WarehouseLocked, FileNotFoundError) as e:
-                none = wv.realized_liquidations(None, symbol, start, end, limit, empty=True)
                 return {**none, "unavailable": "the warehouse is locked by a running materialization"
                         if isinstance(e, WarehouseLocked) else str(e)}
+        if stamp is not None:
+            _REALIZED_DAYS[(self.database, symbol)] = (stamp, wv.realized_days(self._con, symbol))
         return wv.realized_liquidations(self._con, symbol, start, end, limit)
+
+    def _warehouse_stamp(self) -> tuple | None:
+        """(size, mtime) of the DuckDB file and its write-ahead log: changes with every write."""
+        if self.storage != "duckdb":
+            return None
+        try:
+            st = os.stat(self.database)
+        except FileNotFoundError:
+            return None
+        try:
+            wal = os.stat(f"{self.database}.wal")
+            wal_stamp = (wal.st_size, wal.st_mtime_ns)
+        except FileNotFoundError:
+            wal_stamp = None
+        return st.st_size, st.st_mtime_ns, wal_stamp
 
     def flow_book_leverage(self, symbol: str, variant: str, grid, first_day: dt.date, last_day: dt.date) -> dict:
         """heatmap_view.flow_book_leverage from the warehouse (the leverage filter's book: not in the files)."""

@@ -136,6 +136,15 @@ def realized_liquidations(con: duckdb.DuckDBPyConnection | None, symbol: str, st
     return out
 
 
+def realized_days(con: duckdb.DuckDBPyConnection, symbol: str) -> frozenset[dt.date]:
+    """The days of raw.realized_liquidations that hold liquidations of `symbol` (empty when never written)."""
+    try:
+        return frozenset(d for (d,) in con.execute("SELECT DISTINCT day FROM raw.realized_liquidations WHERE symbol = ?",
+                                                   [symbol]).fetchall())
+    except _MISSING:
+        return frozenset()
+
+
 def flow_book_leverage(con: duckdb.DuckDBPyConnection, symbol: str, variant: str, grid: PriceGrid,
                        first_day: dt.date, last_day: dt.date) -> dict[str, np.ndarray]:
     """A variant's book (model.flow_book) at the end of each day, summed by (day, side, liquidation-price bin, leverage bucket):

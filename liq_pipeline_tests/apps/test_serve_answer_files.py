@@ -3,6 +3,7 @@ answers while a writer holds the warehouse's lock (realized liquidations then sa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from liq_pipeline.apps import serve_data as sd
 from liq_pipeline.warehouse import answer_files as af
+from liq_pipeline.warehouse import answer_view
 from liq_pipeline.warehouse.answer_view import AnswerSource
 from liq_pipeline_tests.support.shared_market import LAST, SYMBOL, copy_market
 
@@ -55,19 +57,33 @@ def test_the_page_reads_the_same_from_the_files_as_from_the_warehouse(market, pa
     assert inst_f["zones"] == inst_w["zones"]
 
 
-def test_the_page_answers_while_a_writer_holds_the_warehouse(market):
+@contextlib.contextmanager
+def writer_holds(db):
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('locked', flush=True); time.sleep(60)", str(market)],
+                               "print('locked', flush=True); time.sleep(60)", str(db)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with AnswerSource(str(market)) as src:
-            view, instant = page(src, lookback="1d")
-        assert view["shape"][1] > 10 and instant["sides"]["long"]["total_usd"] > 0
-        assert "realized liquidations not shown: the warehouse is locked by a running materialization" in view["notes"]
+        yield
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_page_answers_while_a_writer_holds_the_warehouse(market):
+    answer_view._REALIZED_DAYS.clear()  # nothing known of the realized liquidations: the page must ask
+    with writer_holds(market), AnswerSource(str(market)) as src:
+        view, instant = page(src, lookback="1d")
+    assert view["shape"][1] > 10 and instant["sides"]["long"]["total_usd"] > 0
+    assert "realized liquidations not shown: the warehouse is locked by a running materialization" in view["notes"]
+
+
+def test_a_window_without_realized_liquidations_does_not_open_the_warehouse(market):
+    with AnswerSource(str(market)) as src:
+        page(src, lookback="1d")  # learns which days hold realized liquidations (none in this market)
+    with writer_holds(market), AnswerSource(str(market)) as src:
+        view, _ = page(src, lookback="1d")
+        assert src._con is None and not [n for n in view["notes"] if "realized" in n]
 
 
 def test_a_corrupt_answer_file_is_refused_naming_it(market, tmp_path):
