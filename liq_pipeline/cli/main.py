@@ -1,9 +1,10 @@
-"""The `liq` console script: read materialized heatmaps and zones from the warehouse, simulate a market,
-run the demo. Other modules add sub-commands through `register(subparsers)` (COMMAND_MODULES).
+"""The `liq` console script: read materialized heatmaps and zones, simulate a market, run the demo. Other
+modules add sub-commands through `register(subparsers)` (COMMAND_MODULES).
 
-Answers must be quick (< 200 ms for `liq heatmap SYMBOL` on a materialized day), so everything heavy
-(numpy, pandas, matplotlib, plotly, Dagster, the add-on modules) is imported only when a command needs it,
-and the warehouse is opened read-only. Expected failures (nothing materialized, no warehouse, a writer
+Answers must be quick (< 150 ms for a cold `liq heatmap SYMBOL`, < 50 ms per `--at` call), so they come
+from the answer files the heatmap and zones assets write (docs/answer-files.md), read with the standard
+library; a day without one is read from the warehouse, opened read-only. Everything heavy (numpy, pandas,
+matplotlib, plotly, Dagster, the add-on modules) is imported only when a command needs it. Expected failures (nothing materialized, no warehouse, a writer
 holding the lock) print one clear line and exit with code 2, never a traceback.
 """
 
