@@ -3,8 +3,9 @@ webserver already ships; plotly.js from the plotly package, served locally: no C
 
 Routes: `/` the page (serve_page.html + serve_page.js; its state lives in the URL), `/api/catalog` what is
 materialized, `/api/view` the heatmap of a lookback (apps/serve_data.py), `/api/instant` the liquidation map
-of one instant, `/static/plotly.min.js`. Each request opens the warehouse read-only and closes it, so a
-Dagster run can take the write lock between two requests.
+of one instant, `/static/plotly.min.js`. Each request reads the answer files the heatmap asset writes
+(docs/answer-files.md) and opens the warehouse read-only only for what they do not hold, so the page keeps
+answering while a Dagster run holds the write lock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
 
     from liq_pipeline import config
     from liq_pipeline.apps import serve_data as sd
-    from liq_pipeline.warehouse import heatmap_view as wv
+    from liq_pipeline.warehouse.answer_files import AnswerFileError
+    from liq_pipeline.warehouse.answer_view import AnswerSource
 
     storage = storage or config.storage()
     database = str(database or config.warehouse_path())
@@ -44,36 +46,37 @@ def build_app(database: str | None = None, storage: str | None = None, parquet_r
         async def endpoint(request: Request) -> Response:
             t0 = time.perf_counter()
             try:
-                with wv.open_read_only(database, storage, parquet_root) as con:
-                    body = fn(con, dict(request.query_params))
-            except (sd.ViewError, FileNotFoundError) as e:
-                return JSONResponse({"error": str(e)}, status_code=404 if isinstance(e, FileNotFoundError) else 400)
+                with AnswerSource(database, storage, parquet_root) as src:
+                    body = fn(src, dict(request.query_params))
+            except (sd.ViewError, FileNotFoundError, AnswerFileError) as e:
+                return JSONResponse({"error": str(e)}, status_code={FileNotFoundError: 404, AnswerFileError: 503}.get(
+                    type(e), 400))
             except Exception as e:  # a locked or malformed warehouse: said on the page, not a bare 500
                 return JSONResponse({"error": f"{type(e).__name__}: {e}"}, status_code=503)
             return JSONResponse(body, headers={"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}"})
         return endpoint
 
-    def catalog(con, params):
-        return sd.catalog_json(wv.materialized(con), now())
+    def catalog(src, params):
+        return sd.catalog_json(src.materialized(), now())
 
-    def view(con, params):
-        catalog = wv.materialized(con)
-        return sd.view(con, sd.parse_query(params, catalog), now(), catalog)
+    def view(src, params):
+        catalog = src.materialized()
+        return sd.view(src, sd.parse_query(params, catalog), now(), catalog)
 
-    def instant(con, params):
-        q = sd.parse_query(params, wv.materialized(con))
+    def instant(src, params):
+        q = sd.parse_query(params, src.materialized())
         at = sd.parse_time(params["at"]) if params.get("at") else q.end
-        return sd.instant(con, q, at)
+        return sd.instant(src, q, at)
 
-    def live(con, params):
+    def live(src, params):
         if live_client is None:
             return {"enabled": False, "label": "live map off: `liq serve --live` fetches it from Binance REST"}
         symbol = (params.get("symbol") or "").upper()
-        if symbol not in {m.symbol for m in wv.materialized(con)}:
+        if symbol not in {m.symbol for m in src.materialized()}:
             raise sd.ViewError(f"no heatmap for symbol {symbol!r}")
         with live_client() as client:
             try:
-                return {"enabled": True, **sd.live_now(con, symbol, client, live_budget_s, now())}
+                return {"enabled": True, **sd.live_now(src.connection(), symbol, client, live_budget_s, now())}
             except LookupError as e:  # no baseline in the warehouse, or neither REST nor the fallback answered
                 return {"enabled": True, "available": False, "label": f"live map unavailable: {e}"}
 

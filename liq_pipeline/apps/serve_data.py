@@ -152,11 +152,11 @@ def _candle_minutes(span: dt.timedelta) -> int:
     return next((m for m in CANDLE_MINUTES if m >= want), CANDLE_MINUTES[-1])
 
 
-def leverage_share(con, q: Query, grid, days: np.ndarray) -> tuple[dict, str]:
+def leverage_share(src, q: Query, grid, days: np.ndarray) -> tuple[dict, str]:
     """Per day partition, side and price bin: the share of the flow book's notional held by the selected
     leverage buckets, from the book at the end of that day (model.flow_book). Bins the book no longer holds
     take the side's share of that day. Returns ({(day, side): (bins, share, side_share)}, note)."""
-    book = wv.flow_book_leverage(con, q.symbol, q.variant, grid, days.min().astype(dt.date), days.max().astype(dt.date))
+    book = src.flow_book_leverage(q.symbol, q.variant, grid, days.min().astype(dt.date), days.max().astype(dt.date))
     if book["notional_usd"].size == 0:
         raise ViewError("the leverage filter needs the flow book (model.flow_book), which is not materialized "
                         "for these days")
@@ -190,12 +190,12 @@ def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.nda
     return out
 
 
-def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
+def view(src, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
     """The page's heatmap payload for a query (see the module docstring). `usd`: price bin × column, longs
     and shorts summed (longs lie below the mark, shorts above), float32 USD, base64; columns are snapshot
     instants (one in k for long lookbacks). The instant's map (`instant`) keeps the sides apart."""
     grid = grid_for(q.symbol)
-    times = wv.snapshot_times(con, q.symbol, q.variant, q.start, q.end)
+    times = src.snapshot_times(q.symbol, q.variant, q.start, q.end)
     if times.size == 0:
         raise ViewError(f"{q.symbol} {q.variant}: no heatmap snapshots between {q.start:%Y-%m-%d %H:%M} and "
                         f"{q.end:%Y-%m-%d %H:%M} UTC")
@@ -203,8 +203,8 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
     shown = times[::-1][::stride][::-1]
     span = q.end - q.start
     cmin = _candle_minutes(span)
-    last = wv.candles(con, "raw.klines", q.symbol, q.start, q.end, cmin)
-    mark = wv.candles(con, "raw.mark_price_klines", q.symbol, q.start, q.end, cmin)
+    last = src.candles("raw.klines", q.symbol, q.start, q.end, cmin)
+    mark = src.candles("raw.mark_price_klines", q.symbol, q.start, q.end, cmin)
     lows = np.concatenate([last["low"], mark["low"]])
     highs = np.concatenate([last["high"], mark["high"]])
     if lows.size:
@@ -212,7 +212,7 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
         b1 = int(grid.bin_id(np.nanmax(highs) * (1 + WINDOW_REL)))
     else:
         b0, b1 = -(2**62), 2**62
-    cells = wv.heatmap_cells(con, q.symbol, q.variant, shown, b0, b1)
+    cells = src.heatmap_cells(q.symbol, q.variant, shown, b0, b1)
     notes = []
     notional = cells["notional_usd"]
     if q.leverages:
@@ -221,7 +221,7 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
                             "the seed's fixed mix")
         days = np.unique(cells["day"]) if cells["day"].size else np.array([], "datetime64[D]")
         if days.size:
-            shares, note = leverage_share(con, q, grid, days)
+            shares, note = leverage_share(src, q, grid, days)
             notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)
             notes.append(note)
     if cells["bin_id"].size:
@@ -235,8 +235,10 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
     is_long = cells["side"] > 0
     np.add.at(long_m, (cells["bin_id"][is_long] - b0, col[is_long]), notional[is_long])
     np.add.at(short_m, (cells["bin_id"][~is_long] - b0, col[~is_long]), notional[~is_long])
-    realized = wv.realized_liquidations(con, q.symbol, q.start, q.end)
-    latest = {(m.symbol, m.variant): m for m in (catalog or wv.materialized(con))}
+    realized = src.realized_liquidations(q.symbol, q.start, q.end)
+    if realized.get("unavailable"):
+        notes.append(f"realized liquidations not shown: {realized['unavailable']}")
+    latest = {(m.symbol, m.variant): m for m in (catalog or src.materialized())}
     if stride > 1:
         notes.append(f"one snapshot in {stride} shown ({shown.size} of {times.size}) for this lookback")
     return {
@@ -260,26 +262,26 @@ def view(con, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
     }
 
 
-def instant(con, q: Query, at: dt.datetime) -> dict:
+def instant(src, q: Query, at: dt.datetime) -> dict:
     """The liquidation map at the snapshot at or before `at`: USD per bin per side (leverage filter applied),
     the cumulative notional a move from the mark to each price liquidates, the zones, totals and the mark."""
     grid = grid_for(q.symbol)
-    times = wv.snapshot_times(con, q.symbol, q.variant, at - dt.timedelta(days=1), at)
+    times = src.snapshot_times(q.symbol, q.variant, at - dt.timedelta(days=1), at)
     if times.size == 0:
         raise ViewError(f"{q.symbol} {q.variant}: no snapshot at or before {at:%Y-%m-%d %H:%M} UTC")
     t = times[-1:]
-    cells = wv.heatmap_cells(con, q.symbol, q.variant, t, -(2**62), 2**62)
+    cells = src.heatmap_cells(q.symbol, q.variant, t, -(2**62), 2**62)
     notional = cells["notional_usd"]
     if q.leverages and notional.size:
         if variant_registry.BY_NAME[q.variant].leverage_mix != FLOW_MIX:
             raise ViewError(f"the leverage filter's buckets are those of the learned leverage mix: {q.variant} uses "
                             "the seed's fixed mix")
-        shares, _ = leverage_share(con, q, grid, np.unique(cells["day"]))
+        shares, _ = leverage_share(src, q, grid, np.unique(cells["day"]))
         notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)
     when = t[0].astype(dt.datetime)
-    mark_c = wv.candles(con, "raw.mark_price_klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
+    mark_c = src.candles("raw.mark_price_klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
     if mark_c["close"].size == 0:
-        mark_c = wv.candles(con, "raw.klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
+        mark_c = src.candles("raw.klines", q.symbol, when - dt.timedelta(hours=2), when, 1)
     mark = float(mark_c["close"][-1]) if mark_c["close"].size else float("nan")
     price = grid.mid(cells["bin_id"])
     out = {"time": when.isoformat(), "mark": mark if math.isfinite(mark) else None, "sides": {}, "zones": []}

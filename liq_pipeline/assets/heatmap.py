@@ -37,7 +37,7 @@ from liq_pipeline.pipeline.heatmap_day import (
     zones_for_state,
     zones_frame,
 )
-from liq_pipeline.warehouse import heatmap_store
+from liq_pipeline.warehouse import answer_store, heatmap_store
 
 GROUP = "heatmap"
 PICTURE_VARIANT = variants.DEFAULT
@@ -81,6 +81,7 @@ def _rows_and_files_together(asset_fn):
                 with duckdb.get_connection() as con:
                     for symbol, day, path in reversed(kept):
                         heatmap_store.restore_heatmap_day(con, symbol, day, path)
+                        answer_store.write_heatmap_answer(con, answer_store.folder_of(duckdb), symbol, day)
                 if kept:
                     context.log.error(f"run failed after writing rows: the previous rows of {len(kept)} partitions "
                                       "were put back")
@@ -128,6 +129,7 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
             result = previous[symbol] = compute_heatmap_day(con, symbol, day, previous=previous.get(symbol))
             keep_previous_rows(con, symbol, day)
             n = write_heatmap_day(con, result)
+            answer_store.write_heatmap_answer(con, answer_store.folder_of(duckdb), symbol, day)  # for `liq heatmap`
         total_rows += n
         per_day[(symbol, day)] = day_metadata(result, n)
         context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(per_day[(symbol, day)]["flags"].data))
@@ -225,6 +227,7 @@ def liquidation_zones(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
         with duckdb.get_connection() as con:
             rows, mark_table = end_of_day_zones(con, symbol, day)
             n = heatmap_store.write_zones(con, symbol, day, rows)
+            answer_store.write_zones_answer(con, answer_store.folder_of(duckdb), symbol, day)  # for `liq zones`
         total += n
         per_day[(symbol, day)] = {
             "partition": f"{symbol} {day}", "rows": n, "mark_source": mark_table,

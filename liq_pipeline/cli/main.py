@@ -1,18 +1,21 @@
-"""The `liq` console script: read materialized heatmaps and zones from the warehouse, simulate a market,
-run the demo. Other modules add sub-commands through `register(subparsers)` (COMMAND_MODULES).
+"""The `liq` console script: read materialized heatmaps and zones, simulate a market, run the demo. Other
+modules add sub-commands through `register(subparsers)` (COMMAND_MODULES).
 
-Answers must be quick (< 200 ms for `liq heatmap SYMBOL` on a materialized day), so everything heavy
-(numpy, pandas, matplotlib, plotly, Dagster, the add-on modules) is imported only when a command needs it,
-and the warehouse is opened read-only. Expected failures (nothing materialized, no warehouse, a writer
+Answers must be quick (< 150 ms for a cold `liq heatmap SYMBOL`, < 50 ms per `--at` call), so they come
+from the answer files the heatmap and zones assets write (docs/answer-files.md), read with the standard
+library; a day without one is read from the warehouse, opened read-only. Everything heavy (numpy, pandas,
+matplotlib, plotly, Dagster, the add-on modules) is imported only when a command needs it. Expected failures (nothing materialized, no warehouse, a writer
 holding the lock) print one clear line and exit with code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from liq_pipeline.cli.args import (
     positive_int,
 )
 from liq_pipeline.model import variants
+from liq_pipeline.warehouse import answer_files
 from liq_pipeline.warehouse.readers import snapshots
 from liq_pipeline.warehouse.readers.snapshots import day_of, resolve_snapshot, snapshot_levels
 from liq_pipeline.warehouse.readers.snapshots import mark_at as _mark_at
@@ -41,7 +45,7 @@ from liq_pipeline.warehouse.readonly import duckdb_engine as _duckdb
 #: Modules that contribute sub-commands with `register(subparsers)`; missing ones are skipped.
 COMMAND_MODULES = ("liq_pipeline.cli.validation", "liq_pipeline.cli.live", "liq_pipeline.cli.scorecard",
                    "liq_pipeline.cli.realism", "liq_pipeline.apps.compare", "liq_pipeline.apps.serve")
-BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo")
+BUILTIN_COMMANDS = ("heatmap", "zones", "simulate", "demo", "write-answers")
 EXIT_USAGE = 2
 #: Exit code of a process whose output pipe closed (128 + SIGPIPE), as `yes | head` reports it.
 EXIT_BROKEN_PIPE = 141
@@ -87,7 +91,35 @@ def _parse_at(text: str | None) -> dt.datetime | None:
         raise CliError(str(e)) from None
 
 
-# ---------------------------------------------------------------------------------------------- zones
+# ---------------------------------------------------------------------------------------------- answer files
+def answers_folder(warehouse: str | None) -> Path | None:
+    """The answer files' folder of the warehouse `liq` reads (docs/answer-files.md)."""
+    if warehouse is None:
+        return answer_files.folder_for(config.warehouse_path(), config.storage(),
+                                       config.parquet_root() if config.storage() == "parquet" else "")
+    return answer_files.folder_for(warehouse)
+
+
+@contextlib.contextmanager
+def _from_warehouse(folder: Path | None, symbol: str, suffix: str, warehouse: str | None):
+    """The read-only warehouse for a day without an answer file; an AnswerError raised meanwhile also says
+    which days the answer files hold, so "not materialized" and "locked by a writer" name what can be read."""
+    try:
+        with connect_read_only(warehouse) as con:
+            yield con
+    except CliError as e:
+        days = answer_files.days_with(folder, symbol, suffix)
+        held = (f" (the answer files in {folder} hold {symbol} {days[0]}" + (f" … {days[-1]}" if len(days) > 1 else "")
+                + ")") if days else ""
+        raise CliError(f"{e}{held}") from None
+
+
+def _note_fallback(folder: Path | None, symbol: str, day: dt.date) -> None:
+    if folder is not None:
+        print(f"liq: no answer file for {symbol} {day} in {folder}: read from the warehouse (`liq write-answers` "
+              "writes the files of days materialized before they existed)", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_heatmap(args: argparse.Namespace) -> int:
     if args.now:
@@ -99,12 +131,24 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
     symbol = _check_symbol(args.symbol)
     variant = _check_variant(args.variant)
     at = _parse_at(args.at)
-    with connect_read_only(args.warehouse) as con:
-        snapshot, day = resolve_snapshot(con, symbol, variant, at)
-        if args.format in ("png", "html"):
+    if args.format in ("png", "html"):  # pictures need the day's cells and mark path: the warehouse
+        with connect_read_only(args.warehouse) as con:
+            snapshot, day = resolve_snapshot(con, symbol, variant, at)
             return _write_picture(con, symbol, day, variant, snapshot, args)
-        levels = snapshot_levels(con, symbol, variant, snapshot, day)
-        mark, mark_table = _mark_at(con, symbol, snapshot)
+    folder = answers_folder(args.warehouse)
+    try:
+        answer = answer_files.heatmap_answer(folder, symbol, variant, at)
+    except answer_files.AnswerFileError as e:
+        raise CliError(str(e)) from None
+    if answer is not None:
+        snapshot, day, levels, mark, mark_table = (answer.snapshot, answer.day, answer.levels, answer.mark,
+                                                   answer.mark_table)
+    else:  # a day materialized before the answer files existed: the warehouse answers, as before
+        with _from_warehouse(folder, symbol, answer_files.HEATMAP_SUFFIX, args.warehouse) as con:
+            snapshot, day = resolve_snapshot(con, symbol, variant, at)
+            levels = snapshot_levels(con, symbol, variant, snapshot, day)
+            mark, mark_table = _mark_at(con, symbol, snapshot)
+        _note_fallback(folder, symbol, day)
     if args.format == "json":
         kept = [r for r in levels if r[3] >= args.min_usd]
         print(json_one_item_a_line({
@@ -113,7 +157,7 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
             "min_usd": args.min_usd,
             "below_min": {"levels": len(levels) - len(kept),
                           "notional_usd": sum(r[3] for r in levels if r[3] < args.min_usd)},
-        }, "levels", [{"side": s, "bin_id": b, "price": p, "notional_usd": n} for s, b, p, n in kept]))
+        }, "levels", [_level_json(*r) for r in kept]))
         return 0
     totals = {side: sum(n for s, _, _, n in levels if s == side) for side in ("long", "short")}
     print(f"{symbol} {variant} heatmap at {snapshot:%Y-%m-%d %H:%M} UTC"
@@ -130,12 +174,20 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def json_one_item_a_line(head: dict, key: str, items: list[dict]) -> str:
+def _level_json(side: str, bin_id: int, price: float, notional_usd: float) -> str:
+    """One level as json.dumps writes it ({"side": …, "bin_id": …, "price": …, "notional_usd": …}), by
+    f-string: a fifth of json.dumps's time per level, the bulk of an answer's CPU time."""
+    if math.isfinite(price) and math.isfinite(notional_usd):
+        return f'{{"side": "{side}", "bin_id": {int(bin_id)}, "price": {price!r}, "notional_usd": {notional_usd!r}}}'
+    return json.dumps({"side": side, "bin_id": int(bin_id), "price": price, "notional_usd": notional_usd})
+
+
+def json_one_item_a_line(head: dict, key: str, items: list[dict | str]) -> str:
     """One JSON document: the fields of `head` one a line, then `key`: the items one a line, so `| head`
     shows the header and the first items. json's C encoder per item (an indent on the whole document falls
-    back to the Python encoder, about 10x slower on 1,000 levels)."""
+    back to the Python encoder, about 10x slower on 1,000 levels); an item given as text is already JSON."""
     fields = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()]
-    rows = ",\n".join(f"  {json.dumps(item)}" for item in items)
+    rows = ",\n".join(f"  {item if isinstance(item, str) else json.dumps(item)}" for item in items)
     return "{\n" + ",\n".join([*fields, f' {json.dumps(key)}: [' + (f"\n{rows}\n ]" if items else "]")]) + "\n}"
 
 
@@ -235,13 +287,24 @@ def cmd_zones(args: argparse.Namespace) -> int:
         day = dt.date.fromisoformat(args.day) if args.day else None
     except ValueError:
         raise CliError(f"--day {args.day!r} is not a date like 2026-01-05") from None
-    with connect_read_only(args.warehouse) as con:
-        if day is None:
-            day = (snapshots.latest_zones_day(con, symbol, variant)
-                   if _has_table(con, "model.liquidation_zones") else None)
+    folder = answers_folder(args.warehouse)
+    try:
+        found = answer_files.zones_answer(folder, symbol, variant, day)
+    except answer_files.AnswerFileError as e:
+        raise CliError(str(e)) from None
+    if found is not None:
+        day, rows = found
+        rows = [r for r in rows if r[1] <= args.top]
+    else:  # a day materialized before the answer files existed: the warehouse answers, as before
+        with _from_warehouse(folder, symbol, answer_files.ZONES_SUFFIX, args.warehouse) as con:
             if day is None:
-                raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
-        rows = zone_rows(con, symbol, day, variant, args.top)
+                day = (snapshots.latest_zones_day(con, symbol, variant)
+                       if _has_table(con, "model.liquidation_zones") else None)
+                if day is None:
+                    raise CliError(f"{symbol} ({variant}): zones not materialized: {materialize_hint(symbol, None)}")
+            rows = zone_rows(con, symbol, day, variant, args.top)
+        if rows:
+            _note_fallback(folder, symbol, day)
     if not rows:
         raise CliError(f"{symbol} {day} ({variant}): zones not materialized: {materialize_hint(symbol, day)}")
     if args.format == "json":
@@ -252,6 +315,18 @@ def cmd_zones(args: argparse.Namespace) -> int:
     else:
         print(f"{symbol} {day} liquidation zones ({variant}), as of {rows[0][-1]:%Y-%m-%d %H:%M} UTC")
         print(format_zone_table(rows))
+    return 0
+
+
+def cmd_write_answers(args: argparse.Namespace) -> int:
+    from liq_pipeline.warehouse.answer_store import write_all_answers
+
+    folder = answers_folder(args.warehouse)
+    if folder is None:
+        raise CliError("answer files need a local warehouse: LIQ_PARQUET_ROOT is an object-store URL")
+    with connect_read_only(args.warehouse) as con:
+        n = write_all_answers(con, folder)
+    print(f"wrote {n} answer files into {folder}")
     return 0
 
 
@@ -323,6 +398,11 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     z.add_argument("--top", type=positive_int, default=5, help="zones per side (default 5)")
     z.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
     z.set_defaults(func=cmd_zones)
+
+    w = sub.add_parser("write-answers", help="write the answer files of every materialized heatmap and zones "
+                       "partition (for days materialized before they existed)")
+    w.add_argument("--warehouse", help="DuckDB file (default LIQ_WAREHOUSE)")
+    w.set_defaults(func=cmd_write_answers)
 
     s = sub.add_parser("simulate", help="write a simulated market (archive mirror + ground truth)")
     s.add_argument("--symbols", default=",".join(config.DEFAULT_SYMBOLS))

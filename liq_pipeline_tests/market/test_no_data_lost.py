@@ -507,6 +507,9 @@ def test_heatmap_rows_and_report_succeed_or_fail_together(tmp_path, monkeypatch)
     assert not result.success
     assert "No space left on device" in failure_message(result)
     assert heatmap_rows() == before
+    from liq_pipeline.warehouse import answer_files as af  # and the answer file says what the rows say
+
+    assert af.heatmap_answer(af.folder_for(db), th.SYMBOL, "hybrid", None).levels == [("long", 7, 95_000.0, 1e6)]
 
 
 # ---- 7. importers validate every field and skip a bad file, continuing with the others ----------------

@@ -50,14 +50,15 @@ def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     assert out["ingest"]["rows"] == 20_000 and out["ingest"]["ratio"] > 0
     assert out["refresh"]["windows"] == [7] and out["refresh"]["window_7_s"] > 0
     assert out["refresh_at_scale"]["trades_per_day"] == 20_000 and out["refresh_at_scale"]["seconds"] > 0
-    for key in ("query", "query_loaded"):
+    for key in ("query", "query_loaded", "query_load3"):
         assert out[key]["queries"] == 40 and out[key]["p99_ms"] >= out[key]["p50_ms"] > 0
-    for key in ("cold", "cold_loaded"):  # a text answer imports neither Dagster nor pandas nor matplotlib
+    for key in ("cold", "cold_loaded", "cold_load3"):  # a text answer imports neither Dagster nor pandas nor matplotlib
         assert out[key]["heatmap_median_ms"] > 0
         assert out[key]["heatmap_heavy_imports"] == out[key]["zones_heavy_imports"] == out[key]["help_heavy_imports"] == []
     assert out["heatmap"]["days"] == 3 and out["heatmap"]["variants"] == len(VARIANTS) and out["heatmap_loaded"]["seconds"] > 0
     assert out["series"]["backfill"]["peak_rss_mb"] > 0
     assert out["ofi"]["trades"] > 0
+    assert out["serve_loaded"]["requests"] == out["serve_load3"]["requests"] == 20
     assert out["serve"]["requests"] == 20 and out["serve"]["view_1w_p99_ms"] >= out["serve"]["view_1w_p50_ms"] > 0
     assert out["parquet"]["symbol_days"] == 8 and out["parquet"]["same_results"] is True
     assert out["parquet"]["tables"]["model.liquidation_heatmap"]["unmatched_rows"] == 0
@@ -78,6 +79,8 @@ def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     assert all(len(r) == len(run.HEADER) and r[-2] for r in rows)  # every row with its section's load average
     loaded = [r for r in rows if r[0].startswith(("c. liq heatmap --at", "d. heatmap 3 d"))]
     assert len(loaded) == 2 and all(r[1] and r[2] for r in loaded)  # alone and loaded side by side
+    assert len([r for r in rows if r[0].startswith("c. at load ≥ 3")]) == 3 and any(r[0].startswith("h. at load ≥ 3")
+                                                                                     for r in rows)
 
 
 def test_a_failing_section_is_a_failed_row_and_the_others_still_run(tmp_path, monkeypatch, capsys):
