@@ -152,6 +152,9 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
         self.root = Path(cfg.out_dir)
         self.truth = self.root / "truth"
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, zlib.crc32(symbol.encode())]))
+        # The exogenous price draws have their own stream: a change to the agents leaves the drawn path (returns,
+        # volatility, regimes, jumps, premium noise) as it was, so two configs of one seed differ by mechanism.
+        self.rng_price = np.random.default_rng(np.random.SeedSequence([cfg.seed, zlib.crc32(symbol.encode()), 1]))
         spec = config.symbol_spec(symbol)
         self.price_dec = decimals_for(spec.tick_size)
         self.mark_dec = self.price_dec + 1  # mark prices carry one more decimal than the tick
