@@ -13,7 +13,8 @@ Model, one step per minute per symbol (mark sampled every second inside the minu
 - Two populations, every contract with a holder on each side (OI = Σ long = Σ short exactly):
   * speculators, one account per position: isolated or cross margin, leverage up to the tier's maximum,
     Pareto sizes, a long propensity set by a Markov regime and leaning against funding; they are the
-    liquidatable population;
+    liquidatable population; among them scalpers, small isolated positions at 75-150x held about an hour,
+    the continuous layer of liquidation prices near the mark;
   * providers: market makers, the counterparty of every speculative open, close and liquidation, who
     share inventory among themselves, and basis traders (short perp against spot) whose short grows with
     funding; large balances, low effective leverage.
