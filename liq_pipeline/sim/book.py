@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+_NEVER = np.iinfo(np.int64).max  # planned exit of a removed row
 # Book of open speculative positions: parallel numpy arrays, compacted when positions leave.
 # ---------------------------------------------------------------------------------------------------
 BOOK_FIELDS = {
@@ -57,7 +58,7 @@ class Book:
         a["alive"][idx] = False
         for name in ("lo_trig", "hi_trig", "liq", "sl", "tp", "add_trig"):
             a[name][idx] = np.nan
-        a["planned_ms"][idx] = np.iinfo(np.int64).max
+        a["planned_ms"][idx] = _NEVER
         a["lots"][idx] = 0
         self.dead += idx.size
         if self.dead * 4 > self.n:

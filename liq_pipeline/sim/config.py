@@ -123,6 +123,16 @@ class SimConfig:
     stop_loss_share: float = 0.25
     #: Stop-loss at a loss of U(lo, hi) of the margin; dropped when it would sit beyond the liquidation price.
     stop_loss_margin_range: tuple[float, float] = (0.3, 0.85)
+    #: Scalpers: small, short-lived, high-leverage isolated positions opened at the mark, arriving with the
+    #: same activity as the other openers (scalpers_per_position of them per other opener). docs/simulator.md.
+    scalpers_per_position: float = 0.4
+    scalper_leverages: tuple[float, ...] = (75, 100, 125, 150)
+    scalper_leverage_weights: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)
+    scalper_size_min_usd: float = 200.0
+    scalper_size_tail_alpha: float = 2.0
+    scalper_size_max_usd: float = 50_000.0
+    scalper_median_hold_minutes: float = 60.0
+    scalper_hold_sigma: float = 1.0
     regime_long_probs: tuple[float, ...] = (0.46, 0.54, 0.62)
     regime_drifts_per_day: tuple[float, ...] = (-0.004, 0.0, 0.004)
     regime_mean_hours: float = 36.0
@@ -203,6 +213,16 @@ class SimConfig:
             raise ValueError("size_tail_alpha must be > 0")
         if self.hold_reference_leverage <= 0 or self.hold_leverage_exponent < 0:
             raise ValueError("hold_reference_leverage must be > 0 and hold_leverage_exponent >= 0")
+        if self.scalpers_per_position < 0:
+            raise ValueError(f"scalpers_per_position must be >= 0, not {self.scalpers_per_position}")
+        if len(self.scalper_leverages) != len(self.scalper_leverage_weights) or min(self.scalper_leverages) < 2:
+            raise ValueError("scalper_leverages need one weight each and must be >= 2")
+        if abs(sum(self.scalper_leverage_weights) - 1) > 1e-9 or min(self.scalper_leverage_weights) < 0:
+            raise ValueError(f"scalper_leverage_weights must be >= 0 and sum to 1, not {sum(self.scalper_leverage_weights)}")
+        if not 0 < self.scalper_size_min_usd < self.scalper_size_max_usd or self.scalper_size_tail_alpha <= 0:
+            raise ValueError("need 0 < scalper_size_min_usd < scalper_size_max_usd and scalper_size_tail_alpha > 0")
+        if self.scalper_median_hold_minutes <= 0 or self.scalper_hold_sigma < 0:
+            raise ValueError("scalper_median_hold_minutes must be > 0 and scalper_hold_sigma >= 0")
         if self.leverage_size_exponent < 0:
             raise ValueError("leverage_size_exponent must be >= 0")
         if len(self.intraday_vol_profile) != 24 or min(self.intraday_vol_profile) <= 0:

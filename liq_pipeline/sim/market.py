@@ -13,7 +13,8 @@ Model, one step per minute per symbol (mark sampled every second inside the minu
 - Two populations, every contract with a holder on each side (OI = Σ long = Σ short exactly):
   * speculators, one account per position: isolated or cross margin, leverage up to the tier's maximum,
     Pareto sizes, a long propensity set by a Markov regime and leaning against funding; they are the
-    liquidatable population;
+    liquidatable population; among them scalpers, small isolated positions at 75-150x held about an hour,
+    the continuous layer of liquidation prices near the mark;
   * providers: market makers, the counterparty of every speculative open, close and liquidation, who
     share inventory among themselves, and basis traders (short perp against spot) whose short grows with
     funding; large balances, low effective leverage.
@@ -152,6 +153,9 @@ class SymbolSim(PriceProcess, Accounting, Speculators, Providers, ArchiveWriter)
         self.root = Path(cfg.out_dir)
         self.truth = self.root / "truth"
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, zlib.crc32(symbol.encode())]))
+        # The exogenous price draws have their own stream: a change to the agents leaves the drawn path (returns,
+        # volatility, regimes, jumps, premium noise) as it was, so two configs of one seed differ by mechanism.
+        self.rng_price = np.random.default_rng(np.random.SeedSequence([cfg.seed, zlib.crc32(symbol.encode()), 1]))
         spec = config.symbol_spec(symbol)
         self.price_dec = decimals_for(spec.tick_size)
         self.mark_dec = self.price_dec + 1  # mark prices carry one more decimal than the tick

@@ -15,7 +15,7 @@ class PriceProcess:
 
     def _predraw_day(self) -> dict[str, np.ndarray]:
         """Every random draw of the day that does not depend on the book, in bulk."""
-        cfg, rng = self.cfg, self.rng
+        cfg, rng = self.cfg, self.rng_price
         n = MINUTES_PER_DAY
         # AR(1) log-volatility, stationary sd = vol_of_vol, continuing from yesterday's last value.
         phi = np.exp(-cfg.vol_mean_reversion_per_day / n)
@@ -42,13 +42,15 @@ class PriceProcess:
         eps_p = rng.standard_normal(n) * cfg.premium_noise * np.sqrt(1 - phi_p * phi_p)
         premium_ar, _ = lfilter([1.0], [1.0, -phi_p], eps_p, zi=[phi_p * self.premium_ar])
         self.premium_ar = float(premium_ar[-1])
+        premium_z = rng.standard_normal((n, PREMIUM_SAMPLES_PER_MINUTE))
+        rng = self.rng  # the openers' draws: the price path above does not depend on how many there are
         # Openers arrive faster when the market moves (activity ~ realised vol of the minute), measured
         # against its long-run mean, so a wild day opens more positions than a quiet one (as real volume
         # does: hourly volume/OI rises ~1.2x as fast as the hour's range). E[sig] = sigma_min·exp(−vov²/2)·
         # mean(profile) and E|ret| ≈ √(2/π)·sig: positions_per_day is the long-run mean.
         activity = sig / self.sigma_min + np.abs(ret.sum(axis=1)) / self.sigma_min
         mean_activity = (1 + np.sqrt(2 / np.pi)) * np.exp(-cfg.vol_of_vol ** 2 / 2) * profile.mean()
-        rate = cfg.positions_per_day / n * activity / mean_activity
+        rate = cfg.positions_per_day * (1 + cfg.scalpers_per_position) / n * activity / mean_activity
         opens = rng.poisson(rate)
         k = int(opens.sum())
         minute = np.repeat(np.arange(n), opens)
@@ -57,9 +59,9 @@ class PriceProcess:
         lev_idx = rng.choice(len(cfg.leverages), size=k, p=np.asarray(cfg.leverage_weights))
         pareto = cfg.size_min_usd * rng.random(k) ** (-1.0 / cfg.size_tail_alpha)
         lo, hi = cfg.margin_add_range
-        return {
+        draws = {
             "cumret": np.cumsum(ret, axis=1), "sig": sig, "regime": regime, "opens": opens,
-            "premium_z": rng.standard_normal((n, PREMIUM_SAMPLES_PER_MINUTE)), "premium_ar": premium_ar,
+            "premium_z": premium_z, "premium_ar": premium_ar,
             "o_minute": minute, "o_offset": offset[order], "o_side_u": rng.random(k),
             "o_notional": np.minimum(pareto, cfg.size_max_usd),
             "o_lev": np.asarray(cfg.leverages, dtype=np.float64)[lev_idx],
@@ -73,3 +75,20 @@ class PriceProcess:
             "o_add_u": rng.random(k), "o_add_frac": rng.uniform(lo, hi, k),
             "basis_u": rng.random((n, max(cfg.basis_traders, 1))), "mm_u": rng.random(n),
         }
+        self._draw_scalpers(draws, k)
+        return draws
+
+    def _draw_scalpers(self, draws: dict[str, np.ndarray], k: int) -> None:
+        """Mark a share scalpers_per_position / (1 + it) of the day's openers as scalpers and give them their own
+        size, leverage and hold (drawn last, so the other draws do not depend on the scalpers' number)."""
+        cfg, rng = self.cfg, self.rng
+        scalp = rng.random(k) < cfg.scalpers_per_position / (1 + cfg.scalpers_per_position)
+        j = int(scalp.sum())
+        size = cfg.scalper_size_min_usd * rng.random(j) ** (-1.0 / cfg.scalper_size_tail_alpha)
+        lev = np.asarray(cfg.scalper_leverages, dtype=np.float64)[
+            rng.choice(len(cfg.scalper_leverages), size=j, p=np.asarray(cfg.scalper_leverage_weights))]
+        hold = np.exp(rng.normal(np.log(cfg.scalper_median_hold_minutes), cfg.scalper_hold_sigma, j)) * MS_PER_MINUTE
+        draws["o_scalp"] = scalp
+        draws["o_notional"][scalp] = np.minimum(size, cfg.scalper_size_max_usd)
+        draws["o_lev"][scalp] = lev
+        draws["o_hold_ms"][scalp] = hold.astype(np.int64) + MS_PER_MINUTE

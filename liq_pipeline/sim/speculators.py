@@ -157,7 +157,11 @@ class Speculators:
         # it (ETH fixture) use 1/(2·MMR), which reproduces BTC's published 150/100/75/50 within rounding.
         tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
         max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
-        lev = np.maximum(2.0, np.floor(pre["o_lev"][sl_] * (notional / cfg.size_min_usd) ** -cfg.leverage_size_exponent))
+        scalp = pre["o_scalp"][sl_]
+        # Scalpers keep the leverage they drew (their sizes are small by construction); the others scale it down
+        # with size.
+        lev = np.where(scalp, pre["o_lev"][sl_], np.maximum(
+            2.0, np.floor(pre["o_lev"][sl_] * (notional / cfg.size_min_usd) ** -cfg.leverage_size_exponent)))
         lev = np.minimum(lev, max_lev)
         mark_at = path_day[minute * 60 + offset // 1000]
         taker = pre["o_taker_u"][sl_] < cfg.taker_open_share
@@ -169,7 +173,7 @@ class Speculators:
         balance = isolated_margin * pre["o_balance"][sl_]
         # Cross margin: the whole balance backs the position; capped at notional / 1.5 so a long keeps a
         # positive liquidation price. The truth's leverage is then the effective notional / wallet.
-        cross = pre["o_cross_u"][sl_] < cfg.cross_margin_share
+        cross = (pre["o_cross_u"][sl_] < cfg.cross_margin_share) & ~scalp  # scalpers trade isolated
         wallet = np.where(cross, np.minimum(balance, qty * entry / 1.5), isolated_margin)
         free = np.where(cross, 0.0, balance - isolated_margin)
         lev = np.where(cross, qty * entry / wallet, lev)
@@ -177,8 +181,8 @@ class Speculators:
         ok = np.isfinite(priced.price) & (priced.price > 0)
         sl_idx = np.arange(off, off + n)[ok]
         if not ok.all():  # infeasible (past an incomplete table): such an order is not opened
-            side, lev, entry, lots, qty, wallet, minute, offset, taker, cross, free = (
-                x[ok] for x in (side, lev, entry, lots, qty, wallet, minute, offset, taker, cross, free))
+            side, lev, entry, lots, qty, wallet, minute, offset, taker, cross, free, scalp = (
+                x[ok] for x in (side, lev, entry, lots, qty, wallet, minute, offset, taker, cross, free, scalp))
         liq = priced.price[ok]
         bracket = priced.bracket[ok]
         k = side.size
@@ -198,8 +202,10 @@ class Speculators:
         lo, hi = triggers(side, liq, sl, tp, add_trig)
         # Higher leverage, shorter plan: the drawn hold is for `hold_reference_leverage`, scaled by
         # (reference / leverage)^hold_leverage_exponent (scalpers at 100x, swing traders at 3x).
-        hold_ms = (pre["o_hold_ms"][sl_idx] * (cfg.hold_reference_leverage / lev) ** cfg.hold_leverage_exponent
-                   ).astype(np.int64) + MS_PER_MINUTE
+        # Scalpers' holds are drawn in minutes, not scaled.
+        hold_ms = np.where(scalp, pre["o_hold_ms"][sl_idx], (
+            pre["o_hold_ms"][sl_idx] * (cfg.hold_reference_leverage / lev) ** cfg.hold_leverage_exponent
+        ).astype(np.int64) + MS_PER_MINUTE)
         first_row = self.book.n
         if self.near is not None:
             self.near = np.r_[self.near, np.arange(first_row, first_row + k)]

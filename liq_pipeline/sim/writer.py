@@ -39,7 +39,10 @@ class ArchiveWriter:
         cfg, rng = self.cfg, self.rng
         flow_usd = ev["lots"] / self.qty_scale * ev["price"]
         self.volume_usd[: K_NOISE] += np.bincount(ev["kind"].astype(np.int64), flow_usd, K_NOISE)
-        n_pairs = max(cfg.trades_per_day - ev["time"].size, 0) // 2
+        # Round trips fill the day up to trades_per_day; on a day whose own flow exceeds it they are still at
+        # least as many trades as the flow (high-frequency trades outnumber position trades): a busy day
+        # keeps its noise volume (noise_volume_share) instead of losing it.
+        n_pairs = max(cfg.trades_per_day - ev["time"].size, ev["time"].size) // 2
         closes = path_day[59::60]
         prev = np.concatenate([[path_day[0]], closes[:-1]])
         ret = np.log(closes / prev)
