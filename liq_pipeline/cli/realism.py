@@ -10,6 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from liq_pipeline.sim.facts import HeldOut
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 #: Simulated days left out by default: the book starts empty (as the demo's warm-up week).
@@ -63,12 +67,17 @@ def realism_command(args: argparse.Namespace) -> int:
     block_days = 1 if episode else facts.BLOCK_DAYS
     rows = facts.compare(simulated, real, resamples=resamples, block_days=block_days)
     failed = [r.name for r in rows if r.verdict != "PASS"]
+    n_blocks = max(1, round(simulated.days / block_days))
+    held = facts.held_out_real(facts.fact_rows(real, block_days), n_blocks, resamples, block_days=block_days)
     if args.json:
         print(json.dumps({"simulated": str(sim_dir), "real": str(real_dir), "symbol": args.symbol,
                           "episode": args.episode, "block_days": block_days,
                           "binance_share_of_three": fact_series.BINANCE_SHARE_OF_THREE,
                           "statistics": [{"name": r.name, "simulated": r.simulated, "real": r.real,
-                                          "band": list(r.band), "verdict": r.verdict} for r in rows]}, indent=1))
+                                          "band": list(r.band), "verdict": r.verdict} for r in rows],
+                          "real_held_out": held and {"windows": held.windows, "all_pass": held.all_pass,
+                                                     "failures": held.failures,
+                                                     "failed_counts": list(held.failed_counts)}}, indent=1))
     else:
         print(f"{args.symbol}: {simulated.days} simulated days ({sim_dir}) vs {args.real_symbol}: {real.days} real days "
               f"({real_dir})")
@@ -76,7 +85,7 @@ def realism_command(args: argparse.Namespace) -> int:
         if episode:
             print(f"real episode: {episode.what} (the `{episode.scenario}` scenario's)")
         print(f"band: central {facts.BAND_COVERAGE:.0%} of {resamples} real windows of "
-              f"{max(1, round(simulated.days / block_days))} whole {unit}s drawn with replacement "
+              f"{n_blocks} whole {unit}s drawn with replacement "
               f"(block bootstrap over {unit}s)")
         share = fact_series.BINANCE_SHARE_OF_THREE
         print(f"real liquidations are Binance + Bybit + OKX scaled by {share} "
@@ -84,4 +93,14 @@ def realism_command(args: argparse.Namespace) -> int:
               f"capped forceOrder stream + {1 - share:.1f} x every liquidation (the uncapped feeds), at the stream's total")
         print(facts.format_table(rows, band_label=f"band (real {'episode days' if episode else 'weeks'})"))
         print(f"{len(rows) - len(failed)}/{len(rows)} pass" + (f"; not passing: {', '.join(failed)}" if failed else ""))
+        print(_held_out_line(held, n_blocks, unit, len(rows)))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _held_out_line(held: HeldOut | None, n_blocks: int, unit: str, n_stats: int) -> str:
+    """How the real market does on the same test: what a FAIL is worth (facts.held_out_real)."""
+    if held is None:
+        return f"the real window is too short to hold out {n_blocks} {unit}(s) and band them with the rest"
+    median = sorted(held.failed_counts)[len(held.failed_counts) // 2]
+    return (f"the real market on the same test: {held.all_pass}/{held.windows} of its own windows of {n_blocks} "
+            f"{unit}(s), held out and banded with the rest, pass all {n_stats} (median {median} failing)")

@@ -251,6 +251,43 @@ def bands(real: FactRows, n_blocks: int, resamples: int = BOOTSTRAP_RESAMPLES, c
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """The real market judged as `compare` judges a simulated one: each run of `n_blocks` consecutive real
+    blocks held out in turn against the bands of the remaining blocks. How often a real window itself fails."""
+
+    windows: int
+    all_pass: int
+    #: Per statistic, in how many of the held-out windows it fell outside the band.
+    failures: dict[str, int]
+    #: Per held-out window, how many statistics failed.
+    failed_counts: tuple[int, ...]
+
+
+def held_out_real(real: FactRows, n_blocks: int, resamples: int = BOOTSTRAP_RESAMPLES,
+                  coverage: float = BAND_COVERAGE, seed: int = 0, block_days: int = BLOCK_DAYS) -> HeldOut | None:
+    """Hold out each run of `n_blocks` consecutive complete real blocks, band it with the other blocks
+    (`bands`), and count the statistics that fail; None when fewer than `n_blocks` blocks would remain to
+    resample. A test that needs every statistic to pass is only as strict as this: with 13 statistics at a
+    95 % band each, a real window itself rarely passes all of them (docs/simulator.md)."""
+    full = np.flatnonzero(np.bincount(real.hour["block"]) == HOURS_PER_DAY * block_days)
+    n = max(1, n_blocks)
+    if full.size < 2 * n:
+        return None
+    failures = {s.name: 0 for s in STATISTICS}
+    counts = []
+    for start in range(full.size - n + 1):
+        held = full[start:start + n]
+        rest = real.take_blocks(np.setdiff1d(full, held))
+        b = bands(rest, n, resamples, coverage, seed, block_days)
+        s = statistics(real.take_blocks(held))
+        bad = [k for k, (lo, hi) in b.items() if not lo <= s[k] <= hi]
+        for k in bad:
+            failures[k] += 1
+        counts.append(len(bad))
+    return HeldOut(len(counts), sum(c == 0 for c in counts), failures, tuple(counts))
+
+
+@dataclass(frozen=True)
 class FactRow:
     name: str
     description: str

@@ -129,15 +129,18 @@ def test_realism_on_a_short_calm_window(short_calm, capsys):
     out = json.loads(capsys.readouterr().out)
     verdicts = {s["name"]: s["verdict"] for s in out["statistics"]}
     assert set(verdicts) == {s.name for s in facts.STATISTICS}
+    held = out["real_held_out"]  # the real market's own weeks on the same test, beside the verdicts
+    assert held["windows"] == len(held["failed_counts"]) >= 2 and set(held["failures"]) == set(verdicts)
     failing = {k for k, v in verdicts.items() if v != "PASS"}
     assert failing <= KNOWN_MISSES, f"statistics that fail: {sorted(failing)}"
     assert code == (1 if failing else 0)
 
 
-#: Statistics the calibrated calm market does not yet reproduce (docs/simulator.md, "What does not match
-#: yet"): the rank correlation of hourly liquidations with the hour's range. Since the scalpers it passes on
-#: the demo's 38 days (0.831) but reads 0.916 on this week, above its band (to 0.902): in a three-day-old
-#: book the scalpers' liquidations follow the range too closely. Any other statistic failing fails the suite.
+#: Statistics this window fails (docs/simulator.md, "What does not match yet"): the rank correlation of hourly
+#: liquidations with the hour's range reads 0.916 on this week, above its band (to 0.902). Measured there: not
+#: a bias (days 4-10 of seeds 1-4 read 0.876, 0.832, 0.902, 0.755; mean with seed 7 0.856, real 0.868), but
+#: every one of those five seeds fails some statistic on one week, and the real market's own weeks, each held
+#: out and banded with the other ten, pass all 13 in 1 of 11. Any other statistic failing fails the suite.
 KNOWN_MISSES = {"spearman_liq_range"}
 
 
