@@ -1,6 +1,6 @@
 """What `liq serve` reads, from the answer files where they exist (docs/answer-files.md): the catalog, the
-snapshot instants, the heatmap cells and the candles of a symbol; the warehouse (heatmap_view.py) for what
-the files do not hold (realized liquidations, the flow book of the leverage filter, the live layer) and for a
+snapshot instants, the heatmap cells, the candles and the leverage filter's book of a symbol; the warehouse
+(heatmap_view.py) for what the files do not hold (realized liquidations, the live layer) and for a
 symbol without answer files (a warehouse materialized before them). The warehouse is opened only when a
 request needs it, so the page keeps answering while a Dagster run holds DuckDB's write lock.
 
@@ -207,5 +207,20 @@ class AnswerSource:
         return st.st_size, st.st_mtime_ns, wal_stamp
 
     def flow_book_leverage(self, symbol: str, variant: str, grid, first_day: dt.date, last_day: dt.date) -> dict:
-        """heatmap_view.flow_book_leverage from the warehouse (the leverage filter's book: not in the files)."""
-        return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+        """heatmap_view.flow_book_leverage: the leverage filter's book at the end of each day, from the answer
+        files' leverage blocks (written with the heatmap, answer_store._leverage); from the warehouse when a day
+        of the range has no file or no block for the variant (a file written before the blocks)."""
+        if not self._has_files(symbol):
+            return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+        parts = []
+        for day in self._days(first_day, last_day):
+            f = self._file(symbol, day)
+            block = f.leverage(variant) if f is not None else None
+            if block is None:
+                return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+            n, data = block
+            cols = [np.frombuffer(data, "<i4", n, 4 * n * k) for k in range(3)]
+            parts.append((np.full(n, np.datetime64(day, "D")), *cols, np.frombuffer(data, "<f8", n, 12 * n)))
+        day, bins, lev, side, usd = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return {"day": day, "side": side.astype(np.int8), "bin_id": bins.astype(np.int64),
+                "lev_bucket": lev.astype(np.int64), "notional_usd": usd.astype(float)}
