@@ -64,20 +64,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="the raw group's last day (default --last; the model of a day reads the funding settled "
                              "at its end, which is stored with the next day)")
     parser.add_argument("--repeat", type=int, default=1, help="time the stage this many times, keep the best")
+    parser.add_argument("--held-open", action="store_true",
+                        help="hold the DuckDB warehouse open for the whole job, as `make demo` does "
+                        "(warehouse/resource.held_open): its connections join it instead of opening and checkpointing "
+                        "the file per partition; nothing to hold in Parquet mode")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
+    import contextlib
+
     import dagster as dg
 
+    from liq_pipeline import config
     from liq_pipeline.apps.demo import QUIET, _range_tags
     from liq_pipeline.definitions import build_definitions
+    from liq_pipeline.warehouse.resource import held_open
 
     defs = build_definitions()
-    assets = list(defs.assets) + list(defs.asset_checks)
-    resources = dict(defs.resources)
-    instance = dg.DagsterInstance.ephemeral()
+    run = {"assets": list(defs.assets) + list(defs.asset_checks), "resources": dict(defs.resources),
+           "instance": dg.DagsterInstance.ephemeral(), "run_config": QUIET, "raise_on_error": False}
     tags = _range_tags(args.symbol, args.first, args.last)
     raw_tags = _range_tags(args.symbol, args.raw_first or args.first, args.raw_last or args.last)
+    with held_open(str(config.warehouse_path())) if args.held_open and config.storage() == "duckdb" \
+            else contextlib.nullcontext():
+        return _stages(args, run, tags, raw_tags)
+
+
+def _stages(args, run: dict, tags: dict, raw_tags: dict) -> int:
+    """Materialize the stage's asset groups in order, `args.repeat` times; print the JSON line."""
+    import dagster as dg
+
     timings, cpu = [], []
     job_peak, stage_peak = peak_rss_mb(), {}  # before the first stage: imports and Definitions
     stage_s: dict[str, float] = {}
@@ -88,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             reset_peak_rss()
             t1, c1 = time.perf_counter(), time.process_time()
             selection = dg.AssetSelection.groups(*names) if kind == "groups" else dg.AssetSelection.assets(*names)
-            result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
-                                    tags=raw_tags if names == ("raw",) else tags, run_config=QUIET,
-                                    raise_on_error=False)
+            result = dg.materialize(selection=selection, tags=raw_tags if names == ("raw",) else tags, **run)
             if not result.success:
                 print(json.dumps({"ok": False, "stage": args.stage, "failed": str(names)}))
                 return 1
