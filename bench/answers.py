@@ -6,8 +6,8 @@ CPU burners, processes that spin on the shared cores at normal priority. The 1-m
 the number of runnable processes with a lag (an exponential average over a minute, updated every 5 s), so
 burners started 20 s before measuring lifted it only to 1.7-2.2 (issue 29's first load-3 rows). Now
 `AtLoad` starts twice TARGET_LOAD burners until the 1-minute load average reaches TARGET_LOAD (at most
-`max_warm_up_s`), then keeps it there: every POLL_S it adds a burner when the load average falls below
-TARGET_LOAD + 0.3 and stops one above TARGET_LOAD + 1.5. Each section records the load average at its
+`max_warm_up_s`; none when the machine is already there), then keeps it there: every 5 s it adds a burner
+when the load average is below TARGET_LOAD + 0.3 and stops one above TARGET_LOAD + 1.5. Each section records the load average at its
 start and end and the lowest one sampled while it ran; a section whose lowest load average is under
 TARGET_LOAD gets a MISS row saying "not at load 3", whatever its latency.
 """
@@ -24,6 +24,8 @@ import time
 TARGET_LOAD = 3
 #: Seconds between two looks at the load average (Linux updates it every 5 s).
 POLL_S = 1.0
+#: Polls between two changes of the number of burners.
+ADJUST_EVERY = 5
 #: The longest wait for the load average to reach TARGET_LOAD before the sections run anyway (their rows
 #: then say "not at load 3").
 MAX_WARM_UP_S = 180
@@ -61,22 +63,27 @@ class AtLoad:
             self.most_burners = max(self.most_burners, len(self.procs))
 
     def _hold(self) -> None:
+        polls = 0
         while not self._stop.wait(POLL_S):
             load = os.getloadavg()[0]
             self.samples.append(load)
+            polls += 1
+            if polls % ADJUST_EVERY:  # the load average moves every 5 s: adjust no faster
+                continue
             n = len(self.procs)
             if load < self.target + 0.3:
                 self._set_burners(min(n + 1, 3 * int(self.target)))
-            elif load > self.target + 1.5 and n > 1:
+            elif load > self.target + 1.5 and n > 0:
                 self._set_burners(n - 1)
 
     def __enter__(self) -> AtLoad:
         t = time.monotonic()
-        self._set_burners(2 * int(self.target))
-        while os.getloadavg()[0] < self.target + 0.2 and time.monotonic() - t < self.max_warm_up_s:
-            time.sleep(POLL_S)
+        if os.getloadavg()[0] < self.target + 0.2:  # a machine already busier needs no burner
+            self._set_burners(2 * int(self.target))
+            while os.getloadavg()[0] < self.target + 0.2 and time.monotonic() - t < self.max_warm_up_s:
+                time.sleep(POLL_S)
+            self._set_burners(int(self.target))
         self.warm_up_s = round(time.monotonic() - t, 1)
-        self._set_burners(int(self.target))
         self._thread.start()
         return self
 
