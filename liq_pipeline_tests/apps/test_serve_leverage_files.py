@@ -16,7 +16,7 @@ from liq_pipeline.model.grid import grid_for
 from liq_pipeline.warehouse import answer_files as af
 from liq_pipeline.warehouse import heatmap_view as wv
 from liq_pipeline.warehouse.answer_view import AnswerSource
-from liq_pipeline_tests.apps.test_serve_answer_files import NOW, from_warehouse, writer_holds
+from liq_pipeline_tests.support.serve_answers import NOW, from_warehouse, writer_holds
 from liq_pipeline_tests.support.shared_market import FIRST, LAST, SYMBOL, copy_market
 
 LEV = "2,5,10,20"
