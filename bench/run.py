@@ -107,10 +107,13 @@ class Series:
         return time.perf_counter() - t
 
     def start_job(self, stage: str, first: int, last: int, repeat: int = 1, raw: tuple[int, int] | None = None,
-                  **env) -> subprocess.Popen:
-        """Start bench/job.py in a fresh process (its own peak RSS, its own settings); `finish_job` waits."""
+                  held_open: bool = False, **env) -> subprocess.Popen:
+        """Start bench/job.py in a fresh process (its own peak RSS, its own settings); `finish_job` waits.
+        `held_open`: the DuckDB warehouse held open for the whole job, as `liq demo` runs its chain."""
         cmd = [sys.executable, str(ROOT / "bench" / "job.py"), "--stage", stage, "--symbol", SYMBOL,
                "--first", self.day(first).isoformat(), "--last", self.day(last).isoformat(), "--repeat", str(repeat)]
+        if held_open:
+            cmd.append("--held-open")
         if raw is not None:  # the raw group's own day range
             cmd += ["--raw-first", self.day(raw[0]).isoformat(), "--raw-last", self.day(raw[1]).isoformat()]
         proc = subprocess.Popen(cmd, env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -127,9 +130,9 @@ class Series:
         return json.loads(lines[-1])
 
     def job(self, stage: str, first: int, last: int, repeat: int = 1, raw: tuple[int, int] | None = None,
-            **env) -> dict:
+            held_open: bool = False, **env) -> dict:
         """Run bench/job.py in a fresh process and wait for its JSON line."""
-        return self.finish_job(self.start_job(stage, first, last, repeat, raw, **env))
+        return self.finish_job(self.start_job(stage, first, last, repeat, raw, held_open, **env))
 
 
 def prepare_series(work: Path, trades_per_day: int, backfill_days: int = 30,
@@ -382,10 +385,18 @@ class ConcurrentMaterialization:
                 self.proc.wait()
 
 
+def _concurrent_first(series: Series, backfill_days: int) -> int:
+    """The first day the concurrent materialization writes: after the backfilled ones."""
+    return min(backfill_days + 1, max(series.days - 2, 1))
+
+
+def load_average_text() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def loaded(fn, series: Series, backfill_days: int, *args) -> dict:
     """`fn(series, backfill_days, *args)` while a concurrent materialization writes other days."""
-    first = min(backfill_days + 1, max(series.days - 2, 1))
-    with ConcurrentMaterialization(series, first) as writer:
+    with ConcurrentMaterialization(series, _concurrent_first(series, backfill_days)) as writer:
         out = fn(series, backfill_days, *args)
         if not writer.still_running():
             raise RuntimeError("the concurrent materialization stopped before the measurement ended")
@@ -520,9 +531,11 @@ def scale_rows(results: dict, ok, verdict) -> list[tuple[str, ...]]:
         d, q = r["duckdb"], r["parquet"]
         how = f"projected from {r['days']} d" if r["projected"] else f"{r['days']} d"
         label = f"{r['trades_per_day'] / 1e6:g} M aggTrades/day"
-        for name, x in (("DuckDB, one writer", d), ("Parquet, 2 processes", q)):
+        duck_name = "DuckDB, one writer held open" if d.get("held_open") else "DuckDB, one writer"
+        for name, x in ((duck_name, d), ("Parquet, 2 processes", q)):
+            per_day = f", {x['cpu_s_per_day']} s/day" if "cpu_s_per_day" in x else ""
             rows.append((f"j. a year of one symbol, {label}, {name}",
-                         f"{x['year_wall_min']} min ({how}; measured {x['wall_s']} s, CPU {x['cpu_s']} s)", "",
+                         f"{x['year_wall_min']} min ({how}; measured {x['wall_s']} s, CPU {x['cpu_s']} s{per_day})", "",
                          f"year CPU {x['year_cpu_min']} min, storage {x['year_storage_gb']} GB, peak RSS "
                          f"{x['peak_rss_mb']:,} MB" + (f" (both processes {x['peak_rss_two_processes_mb']:,} MB)"
                                                       if "peak_rss_two_processes_mb" in x else ""),
@@ -537,7 +550,8 @@ def scale_rows(results: dict, ok, verdict) -> list[tuple[str, ...]]:
 
 
 #: Metric prefix -> the section whose load average a row shows (alone / with the concurrent run).
-LOAD_OF = (("a.", "ingest"), ("b. daily refresh, window", "refresh"), ("b.", "refresh_at_scale"), ("c. cold", "cold"),
+LOAD_OF = (("c. at load ≥ 3: cold", "cold_load3"), ("c. at load", "query_load3"), ("h. at load", "serve_load3"),
+           ("a.", "ingest"), ("b. daily refresh, window", "refresh"), ("b.", "refresh_at_scale"), ("c. cold", "cold"),
            ("c.", "query"), ("d.", "heatmap"), ("e.", "series"), ("f.", "ofi"), ("g.", "parquet"),
            ("h. liq serve on the demo", "serve_demo"), ("h.", "serve"), ("i.", "volatile"), ("j.", "year"))
 
@@ -691,9 +705,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year-chunk-days", type=int, default=10, help="days per backfill run of the year section")
     parser.add_argument("--queries", type=int, default=200, help="`liq heatmap --at` calls per query measurement")
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start command")
+    parser.add_argument("--load3-warm-up", type=float, default=180,
+                        help="longest wait (s) for CPU burners to lift the 1-minute load average to 3 before the "
+                        "'load3' section measures (its rows say MISS, not at load 3, if it did not get there)")
     parser.add_argument("--only", nargs="*", choices=SECTIONS,
                         help="run only these sections ('load' repeats cold, query, heatmap and serve with a concurrent "
-                        "run; 'load3' repeats cold, query and serve beside CPU burners, bench/answers.py)")
+                        "run; 'load3' repeats cold, query and serve beside the concurrent run and CPU burners at load average 3, "
+                        "bench/answers.py)")
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -752,14 +770,16 @@ def main(argv: list[str] | None = None) -> int:
                 run("heatmap_loaded", loaded, bench_heatmap, series, args.backfill_days)
                 run("serve_loaded", loaded, lambda s, days: bench_serve(s.db, f"{days}-day bench series"), series,
                     args.backfill_days)
-            if "load3" in wanted:
-                from answers import CpuBurners
+            if "load3" in wanted:  # beside the concurrent run and CPU burners, at a 1-minute load average ≥ 3
+                from answers import AtLoad
 
-                with CpuBurners() as burners:
-                    n = {"burners": burners.n}
-                    run("cold_load3", lambda: {**bench_cold(series, args.cold_runs), **n})
-                    run("query_load3", lambda: {**bench_query(series, args.backfill_days, args.queries), **n})
-                    run("serve_load3", lambda: {**bench_serve(series.db, f"{args.backfill_days}-day bench series"), **n})
+                with (ConcurrentMaterialization(series, _concurrent_first(series, args.backfill_days)) as writer,
+                      AtLoad(writer, args.load3_warm_up) as load):
+                    print(f"[bench] load3: load average {load_average_text()} after {load.warm_up_s} s of warm-up "
+                          f"({load.burners} burners)", flush=True)
+                    run("cold_load3", load.measure, bench_cold, series, args.cold_runs)
+                    run("query_load3", load.measure, bench_query, series, args.backfill_days, args.queries)
+                    run("serve_load3", load.measure, bench_serve, series.db, f"{args.backfill_days}-day bench series")
     if "parquet" in wanted:
         run("parquet", bench_parquet, args.work, args.parquet_trades)
     if "volatile" in wanted:

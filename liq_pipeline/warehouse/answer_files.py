@@ -6,7 +6,9 @@ A `.heatmap` file is: MAGIC, the header's length and CRC-32 (two little-endian u
 price table (the day's bin ids, int32, and their prices, float64), then one block per (variant, snapshot): its
 long levels then its short ones, each by price, as int32 bin ids and float64 notionals (USD); the header
 holds each block's offset, length, level counts and CRC-32. Little-endian throughout; times are naive UTC,
-ISO text to the second.
+ISO text to the second. Optional blocks after the price table: the day's 1m candles per mark table, and, for
+the variants the leverage filter of `liq serve` offers, the flow book at the end of the day by (price bin,
+leverage bucket, side) (`pack_leverage`; files written before it have none and the warehouse answers).
 """
 
 from __future__ import annotations
@@ -112,21 +114,34 @@ def pack_candles(open_ms, open_, high, low, close) -> bytes:
     return _le(array("q", open_ms)) + b"".join(_le(array("d", x)) for x in (open_, high, low, close))
 
 
+#: Bytes per row of a leverage block: int32 bin id, int32 leverage bucket, int32 side (+1 long, −1 short),
+#: float64 notional (USD), stored column after column.
+LEVERAGE_ROW = 20
+
+
+def pack_leverage(bin_ids, lev_buckets, sides, notionals_usd) -> bytes:
+    """A leverage block: the flow book at the end of the day summed by (bin id, leverage bucket, side),
+    columns int32, int32, int32, float64, little-endian (heatmap_view.flow_book_leverage's rows of one day)."""
+    return b"".join(_le(array("i", x)) for x in (bin_ids, lev_buckets, sides)) + _le(array("d", notionals_usd))
+
+
 def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict[str, list[Snapshot]],
-                   candles: dict[str, bytes] | None = None) -> bytes:
+                   candles: dict[str, bytes] | None = None, leverage: dict[str, bytes] | None = None) -> bytes:
     """The .heatmap file of one (symbol, day) partition: the price table (`pack_prices`), every variant's
-    snapshots in time order, and the day's candles per price table (`pack_candles`, for `liq serve`)."""
+    snapshots in time order, the day's candles per price table (`pack_candles`, for `liq serve`) and the flow
+    book by leverage bucket of the variants the leverage filter offers (`pack_leverage`, for `liq serve`)."""
     if len(price_table) % 12:
         raise ValueError(f"{symbol} {day}: a price table of {len(price_table)} bytes is not n × (4 + 8)")
     blocks = [price_table]
     offset = len(price_table)
-    candle_index = {}
-    for table, block in sorted((candles or {}).items()):
-        if len(block) % 40:
-            raise ValueError(f"{symbol} {day} {table}: a candle block of {len(block)} bytes is not n × 40")
-        candle_index[table] = {"offset": offset, "rows": len(block) // 40, "crc": zlib.crc32(block)}
-        blocks.append(block)
-        offset += len(block)
+    extra_index: dict[str, dict] = {"candles": {}, "leverage": {}}
+    for key, parts, row in (("candles", candles, 40), ("leverage", leverage, LEVERAGE_ROW)):
+        for name, block in sorted((parts or {}).items()):
+            if len(block) % row:
+                raise ValueError(f"{symbol} {day} {name}: a {key} block of {len(block)} bytes is not n × {row}")
+            extra_index[key][name] = {"offset": offset, "rows": len(block) // row, "crc": zlib.crc32(block)}
+            blocks.append(block)
+            offset += len(block)
     index = {}
     for variant, snaps in sorted(variants.items()):
         entry = {"time": [], "mark": [], "mark_table": [], "offset": [], "length": [], "levels": [], "crc": []}
@@ -145,7 +160,7 @@ def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict
             offset += len(s.packed)
         index[variant] = entry
     header = {"format": 1, "symbol": symbol, "day": day.isoformat(), "size": 0,
-              "prices": {"bins": len(price_table) // 12, "crc": zlib.crc32(price_table)}, "candles": candle_index,
+              "prices": {"bins": len(price_table) // 12, "crc": zlib.crc32(price_table)}, **extra_index,
               "variants": index}
     # The size is part of the header, so its digits change the header's length: settle it (two passes at most).
     while True:
@@ -286,6 +301,15 @@ class HeatmapFile:
         n = entry["rows"]
         data = self._read(entry["offset"], 40 * n, entry["crc"], f"{table} candles")
         return (_unpack("q", data[: 8 * n]), *(_unpack("d", data[8 * n * k: 8 * n * (k + 1)]) for k in range(1, 5)))
+
+    def leverage(self, variant: str) -> tuple[int, bytes] | None:
+        """(rows, the leverage block's bytes: `pack_leverage`'s layout) of `variant`; None when the file has
+        none for it (written before the blocks, or a variant the leverage filter does not offer)."""
+        entry = self.header.get("leverage", {}).get(variant)
+        if entry is None:
+            return None
+        n = entry["rows"]
+        return n, self._read(entry["offset"], LEVERAGE_ROW * n, entry["crc"], f"{variant} leverage block")
 
     def block(self, variant: str, i: int) -> tuple[int, int, array, array]:
         """(long count, short count, bin ids, notionals USD) of snapshot i: the longs first, each side by price."""

@@ -10,7 +10,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from liq_pipeline.model import variants as variant_registry
+from liq_pipeline.model.grid import grid_for
 from liq_pipeline.warehouse import answer_files as af
+from liq_pipeline.warehouse import heatmap_view as wv
 from liq_pipeline.warehouse.readers.snapshots import MARK_TABLES
 from liq_pipeline.warehouse.readonly import ZONE_COLS
 
@@ -74,7 +77,23 @@ def heatmap_answer(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) ->
     if np.any(table_prices[where] != prices_all):
         raise ValueError(f"{symbol} {day}: a price bin with two prices in model.liquidation_heatmap")
     return af.encode_heatmap(symbol, day, table_bins.astype("<i4").tobytes() + table_prices.tobytes(), snaps,
-                             _candles(con, symbol, day))
+                             _candles(con, symbol, day), _leverage(con, symbol, day, names))
+
+
+def _leverage(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, names: list[str]) -> dict[str, bytes]:
+    """The leverage filter's book of the day (heatmap_view.flow_book_leverage) for each variant in `names` with the
+    learned leverage mix (the buckets the filter offers), packed (answer_files.pack_leverage) in a fixed order
+    (side, bin, bucket); a variant whose book is empty that day gets an empty block."""
+    out = {}
+    grid = grid_for(symbol)
+    for variant in names:
+        if variant_registry.BY_NAME[variant].leverage_mix != "flow":
+            continue
+        b = wv.flow_book_leverage(con, symbol, variant, grid, day, day)
+        order = np.lexsort((b["lev_bucket"], b["bin_id"], b["side"]))
+        out[variant] = (b["bin_id"][order].astype("<i4").tobytes() + b["lev_bucket"][order].astype("<i4").tobytes()
+                        + b["side"][order].astype("<i4").tobytes() + b["notional_usd"][order].astype("<f8").tobytes())
+    return out
 
 
 def _candles(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> dict[str, bytes]:

@@ -1,6 +1,6 @@
 """What `liq serve` reads, from the answer files where they exist (docs/answer-files.md): the catalog, the
-snapshot instants, the heatmap cells and the candles of a symbol; the warehouse (heatmap_view.py) for what
-the files do not hold (realized liquidations, the flow book of the leverage filter, the live layer) and for a
+snapshot instants, the heatmap cells, the candles and the leverage filter's book of a symbol; the warehouse
+(heatmap_view.py) for what the files do not hold (realized liquidations, the live layer) and for a
 symbol without answer files (a warehouse materialized before them). The warehouse is opened only when a
 request needs it, so the page keeps answering while a Dagster run holds DuckDB's write lock.
 
@@ -119,7 +119,8 @@ class AnswerSource:
         if times.size == 0:
             return dict(_EMPTY_CELLS)
         wanted = {str(t) for t in times.astype("datetime64[s]")}
-        parts = {k: [] for k in _EMPTY_CELLS}
+        # Per block only its bytes and counts; the arrays are built once over all blocks (a week is ~700 blocks).
+        bins, usd, sides, when, days = [], [], [], [], []
         first, last = times[0].astype(dt.datetime), times[-1].astype(dt.datetime)
         for day in self._days(first.date() - dt.timedelta(days=1), last.date()):
             f = self._file(symbol, day)
@@ -128,16 +129,22 @@ class AnswerSource:
             for i, text in enumerate(f.times(variant)):
                 if text not in wanted:
                     continue
-                n_long, n_short, bins, usd = f.block(variant, i)
-                b = np.frombuffer(bins, np.int32).astype(np.int64)
-                keep = (b >= bin_low) & (b <= bin_high)
-                side = np.r_[np.ones(n_long, np.int8), -np.ones(n_short, np.int8)]
-                parts["bin_id"].append(b[keep])
-                parts["notional_usd"].append(np.frombuffer(usd, np.float64)[keep])
-                parts["side"].append(side[keep])
-                parts["snapshot_time"].append(np.full(int(keep.sum()), np.datetime64(text, "ms")))
-                parts["day"].append(np.full(int(keep.sum()), np.datetime64(day, "D")))
-        return {k: np.concatenate(v) if v else _EMPTY_CELLS[k] for k, v in parts.items()}
+                n_long, n_short, b, u = f.block(variant, i)
+                bins.append(b)
+                usd.append(u)
+                sides += (n_long, n_short)
+                when.append(text)
+                days.append(day)
+        if not bins:
+            return dict(_EMPTY_CELLS)
+        counts = np.fromiter(map(len, bins), np.int64, len(bins))
+        b = np.frombuffer(b"".join(bins), np.int32).astype(np.int64)
+        keep = (b >= bin_low) & (b <= bin_high)
+        side = np.repeat(np.tile(np.array([1, -1], np.int8), len(bins)), sides)
+        return {"snapshot_time": np.repeat(np.array(when, "datetime64[ms]"), counts)[keep],
+                "day": np.repeat(np.array(days, "datetime64[D]"), counts)[keep],
+                "side": side[keep], "bin_id": b[keep],
+                "notional_usd": np.frombuffer(b"".join(usd), np.float64)[keep]}
 
     def candles(self, table: str, symbol: str, start: dt.datetime, end: dt.datetime, minutes: int) -> dict:
         """OHLC candles of `minutes` width over [start, end) (heatmap_view.candles), from the files' 1m
@@ -207,5 +214,20 @@ class AnswerSource:
         return st.st_size, st.st_mtime_ns, wal_stamp
 
     def flow_book_leverage(self, symbol: str, variant: str, grid, first_day: dt.date, last_day: dt.date) -> dict:
-        """heatmap_view.flow_book_leverage from the warehouse (the leverage filter's book: not in the files)."""
-        return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+        """heatmap_view.flow_book_leverage: the leverage filter's book at the end of each day, from the answer
+        files' leverage blocks (written with the heatmap, answer_store._leverage); from the warehouse when a day
+        of the range has no file or no block for the variant (a file written before the blocks)."""
+        if not self._has_files(symbol):
+            return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+        parts = []
+        for day in self._days(first_day, last_day):
+            f = self._file(symbol, day)
+            block = f.leverage(variant) if f is not None else None
+            if block is None:
+                return wv.flow_book_leverage(self.connection(), symbol, variant, grid, first_day, last_day)
+            n, data = block
+            cols = [np.frombuffer(data, "<i4", n, 4 * n * k) for k in range(3)]
+            parts.append((np.full(n, np.datetime64(day, "D")), *cols, np.frombuffer(data, "<f8", n, 12 * n)))
+        day, bins, lev, side, usd = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return {"day": day, "side": side.astype(np.int8), "bin_id": bins.astype(np.int64),
+                "lev_bucket": lev.astype(np.int64), "notional_usd": usd.astype(float)}

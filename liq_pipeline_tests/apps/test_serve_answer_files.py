@@ -3,10 +3,7 @@ answers while a writer holds the warehouse's lock (realized liquidations then sa
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,10 +12,8 @@ from liq_pipeline.apps import serve_data as sd
 from liq_pipeline.warehouse import answer_files as af
 from liq_pipeline.warehouse import answer_view
 from liq_pipeline.warehouse.answer_view import AnswerSource
+from liq_pipeline_tests.support.serve_answers import NOW, from_warehouse, writer_holds
 from liq_pipeline_tests.support.shared_market import LAST, SYMBOL, copy_market
-
-LATEST = dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time())
-NOW = LATEST + dt.timedelta(days=3)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +30,6 @@ def page(src: AnswerSource, **params) -> tuple[dict, dict]:
     return sd.view(src, q, NOW, catalog), sd.instant(src, q, q.end - dt.timedelta(hours=5))
 
 
-def from_warehouse(db) -> AnswerSource:
-    src = AnswerSource(str(db))
-    src.folder = None  # as for a warehouse materialized before the answer files
-    return src
-
-
 @pytest.mark.parametrize("params", [{"lookback": "1d"}, {"lookback": "3d", "end": "2026-01-04T06:00"},
                                     {"lookback": "range", "from": "2026-01-02", "to": "2026-01-03"}])
 def test_the_page_reads_the_same_from_the_files_as_from_the_warehouse(market, params):
@@ -55,19 +44,6 @@ def test_the_page_reads_the_same_from_the_files_as_from_the_warehouse(market, pa
     for side in ("long", "short"):
         assert np.allclose(inst_f["sides"][side]["usd"], inst_w["sides"][side]["usd"])
     assert inst_f["zones"] == inst_w["zones"]
-
-
-@contextlib.contextmanager
-def writer_holds(db):
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('locked', flush=True); time.sleep(60)", str(db)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_the_page_answers_while_a_writer_holds_the_warehouse(market):

@@ -45,7 +45,7 @@ def test_bench_runs_every_section_at_tiny_scale(tmp_path):
     assert run.main(["--trades", "20000", "--series-trades", "4000", "--series-days", "8", "--backfill-days", "3",
                      "--scale-days", "2", "--parquet-trades", "3000", "--queries", "40", "--cold-runs", "2",
                      "--volatile-trades", "20000", "--year-days", "3", "--year-trades", "3000", "--year-chunk-days", "2",
-                     "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+                     "--load3-warm-up", "5", "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
     out = json.loads(results.read_text())
     assert out["ingest"]["rows"] == 20_000 and out["ingest"]["ratio"] > 0
     assert out["refresh"]["windows"] == [7] and out["refresh"]["window_7_s"] > 0
