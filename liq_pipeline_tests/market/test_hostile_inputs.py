@@ -2,11 +2,11 @@
 
 Each parser gets at least 1,000 generated malformed inputs per run (aggTrades, klines, mark- and premium-index
 klines, metrics, funding: one property each; the liquidation imports: three formats sharing 1,000; the REST JSON
-readers: six endpoints sharing 1,000) and every property asserts that the
-reader either refuses the input with its own clear error (naming the file, or the endpoint and field) or returns
-rows that keep every rule of the table: no other exception type ever escapes. The archive readers run the ingest
-path on an extracted file (parse, then the blocking checks); hostile files end to end (zipped under the target
-name with a CHECKSUM, materialized through Dagster) check that the stored partition stays unchanged.
+readers: six endpoints sharing 1,000) and every property asserts that the reader either refuses the input with
+its own clear error (naming the file, or the endpoint and field) or returns rows that keep every rule of the table:
+no other exception type ever escapes. The archive readers run the ingest path on an extracted file (parse, then
+the blocking checks); hostile files end to end (zipped under the target name with a CHECKSUM, materialized
+through Dagster) check that the stored partition stays unchanged.
 """
 
 from __future__ import annotations
