@@ -27,7 +27,7 @@ LONGEST_FIRST = ["deploy/test_prod_local.py", "e2e/test_ui_backfill.py", "market
                  "market/test_no_data_lost.py", "pipeline/test_pipeline_chain.py", "sim/test_realism_facts.py",
                  "assets/test_model_assets.py"]
 # Files whose tests share no module or session fixture worth building twice: under `make test` each of their
-# tests is a unit of work of its own, so one long file (the 1,000-case properties: 150 s of CPU) is shared by
+# tests is a unit of work of its own, so one long file (the Hypothesis properties: 104 s of CPU) is shared by
 # both workers instead of holding one. Every other file stays on one worker (its module fixtures built once).
 SPREAD = {"market/test_hostile_inputs.py", "assets/test_validation_assets.py", "market/test_file_identity.py",
           "market/test_no_data_lost.py", "assets/test_model_assets.py"}

@@ -664,7 +664,9 @@ class FapiClient:
             cursor = int(nums["fundingTime"].max()) + 1
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             {"ts_ms": np.array([], dtype=np.int64), "funding_rate": [], "mark_price": []})
-        out = out.drop_duplicates("ts_ms").sort_values("ts_ms", ignore_index=True)
+        # An answer may carry settlements outside the asked window (a 2019 fundingTime once passed): keep the window.
+        inside = out["ts_ms"] >= start_ms if end_ms is None else out["ts_ms"].between(start_ms, end_ms)
+        out = out[inside].drop_duplicates("ts_ms").sort_values("ts_ms", ignore_index=True)
         out["funding_time"] = _ms_to_timestamp(out["ts_ms"].to_numpy()).to_numpy()
         return out
 
