@@ -1,12 +1,11 @@
 """Generated hostile inputs (issue 28): property-based tests over every parser and importer.
 
-Each parser gets at least 1,000 generated malformed inputs per run (aggTrades, klines, mark- and premium-index
-klines, metrics, funding: one property each; the liquidation imports: three formats sharing 1,000; the REST JSON
-readers: six endpoints sharing 1,000) and every property asserts that the reader either refuses the input with
-its own clear error (naming the file, or the endpoint and field) or returns rows that keep every rule of the table:
-no other exception type ever escapes. The archive readers run the ingest path on an extracted file (parse, then
-the blocking checks); hostile files end to end (zipped under the target name with a CHECKSUM, materialized
-through Dagster) check that the stored partition stays unchanged.
+Each property feeds at least 1,000 generated malformed inputs per run to one reader (aggTrades, klines, mark-
+and premium-index klines, metrics, funding, the liquidation imports, the REST JSON readers) and asserts that the
+reader either refuses the input with its own clear error (naming the file, or the endpoint and field) or returns
+rows that keep every rule of the table: no other exception type ever escapes. The archive readers run the ingest
+path on an extracted file (parse, then the blocking checks); hostile files end to end (zipped under the target
+name with a CHECKSUM, materialized through Dagster) check that the stored partition stays unchanged.
 """
 
 from __future__ import annotations
@@ -39,26 +38,12 @@ from liq_pipeline.market.rest import FapiClient, FapiError
 from liq_pipeline.pipeline import raw_checks
 from liq_pipeline_tests.support.mirror_fixture import write_zip
 
-#: At least 1,000 generated inputs per parser and run (issue 28's target, over its seven parsers: aggTrades, klines,
-#: mark/premium-index klines, metrics, funding, the liquidation imports, the REST JSON readers; LIQ_HOSTILE_EXAMPLES
-#: raises it for a longer hunt); no deadline, no example database (nothing written into the repository).
+#: At least 1,000 generated inputs per reader and run (the issue's target; LIQ_HOSTILE_EXAMPLES raises it for a
+#: longer hunt); no deadline, no example database (nothing written into the repository).
 EXAMPLES = max(1000, int(os.environ.get("LIQ_HOSTILE_EXAMPLES", "1000") or 1000))
-
-
-def hostile(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                           HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
-
-
-def share(properties: int) -> int:
-    """Inputs per property where one parser's EXAMPLES are shared by `properties` properties: the liquidation
-    imports (one reader, `read_liquidation_file`, three formats) and the REST JSON readers (six endpoints behind
-    one set of validators, `FapiClient._records/_numbers/_object/_float/_echo/_fresh`)."""
-    return -(-EXAMPLES // properties)
-
-
-HOSTILE = hostile(EXAMPLES)
+HOSTILE = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                          HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 
 DAY = dt.date(2026, 1, 5)
 T0 = 1767571200000  # 2026-01-05 00:00 UTC
@@ -269,13 +254,10 @@ IMPORT_GENERATORS = {
 }
 
 
-IMPORT_EXAMPLES = share(len(IMPORT_GENERATORS))
-
-
-@pytest.mark.slow  # 1,000 generated inputs over the three formats (the issue-28 target)
+@pytest.mark.slow  # 1,000 generated inputs per case (the issue-28 target)
 @pytest.mark.parametrize("fmt", sorted(IMPORT_GENERATORS))
 def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored_rows(scratch, fmt):
-    """One property per import format, a third of EXAMPLES generated files each."""
+    """One property per import format, EXAMPLES generated files each."""
     folder = scratch / f"import-{fmt}"
     folder.mkdir(exist_ok=True)
     con = duckdb.connect()
@@ -284,7 +266,7 @@ def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored
     li.import_liquidation_file(con, stored)
     seen = {"refused": 0, "accepted": 0}
 
-    @hostile(IMPORT_EXAMPLES)
+    @HOSTILE
     @given(data=st.data())
     def prop(data):
         path = folder / f"hostile.{'jsonl' if fmt == 'forceorder' else 'csv'}"
@@ -313,7 +295,7 @@ def test_liquidation_import_refuses_or_keeps_every_rule_and_never_touches_stored
         assert kept == 1  # nothing read above was stored, so the earlier import is intact
     finally:
         con.close()
-    assert seen["refused"] + seen["accepted"] >= IMPORT_EXAMPLES and seen["refused"] > 0
+    assert seen["refused"] + seen["accepted"] >= EXAMPLES and seen["refused"] > 0
 
 
 # ---------------------------------------------------------------------------------------------- REST JSON
@@ -409,17 +391,14 @@ def _kline_arrays(draw) -> object:
     return rows if draw(st.integers(0, 9)) else draw(JSON_VALUES)
 
 
-REST_EXAMPLES = share(len(REST_READERS))
-
-
-@pytest.mark.slow  # 1,000 generated inputs over the six endpoints (the issue-28 target)
+@pytest.mark.slow  # 1,000 generated inputs per case (the issue-28 target)
 @pytest.mark.parametrize("endpoint", sorted(REST_READERS))
 def test_rest_reader_refuses_or_returns_finite_values_on_generated_json(endpoint):
-    """One property per REST reader, a sixth of EXAMPLES generated answers each."""
+    """One property per REST reader, EXAMPLES generated answers each."""
     seen = {"refused": 0, "accepted": 0}
     make, read, ok = REST_READERS[endpoint]
 
-    @hostile(REST_EXAMPLES)
+    @HOSTILE
     @given(data=st.data())
     def prop(data):
         client = _Answers(make(data.draw), NOW_MS / 1000)
@@ -433,7 +412,7 @@ def test_rest_reader_refuses_or_returns_finite_values_on_generated_json(endpoint
         assert ok(value)
 
     prop()
-    assert seen["refused"] + seen["accepted"] >= REST_EXAMPLES and seen["refused"] > 0
+    assert seen["refused"] + seen["accepted"] >= EXAMPLES and seen["refused"] > 0
 
 
 # ---------------------------------------------------------------------------------------------- end to end
