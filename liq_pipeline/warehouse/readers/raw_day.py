@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 
 from liq_pipeline.config import KLINE_INTERVAL_MS
+from liq_pipeline.model import candle_path
 from liq_pipeline.model import heatmap as hm
 from liq_pipeline.model.grid import PriceGrid
 from liq_pipeline.warehouse.catalog import existing_tables, table_exists
@@ -76,6 +77,26 @@ def _candle_steps(con, table: str, symbol: str, day: dt.date, step_minutes: int)
     ).fetchnumpy()
 
 
+def _kline_path_volume(con: duckdb.DuckDBPyConnection, grid: PriceGrid, params: dict
+                       ) -> tuple[dict[str, np.ndarray], int]:
+    """Traded notional per (step, entry bin) from last-price klines: each candle's quote volume in equal
+    parts at `candle_path.PATH_POINTS` prices along its OHLC path (model/candle_path.py). Returns the rows
+    and the number of candles left out because their prices are not a candle (low <= 0, high < low, open or
+    close outside [low, high], or missing)."""
+    k = con.execute(
+        """SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step, open, high, low, close, quote_volume
+           FROM raw.klines
+           WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end AND quote_volume > 0""",
+        params).fetchnumpy()
+    o, h, lo, c = (np.asarray(k[x], dtype=np.float64) for x in ("open", "high", "low", "close"))
+    with np.errstate(invalid="ignore"):
+        ok = (lo > 0) & (h >= lo) & (o >= lo) & (o <= h) & (c >= lo) & (c <= h)
+    prices = candle_path.path_points(o[ok], h[ok], lo[ok], c[ok], candle_path.PATH_POINTS)
+    n = prices.shape[1]
+    return ({"step": np.repeat(np.asarray(k["step"], dtype=np.int64)[ok], n), "bin_id": grid.bin_id(prices).ravel(),
+             "usd": np.repeat(np.asarray(k["quote_volume"], dtype=np.float64)[ok] / n, n)}, int((~ok).sum()))
+
+
 def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, grid: PriceGrid,
                     step_minutes: int, tables: frozenset[str] | None = None) -> DayInputs:
     """Read one symbol-day's per-step inputs with one aggregation per raw table. `tables`: the warehouse's
@@ -88,7 +109,8 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     step_end = step_start + np.timedelta64(step_minutes, "m")
     params = {"start": start, "end": end, "symbol": symbol, "day": day, "step_ms": step_ms}
 
-    # Traded notional per (step, entry bin): aggTrades, else last-price klines at the typical price.
+    # Traded notional per (step, entry bin): aggTrades, else last-price klines drawn along each candle's
+    # OHLC path (model/candle_path.py: three equal-volume prices per candle, not one typical price).
     if has_rows(con, "raw.agg_trades", symbol, day, tables):
         traded = con.execute(
             f"""SELECT date_diff('millisecond', $start, transact_time) // $step_ms AS step,
@@ -101,13 +123,10 @@ def load_day_inputs(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, g
     elif has_rows(con, "raw.klines", symbol, day, tables):
         entry_source = "klines"
         flags.append("no aggTrades: entry prices and position sizes from last-price klines")
-        traded = con.execute(
-            f"""SELECT date_diff('millisecond', $start, open_time) // $step_ms AS step,
-                       {bin_id_sql(grid, '(high + low + close) / 3')} AS bin_id, {exact_usd_sum('quote_volume')} AS usd
-                FROM raw.klines
-                WHERE symbol = $symbol AND day = $day AND open_time >= $start AND open_time < $end
-                  AND quote_volume > 0
-                GROUP BY step, bin_id""", params).fetchnumpy()
+        traded, bad = _kline_path_volume(con, grid, params)
+        if bad:
+            flags.append(f"{bad} klines left out of the entry prices: prices not a candle (low <= 0, high < low, "
+                         "or open or close outside [low, high])")
         sizes = con.execute("SELECT quote_volume / trade_count AS usd FROM raw.klines WHERE symbol = ? AND day = ? "
                             "AND trade_count > 0 AND quote_volume > 0", [symbol, day]).fetchnumpy()["usd"]
     else:
