@@ -95,7 +95,7 @@ def run_demo(days: int = config.DEMO_DAYS, seed: int = 7, model_days: int | None
     One data dir holds one simulated market: use LIQ_DATA_DIR to keep several scenario/seed pairs.
     `taker_open_share` overrides the simulator's (0.5 = no order-flow signal); `validate=False` stops
     after the heatmap stage (no monthly report, no summary: `liq compare` scores the chain itself)."""
-    _ensure_dagster_home()
+    home = _ensure_dagster_home()
     warnings.filterwarnings("ignore", message=".*BackfillPolic.*")
     from liq_pipeline.sim import SimConfig, simulate
 
@@ -116,11 +116,13 @@ def run_demo(days: int = config.DEMO_DAYS, seed: int = 7, model_days: int | None
         print(f"  simulated in {cost.wall_s():.0f} s", flush=True)
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    from liq_pipeline.apps.unsynced_sqlite import unsynced
     from liq_pipeline.pipeline import workers
 
     # The warehouse stays open throughout (its connections join it); pictures and oracle maps are computed on
-    # the other cores while the chain goes on (pipeline/workers.py). Neither changes what is stored or shown.
-    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES):
+    # the other cores while the chain goes on (pipeline/workers.py); Dagster's event storage does not wait for
+    # the disk at each event (apps/unsynced_sqlite.py). None of them changes what is stored or shown.
+    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES), unsynced(home):
         ok = _materialize(out_dir, symbols, start, first_model, last, months if validate else [], con)
     if not ok:
         print("see the run in the Dagster UI (make ui) for the error")
