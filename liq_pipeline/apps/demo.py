@@ -116,13 +116,13 @@ def run_demo(days: int = config.DEMO_DAYS, seed: int = 7, model_days: int | None
         print(f"  simulated in {cost.wall_s():.0f} s", flush=True)
 
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
-    from liq_pipeline.apps.unsynced_sqlite import unsynced
+    from liq_pipeline.apps.event_storage import fast_event_storage
     from liq_pipeline.pipeline import workers
 
     # The warehouse stays open throughout (its connections join it); pictures and oracle maps are computed on
-    # the other cores while the chain goes on (pipeline/workers.py); Dagster's event storage does not wait for
-    # the disk at each event (apps/unsynced_sqlite.py). None of them changes what is stored or shown.
-    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES), unsynced(home):
+    # the other cores while the chain goes on (pipeline/workers.py); Dagster's event storage neither waits for
+    # the disk nor builds a new engine at each event (apps/event_storage.py). None changes what is stored or shown.
+    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES), fast_event_storage(home):
         ok = _materialize(out_dir, symbols, start, first_model, last, months if validate else [], con)
     if not ok:
         print("see the run in the Dagster UI (make ui) for the error")
