@@ -13,7 +13,6 @@ partition of that day lists two materializations of the same run; the other days
 import functools
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 
 def _sort_key(partition: str) -> tuple[str, ...]:
@@ -23,19 +22,21 @@ def _sort_key(partition: str) -> tuple[str, ...]:
 
 def newest_day_again(context: dg.AssetExecutionContext) -> list[dg.AssetMaterialization]:
     """This run's materializations of the asset's newest day, sorted by partition, ready to be logged
-    again; nothing for a run of one partition (its only event is already the latest)."""
+    again; nothing for a run of one partition (its only event is already the latest). Only the newest day's
+    records are read back (the asset index by partition), not every event of the run with its pictures."""
     if not context.has_partition_key_range or len(context.partition_keys) < 2:
         return []
-    records = context.instance.get_records_for_run(
-        context.run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-    mine = [r.event_log_entry.asset_materialization for r in records
-            if r.event_log_entry.asset_materialization is not None
-            and r.event_log_entry.asset_materialization.asset_key == context.asset_key
-            and r.event_log_entry.asset_materialization.partition is not None]
-    if not mine:
-        return []
-    newest = max(_sort_key(m.partition)[0] for m in mine)
-    latest = {m.partition: m for m in mine if _sort_key(m.partition)[0] == newest}  # one per partition
+    keys = [str(k) for k in context.partition_keys]
+    newest = max(_sort_key(k)[0] for k in keys)
+    wanted = [k for k in keys if _sort_key(k)[0] == newest]
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=wanted),
+        limit=4 * len(wanted), ascending=False).records
+    latest: dict[str, dg.AssetMaterialization] = {}
+    for r in records:  # newest first: the first of each partition is the one to repeat
+        m = r.asset_materialization
+        if r.run_id == context.run.run_id and m is not None and m.partition is not None:
+            latest.setdefault(m.partition, m)
     return [latest[p] for p in sorted(latest, key=_sort_key)]
 
 

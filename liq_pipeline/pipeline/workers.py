@@ -11,6 +11,7 @@ arrays: the PNG bytes and the figures are identical.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -21,6 +22,22 @@ _workers = 1
 def workers() -> int:
     """Worker processes open now (1: tasks run in the calling process)."""
     return _workers
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds the open worker processes have used so far, read from /proc (0 with none
+    open, or where /proc is not there). Once the pool has closed, its processes' CPU is the caller's
+    RUSAGE_CHILDREN instead, so the two never count the same second twice."""
+    if _pool is None:
+        return 0.0
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in list(getattr(_pool, "_processes", None) or {}):
+        try:  # fields after the command name: state first, utime and stime 12th and 13th
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def submit(fn: Callable, *args, **kwargs) -> Future:

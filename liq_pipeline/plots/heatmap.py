@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from liq_pipeline.model.grid import PriceGrid
-from liq_pipeline.plots import BACKGROUND, LONG_COLOR, MARK_COLOR, SHORT_COLOR, price_label
+from liq_pipeline.plots import BACKGROUND, LONG_COLOR, MARK_COLOR, SHORT_COLOR, figure_note, price_label
 
 __all__ = ["BACKGROUND", "LONG_COLOR", "MARK_COLOR", "SHORT_COLOR"]
 
@@ -303,7 +303,7 @@ def liquidation_map_png(pic: HeatmapPicture, width_in: float = 11.0, height_in: 
     when = f"the end of {pic.day}" if pic.last_time == "24:00" else f"{pic.day} {pic.last_time} UTC"
     ax.set_title(f"{pic.symbol} liquidation map at {when}, from the heatmap ({pic.variant})",
                  color="white", fontsize=11)
-    fig.text(0.01, 0.01, END_STATE_NOTE, color="#aaaabb", fontsize=6.5, wrap=True)
+    figure_note(fig, 0.01, 0.01, END_STATE_NOTE, color="#aaaabb", fontsize=6.5)
     h1, l1 = ax.get_legend_handles_labels()
     extra = _zone_legend_handles(pic, shown)
     ax.legend(handles=h1 + extra, loc="upper left", facecolor=BACKGROUND, edgecolor=GRID_COLOR,

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, price_label  # noqa: E402
+from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, figure_note, price_label  # noqa: E402
 
 #: Which model this map shows, and why its totals differ from the heatmap's end-of-day map.
 LEVELS_NOTE = ("liquidation_levels: the whole open interest spread over the 30-day volume profile, levels "
@@ -94,7 +94,7 @@ def liquidation_map_png(
             ax.set_title(title, fontsize=10)
             ax.legend(loc="upper left", fontsize=7, framealpha=0.3)
             ax.grid(alpha=0.15)
-            fig.text(0.01, 0.01, note, fontsize=6, color="#aaaabb", wrap=True)
+            figure_note(fig, 0.01, 0.01, note, fontsize=6, color="#aaaabb")
             fig.tight_layout(rect=(0, 0.06, 1, 1))
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
