@@ -101,7 +101,7 @@ def test_a_statistic_that_cannot_be_computed_is_inconclusive_not_passed():
 
 def test_bands_need_a_complete_real_week():
     with pytest.raises(ValueError, match="no complete week"):
-        facts.bands(facts.fact_rows(market(days=6)), 1)
+        facts.bands(facts.fact_rows(market(days=6), 1), 7)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""`facts.held_out_real`: the real market judged by the same test as a simulated one (each run of real weeks
-held out and banded with the rest), so a FAIL of `liq realism` can be read against how often real windows fail."""
+"""`facts.held_out_real`: the real market judged by the same test as a simulated one (each real window of the
+simulated length held out and banded with the days outside it), so a FAIL of `liq realism` can be read against how often real windows fail."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def stationary_market(weeks: int, oi_usd: np.ndarray | None = None, seed: int = 
 
 
 def test_each_run_of_weeks_is_held_out_once_and_every_statistic_is_counted():
-    held = facts.held_out_real(facts.fact_rows(stationary_market(8)), n_blocks=2, resamples=40)
+    held = facts.held_out_real(facts.fact_rows(stationary_market(8), 1), window_days=14, resamples=40)
     assert held.windows == 7 and len(held.failed_counts) == 7
     assert set(held.failures) == {s.name for s in facts.STATISTICS}
     assert held.all_pass == sum(c == 0 for c in held.failed_counts)
@@ -39,10 +39,10 @@ def test_each_run_of_weeks_is_held_out_once_and_every_statistic_is_counted():
 def test_a_week_unlike_the_others_fails_when_it_is_held_out():
     oi = np.full(8 * facts.HOURS_PER_WEEK, 2.4e9)
     oi[3 * facts.HOURS_PER_WEEK:4 * facts.HOURS_PER_WEEK] = 0.6e9  # week 4: four times the liquidations per OI
-    held = facts.held_out_real(facts.fact_rows(stationary_market(8, oi_usd=oi)), n_blocks=1, resamples=40)
+    held = facts.held_out_real(facts.fact_rows(stationary_market(8, oi_usd=oi), 1), window_days=7, resamples=40)
     assert held.failures["liq_pct_oi_per_day"] >= 1
     assert held.failed_counts[3] >= 1
 
 
 def test_a_real_window_too_short_to_hold_out_gives_none():
-    assert facts.held_out_real(facts.fact_rows(stationary_market(3)), n_blocks=2, resamples=40) is None
+    assert facts.held_out_real(facts.fact_rows(stationary_market(3), 1), window_days=14, resamples=40) is None
