@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from liq_pipeline.sim import facts
-from liq_pipeline_tests.sim.test_realism_held_out import stationary_market
+from liq_pipeline_tests.support.realism_markets import stationary_market
 
 
 def correlated_normal(n: int, rng: np.random.Generator, stats: int = 13, rho: float = 0.3) -> np.ndarray:
