@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episode", choices=sorted(EPISODES), default=None,
                    help="compare with one real episode of the window only (bands from its days): "
                         + "; ".join(f"{e.name} = {e.what}" for e in EPISODES.values()).replace("%", "%%"))
-    p.add_argument("--resamples", type=int, default=None, help="block-bootstrap resamples behind each band")
+    p.add_argument("--resamples", type=int, default=None,
+                   help="resampled real windows (moving-block bootstrap) behind each band")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=realism_command)
 

@@ -338,8 +338,8 @@ def bands(real: FactRows, window_days: int, resamples: int = BOOTSTRAP_RESAMPLES
     """A prediction band for a window of `window_days` days: real windows of that length built by a
     moving-block bootstrap of days (blocks of `block_days` consecutive real days starting on any day, drawn
     with replacement; `real` keyed by day, fact_rows(m, 1)), and per statistic the interval a new window of
-    that length falls in on every statistic at once with probability `coverage` (`prediction_band`). Days skip[0]..skip[1]-1
-    are never drawn (`held_out_real`)."""
+    that length falls in on every statistic at once with probability `coverage` (`prediction_band`). Days
+    skip[0]..skip[1]-1 are never drawn (`held_out_real`)."""
     n_days = int(real.hour["block"].max()) + 1
     starts = _block_starts(n_days, block_days, skip)
     if starts.size == 0:
