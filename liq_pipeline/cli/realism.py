@@ -1,5 +1,5 @@
 """`liq realism`: the stylized facts of a simulated market beside the real development window, with a
-tolerance band per statistic from the real window's own weeks and a PASS/FAIL verdict (sim/facts.py).
+simultaneous band from real windows of the same length and a PASS/FAIL verdict (sim/facts.py).
 
 Exit code 0 when every statistic passes, 1 when one fails or cannot be decided, 2 on bad input.
 """
@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episode", choices=sorted(EPISODES), default=None,
                    help="compare with one real episode of the window only (bands from its days): "
                         + "; ".join(f"{e.name} = {e.what}" for e in EPISODES.values()).replace("%", "%%"))
-    p.add_argument("--resamples", type=int, default=None, help="block-bootstrap resamples behind each band")
+    p.add_argument("--resamples", type=int, default=None,
+                   help="resampled real windows (moving-block bootstrap) behind each band")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=realism_command)
 
@@ -65,13 +66,13 @@ def realism_command(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     # An episode is too short to resample by weeks: its days are the blocks.
     block_days = 1 if episode else facts.BLOCK_DAYS
-    rows = facts.compare(simulated, real, resamples=resamples, block_days=block_days)
+    rows, band = facts.compare_with_bands(simulated, real, resamples=resamples, block_days=block_days)
     failed = [r.name for r in rows if r.verdict != "PASS"]
-    n_blocks = max(1, round(simulated.days / block_days))
-    held = facts.held_out_real(facts.fact_rows(real, block_days), n_blocks, resamples, block_days=block_days)
+    held = facts.held_out_real(facts.fact_rows(real, 1), simulated.days, resamples, block_days=block_days)
     if args.json:
         print(json.dumps({"simulated": str(sim_dir), "real": str(real_dir), "symbol": args.symbol,
-                          "episode": args.episode, "block_days": block_days,
+                          "episode": args.episode, "block_days": block_days, "window_days": band.window_days,
+                          "coverage_all_statistics": facts.BAND_COVERAGE, "sd_multiplier": band.k,
                           "binance_share_of_three": fact_series.BINANCE_SHARE_OF_THREE,
                           "statistics": [{"name": r.name, "simulated": r.simulated, "real": r.real,
                                           "band": list(r.band), "verdict": r.verdict} for r in rows],
@@ -81,26 +82,28 @@ def realism_command(args: argparse.Namespace) -> int:
     else:
         print(f"{args.symbol}: {simulated.days} simulated days ({sim_dir}) vs {args.real_symbol}: {real.days} real days "
               f"({real_dir})")
-        unit = "day" if block_days == 1 else "week"
+        unit = "day" if block_days == 1 else f"{block_days} days"
         if episode:
             print(f"real episode: {episode.what} (the `{episode.scenario}` scenario's)")
-        print(f"band: central {facts.BAND_COVERAGE:.0%} of {resamples} real windows of "
-              f"{n_blocks} whole {unit}s drawn with replacement "
-              f"(block bootstrap over {unit}s)")
+        print(f"band: a real window of {band.window_days} days falls inside all {len(rows)} at once with probability "
+              f"{facts.BAND_COVERAGE:.0%} (simultaneous prediction band, mean +- {band.k:.2f} sd on each statistic's "
+              f"scale); mean, sd and correlation from {resamples} real windows built by a moving-block bootstrap "
+              f"of real days, blocks of {unit} starting on any day")
         share = fact_series.BINANCE_SHARE_OF_THREE
         print(f"real liquidations are Binance + Bybit + OKX scaled by {share} "
               f"(assumption: Binance alone runs at ~{share}x the three-exchange series); simulated: {share} x the "
               f"capped forceOrder stream + {1 - share:.1f} x every liquidation (the uncapped feeds), at the stream's total")
-        print(facts.format_table(rows, band_label=f"band (real {'episode days' if episode else 'weeks'})"))
+        print(facts.format_table(rows, band_label=f"band ({band.window_days}-day real windows)"))
         print(f"{len(rows) - len(failed)}/{len(rows)} pass" + (f"; not passing: {', '.join(failed)}" if failed else ""))
-        print(_held_out_line(held, n_blocks, unit, len(rows)))
+        print(_held_out_line(held, band.window_days, len(rows), facts.BAND_COVERAGE))
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _held_out_line(held: HeldOut | None, n_blocks: int, unit: str, n_stats: int) -> str:
+def _held_out_line(held: HeldOut | None, window_days: int, n_stats: int, coverage: float) -> str:
     """How the real market does on the same test: what a FAIL is worth (facts.held_out_real)."""
     if held is None:
-        return f"the real window is too short to hold out {n_blocks} {unit}(s) and band them with the rest"
+        return f"the real window is too short to hold out {window_days} days and band them with the rest"
     median = sorted(held.failed_counts)[len(held.failed_counts) // 2]
-    return (f"the real market on the same test: {held.all_pass}/{held.windows} of its own windows of {n_blocks} "
-            f"{unit}(s), held out and banded with the rest, pass all {n_stats} (median {median} failing)")
+    return (f"the real market on the same test: {held.all_pass}/{held.windows} of its own {window_days}-day windows, "
+            f"each held out and banded with the days outside it, pass all {n_stats} (nominal "
+            f"{coverage:.0%}; median {median} failing)")

@@ -1,11 +1,15 @@
 """Stylized facts of a perpetual-futures market, computed the same way on a simulated and on a real window.
 
 Every statistic is an aggregate over hourly rows (klines, open interest, liquidations), daily rows and
-funding settlements, so the real window's own weeks can be resampled to give each statistic a tolerance
-band (a block bootstrap over whole weeks: hours inside a week stay together, so intraday structure and the
-book's carry-over are kept). A simulated window passes a statistic when its value falls inside the band of
-real windows of the same length in weeks. A short real episode (sim/episodes.py) is resampled by whole
-days instead (`block_days=1`): it has too few weeks. Plain numpy, no I/O: `fact_series.py` loads the inputs.
+funding settlements, so real windows of the simulated window's length can be resampled from the real days
+to give each statistic a band: a moving-block bootstrap of days (blocks of a week starting on any day, so
+intraday structure and a week's carry-over are kept) gives the mean, spread and correlation of the
+statistics over real windows of that length, and `prediction_band` turns them into a simultaneous 95 %
+prediction band: a new window like the real ones passes every statistic with probability 95 %, the nominal
+rate (per-statistic 95 % intervals from the resampled windows' quantiles let a held-out real week pass
+all 13 in 1 of 11). A short real episode (sim/episodes.py) is resampled by single
+days (`block_days=1`): it has too few weeks. `held_out_real` measures how often real windows themselves pass.
+Plain numpy, no I/O: `fact_series.py` loads the inputs.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from scipy import stats as sps
 
 HOURS_PER_DAY = 24
 HOURS_PER_WEEK = 168
-#: Length of the bootstrap's blocks: whole weeks by default.
+#: Length of the moving-block bootstrap's blocks in days: a week by default (each block starts on any day).
 BLOCK_DAYS = 7
 #: The funding rate Binance charges when the premium is inside the clamp (interest 0.03 %/day per 8 h).
 INTEREST_RATE_8H = 1e-4
 #: Share of the hours with the most liquidated notional in `top_hours_share`.
 TOP_HOURS_FRACTION = 0.05
-#: Block-bootstrap resamples behind each band, and the central share of them the band keeps.
+#: Resampled real windows behind each band, and the share of them the band holds on all statistics at once.
 BOOTSTRAP_RESAMPLES = 400
 BAND_COVERAGE = 0.95
 
@@ -211,22 +215,28 @@ class Statistic:
     description: str
     fmt: str
     compute: Callable[[FactRows], float]
+    #: Scale its band is built on (`prediction_band`): "log" (a positive level), "atanh" (a correlation),
+    #: "share" (in [0, 1]) or "linear".
+    scale: str = "linear"
 
 
 STATISTICS: tuple[Statistic, ...] = (
-    Statistic("liq_pct_oi_per_day", "liquidated notional per day, % of OI", "{:.3f}", liq_pct_of_oi_per_day),
-    Statistic("funding_at_interest_share", "funding settlements at exactly 1e-4", "{:.3f}", funding_at_interest_share),
+    Statistic("liq_pct_oi_per_day", "liquidated notional per day, % of OI", "{:.3f}", liq_pct_of_oi_per_day,
+              "log"),
+    Statistic("funding_at_interest_share", "funding settlements at exactly 1e-4", "{:.3f}",
+              funding_at_interest_share, "share"),
     Statistic("funding_q10", "funding rate, 10th percentile (per 8 h)", "{:+.2e}", funding_quantile(0.10)),
     Statistic("funding_q50", "funding rate, median (per 8 h)", "{:+.2e}", funding_quantile(0.50)),
     Statistic("funding_q90", "funding rate, 90th percentile (per 8 h)", "{:+.2e}", funding_quantile(0.90)),
-    Statistic("vol_ratio", "annualised vol hourly / daily", "{:.3f}", vol_ratio_hourly_daily),
-    Statistic("ret_autocorr_1h", "hourly return autocorrelation (lag 1)", "{:+.3f}", hourly_return_autocorr),
-    Statistic("oi_churn_per_day", "hourly OI churn Σ|ΔOI_h|/OI per day", "{:.3f}", hourly_oi_churn_per_day),
-    Statistic("daily_abs_doi_pct", "mean daily |ΔOI|, %", "{:.2f}", mean_daily_abs_oi_change_pct),
-    Statistic("spearman_liq_range", "Spearman(hourly liquidations, hour's range)", "{:.3f}", spearman_liq_vs_range),
-    Statistic("volume_over_oi", "traded volume per day / OI", "{:.2f}", volume_over_oi_per_day),
-    Statistic("liq_long_share", "long share of liquidated notional", "{:.3f}", long_share_of_liquidations),
-    Statistic("top5pct_hours_share", "share of liquidations in the top 5 % hours", "{:.3f}", top_hours_share),
+    Statistic("vol_ratio", "annualised vol hourly / daily", "{:.3f}", vol_ratio_hourly_daily, "log"),
+    Statistic("ret_autocorr_1h", "hourly return autocorrelation (lag 1)", "{:+.3f}", hourly_return_autocorr, "atanh"),
+    Statistic("oi_churn_per_day", "hourly OI churn Σ|ΔOI_h|/OI per day", "{:.3f}", hourly_oi_churn_per_day, "log"),
+    Statistic("daily_abs_doi_pct", "mean daily |ΔOI|, %", "{:.2f}", mean_daily_abs_oi_change_pct, "log"),
+    Statistic("spearman_liq_range", "Spearman(hourly liquidations, hour's range)", "{:.3f}", spearman_liq_vs_range,
+              "atanh"),
+    Statistic("volume_over_oi", "traded volume per day / OI", "{:.2f}", volume_over_oi_per_day, "log"),
+    Statistic("liq_long_share", "long share of liquidated notional", "{:.3f}", long_share_of_liquidations, "share"),
+    Statistic("top5pct_hours_share", "share of liquidations in the top 5 % hours", "{:.3f}", top_hours_share, "share"),
 )
 
 
@@ -234,26 +244,121 @@ def statistics(rows: FactRows) -> dict[str, float]:
     return {s.name: s.compute(rows) for s in STATISTICS}
 
 
-def bands(real: FactRows, n_blocks: int, resamples: int = BOOTSTRAP_RESAMPLES, coverage: float = BAND_COVERAGE,
-          seed: int = 0, block_days: int = BLOCK_DAYS) -> dict[str, tuple[float, float]]:
-    """Per statistic, the central `coverage` interval over `resamples` windows of `n_blocks` whole real blocks
-    (weeks by default; `real` cut into blocks of `block_days` by fact_rows) drawn with replacement (a block
-    bootstrap). Only complete blocks are drawn."""
-    full = np.flatnonzero(np.bincount(real.hour["block"]) == HOURS_PER_DAY * block_days)
-    if full.size == 0:
+def _window_days(rng: np.random.Generator, starts: np.ndarray, window_days: int, block_days: int) -> np.ndarray:
+    """Day indices of one resampled window: ceil(window_days / block_days) blocks of `block_days` consecutive
+    real days, their first days drawn with replacement from `starts`, cut to `window_days` days."""
+    k = -(-window_days // block_days)
+    first = rng.choice(starts, size=k)
+    return (first[:, None] + np.arange(block_days)[None, :]).ravel()[:window_days]
+
+
+def _block_starts(n_days: int, block_days: int, skip: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """First days of the blocks of `block_days` consecutive days inside `n_days` that do not overlap days
+    skip[0]..skip[1]-1."""
+    s = np.arange(max(0, n_days - block_days + 1))
+    return s[(s + block_days <= skip[0]) | (s >= skip[1])]
+
+
+#: Normal draws behind the simultaneous multiplier of `prediction_band`.
+_T_DRAWS = 20_000
+
+
+def prediction_band(draws: np.ndarray, scales: tuple[str, ...], window_days: int, pool_days: int, block_days: int,
+                    coverage: float = BAND_COVERAGE, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """A simultaneous prediction band for one new window from `draws` (resampled real windows x statistics).
+
+    Each statistic is taken to its scale ("log" for positive levels, "atanh" for correlations, "share" and
+    "linear" as they are), where its mean m and sd s over the resampled windows stand for real windows of
+    that length. A new window's statistic differs from m by its own spread and m's (m rests on `pool_days`
+    real days: variance s^2 x window/pool), and s rests on about pool_days / block_days independent blocks,
+    so the band is m +- k s sqrt(1 + window/pool) with k the `coverage` quantile of max |t| over the
+    statistics (a multivariate t with those degrees of freedom and the draws' correlation): a window like
+    the real ones passes *all* statistics with probability `coverage`. The empirical quantiles of the draws
+    alone cannot do that: a band from eleven real weeks stops at their extremes, and a new week falls outside
+    them on one of 13 statistics most of the time (docs/simulator.md). Shares are cut to [0, 1]. Returns
+    (lo, hi, k). A NaN draw (a statistic a resample cannot compute) is left out of its statistic's moments."""
+    # A level that is zero in some window (no OI change) cannot go to logs: linear, cut at 0 like a share.
+    scales = tuple("share" if sc == "log" and np.any(draws[:, j] <= 0) else sc for j, sc in enumerate(scales))
+    x = np.column_stack([_to_scale(draws[:, j], sc) for j, sc in enumerate(scales)])
+    ok = np.isfinite(x)
+    count = ok.sum(axis=0)
+    mean = np.where(count > 0, np.nansum(x, axis=0) / np.maximum(count, 1), np.nan)
+    dev = np.where(ok, x - mean, 0.0)
+    sd = np.sqrt((dev ** 2).sum(axis=0) / np.maximum(count - 1, 1))
+    z = dev / np.where(sd > 0, sd, 1.0)
+    corr = z.T @ z / max(z.shape[0] - 1, 1)
+    np.fill_diagonal(corr, 1.0)
+    w, v = np.linalg.eigh(corr)  # a correlation matrix may be singular (a constant statistic): its PSD root
+    root = v * np.sqrt(np.clip(w, 0.0, None))
+    dof = max(pool_days / block_days - 1.0, 1.0)
+    rng = np.random.default_rng(seed)
+    t = (rng.standard_normal((_T_DRAWS, corr.shape[0])) @ root.T) / np.sqrt(rng.chisquare(dof, (_T_DRAWS, 1)) / dof)
+    k = float(np.quantile(np.abs(t).max(axis=1), coverage))
+    half = k * sd * np.sqrt(1.0 + window_days / pool_days)
+    lo = np.array([_from_scale(m - h, sc) for m, h, sc in zip(mean, half, scales, strict=True)])
+    hi = np.array([_from_scale(m + h, sc) for m, h, sc in zip(mean, half, scales, strict=True)])
+    # The same in every real window (or never computable): the band is that value.
+    constant = ~(sd > 1e-9 * (1.0 + np.abs(mean)))
+    lo[constant], hi[constant] = np.nanmin(draws[:, constant], axis=0), np.nanmax(draws[:, constant], axis=0)
+    return lo, hi, k
+
+
+def _to_scale(x: np.ndarray, scale: str) -> np.ndarray:
+    if scale == "log":
+        return np.log(np.where(x > 0, x, np.nan))
+    if scale == "atanh":
+        return np.arctanh(np.clip(x, -0.999999, 0.999999))
+    return x
+
+
+def _from_scale(y: float, scale: str) -> float:
+    if scale == "log":
+        return float(np.exp(y))
+    if scale == "atanh":
+        return float(np.tanh(y))
+    if scale == "share":
+        return float(np.clip(y, 0.0, 1.0))
+    return float(y)
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The band of every statistic for a window of `window_days` days, and how it was built."""
+
+    band: dict[str, tuple[float, float]]
+    window_days: int
+    block_days: int
+    resamples: int
+    #: Multiplier of each statistic's sd (on its scale) that makes the band hold `coverage` of windows on all.
+    k: float
+
+
+def bands(real: FactRows, window_days: int, resamples: int = BOOTSTRAP_RESAMPLES, coverage: float = BAND_COVERAGE,
+          seed: int = 0, block_days: int = BLOCK_DAYS, skip: tuple[int, int] = (0, 0)) -> Bands:
+    """A prediction band for a window of `window_days` days: real windows of that length built by a
+    moving-block bootstrap of days (blocks of `block_days` consecutive real days starting on any day, drawn
+    with replacement; `real` keyed by day, fact_rows(m, 1)), and per statistic the interval a new window of
+    that length falls in on every statistic at once with probability `coverage` (`prediction_band`). Days
+    skip[0]..skip[1]-1 are never drawn (`held_out_real`)."""
+    n_days = int(real.hour["block"].max()) + 1
+    starts = _block_starts(n_days, block_days, skip)
+    if starts.size == 0:
         what = "week" if block_days == 7 else f"block of {block_days} day(s)"
         raise ValueError(f"the real window holds no complete {what}: it cannot give a band")
     rng = np.random.default_rng(seed)
-    draws = np.array([[s.compute(real.take_blocks(rng.choice(full, size=max(1, n_blocks)))) for s in STATISTICS]
-                      for _ in range(resamples)])
-    lo, hi = np.nanquantile(draws, [(1 - coverage) / 2, (1 + coverage) / 2], axis=0)
-    return {s.name: (float(a), float(b)) for s, a, b in zip(STATISTICS, lo, hi, strict=True)}
+    draws = np.array([[s.compute(real.take_blocks(_window_days(rng, starts, max(1, window_days), block_days)))
+                       for s in STATISTICS] for _ in range(resamples)])
+    pool_days = n_days - (min(skip[1], n_days) - min(skip[0], n_days))
+    lo, hi, k = prediction_band(draws, tuple(s.scale for s in STATISTICS), max(1, window_days), pool_days,
+                                block_days, coverage, seed)
+    return Bands({s.name: (float(a), float(b)) for s, a, b in zip(STATISTICS, lo, hi, strict=True)},
+                 max(1, window_days), block_days, resamples, k)
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The real market judged as `compare` judges a simulated one: each run of `n_blocks` consecutive real
-    blocks held out in turn against the bands of the remaining blocks. How often a real window itself fails."""
+    """The real market judged as `compare` judges a simulated one: each real window of the simulated length
+    held out in turn against the band built from the days outside it. How often a real window itself fails."""
 
     windows: int
     all_pass: int
@@ -263,23 +368,22 @@ class HeldOut:
     failed_counts: tuple[int, ...]
 
 
-def held_out_real(real: FactRows, n_blocks: int, resamples: int = BOOTSTRAP_RESAMPLES,
+def held_out_real(real: FactRows, window_days: int, resamples: int = BOOTSTRAP_RESAMPLES,
                   coverage: float = BAND_COVERAGE, seed: int = 0, block_days: int = BLOCK_DAYS) -> HeldOut | None:
-    """Hold out each run of `n_blocks` consecutive complete real blocks, band it with the other blocks
-    (`bands`), and count the statistics that fail; None when fewer than `n_blocks` blocks would remain to
-    resample. A test that needs every statistic to pass is only as strict as this: with 13 statistics at a
-    95 % band each, a real window itself rarely passes all of them (docs/simulator.md)."""
-    full = np.flatnonzero(np.bincount(real.hour["block"]) == HOURS_PER_DAY * block_days)
-    n = max(1, n_blocks)
-    if full.size < 2 * n:
+    """Hold out each real window of `window_days` days (one starting every `block_days` days), band it with
+    blocks drawn from the days outside it (`bands`, `real` keyed by day), and count the statistics that fail;
+    None when fewer days than the window remain outside it. With a band of `coverage` for all statistics at
+    once, a real window should pass all of them at about that rate if the days outside it stand for it; how
+    far below it the real window falls is the non-stationarity the band cannot see (docs/simulator.md)."""
+    n_days = int(real.hour["block"].max()) + 1
+    n = max(1, window_days)
+    if n_days - n < n:
         return None
     failures = {s.name: 0 for s in STATISTICS}
     counts = []
-    for start in range(full.size - n + 1):
-        held = full[start:start + n]
-        rest = real.take_blocks(np.setdiff1d(full, held))
-        b = bands(rest, n, resamples, coverage, seed, block_days)
-        s = statistics(real.take_blocks(held))
+    for start in range(0, n_days - n + 1, block_days):
+        b = bands(real, n, resamples, coverage, seed, block_days, skip=(start, start + n)).band
+        s = statistics(real.take_blocks(np.arange(start, start + n)))
         bad = [k for k, (lo, hi) in b.items() if not lo <= s[k] <= hi]
         for k in bad:
             failures[k] += 1
@@ -304,13 +408,18 @@ class FactRow:
 
 def compare(simulated: HourlyMarket, real: HourlyMarket, resamples: int = BOOTSTRAP_RESAMPLES,
             seed: int = 0, block_days: int = BLOCK_DAYS) -> list[FactRow]:
-    """Each statistic on both markets, with the band of real windows as long (in blocks of `block_days`:
-    weeks by default) as the simulated one."""
-    sim_rows, real_rows = fact_rows(simulated, block_days), fact_rows(real, block_days)
-    n_blocks = max(1, int(round(simulated.days / block_days)))
+    """Each statistic on both markets, with the simultaneous band of real windows as long (in days) as the
+    simulated one, resampled in blocks of `block_days` consecutive real days (weeks by default)."""
+    return compare_with_bands(simulated, real, resamples, seed, block_days)[0]
+
+
+def compare_with_bands(simulated: HourlyMarket, real: HourlyMarket, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0, block_days: int = BLOCK_DAYS) -> tuple[list[FactRow], Bands]:
+    """`compare`, and the bands with how they were built."""
+    sim_rows, real_rows = fact_rows(simulated, 1), fact_rows(real, 1)
     s, r = statistics(sim_rows), statistics(real_rows)
-    b = bands(real_rows, n_blocks, resamples, seed=seed, block_days=block_days)
-    return [FactRow(st.name, st.description, s[st.name], r[st.name], b[st.name]) for st in STATISTICS]
+    b = bands(real_rows, simulated.days, resamples, seed=seed, block_days=block_days)
+    return [FactRow(st.name, st.description, s[st.name], r[st.name], b.band[st.name]) for st in STATISTICS], b
 
 
 def format_table(rows: list[FactRow], header: tuple[str, str] = ("simulated", "real"),

@@ -101,7 +101,7 @@ def test_a_statistic_that_cannot_be_computed_is_inconclusive_not_passed():
 
 def test_bands_need_a_complete_real_week():
     with pytest.raises(ValueError, match="no complete week"):
-        facts.bands(facts.fact_rows(market(days=6)), 1)
+        facts.bands(facts.fact_rows(market(days=6), 1), 7)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def short_calm(tmp_path_factory):
 @pytest.mark.slow  # simulates ten calm days
 def test_realism_on_a_short_calm_window(short_calm, capsys):
     """`liq realism` on 7 simulated calm days after a 3-day warm-up, against the real development window:
-    every statistic must pass except those docs/simulator.md lists as not yet reproduced."""
+    every statistic must pass (none is listed as not yet reproduced)."""
     from liq_pipeline.apps.scorecard import real_data_dir
     from liq_pipeline.cli import main as cli
 
@@ -136,12 +136,10 @@ def test_realism_on_a_short_calm_window(short_calm, capsys):
     assert code == (1 if failing else 0)
 
 
-#: Statistics this window fails (docs/simulator.md, "What does not match yet"): the rank correlation of hourly
-#: liquidations with the hour's range reads 0.916 on this week, above its band (to 0.902). Measured there: not
-#: a bias (days 4-10 of seeds 1-4 read 0.876, 0.832, 0.902, 0.755; mean with seed 7 0.856, real 0.868), but
-#: every one of those five seeds fails some statistic on one week, and the real market's own weeks, each held
-#: out and banded with the other ten, pass all 13 in 1 of 11. Any other statistic failing fails the suite.
-KNOWN_MISSES = {"spearman_liq_range"}
+#: Statistics this window may fail (docs/simulator.md, "What does not match yet"): none. Spearman(liquidations,
+#: range), the one listed until the bands became simultaneous prediction bands for a window of the simulated
+#: length, reads 0.916 on this week inside its band [0.557, 0.953]. Any statistic failing fails the suite.
+KNOWN_MISSES: set[str] = set()
 
 
 def test_realism_names_a_folder_that_is_not_a_simulation(tmp_path, capsys):
