@@ -1,0 +1,113 @@
+"""Per-test wall and CPU time, every process a test starts included (docs/development.md#time).
+
+A pytest plugin, off unless asked for: `LIQ_TEST_CPU_LOG=times.jsonl pytest -p
+liq_pipeline_tests.support.cpu_log ...`. Each pytest process (each xdist worker) moves itself into a cgroup
+of its own (cgroup v1 `cpuacct`, root only), so the CPU of the servers, browsers and step processes its tests
+start is counted even when they leave the process tree (a daemonized Postgres, a forkserver's children);
+without that permission the worker's own CPU and its waited-for children (`getrusage`) are logged instead.
+One JSON line per test: node id, worker, start and end (epoch s), wall s, CPU s (setup, call and teardown:
+a module or session fixture counts in the test that built it), whether it is marked slow.
+`python -m liq_pipeline_tests.support.cpu_log times.jsonl` prints CPU per file, the costliest tests and each
+worker's busy span."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+class _Meter:
+    def __init__(self) -> None:
+        self.group: Path | None = None
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        if os.access(CPUACCT / "cgroup.procs", os.W_OK):
+            group = CPUACCT / f"liq-test-{self.worker}-{os.getpid()}"
+            group.mkdir(exist_ok=True)
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+            self.group = group
+
+    def cpu_s(self) -> float:
+        if self.group is not None:
+            return int((self.group / "cpuacct.usage").read_text()) / 1e9
+        own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def close(self) -> None:
+        if self.group is None:
+            return
+        (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+        try:  # processes still running in it (a leaked server) keep it: say so rather than fail
+            self.group.rmdir()
+        except OSError as error:
+            print(f"cpu_log: {self.group} left in place: {error}")
+
+
+_meter: _Meter | None = None
+_log: Path | None = None
+
+
+def pytest_configure(config):
+    global _meter, _log
+    target = os.environ.get("LIQ_TEST_CPU_LOG")
+    if target and _meter is None:
+        _log, _meter = Path(target), _Meter()
+
+
+def pytest_unconfigure(config):
+    if _meter is not None:
+        _meter.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if _meter is None:
+        yield
+        return
+    start, cpu = time.time(), _meter.cpu_s()
+    yield
+    end = time.time()
+    row = {"test": item.nodeid, "worker": _meter.worker, "start": round(start, 3), "end": round(end, 3),
+           "wall_s": round(end - start, 3), "cpu_s": round(_meter.cpu_s() - cpu, 3),
+           "slow": item.get_closest_marker("slow") is not None}
+    with open(_log, "a") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+def summary(log: Path, top: int = 30) -> str:
+    """The log as text: CPU per file, the `top` tests by CPU, and each worker's busy span."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    files: dict[str, list[float]] = {}
+    for row in rows:
+        wall_cpu = files.setdefault(row["test"].split("::", 1)[0], [0.0, 0.0, 0])
+        wall_cpu[0] += row["wall_s"]
+        wall_cpu[1] += row["cpu_s"]
+        wall_cpu[2] += 1
+    fast = [r for r in rows if not r.get("slow", True)]
+    out = [f"{len(rows)} tests, CPU {sum(r['cpu_s'] for r in rows):.1f} s, wall {sum(r['wall_s'] for r in rows):.1f} s; "
+           f"not slow: {len(fast)} tests, CPU {sum(r['cpu_s'] for r in fast):.1f} s",
+           "", "per file (CPU s, wall s, tests):"]
+    out += [f"{cpu:8.1f} {wall:8.1f} {n:4d}  {name}"
+            for name, (wall, cpu, n) in sorted(files.items(), key=lambda kv: -kv[1][1])]
+    out += ["", f"top {top} tests (CPU s, wall s):"]
+    out += [f"{r['cpu_s']:8.1f} {r['wall_s']:8.1f}  {r['worker']:5s} {r['test']}"
+            for r in sorted(rows, key=lambda r: -r["cpu_s"])[:top]]
+    t0 = min(r["start"] for r in rows)
+    out += ["", "workers (first start, last end, busy wall s, CPU s, tests), s from the first start:"]
+    for worker in sorted({r["worker"] for r in rows}):
+        mine = [r for r in rows if r["worker"] == worker]
+        out.append(f"{worker:5s} {min(r['start'] for r in mine) - t0:7.1f} {max(r['end'] for r in mine) - t0:7.1f} "
+                   f"{sum(r['wall_s'] for r in mine):7.1f} {sum(r['cpu_s'] for r in mine):7.1f} {len(mine):4d}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summary(Path(sys.argv[1]), *(int(a) for a in sys.argv[2:3])))
