@@ -23,15 +23,32 @@ import pytest
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 
+def _own_cpuacct() -> Path:
+    """This process's cpuacct cgroup folder (the hierarchy's root when none is named)."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "cpuacct" in controllers.split(","):
+                return CPUACCT / path.lstrip("/")
+    except (OSError, ValueError):
+        pass
+    return CPUACCT
+
+
 class _Meter:
     def __init__(self) -> None:
         self.group: Path | None = None
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        if os.access(CPUACCT / "cgroup.procs", os.W_OK):
-            group = CPUACCT / f"liq-test-{self.worker}-{os.getpid()}"
-            group.mkdir(exist_ok=True)
-            (group / "cgroup.procs").write_text(str(os.getpid()))
-            self.group = group
+        self.parent = _own_cpuacct()
+        if os.access(self.parent / "cgroup.procs", os.W_OK):
+            # A child of the cgroup the process is in, so whatever accounts for that one still sees this CPU.
+            group = self.parent / f"liq-test-{self.worker}-{os.getpid()}"
+            try:
+                group.mkdir(exist_ok=True)
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+                self.group = group
+            except OSError:  # no permission after all: fall back to getrusage
+                self.group = None
 
     def cpu_s(self) -> float:
         if self.group is not None:
@@ -42,7 +59,7 @@ class _Meter:
     def close(self) -> None:
         if self.group is None:
             return
-        (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+        (self.parent / "cgroup.procs").write_text(str(os.getpid()))
         try:  # processes still running in it (a leaked server) keep it: say so rather than fail
             self.group.rmdir()
         except OSError as error:
@@ -54,10 +71,11 @@ _log: Path | None = None
 
 
 def pytest_configure(config):
-    global _meter, _log
+    global _log
     target = os.environ.get("LIQ_TEST_CPU_LOG")
-    if target and _meter is None:
-        _log, _meter = Path(target), _Meter()
+    if target:
+        _log = Path(target)
+        _log.parent.mkdir(parents=True, exist_ok=True)
 
 
 def pytest_unconfigure(config):
@@ -67,9 +85,12 @@ def pytest_unconfigure(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    if _meter is None:
+    global _meter
+    if _log is None:
         yield
         return
+    if _meter is None:  # made by the process that runs tests (not by xdist's controller, which runs none)
+        _meter = _Meter()
     start, cpu = time.time(), _meter.cpu_s()
     yield
     end = time.time()
