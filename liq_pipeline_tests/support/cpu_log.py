@@ -12,6 +12,7 @@ worker's busy span."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
@@ -35,18 +36,31 @@ def _own_cpuacct() -> Path:
     return CPUACCT
 
 
+def _remove_stale(parent: Path) -> None:
+    """Remove the empty groups of earlier runs whose pytest process is gone."""
+    for group in parent.glob("liq-test-*-*"):
+        pid = group.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                group.rmdir()
+            except OSError:  # a process of that run still in it
+                pass
+
+
 class _Meter:
     def __init__(self) -> None:
         self.group: Path | None = None
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.parent = _own_cpuacct()
         if os.access(self.parent / "cgroup.procs", os.W_OK):
+            _remove_stale(self.parent)
             # A child of the cgroup the process is in, so whatever accounts for that one still sees this CPU.
             group = self.parent / f"liq-test-{self.worker}-{os.getpid()}"
             try:
                 group.mkdir(exist_ok=True)
                 (group / "cgroup.procs").write_text(str(os.getpid()))
                 self.group = group
+                atexit.register(self.close)  # xdist workers may exit without pytest_unconfigure
             except OSError:  # no permission after all: fall back to getrusage
                 self.group = None
 
@@ -57,7 +71,7 @@ class _Meter:
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     def close(self) -> None:
-        if self.group is None:
+        if self.group is None or not self.group.exists():
             return
         (self.parent / "cgroup.procs").write_text(str(os.getpid()))
         try:  # processes still running in it (a leaked server) keep it: say so rather than fail
