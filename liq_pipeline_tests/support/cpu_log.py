@@ -117,7 +117,12 @@ def pytest_runtest_protocol(item, nextitem):
 
 def summary(log: Path, top: int = 30) -> str:
     """The log as text: CPU per file, the `top` tests by CPU, and each worker's busy span."""
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in log.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # an empty line, or one cut short (a full disk, a killed worker)
+            continue
     files: dict[str, list[float]] = {}
     for row in rows:
         wall_cpu = files.setdefault(row["test"].split("::", 1)[0], [0.0, 0.0, 0])
