@@ -18,13 +18,15 @@ os.environ.setdefault("LIQ_END_DATE", "yesterday")
 import hypothesis  # noqa: E402, F401
 
 TESTS = Path(__file__).resolve().parent
-# The costliest test files, most CPU first (measured per file, docs/development.md#time), started first under
-# xdist so the short files fill both workers at the end (longest-first scheduling). The Postgres instance and
-# the browser test lead: most of their time is waiting on their own servers.
-LONGEST_FIRST = ["deploy/test_prod_local.py", "e2e/test_ui_backfill.py", "market/test_hostile_inputs.py",
-                 "warehouse/test_parquet_storage.py", "apps/test_compare.py", "assets/test_validation_assets.py",
-                 "cli/test_kline_only_mirror.py", "cli/test_real_data_slice.py", "market/test_file_identity.py",
-                 "market/test_no_data_lost.py", "pipeline/test_pipeline_chain.py", "sim/test_realism_facts.py",
+# The costliest test files, most CPU first (measured per file over every process a test starts, support/cpu_log.py,
+# docs/development.md#time), started first under xdist so the short files fill both workers at the end
+# (longest-first scheduling). The Postgres instance leads, on one worker; the Parquet comparison comes second so
+# the other worker builds the shared market at once (while the Postgres test runs, nothing else waits for it:
+# a market user scheduled while another worker builds it idles on the lock, about 40 s in the run measured).
+LONGEST_FIRST = ["deploy/test_prod_local.py", "warehouse/test_parquet_storage.py", "e2e/test_ui_backfill.py",
+                 "market/test_hostile_inputs.py", "assets/test_validation_assets.py", "cli/test_real_data_slice.py",
+                 "cli/test_kline_only_mirror.py", "apps/test_serve.py", "pipeline/test_pipeline_chain.py",
+                 "market/test_file_identity.py", "market/test_no_data_lost.py", "sim/test_realism_facts.py",
                  "assets/test_model_assets.py"]
 # Files whose tests share no module or session fixture worth building twice: under `make test` each of their
 # tests is a unit of work of its own, so one long file (the Hypothesis properties: 104 s of CPU) is shared by
