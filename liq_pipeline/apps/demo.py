@@ -120,11 +120,13 @@ def run_demo(days: int = config.DEMO_DAYS, seed: int = 7, model_days: int | None
     config.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
     from liq_pipeline.apps.event_storage import fast_event_storage
     from liq_pipeline.pipeline import workers
+    from liq_pipeline.warehouse import book_cache
 
     # The warehouse stays open throughout (its connections join it); pictures and oracle maps are computed on
     # the other cores while the chain goes on (pipeline/workers.py); Dagster's event storage neither waits for
-    # the disk nor builds a new engine at each event (apps/event_storage.py). None changes what is stored or shown.
-    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES), fast_event_storage(home):
+    # the disk nor builds a new engine at each event (apps/event_storage.py); each day's books start the next day
+    # from memory, as stored (warehouse/book_cache.py). None changes what is stored or shown.
+    with _warehouse_open() as con, workers.running_in(WORKER_PROCESSES), fast_event_storage(home), book_cache.sharing():
         ok = _materialize(out_dir, symbols, start, first_model, last, months if validate else [], con)
     if not ok:
         print("see the run in the Dagster UI (make ui) for the error")

@@ -539,16 +539,23 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     low = np.asarray(inputs.mark_low, dtype=np.float64)
     high = np.asarray(inputs.mark_high, dtype=np.float64)
     new_low, new_high = extreme_order(low, high, inputs.mark_close)
+    # Cells past z open later in the day and hold 0 until then, so each step works on N[:z] only. The sums
+    # stay over the whole book (`work` is 0 past z): numpy's pairwise sum depends on the array's length, and
+    # the same length gives the same bits as before this was restricted (issue 29).
+    long_ok = [is_long & v for v in valid]
+    is_short = ~is_long
+    work = np.zeros(N.size)
     for t in range(T):
         a, z = n0 + offsets[t], n0 + offsets[t + 1]
         N[a:z] = add[a:z]
+        Nz = N[:z]
         ep = epoch_of_step[t]
-        lp_t = lps[ep]
-        hit = np.zeros(N.size, dtype=bool)
+        lp_t = lps[ep][:z]
+        hit = np.zeros(z, dtype=bool)
         if np.isfinite(low[t]):
-            hit |= is_long & (lp_t >= low[t]) & valid[ep]
+            hit |= long_ok[ep][:z] & (lp_t >= low[t])
         if np.isfinite(high[t]):
-            hit |= ~is_long & (lp_t <= high[t])
+            hit |= is_short[:z] & (lp_t <= high[t])
         if a < z and (new_low[t] != low[t] or new_high[t] != high[t]):
             fresh_long, fresh_lp = is_long[a:z], lp_t[a:z]
             fresh_hit = np.zeros(z - a, dtype=bool)
@@ -557,24 +564,30 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
             if np.isfinite(new_high[t]):
                 fresh_hit |= ~fresh_long & (fresh_lp <= new_high[t])
             hit[a:z] = fresh_hit
-        hit &= N > 0
-        if hit.any():
-            gone = N[hit]
-            consumed[t] = np.bincount(row[hit], weights=gone, minlength=2)
-            per_weight[t] = np.bincount(lev_key[hit], weights=gone * inv_weight[hit], minlength=2 * L).reshape(2, L)
-            N[hit] = 0.0
-        N *= decay
+        hit &= Nz > 0
+        gone_at = np.flatnonzero(hit)
+        if gone_at.size:
+            gone = Nz[gone_at]
+            consumed[t] = np.bincount(row[gone_at], weights=gone, minlength=2)
+            per_weight[t] = np.bincount(lev_key[gone_at], weights=gone * inv_weight[gone_at],
+                                        minlength=2 * L).reshape(2, L)
+            Nz[gone_at] = 0.0
+        if decay != 1.0:
+            Nz *= decay
         target = inputs.oi_end_usd[t]
         excess = N.sum() - target if np.isfinite(target) else 0.0
         if excess > 0:
-            age_h = (step_end[t] - book.open_ms) / MS_PER_HOUR
-            h = lev_factor / (1.0 + np.maximum(age_h, 0.0) / params.age_hazard_hours)
-            pressure = float((N * h).sum())
-            x = np.minimum(1.0, excess * h / pressure) if pressure > 0 else np.zeros_like(N)
-            closed[t] = float((N * x).sum())
-            N *= 1.0 - x
+            age_h = (step_end[t] - book.open_ms[:z]) / MS_PER_HOUR
+            h = lev_factor[:z] / (1.0 + np.maximum(age_h, 0.0) / params.age_hazard_hours)
+            np.multiply(Nz, h, out=work[:z])
+            pressure = float(work.sum())
+            if pressure > 0:  # else nothing closes: x = 0
+                x = np.minimum(1.0, excess * h / pressure)
+                np.multiply(Nz, x, out=work[:z])
+                closed[t] = float(work.sum())
+                Nz *= 1.0 - x
         if snapshots:
-            snaps[t] = np.bincount(keys[ep], weights=N, minlength=2 * K + 1)
+            snaps[t] = np.bincount(keys[ep][:z], weights=Nz, minlength=2 * K + 1)
 
     end = Book.from_columns({**book.columns(), "funding_paid": paid, "notional_usd": N})
     end, expired = compact(end, int(step_end[-1]), params)

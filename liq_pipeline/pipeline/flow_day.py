@@ -16,6 +16,7 @@ from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.pipeline import workers
+from liq_pipeline.warehouse import book_cache
 from liq_pipeline.warehouse.io import write_frame
 from liq_pipeline.warehouse.readers.flow import (
     SIDES,
@@ -230,6 +231,10 @@ def materialize_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.da
     write_frame(con, "model.flow_snapshots", symbol, day, out["snapshots"])
     write_frame(con, "model.flow_steps", symbol, day, out["steps"])
     write_frame(con, "model.flow_candidate_books", symbol, day, out["candidate_books"])
+    for name, result in out["books"].items():  # D+1 starts from these (warehouse/book_cache.py, make demo)
+        book_cache.keep("model.flow_book", symbol, day, name, result.end_book)
+    for c in out["candidates"]:
+        book_cache.keep("model.flow_candidate_books", symbol, day, float(c["half_life_hours"]), c["end_book"])
     parameters, source = learn_parameters(con, symbol, day, out["engine_rows"], flow, out["candidates"])
     if source == "none":
         out["flags"].append("no public liquidations in the calibration window: prior leverage mix and share")

@@ -14,6 +14,7 @@ from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
 from liq_pipeline.model import variants
 from liq_pipeline.model.grid import PriceGrid
+from liq_pipeline.warehouse import book_cache
 from liq_pipeline.warehouse.io import exact_usd_sum as _usd
 from liq_pipeline.warehouse.io import table_exists
 from liq_pipeline.warehouse.readers.raw_day import load_day_inputs
@@ -145,6 +146,8 @@ _BOOK_COLUMNS = """epoch_ms(open_time) AS open_ms, CASE side WHEN 'long' THEN 1 
 
 def load_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str) -> fl.Book:
     """A variant's end book of `day` (empty when it was not computed)."""
+    if (got := book_cache.kept("model.flow_book", symbol, day, variant)) is not None:
+        return got
     if not table_exists(con, "model.flow_book"):
         return fl.Book.empty()
     f = con.execute(f"SELECT {_BOOK_COLUMNS} FROM model.flow_book WHERE symbol = ? AND day = ? AND variant = ? "
@@ -165,6 +168,8 @@ def load_latest_book(con: duckdb.DuckDBPyConnection, symbol: str, variant: str) 
 
 def load_candidate_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, half_life_hours: float) -> fl.Book:
     """The end book of `day` of the survival fit's candidate with this half-life (empty when none)."""
+    if (got := book_cache.kept("model.flow_candidate_books", symbol, day, float(half_life_hours))) is not None:
+        return got
     if not table_exists(con, "model.flow_candidate_books"):
         return fl.Book.empty()
     f = con.execute(f"""SELECT {_BOOK_COLUMNS} FROM model.flow_candidate_books
