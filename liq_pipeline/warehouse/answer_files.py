@@ -236,9 +236,10 @@ class HeatmapFile:
         header = _HEADERS.get(key)
         if header is None:
             header = self._parse_header(size, length, crc)
-            if len(_HEADERS) >= HEADER_CACHE:
+            while _HEADERS and len(_HEADERS) >= HEADER_CACHE:
                 del _HEADERS[next(iter(_HEADERS))]
-            _HEADERS[key] = header
+            if HEADER_CACHE > 0:
+                _HEADERS[key] = header
         self.header = header
         self.symbol: str = header["symbol"]
         self.day = dt.date.fromisoformat(header["day"])
