@@ -128,7 +128,7 @@ class _Views:
     rechecked at every connection (another process may have written it) and after this process's writes."""
 
     def __init__(self, root: str):
-        self.root, self.lock = root, threading.Lock()
+        self.root, self.lock = root, threading.RLock()
         self.db = duckdb.connect(":memory:")
         if is_remote(root):
             self.db.execute("INSTALL httpfs; LOAD httpfs;")
@@ -168,9 +168,10 @@ def _views(root: str) -> _Views:
         if views is None:
             views = _VIEWS[key] = _Views(root)
             return views
-    stale = views.stale()
-    if stale:
-        views.refresh(stale)
+    with views.lock:
+        stale = views.stale()
+        if stale:
+            views.refresh(stale)
     return views
 
 
@@ -179,7 +180,9 @@ def connect(root: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     in-memory DuckDB for `root`, see _Views; closing it leaves the views for the next one)."""
     if not is_remote(root) and not read_only:
         Path(root).mkdir(parents=True, exist_ok=True)
-    con = _views(root).db.cursor()
+    views = _views(root)
+    with views.lock:  # the shared connection is used by one thread at a time (a `liq serve` worker pool)
+        con = views.db.cursor()
     con.execute(f"SET VARIABLE {ROOT_VARIABLE} = ?", [root])
     return con
 

@@ -104,3 +104,29 @@ def test_a_table_another_process_fills_appears_at_the_next_connection(tmp_path):
     duckdb.sql(f"COPY (SELECT * EXCLUDE (symbol, day) FROM ({_rows(dt.date(2026, 1, 1))})) "
                f"TO '{folder / 'part.parquet'}' (FORMAT parquet)")
     assert parquet.connect(root).execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == 1
+
+
+def test_threads_connect_and_read_at_once(tmp_path):
+    import threading
+
+    root = str(tmp_path / "pq")
+    con = parquet.connect(root)
+    for n in (1, 2):
+        replace_partition(con, TABLE, SYMBOL, dt.date(2026, 1, n), _rows(dt.date(2026, 1, n)))
+    counts, errors = [], []
+
+    def read():
+        try:
+            for _ in range(20):
+                c = parquet.connect(root, read_only=True)
+                counts.append(c.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
+                c.close()
+        except Exception as e:  # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and counts == [2] * 80
