@@ -104,6 +104,7 @@ def bench_parquet_backfill(work: Path, trades_per_day: int = 200_000) -> dict:
         pq.execute(f"ATTACH '{work / 'duckdb' / 'warehouse' / 'liq.duckdb'}' AS duck (READ_ONLY)")
         tables = {t: compare_tables(pq, f"duck.{t}", t, keys, value) for t, (keys, value) in CHECKED.items()}
     finally:
+        pq.execute("DETACH DATABASE IF EXISTS duck")  # the views' DuckDB outlives the connection (warehouse/parquet.py)
         pq.close()
     return {"symbol_days": len(SYMBOLS) * DAYS, "trades_per_day": trades_per_day,
             "duckdb_one_writer_s": round(timings["duckdb"], 1), "parquet_two_processes_s": round(timings["parquet"], 1),

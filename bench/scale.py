@@ -210,6 +210,7 @@ def compare_storages(warehouse: Path, root: Path, days: list[dt.date]) -> dict:
                           "max_rel_diff": max(r["max_rel_diff"] for r in per_day),
                           "same": all(r["same"] for r in per_day)}
     finally:
+        pq.execute("DETACH DATABASE IF EXISTS duck")  # the views' DuckDB outlives the connection (warehouse/parquet.py)
         pq.close()
     return out
 

@@ -152,42 +152,70 @@ def _candle_minutes(span: dt.timedelta) -> int:
     return next((m for m in CANDLE_MINUTES if m >= want), CANDLE_MINUTES[-1])
 
 
-def leverage_share(src, q: Query, grid, days: np.ndarray) -> tuple[dict, str]:
+def _groups(day: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """A (day, side) group's number: days since 1970 × 2, + 1 for shorts."""
+    return day.astype("datetime64[D]").astype(np.int64) * 2 + (side < 0)
+
+
+@dataclass(frozen=True)
+class LeverageShares:
+    """`leverage_share`'s answer as dense tables over the book's (day, side) groups from `first_group` and its
+    bins from `first_bin`: `share[g, b]` the selected buckets' share of a bin (NaN where the book holds none),
+    `side_share[g]` the side's share that day, `covered[g]` whether the book has the group at all."""
+    first_group: int
+    first_bin: int
+    share: np.ndarray
+    side_share: np.ndarray
+    covered: np.ndarray
+
+
+def leverage_share(src, q: Query, grid, days: np.ndarray) -> tuple[LeverageShares, str]:
     """Per day partition, side and price bin: the share of the flow book's notional held by the selected
     leverage buckets, from the book at the end of that day (model.flow_book). Bins the book no longer holds
-    take the side's share of that day. Returns ({(day, side): (bins, share, side_share)}, note)."""
+    take the side's share of that day. One pass over the book (no mask per day and side): each bin's sums
+    add its rows in the book's order, as a bincount per (day, side) did, so the shares are the same bits."""
     book = src.flow_book_leverage(q.symbol, q.variant, grid, days.min().astype(dt.date), days.max().astype(dt.date))
     if book["notional_usd"].size == 0:
         raise ViewError("the leverage filter needs the flow book (model.flow_book), which is not materialized "
                         "for these days")
+    usd = book["notional_usd"]
     selected = np.isin(np.asarray(config.FLOW.leverages)[book["lev_bucket"]], q.leverages)
-    out = {}
-    for day in np.unique(book["day"]):
-        for side in (1, -1):
-            m = (book["day"] == day) & (book["side"] == side)
-            bins, inv = np.unique(book["bin_id"][m], return_inverse=True)
-            total = np.bincount(inv, weights=book["notional_usd"][m], minlength=bins.size)
-            chosen = np.bincount(inv, weights=book["notional_usd"][m] * selected[m], minlength=bins.size)
-            side_share = float(chosen.sum() / total.sum()) if total.sum() > 0 else 0.0
-            out[(day, side)] = (bins, chosen / np.where(total > 0, total, 1.0), side_share)
+    group, bins = _groups(book["day"], book["side"]), book["bin_id"].astype(np.int64)
+    g0, b0 = int(group.min()), int(bins.min())
+    shape = (int(group.max()) - g0 + 1, int(bins.max()) - b0 + 1)
+    cell = (group - g0) * shape[1] + (bins - b0)
+    total = np.bincount(cell, weights=usd, minlength=shape[0] * shape[1]).reshape(shape)
+    chosen = np.bincount(cell, weights=usd * selected, minlength=shape[0] * shape[1]).reshape(shape)
+    held = np.zeros(shape[0] * shape[1], bool)
+    held[cell] = True
+    held = held.reshape(shape)
+    covered = np.zeros(shape[0], bool)
+    covered[group - g0] = True
+    # The side's share as the sum over the bins it holds, in bin order (what the per-group sum did).
+    side_share = np.array([float(chosen[g][held[g]].sum() / total[g][held[g]].sum())
+                           if covered[g] and total[g][held[g]].sum() > 0 else 0.0 for g in range(shape[0])])
+    share = np.where(held, chosen / np.where(total > 0, total, 1.0), np.nan)
     note = ("leverage filter: each price bin keeps the share the selected leverage buckets hold of it in the flow "
             "book at the end of that day (exact at day ends, the day's mix in between)")
-    return out, note
+    return LeverageShares(g0, b0, share, side_share, covered), note
 
 
 def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.ndarray, notional: np.ndarray,
-                   shares: dict) -> np.ndarray:
-    """Cell notional × the selected buckets' share of its (day, side, bin) (`leverage_share`); days the book
-    does not cover keep nothing."""
-    out = np.zeros_like(notional)
-    for (day, side), (bins, share, side_share) in shares.items():
-        m = (cell_day == day) & (cell_side == side)
-        pos = np.searchsorted(bins, cell_bin[m])
-        inside = pos < bins.size
-        hit = inside & (bins[np.minimum(pos, bins.size - 1)] == cell_bin[m])
-        f = np.where(hit, share[np.minimum(pos, bins.size - 1)], side_share)
-        out[m] = notional[m] * f
-    return out
+                   shares: LeverageShares) -> np.ndarray:
+    """Cell notional × the selected buckets' share of its (day, side, bin) (`leverage_share`); a bin the book
+    does not hold takes its side's share of the day; (day, side) groups the book does not cover keep nothing.
+    Two table look-ups per cell, no search."""
+    if notional.size == 0:
+        return np.zeros_like(notional)
+    n_groups, n_bins = shares.share.shape
+    g = _groups(cell_day, cell_side) - shares.first_group
+    b = cell_bin.astype(np.int64) - shares.first_bin
+    in_g, in_b = (g >= 0) & (g < n_groups), (b >= 0) & (b < n_bins)
+    g, b = np.where(in_g, g, 0), np.where(in_b, b, 0)
+    covered = in_g & shares.covered[g]
+    bin_share = np.where(in_b, shares.share[g, b], np.nan)
+    f = np.where(np.isnan(bin_share), shares.side_share[g], bin_share)
+    return np.where(covered, notional * f, 0.0)
 
 
 def view(src, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
@@ -230,11 +258,11 @@ def view(src, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
         b0 = b1 = int(grid.bin_id(np.nanmean(lows))) if lows.size else 0
     col = np.searchsorted(shown, cells["snapshot_time"])
     nb = b1 - b0 + 1
-    long_m = np.zeros((nb, shown.size), np.float64)
-    short_m = np.zeros((nb, shown.size), np.float64)
+    # Each side summed per (bin, column) in the cells' order, as np.add.at did, but in one bincount.
     is_long = cells["side"] > 0
-    np.add.at(long_m, (cells["bin_id"][is_long] - b0, col[is_long]), notional[is_long])
-    np.add.at(short_m, (cells["bin_id"][~is_long] - b0, col[~is_long]), notional[~is_long])
+    flat = (cells["bin_id"] - b0) * shown.size + col
+    long_m = np.bincount(flat[is_long], notional[is_long], nb * shown.size).reshape(nb, shown.size)
+    short_m = np.bincount(flat[~is_long], notional[~is_long], nb * shown.size).reshape(nb, shown.size)
     realized = src.realized_liquidations(q.symbol, q.start, q.end)
     if realized.get("unavailable"):
         notes.append(f"realized liquidations not shown: {realized['unavailable']}")

@@ -112,9 +112,13 @@ def _epoch(col: str) -> str:
 
 
 def _bool(col: str) -> str:
+    """true or false in any case and with spaces around; anything else (an empty cell too) is an error. The
+    exact lower-case words Binance writes are matched first, so only other cells pay for lower(trim()) (a
+    fifth of the parse of an aggTrades day)."""
     return (
+        f"CASE {col} WHEN 'true' THEN true WHEN 'false' THEN false ELSE "
         f"CASE lower(trim({col})) WHEN 'true' THEN true WHEN 'false' THEN false "
-        f"ELSE error('is_buyer_maker must be true or false, got ' || coalesce({col}, 'an empty cell')) END"
+        f"ELSE error('is_buyer_maker must be true or false, got ' || coalesce({col}, 'an empty cell')) END END"
     )
 
 
@@ -149,6 +153,9 @@ class CheckedSelect:
     fast: str
     key: str
     full: str
+    #: Both selects set `symbol` and `day` to the partition's on every row: the parse may leave them out of
+    #: the rows it holds until the write, which adds them back as constants (market/ingest.py).
+    partition_constant: bool = False
 
 
 def agg_trades_checked_select(csv_path: Path, symbol: str, day: dt.date, only_day: bool = False) -> CheckedSelect:
@@ -163,7 +170,7 @@ def agg_trades_checked_select(csv_path: Path, symbol: str, day: dt.date, only_da
         FROM {read_csv_sql(csv_path, "aggTrades")}
         WHERE {_day_filter(_epoch('transact_time'), day if only_day else None)}
     """
-    return CheckedSelect(fast, "agg_trade_id", agg_trades_select(csv_path, symbol, day, only_day))
+    return CheckedSelect(fast, "agg_trade_id", agg_trades_select(csv_path, symbol, day, only_day), partition_constant=True)
 
 
 def klines_select(csv_path: Path, symbol: str, day: dt.date, interval: str, kind: str = "klines",

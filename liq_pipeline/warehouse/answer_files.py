@@ -198,6 +198,14 @@ def days_with(folder: Path | None, symbol: str, suffix: str) -> list[dt.date]:
     return sorted(days)
 
 
+#: Parsed headers of the files a long-lived reader (`liq serve`) opened, by file identity (path, device, inode,
+#: size, modification time, header length and CRC): a file is replaced by a rename, so a new version is a new
+#: key. A 1-week view opens 9 files per request, and parsing their JSON headers was a third of its CPU.
+#: Blocks are still read and CRC-checked per request. At most HEADER_CACHE entries (oldest dropped first).
+_HEADERS: dict[tuple, dict] = {}
+HEADER_CACHE = 64
+
+
 class HeatmapFile:
     """One .heatmap file opened for reading: the header checked on open, a block read and checked on demand.
     Use as a context manager; every read comes from the same open file, so a replacement written meanwhile
@@ -216,13 +224,30 @@ class HeatmapFile:
         return AnswerFileError(f"answer file {self.path}: {cause}")
 
     def _read_header(self) -> None:
-        size = os.fstat(self._f.fileno()).st_size
+        st = os.fstat(self._f.fileno())
+        size = st.st_size
         head = self._f.read(len(MAGIC) + _HEAD.size)
         if not head.startswith(MAGIC[: min(len(head), len(MAGIC))]) or not head:
             raise self._fail("not a liq heatmap answer file (wrong magic or format version)")
         if len(head) < len(MAGIC) + _HEAD.size:
             raise self._fail(f"truncated ({size} bytes): rewrite it by materializing the partition again")
         length, crc = _HEAD.unpack(head[len(MAGIC):])
+        key = (str(self.path), st.st_dev, st.st_ino, size, st.st_mtime_ns, length, crc)
+        header = _HEADERS.get(key)
+        if header is None:
+            header = self._parse_header(size, length, crc)
+            while _HEADERS and len(_HEADERS) >= HEADER_CACHE:
+                del _HEADERS[next(iter(_HEADERS))]
+            if HEADER_CACHE > 0:
+                _HEADERS[key] = header
+        self.header = header
+        self.symbol: str = header["symbol"]
+        self.day = dt.date.fromisoformat(header["day"])
+        self.variants: dict = header["variants"]
+        self._data_start = len(MAGIC) + _HEAD.size + length
+        self._prices: dict[int, float] | None = None
+
+    def _parse_header(self, size: int, length: int, crc: int) -> dict:
         body = self._f.read(length)
         if len(body) < length:
             raise self._fail(f"truncated in its header ({size} bytes): rewrite it by materializing the partition again")
@@ -234,12 +259,7 @@ class HeatmapFile:
         if header["size"] != size:
             raise self._fail(f"{'truncated' if size < header['size'] else 'longer than written'}: {size} bytes "
                              f"of {header['size']}: rewrite it by materializing the partition again")
-        self.header = header
-        self.symbol: str = header["symbol"]
-        self.day = dt.date.fromisoformat(header["day"])
-        self.variants: dict = header["variants"]
-        self._data_start = len(MAGIC) + _HEAD.size + length
-        self._prices: dict[int, float] | None = None
+        return header
 
     def close(self) -> None:
         self._f.close()
