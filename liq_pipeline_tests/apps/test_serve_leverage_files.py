@@ -19,7 +19,7 @@ from liq_pipeline.warehouse.answer_view import AnswerSource
 from liq_pipeline_tests.support.serve_answers import NOW, from_warehouse, writer_holds
 from liq_pipeline_tests.support.shared_market import FIRST, LAST, SYMBOL, copy_market
 
-LEV = "2,5,10,20"
+LEV = "3,5,10,20"
 
 
 @pytest.fixture(scope="module")

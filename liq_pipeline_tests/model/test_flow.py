@@ -195,20 +195,6 @@ def test_flow_sizes_come_from_the_one_size_rule_of_every_map(trade_count):
         assert prior_flags == [expected.flag] and "count = 0" in expected.flag
 
 
-def _wandering_days(n_days, seed=5, price=90_000.0, daily_vol=0.02):
-    """Inputs of n_days with a random-walk mark (15-minute steps) traded at the step's price."""
-    rng = np.random.default_rng(seed)
-    T = 96
-    path = price * np.exp(np.cumsum(rng.normal(0, daily_vol / np.sqrt(T), n_days * T)))
-    days = []
-    for d in range(n_days):
-        p = path[d * T:(d + 1) * T]
-        swing = p * daily_vol / np.sqrt(T)
-        days.append(make_inputs(day=d, price=float(p[0]), high=p + swing, low=p - swing, entry_price=p,
-                                traded_usd=np.diag(np.full(T, 1e6))))
-    return days
-
-
 def test_old_cohorts_are_merged_per_day_and_kept_until_the_maximum_age():
     """Cells older than merge_after_hours merge per open day (same side, bucket, entry, size and funding paid)
     at their notional-weighted open time; the notional is kept whole until max_age_days."""

@@ -9,7 +9,7 @@ import pytest
 from liq_pipeline.config import FLOW
 from liq_pipeline.model import flow as fl
 from liq_pipeline.model import survival
-from liq_pipeline_tests.model.test_flow import _wandering_days, run
+from liq_pipeline_tests.support.flow_days import run, wandering_days
 
 
 def _candidate_stats(days, candidates, realized, params=FLOW):
@@ -37,7 +37,7 @@ def test_posterior_recovers_the_half_life_behind_a_liquidation_series(true_h):
     its book consumed): the best candidate is H's and the data removed most of the prior's variance. Inside
     the grid the median is within a factor 1.3 of H and the 90 % interval holds it; at the grid's edge the
     data say only "this side of the edge", so the interval lies beyond it (no volume floor here)."""
-    days = _wandering_days(9)
+    days = wandering_days(9)
     book, realized = fl.Book.empty(), []
     for inputs in days:
         r = run(inputs, start=book, params=fl.with_time_scale(FLOW, true_h))
