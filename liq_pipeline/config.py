@@ -225,10 +225,29 @@ class FlowParams:
     re-learned every day from public liquidations when there are any (model.flow_parameters).
     """
 
-    #: Leverage buckets up to the bracket maximum (125x on BTCUSDT; capped per size by the table).
-    leverages: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 50.0, 75.0, 125.0)
-    #: Prior mix over `leverages` at open (weights sum to 1): retail-heavy at 10-20x with a tail to the max.
-    prior_weights: tuple[float, ...] = (0.08, 0.17, 0.27, 0.24, 0.14, 0.06, 0.04)
+    #: Leverage buckets up to the bracket maximum (125x on BTCUSDT; capped per size by the table). The lowest two
+    #: (1.5x: about 1.1-2.1x, 3x: 2.1-3.9x) hold the open interest that is not near liquidation: low leverage,
+    #: cross-margin accounts (leverage on the whole balance) and hedged holders; public liquidations never reach
+    #: them, so their share is the prior's where liquidations are public and they are flagged (model/leverage_prior.py).
+    leverages: tuple[float, ...] = (1.5, 3.0, 5.0, 10.0, 20.0, 50.0, 75.0, 125.0)
+    #: Prior mix over `leverages` at open (weights sum to 1), derived by model/leverage_prior.prior_weights from
+    #: real facts (a unit test recomputes it): the leveraged buckets keep `prior_leveraged_shape` and hold the
+    #: share s* of the book that liquidates the real Binance BTCUSDT
+    #: intensity, 0.19 % of OI a day (`prior_liquidation_intensity`), at a daily vol of 2.6 %
+    #: (`prior_daily_vol`) and the prior half-life's mean life (16 h / ln 2 = 23 h): s* = 1.19 %. The rest,
+    #: 98.8 %, is split evenly over the 1.5x and 3x buckets (no public fact splits them).
+    prior_weights: tuple[float, ...] = (0.494066, 0.494066, 0.002193, 0.003483, 0.003096, 0.001806, 0.000774,
+                                        0.000516)
+    #: The lowest buckets that hold the rest of the book (model/leverage_prior.fit_with_low_end).
+    low_leverage_buckets: int = 2
+    #: The retail shape of the leveraged buckets (5x ... 125x) in `prior_weights`: heavy at 10-20x with a tail to
+    #: the maximum (an assumption, the previous prior's shape).
+    prior_leveraged_shape: tuple[float, ...] = (0.17, 0.27, 0.24, 0.14, 0.06, 0.04)
+    #: Real facts behind `prior_weights`: Binance-only BTCUSDT liquidations, fraction of OI a day (the brief's
+    #: domain facts), and the daily sd of BTC log returns (annualised 50 %; the development window's hourly
+    #: returns give 48 %, its daily 55 %).
+    prior_liquidation_intensity: float = 0.0019
+    prior_daily_vol: float = 0.026
     #: Each leverage bucket stands for the leverages between the geometric midpoints of its neighbours (the
     #: lowest as far below itself as its upper edge is above, the highest up to itself), drawn at this many
     #: log-spaced points with equal shares of the bucket: traders pick any whole leverage, not seven values,
@@ -259,18 +278,23 @@ class FlowParams:
     ridge: float = 0.5
     #: Leveraged share of the book per side when no public liquidations exist.
     prior_leveraged_share: float = 1.0
-    #: Candidate half-lives (h) of the survival fit: each runs its own book beside the main one, and the one
-    #: whose consumption best matches the public liquidations of the trailing window sets H (and τ = H·τ/H
-    #: of the prior) for the next day. Three candidates: each costs one more engine run per symbol-day.
-    survival_candidates: tuple[float, ...] = (8.0, 20.0, 50.0)
+    #: Candidate half-lives (h) of the survival fit (model/survival.py): each runs its own book beside the main
+    #: one, and their misfits to the public liquidations of the trailing window give the likelihood of the
+    #: posterior over log H. A factor 3 apart, from about the volume floor (12 h; the real window's volume is
+    #: 1.6x OI a day: H >= 10.6 h) to the long lives the simulator's overlap kept favouring (108 h). Three
+    #: candidates: each costs one more engine run per symbol-day.
+    survival_candidates: tuple[float, ...] = (12.0, 36.0, 108.0)
     #: A candidate book counts only once its oldest cell is this many days old (a cold book fills from
     #: turnover, faster at short H, which would favour short candidates).
     survival_warm_days: float = 3.0
-    #: The fit needs this many warm days and hours with public liquidations in the window, and a spread of
-    #: the candidates' misfits of at least this fraction of the best one; else the prior H, τ (flagged).
+    #: The fit needs this many warm days and hours with public liquidations in the window; else the prior H, τ.
     survival_min_days: int = 3
     survival_min_hours: int = 12
-    survival_min_gain: float = 0.01
+    #: Prior of log H: Normal(log half_life_hours, this sd): a factor 3 at one sd (an assumption: positions
+    #: live hours to days), truncated below at the day's volume floor.
+    survival_prior_log_sd: float = 1.0986
+    #: The posterior's H is marked "learned" when the data removed at least this share of the prior's variance.
+    survival_min_information: float = 0.5
 
 
 FLOW = FlowParams()

@@ -339,13 +339,13 @@ def learned_parameters(con, symbol: str, first: dt.date, last: dt.date) -> dict:
         return {}
     last = rows["day"].max()
     final = rows[rows["day"] == last]
-    sources = rows[rows["parameter"] == "leveraged_share"].groupby("source")["day"].nunique()
+    sources = rows[rows["parameter"] == "near_liquidation_share"].groupby("source")["day"].nunique()
     return {
         "as_of": pd.Timestamp(last).date().isoformat(),
         "values": {side: {r.parameter: (None if r.value is None or not math.isfinite(r.value) else float(r.value))
                           for r in g.itertuples()} for side, g in final.groupby("side")},
         "sources": {side: {r.parameter: r.source for r in g.itertuples()} for side, g in final.groupby("side")},
-        "leveraged_share_source_days": {str(k): int(v) for k, v in sources.items()},
+        "near_share_source_days": {str(k): int(v) for k, v in sources.items()},
     }
 
 
@@ -443,8 +443,8 @@ def format_scorecard(card: Scorecard) -> str:
                 if shown:
                     lines.append(f"  learning variant, {kind}, {side}, as of {learned['as_of']}: "
                                  + ", ".join(f"{k} {_f(v, '.3g')}" for k, v in shown.items()))
-        lines.append("  leveraged share from: " + ", ".join(f"{k} on {n} days"
-                                                            for k, n in learned["leveraged_share_source_days"].items()))
+        lines.append("  near-liquidation share from: " + ", ".join(f"{k} on {n} days"
+                                                            for k, n in learned["near_share_source_days"].items()))
     else:
         lines.append("  no variant learns parameters from this data")
     lines += [f"flag on {n} days: {kind}" for kind, n in card.flags.items()]

@@ -51,8 +51,9 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
                         "half_life_h_learned": round(float(p.loc[p["parameter"] == "half_life_hours", "value"].iloc[0]), 1),
                         "half_life_source": p.loc[p["parameter"] == "half_life_hours", "source"].iloc[0],
                         "realized_source": out["realized_source"]})
-        w = p[p["parameter"].str.startswith("weight_") | (p["parameter"] == "leveraged_share")]
-        learned.append(f"**{symbol} {day}** ({w['source'].iloc[0]}): " + "; ".join(
+        w = p[p["parameter"].str.startswith("weight_") | (p["parameter"] == "near_liquidation_share")]
+        near = w.loc[w["parameter"] == "near_liquidation_share", "source"]
+        learned.append(f"**{symbol} {day}** ({near.iloc[0] if len(near) else 'prior'}): " + "; ".join(
             f"{side}: " + ", ".join(f"{r.parameter.removeprefix('weight_')} {r.value:.3f}"
                                     for r in w[w["side"] == side].itertuples()) for side in SIDES))
         flags[f"{symbol} {day}"] = out["flags"]

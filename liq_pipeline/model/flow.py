@@ -650,18 +650,6 @@ def fit_side(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------- survival
-@dataclass(frozen=True)
-class SurvivalFit:
-    """The survival time scale: half-life H of the turnover and age scale τ of the hazard (τ/H kept at the
-    prior's ratio), with where it came from ("learned" or "prior") and the relative misfit per candidate."""
-
-    half_life_hours: float
-    age_hazard_hours: float
-    source: str
-    detail: str
-    relative_sse: np.ndarray  # (K,) per candidate; nan where not computed
-
-
 def with_time_scale(params: FlowParams, half_life_hours: float) -> FlowParams:
     """`params` with half-life H and age scale τ = H · τ₀/H₀ (one survival time scale; the prior's shape)."""
     import dataclasses
@@ -678,67 +666,6 @@ def hourly(consumed_usd: np.ndarray, step_start_ms: np.ndarray, hours: int = 24)
     ok = (h >= 0) & (h < hours)
     np.add.at(out, h[ok], np.asarray(consumed_usd, dtype=np.float64)[ok])
     return out
-
-
-def survival_stats(consumed_hourly: np.ndarray, realized_hourly: np.ndarray) -> np.ndarray:
-    """Sufficient statistics of one candidate's fit to public liquidations, per side: (3, 2) rows ΣC·R, ΣC², ΣR²
-    (C: book notional the candidate consumed per hour, R: published liquidation notional per hour)."""
-    C = np.asarray(consumed_hourly, dtype=np.float64)
-    R = np.asarray(realized_hourly, dtype=np.float64)
-    if C.shape != R.shape or C.ndim != 2 or C.shape[1] != 2:
-        raise ValueError(f"consumed {C.shape} and realized {R.shape} must both be (hours, 2)")
-    return np.stack([(C * R).sum(axis=0), (C * C).sum(axis=0), (R * R).sum(axis=0)])
-
-
-def fit_time_scale(candidates: np.ndarray, stats: np.ndarray, liquidation_hours: int, days: int,
-                   params: FlowParams = FLOW) -> SurvivalFit:
-    """Choose the survival time scale whose book best explains the public liquidations, hour by hour.
-
-    Each candidate half-life H_k has its own book (run alongside the main one); over the trailing window,
-    per side, the published liquidations R_h are regressed on the candidate's consumed notional C_h with
-    one scale (the leveraged share): SSE_k = Σ_side (ΣR² − (ΣCR)²/ΣC²). H = argmin_k SSE_k, refined by a
-    parabola in log H through the best candidate and its neighbours (clamped to the grid). Falls back to
-    the prior (source "prior") with the reason when the window has fewer than `survival_min_days` days
-    of warm candidate books, fewer than `survival_min_hours` hours with liquidations, or misfits that
-    differ by less than `survival_min_gain` of the best (the data cannot tell the candidates apart).
-    """
-    H = np.asarray(candidates, dtype=np.float64)
-    S = np.asarray(stats, dtype=np.float64)
-    if S.shape != (H.size, 3, 2):
-        raise ValueError(f"survival statistics {S.shape} do not match {H.size} candidates × (3, 2)")
-    prior_h = params.half_life_hours
-    nan = np.full(H.size, np.nan)
-
-    def prior(reason: str, rel=nan) -> SurvivalFit:
-        return SurvivalFit(prior_h, params.age_hazard_hours, "prior", reason, rel)
-
-    if days < params.survival_min_days:
-        return prior(f"{days} day(s) of warm candidate books in the window (needs {params.survival_min_days})")
-    rr = S[:, 2].sum(axis=1)
-    if not rr.max() > 0 or liquidation_hours < params.survival_min_hours:
-        return prior(f"{liquidation_hours} hour(s) with public liquidations in the window "
-                     f"(needs {params.survival_min_hours})")
-    cc = np.where(S[:, 1] > 0, S[:, 1], np.inf)
-    sse = (S[:, 2] - S[:, 0] ** 2 / cc).sum(axis=1)
-    rel = sse / rr
-    k = int(np.argmin(rel))
-    if rel.max() - rel[k] < params.survival_min_gain * max(rel[k], 1e-12):
-        return prior(f"misfit {rel[k]:.4f}–{rel.max():.4f} over the candidates: not identified", rel)
-    x = np.log(H)
-    best = x[k]
-    if 0 < k < H.size - 1:
-        x0, x1, x2 = x[k - 1:k + 2]
-        y0, y1, y2 = rel[k - 1:k + 2]
-        denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
-        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
-        b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / denom
-        if a > 0:
-            best = float(np.clip(-b / (2 * a), x0, x2))
-    h = float(np.exp(best))
-    fit = with_time_scale(params, h)
-    return SurvivalFit(h, fit.age_hazard_hours, "learned",
-                       f"{days} days, {liquidation_hours} hours with liquidations; relative misfit per H "
-                       + ", ".join(f"{c:g}h {r:.4f}" for c, r in zip(H, rel, strict=True)), rel)
 
 
 def _per_step(p: np.ndarray, traded_usd: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """One symbol-day of the book engine, computed without Dagster: read D−1's book and learned parameters and
 D's inputs once (warehouse/readers/flow.py), run the day (model/flow.py) with the survival fit's candidate
-books beside it, learn D's leverage mix, leveraged share and survival time scale from public liquidations,
-and store the frames. Also the readers of the end book as levels and distribution."""
+books beside it, learn D's leverage mix (model/leverage_prior.py) and survival time scale (model/survival.py) from public
+liquidations, and store the frames. Also the readers of the end book as levels and distribution."""
 
 import datetime as dt
 from concurrent.futures import Future
@@ -12,7 +12,7 @@ import pandas as pd
 
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model import flow as fl
-from liq_pipeline.model import variants
+from liq_pipeline.model import leverage_prior, survival, variants
 from liq_pipeline.model.grid import PriceGrid, grid_for
 from liq_pipeline.model.margin import table_for
 from liq_pipeline.pipeline import workers
@@ -103,6 +103,10 @@ def compute_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
             out.update(mix_used=mix, result=result, survival_used=(run_params.half_life_hours,
                                                                    run_params.age_hazard_hours, survival_source))
     out.update({key: pd.concat(parts, ignore_index=True) for key, parts in frames.items()})
+    oi = np.concatenate([inputs.oi_start_usd, inputs.oi_end_usd])
+    out["half_life_floor_hours"] = survival.half_life_floor_hours(
+        float(inputs.traded_usd.sum()), float(np.nanmean(oi)) if np.isfinite(oi).any() else float("nan"),
+        inputs.n_steps * inputs.step_ms / fl.MS_PER_HOUR)
     return out
 
 
@@ -163,60 +167,79 @@ def _survival_name(kind: str, half_life_hours: float) -> str:
 
 
 def survival_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, candidates: list[dict],
-                  realized_hourly: np.ndarray, flow: FlowParams = FLOW) -> tuple[list[tuple], fl.SurvivalFit]:
-    """The survival fit of D: today's sufficient statistics per warm candidate (ΣC·R, ΣC², ΣR² per side
-    over D's hours) as rows, and the time scale fitted on those of the `calibration_days` ending on D
-    (earlier days read back from model.flow_parameters). Public liquidations only (R)."""
+                  realized_hourly: np.ndarray, flow: FlowParams = FLOW, floor_hours: float = float("nan")
+                  ) -> tuple[list[tuple], survival.SurvivalPosterior]:
+    """The survival fit of D: today's sufficient statistics per warm candidate (survival.STAT_KINDS per side
+    over D's hours) and D's volume floor as rows, and the posterior of H from those of the
+    `calibration_days` ending on D (earlier days read back from model.flow_parameters), floored by the
+    window's volume. Public data only."""
     rows = []
+    if np.isfinite(floor_hours):
+        rows.append(("survival_floor_hours", "both", float(floor_hours), "public",
+                     "H ≥ 24 h · ln2 · OI / volume of the day (closing a contract takes a trade)"))
     if all(c["warm"] for c in candidates):
         for c in candidates:
-            st = fl.survival_stats(c["consumed_hourly"], realized_hourly)
-            for k, kind in enumerate(("cr", "cc", "rr")):
+            st = survival.survival_stats(c["consumed_hourly"], realized_hourly)
+            for k, kind in enumerate(survival.STAT_KINDS):
                 for j, side in enumerate(SIDES):
                     rows.append((_survival_name(kind, c["half_life_hours"]), side, float(st[k, j]), "engine",
                                  "survival fit: Σ over the day's hours of consumed (C) × published (R) liquidations"))
         rows.append(("survival_liquidation_hours", "both", float((realized_hourly.sum(axis=1) > 0).sum()), "public",
                      "hours of the day with public liquidations"))
     H = np.asarray(flow.survival_candidates, dtype=np.float64)
-    stats, days, hours = np.zeros((H.size, 3, 2)), 0, 0
+    stats, days, hours = np.zeros((H.size, len(survival.STAT_KINDS), 2)), 0, 0
     names = {(_survival_name(kind, h), side): (i, k, j) for i, h in enumerate(H)
-             for k, kind in enumerate(("cr", "cc", "rr")) for j, side in enumerate(SIDES)}
+             for k, kind in enumerate(survival.STAT_KINDS) for j, side in enumerate(SIDES)}
     past = past_survival_rows(con, symbol, day, flow)
     by_day: dict = {}
     for d, p, side, v in past:
         by_day.setdefault(d, []).append((p, side, v))
     by_day[day] = [(p, side, v) for p, side, v, *_ in rows]
+    floors = []
     for got in by_day.values():
         cells = {(p, side): v for p, side, v in got}
+        floors.append(cells.get(("survival_floor_hours", "both"), float("nan")))
         if not all(key in cells for key in names):
             continue
         days += 1
         hours += int(cells.get(("survival_liquidation_hours", "both"), 0))
         for key, (i, k, j) in names.items():
             stats[i, k, j] += cells[key]
-    return rows, fl.fit_time_scale(H, stats, hours, days, flow)
+    return rows, survival.fit_half_life(H, stats, hours, days, survival.pooled_floor_hours(floors), flow)
 
 
 def learn_parameters(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, engine_rows: list[tuple],
-                     flow: FlowParams = FLOW, candidates: list[dict] | None = None) -> tuple[pd.DataFrame, str]:
-    """D's leverage mix and leveraged share per side, fitted on the public liquidations of the
+                     flow: FlowParams = FLOW, candidates: list[dict] | None = None,
+                     floor_hours: float = float("nan")) -> tuple[pd.DataFrame, str]:
+    """D's leverage mix and near-liquidation share per side, fitted on the public liquidations of the
     `calibration_days` ending on D against the stored consumption (model.flow_steps, D included), the
-    survival time scale (H, τ) fitted on the candidate books, plus the engine's figures of the day: the
-    model.flow_parameters rows, and the realized source used."""
+    survival time scale (H, τ) with its interval from the candidate books, plus the engine's figures of the
+    day: the model.flow_parameters rows, and the realized source used."""
     data, source = calibration_data(con, symbol, day, flow)
     rows = list(engine_rows)
     if candidates is not None:
         realized = np.stack([data[side][1][-24:] for side in SIDES], axis=1)
-        more, fit = survival_rows(con, symbol, day, candidates, realized, flow)
+        more, fit = survival_rows(con, symbol, day, candidates, realized, flow, floor_hours)
         rows += more
-        rows.append(("half_life_hours", "both", fit.half_life_hours, fit.source, fit.detail))
-        rows.append(("age_hazard_hours", "both", fit.age_hazard_hours, fit.source, f"τ = H · {flow.age_hazard_hours:g}/"
-                     f"{flow.half_life_hours:g} (the prior's ratio)"))
+        rows += [("half_life_hours", "both", fit.half_life_hours, fit.source, fit.detail),
+                 ("half_life_hours_p05", "both", fit.p05_hours, fit.source, "5 % quantile of the posterior"),
+                 ("half_life_hours_p95", "both", fit.p95_hours, fit.source, "95 % quantile of the posterior"),
+                 ("half_life_information", "both", fit.information, fit.source,
+                  "share of the prior's variance of log H removed by the public liquidations"),
+                 ("half_life_floor_hours", "both", fit.floor_hours, "public",
+                  "H ≥ 24 h · ln2 · OI / volume, harmonic mean over the window's days"),
+                 ("age_hazard_hours", "both", fit.age_hazard_hours, fit.source, f"τ = H · {flow.age_hazard_hours:g}/"
+                  f"{flow.half_life_hours:g} (the prior's ratio)")]
+    low = flow.low_leverage_buckets
     for side in SIDES:
-        fit = fl.fit_side(*data[side], np.asarray(flow.prior_weights), flow.prior_leveraged_share, flow.ridge)
-        for lev, w in zip(flow.leverages, fit.weights, strict=True):
-            rows.append((f"weight_{lev:g}x", side, float(w), fit.source, fit.detail))
-        rows.append(("leveraged_share", side, fit.leveraged_share, fit.source, fit.detail))
+        fit = leverage_prior.fit_with_low_end(*data[side], np.asarray(flow.prior_weights), low, flow.ridge)
+        for i, (lev, w) in enumerate(zip(flow.leverages, fit.weights, strict=True)):
+            rows.append((f"weight_{lev:g}x", side, float(w), fit.source if i >= low else "prior",
+                         fit.detail if i >= low else "not identified (no public liquidation reaches it): "
+                         "1 − near-liquidation share, split as the prior"))
+        rows.append(("near_liquidation_share", side, fit.near_share, fit.source, fit.detail))
+        rows.append(("leveraged_share", side, fit.leveraged_share, "engine",
+                     "the whole book is drawn: its low buckets hold the open interest far from liquidation"))
     parameters = pd.DataFrame(rows, columns=["parameter", "side", "value", "source", "detail"])
     parameters.insert(0, "day", day)
     parameters.insert(0, "symbol", symbol)
@@ -235,7 +258,8 @@ def materialize_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.da
         book_cache.keep("model.flow_book", symbol, day, name, result.end_book)
     for c in out["candidates"]:
         book_cache.keep("model.flow_candidate_books", symbol, day, float(c["half_life_hours"]), c["end_book"])
-    parameters, source = learn_parameters(con, symbol, day, out["engine_rows"], flow, out["candidates"])
+    parameters, source = learn_parameters(con, symbol, day, out["engine_rows"], flow, out["candidates"],
+                                          out["half_life_floor_hours"])
     if source == "none":
         out["flags"].append("no public liquidations in the calibration window: prior leverage mix and share")
     h = parameters[parameters["parameter"] == "half_life_hours"].iloc[0]

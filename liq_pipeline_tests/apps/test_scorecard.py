@@ -76,12 +76,12 @@ def test_learned_parameters_are_read_from_the_learning_variant():
     con.execute("""CREATE TABLE model.flow_parameters (symbol VARCHAR, day DATE, parameter VARCHAR, side VARCHAR,
                    value DOUBLE, source VARCHAR, detail VARCHAR)""")
     con.execute("""INSERT INTO model.flow_parameters VALUES
-        ('BTCUSDT', DATE '2026-01-01', 'leveraged_share', 'long', 0.5, 'prior', ''),
-        ('BTCUSDT', DATE '2026-01-02', 'leveraged_share', 'long', 0.3, 'learned', ''),
+        ('BTCUSDT', DATE '2026-01-01', 'near_liquidation_share', 'long', 0.5, 'prior', ''),
+        ('BTCUSDT', DATE '2026-01-02', 'near_liquidation_share', 'long', 0.3, 'learned', ''),
         ('BTCUSDT', DATE '2026-01-02', 'weight_10x', 'long', 0.6, 'learned', ''),
-        ('ETHUSDT', DATE '2026-01-02', 'leveraged_share', 'long', 0.9, 'learned', '')""")
+        ('ETHUSDT', DATE '2026-01-02', 'near_liquidation_share', 'long', 0.9, 'learned', '')""")
     learned = scorecard.learned_parameters(con, "BTCUSDT", dt.date(2026, 1, 1), dt.date(2026, 1, 2))
     assert learned["as_of"] == "2026-01-02"
-    assert learned["values"] == {"long": {"leveraged_share": 0.3, "weight_10x": 0.6}}
-    assert learned["leveraged_share_source_days"] == {"learned": 1, "prior": 1}
-    assert learned["sources"] == {"long": {"leveraged_share": "learned", "weight_10x": "learned"}}
+    assert learned["values"] == {"long": {"near_liquidation_share": 0.3, "weight_10x": 0.6}}
+    assert learned["near_share_source_days"] == {"learned": 1, "prior": 1}
+    assert learned["sources"] == {"long": {"near_liquidation_share": "learned", "weight_10x": "learned"}}

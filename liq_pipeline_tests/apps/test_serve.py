@@ -102,7 +102,7 @@ def test_a_date_range_covers_whole_days(server):
 def test_leverage_filter_keeps_the_share_of_the_selected_buckets(server):
     everything = server.get("/api/instant", symbol=SYMBOL, lookback="1d").json()
     high = server.get("/api/instant", symbol=SYMBOL, lookback="1d", lev="50,75,125").json()
-    low = server.get("/api/instant", symbol=SYMBOL, lookback="1d", lev="2,5,10,20").json()
+    low = server.get("/api/instant", symbol=SYMBOL, lookback="1d", lev="1.5,3,5,10,20").json()
     all_long, all_short = _totals(everything)
     assert 0 < _totals(high)[0] < all_long and 0 < _totals(low)[0] < all_long
     # The buckets partition the book: the two selections add up to the whole (at a day end it is exact).
@@ -128,7 +128,7 @@ def test_instant_map_is_cumulative_from_the_mark_with_zones(server):
     ({"lookback": "2y"}, "lookback '2y'"),
     ({"lookback": "range", "from": "2026-01-03", "to": "2026-01-01"}, "before"),
     ({"lookback": "range", "from": "yesterday", "to": "2026-01-01"}, "must be a date"),
-    ({"lev": "3"}, "not among the book's leverage buckets"),
+    ({"lev": "4"}, "not among the book's leverage buckets"),
     ({"variant": "hybrid", "lev": "10"}, "the seed's fixed mix"),
     ({"end": "soon"}, "not an ISO time"),
 ])
@@ -287,12 +287,12 @@ def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
             page.wait_for_function(f"window.__liq.loads >= {loads + 3}")
             # The third reload counts when it starts; wait until its answer is drawn (it fails on a timeout
             # if the filter never reaches the page's state).
-            page.wait_for_function("JSON.stringify(window.__liq.view.leverages) === '[2,5,10,20]'")
+            page.wait_for_function("JSON.stringify(window.__liq.view.leverages) === '[1.5,3,5,10,20]'")
             page.wait_for_load_state("networkidle")
             after = page.locator("#totals").inner_text()
             assert after != before and "lev=" in page.url
             totals = page.evaluate("[window.__liq.instant.sides.long.total_usd, window.__liq.view.leverages]")
-            assert totals[1] == [2, 5, 10, 20]
+            assert totals[1] == [1.5, 3, 5, 10, 20]
 
             # A click on the heatmap picks the instant under the pointer.
             box = page.locator("#heatmap .nsewdrag").first.bounding_box()
@@ -312,7 +312,7 @@ def test_page_draws_the_heatmap_and_its_controls_change_it(server, tmp_path):
             page.goto(page.url, wait_until="networkidle")
             page.wait_for_function("window.__liq.instant !== null")
             assert page.evaluate("window.__liq.view.lookback") == "3d"
-            assert page.evaluate("window.__liq.view.leverages") == [2, 5, 10, 20]
+            assert page.evaluate("window.__liq.view.leverages") == [1.5, 3, 5, 10, 20]
             page.screenshot(path=str(tmp_path / "serve.png"))
 
             # A fixed-mix variant: the filter is disabled and the page says why.

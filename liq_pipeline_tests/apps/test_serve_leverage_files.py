@@ -19,7 +19,7 @@ from liq_pipeline.warehouse.answer_view import AnswerSource
 from liq_pipeline_tests.support.serve_answers import NOW, from_warehouse, writer_holds
 from liq_pipeline_tests.support.shared_market import FIRST, LAST, SYMBOL, copy_market
 
-LEV = "2,5,10,20"
+LEV = "3,5,10,20"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_every_heatmap_file_holds_the_book_of_its_day_by_leverage_bucket(market)
 def test_the_leverage_filter_reads_the_same_from_the_files_as_from_the_warehouse(market, params):
     with AnswerSource(str(market)) as files, from_warehouse(market) as warehouse:
         (view_f, inst_f), (view_w, inst_w) = leverage_page(files, **params), leverage_page(warehouse, **params)
-    assert view_f["shape"] == view_w["shape"] and view_f["leverages"] == view_w["leverages"] == [2, 5, 10, 20]
+    assert view_f["shape"] == view_w["shape"] and view_f["leverages"] == view_w["leverages"] == [3, 5, 10, 20]
     # The same book summed in another order (the warehouse's GROUP BY has none): equal to the last bits.
     assert np.allclose(usd(view_f), usd(view_w), rtol=1e-6, atol=0) and usd(view_f).sum() > 0
     assert view_f["totals_last"] == pytest.approx(view_w["totals_last"], rel=1e-12)

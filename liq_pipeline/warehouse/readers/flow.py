@@ -180,13 +180,13 @@ def load_candidate_book(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
 
 def load_survival(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, flow: FlowParams = FLOW
                   ) -> tuple[FlowParams, str]:
-    """The parameters with the survival time scale (H, τ) learned at the end of `day`, and its source
-    ("learned", or "prior" when none was learned or stored)."""
+    """The parameters with the survival time scale (H, τ) of the posterior stored at the end of `day` (its
+    median, "learned" or "prior" as stored: model/survival.py), else the prior's H, τ ("prior")."""
     if table_exists(con, "model.flow_parameters"):
         row = con.execute("""SELECT value, source FROM model.flow_parameters
                              WHERE symbol = ? AND day = ? AND parameter = 'half_life_hours'""", [symbol, day]).fetchone()
-        if row is not None and row[1] == "learned" and row[0] is not None and row[0] > 0:
-            return fl.with_time_scale(flow, row[0]), "learned"
+        if row is not None and row[0] is not None and row[0] > 0:
+            return fl.with_time_scale(flow, row[0]), row[1]
     return flow, "prior"
 
 
