@@ -6,11 +6,14 @@ learned at the end of D−1 (model.flow_parameters) → run the day → store th
 from public liquidations up to the end of D (used by D+1). Reads only public tables, never truth.*.
 """
 
+import datetime as dt
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import partitions
 from liq_pipeline.assets.event_order import newest_partition_last
+from liq_pipeline.assets.window_guard import earlier_days, require_earlier_days
 from liq_pipeline.config import FLOW
 from liq_pipeline.pipeline.flow_day import materialize_flow_day
 from liq_pipeline.warehouse.readers.flow import SIDES
@@ -36,10 +39,15 @@ def flow_book(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.M
     model (flow) or only where OI falls (the seed's rules), consumption at each cell's own liquidation price,
     funding paid out of isolated margin. Learns the flow variant's leverage mix and leveraged share per side
     from the public liquidations of the trailing window (model.flow_parameters); days of a run are processed
-    in order."""
+    in order. Fails, writing nothing, while another run writes D−1's book (assets/window_guard.py)."""
     summary, learned, flags, books = [], [], {}, []
     for symbol, day in partitions.symbol_days(context):
         with duckdb.get_connection() as con:
+            # Never from a cold start while another run writes D−1's book (model.flow_parameters: a row every
+            # day, where an emptied book has none). A D−1 nobody computes is a cold start, flagged: that is how
+            # the model's history begins, also after warm-up days whose raw data is there (demo, scorecard).
+            require_earlier_days(context, con, asset="flow_book", table="model.flow_parameters", symbol=symbol,
+                                 day=day, days=earlier_days(day - dt.timedelta(days=1), day), raw_days=False)
             out = materialize_flow_day(con, symbol, day)
         res, p = out["result"], out["parameters"]
         summary.append({"symbol": symbol, "day": str(day), "mix_used": out["mix_used"].source,

@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from liq_pipeline import config, partitions
 from liq_pipeline.assets.event_order import newest_partition_last
+from liq_pipeline.assets.window_guard import earlier_days, require_earlier_days
 from liq_pipeline.config import MODEL
 from liq_pipeline.model import profile, variants
 from liq_pipeline.model.grid import grid_for
@@ -105,11 +106,15 @@ def volume_profile_baseline(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     """The window profile (ModelParams.window_days, default 30): the stored daily profiles summed per bin.
 
     One GROUP BY over at most window_days small tables, so the daily refresh costs one day of work.
+    Fails, writing nothing, when a day of the window whose raw data is there (or that another run is
+    writing) has no daily profile (assets/window_guard.py).
     """
     summary, preview = [], ""
     with duckdb.get_connection() as con:
         for symbol, day in partitions.symbol_days(context):
             start = profile.window_start(day)
+            require_earlier_days(context, con, asset="volume_profile_daily", table="model.volume_profile_daily",
+                                 symbol=symbol, day=day, days=earlier_days(start, day))
             rows = replace_partition(con, "model.volume_profile_baseline", symbol, day, profile_sql.baseline_sql(),
                                      {"symbol": symbol, "day": day, "window_start": start})
             if rows == 0:

@@ -53,6 +53,21 @@ def has_rows(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.da
     return con.execute(f"SELECT count(*) > 0 FROM {table} WHERE symbol = ? AND day = ?", [symbol, day]).fetchone()[0]
 
 
+def days_with_rows(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], symbol: str,
+                   days: list[dt.date]) -> set[dt.date]:
+    """The days of `days` on which any of `tables` holds a row of `symbol` (one query per table)."""
+    if not days:
+        return set()
+    found: set[dt.date] = set()
+    present = existing_tables(con)
+    for table in tables:
+        if table in present:
+            rows = con.execute(f"SELECT DISTINCT day FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ?",
+                               [symbol, min(days), max(days)]).fetchall()
+            found |= {r[0] for r in rows}
+    return found & set(days)
+
+
 def _step_bounds(day: dt.date, step_minutes: int) -> tuple[dt.datetime, dt.datetime, int, int]:
     start = dt.datetime.combine(day, dt.time())
     return start, start + dt.timedelta(days=1), hm.steps_per_day(step_minutes), step_minutes * 60_000
