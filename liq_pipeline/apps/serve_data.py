@@ -208,14 +208,19 @@ def apply_leverage(cell_day: np.ndarray, cell_side: np.ndarray, cell_bin: np.nda
     if notional.size == 0:
         return np.zeros_like(notional)
     n_groups, n_bins = shares.share.shape
+    # One table of factors, (groups + 1) × (bins + 1): a bin the book does not hold (NaN), and the extra column
+    # (bins outside the table), take the side's share; uncovered groups, and the extra row (groups outside the
+    # table), keep nothing. Then one look-up per cell.
+    factor = np.zeros((n_groups + 1, n_bins + 1))
+    factor[:n_groups, :n_bins] = shares.share
+    factor[:n_groups, n_bins] = np.nan
+    factor[:n_groups] = np.where(np.isnan(factor[:n_groups]), shares.side_share[:, None], factor[:n_groups])
+    factor[:n_groups][~shares.covered] = 0.0
     g = _groups(cell_day, cell_side) - shares.first_group
-    b = cell_bin.astype(np.int64) - shares.first_bin
-    in_g, in_b = (g >= 0) & (g < n_groups), (b >= 0) & (b < n_bins)
-    g, b = np.where(in_g, g, 0), np.where(in_b, b, 0)
-    covered = in_g & shares.covered[g]
-    bin_share = np.where(in_b, shares.share[g, b], np.nan)
-    f = np.where(np.isnan(bin_share), shares.side_share[g], bin_share)
-    return np.where(covered, notional * f, 0.0)
+    g[(g < 0) | (g >= n_groups)] = n_groups
+    b = np.subtract(cell_bin, shares.first_bin, dtype=np.int64)
+    b[(b < 0) | (b >= n_bins)] = n_bins
+    return notional * factor.ravel()[g * (n_bins + 1) + b]
 
 
 def view(src, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None = None) -> dict:
@@ -247,7 +252,8 @@ def view(src, q: Query, now: dt.datetime, catalog: list[wv.Materialized] | None 
         if variant_registry.BY_NAME[q.variant].leverage_mix != FLOW_MIX:
             raise ViewError(f"the leverage filter's buckets are those of the learned leverage mix: {q.variant} uses "
                             "the seed's fixed mix")
-        days = np.unique(cells["day"]) if cells["day"].size else np.array([], "datetime64[D]")
+        d = cells["day"]  # the days of its runs: the same set, a pass instead of a hash of every cell
+        days = np.unique(d[np.r_[True, d[1:] != d[:-1]]]) if d.size else np.array([], "datetime64[D]")
         if days.size:
             shares, note = leverage_share(src, q, grid, days)
             notional = apply_leverage(cells["day"], cells["side"], cells["bin_id"], notional, shares)

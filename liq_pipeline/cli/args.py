@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import sys
 
 #: Times and dates the data can hold: Binance USD-M futures started in 2019; far-future values are typos.
@@ -14,9 +15,37 @@ EARLIEST = dt.datetime(2019, 1, 1)
 LATEST = dt.datetime(2100, 1, 1)
 
 
+def terminal_columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size().columns` gives it: COLUMNS when a positive number,
+    else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, at the width argparse's own takes (the terminal's, minus 2), found without
+    importing `shutil`: argparse makes a formatter for every `add_argument`, and `shutil` loads bz2 and lzma,
+    about 2 ms of CPU of a cold `liq heatmap` (docs/answer-files.md, "Cost"). The same help text."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, terminal_columns() - 2 if width is None else width)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, `<prog>: <what is wrong>`, with exit code 2 (`liq --help`
-    and `liq COMMAND --help` still print the usage). Sub-command parsers inherit the class."""
+    and `liq COMMAND --help` still print the usage). Sub-command parsers inherit the class and its formatter."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 (argparse API)
         print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)

@@ -31,6 +31,10 @@ from liq_pipeline.market.formats import ArchiveFile
 
 #: Read and hash in 1 MiB chunks: large enough to keep Python overhead negligible on 110 MB files.
 CHUNK_BYTES = 1 << 20
+#: Decompress a zip member in 64 KiB chunks (as `shutil.copyfileobj` does): each 1 MiB chunk was a new
+#: allocation that glibc maps and the kernel zero-fills, 139 ms of system CPU for a 1.6 M-trade day's 85 MB
+#: CSV against 18 ms (the extraction 372 -> 296 ms of CPU, as fast as `zipfile.extract`; issue 29).
+EXTRACT_CHUNK_BYTES = 64 << 10
 USER_AGENT = "liq_pipeline/0.1 (Binance archive client)"
 #: Shortest IP ban Binance documents after ignoring 429s (binance-data.md §5.1): the wait we report on a
 #: 418 that carries no Retry-After.
@@ -353,7 +357,7 @@ class ArchiveClient:
                     # checked as it goes too, so a member whose header under-states its size stops at the limit.
                     written = 0
                     with zf.open(member) as src, os.fdopen(fd, "wb") as dst:
-                        while chunk := src.read(CHUNK_BYTES):
+                        while chunk := src.read(EXTRACT_CHUNK_BYTES):
                             written += len(chunk)
                             if written > limit:
                                 raise ArchiveTooLarge(f"{name} ({fetched.zip_path}): its CSV expands beyond "

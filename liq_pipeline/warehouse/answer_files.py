@@ -20,8 +20,9 @@ import struct
 import sys
 import zlib
 from array import array
-from bisect import bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from collections import namedtuple
+from operator import itemgetter, le
 from pathlib import Path
 
 MAGIC = b"LIQHMAP1"
@@ -78,17 +79,12 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(namedtuple("Snapshot", "time n_long n_short packed mark mark_table")):
     """One snapshot of one variant, to write: its instant, its levels packed by `pack_levels` (the longs
-    first, each side by price), and the mark at that instant with its table (None and '' when none)."""
+    first, each side by price), and the mark at that instant with its table (None and '' when none).
+    (Named tuples here, not dataclasses: `liq heatmap` imports no `dataclasses`, about 10 ms of a cold start.)"""
 
-    time: dt.datetime
-    n_long: int
-    n_short: int
-    packed: bytes
-    mark: float | None
-    mark_table: str
+    __slots__ = ()
 
 
 def _le(a: array) -> bytes:
@@ -149,6 +145,11 @@ def encode_heatmap(symbol: str, day: dt.date, price_table: bytes, variants: dict
             if len(s.packed) != 12 * (s.n_long + s.n_short):
                 raise ValueError(f"{symbol} {day} {variant} {s.time}: {len(s.packed)} bytes for "
                                  f"{s.n_long + s.n_short} levels")
+            bins = _unpack("i", s.packed[: 4 * (s.n_long + s.n_short)])
+            for side, part in (("long", bins[: s.n_long]), ("short", bins[s.n_long:])):
+                if not all(map(le, part, part[1:])):  # readers take a window of bins by bisection
+                    raise ValueError(f"{symbol} {day} {variant} {s.time}: the {side} levels are not in ascending "
+                                     "bin (price) order")
             entry["time"].append(_iso(s.time))
             entry["mark"].append(s.mark)
             entry["mark_table"].append(s.mark_table)
@@ -341,6 +342,27 @@ class HeatmapFile:
             raise self._fail(f"corrupt block {variant} {entry['time'][i]}: {len(data)} bytes for {n} levels")
         return n_long, n_short, _unpack("i", data[: 4 * n]), _unpack("d", data[4 * n:])
 
+    def block_in(self, variant: str, i: int, bin_low: int, bin_high: int) -> tuple[int, int, bytes, bytes]:
+        """(long count, short count, bin ids, notionals USD) of snapshot i's levels with a bin id in [bin_low,
+        bin_high], the ids int32 and the notionals float64 as little-endian bytes, in `block`'s order: each side's
+        bins ascend (encode_heatmap checks it), so each side's window is found by bisection, and `liq serve` joins
+        only the levels it shows (a sixth of a week's 1.6 M levels within ±15 % of the candles)."""
+        entry = self.variant(variant)
+        n_long, n_short = entry["levels"][i]
+        n = n_long + n_short
+        data = self._read(entry["offset"][i], entry["length"][i], entry["crc"][i], f"block {variant} {entry['time'][i]}")
+        if len(data) != 12 * n:
+            raise self._fail(f"corrupt block {variant} {entry['time'][i]}: {len(data)} bytes for {n} levels")
+        view = memoryview(data)
+        bins = view[: 4 * n].cast("i") if sys.byteorder == "little" else _unpack("i", data[: 4 * n])
+        l0, l1 = bisect_left(bins, bin_low, 0, n_long), bisect_right(bins, bin_high, 0, n_long)
+        s0, s1 = bisect_left(bins, bin_low, n_long, n), bisect_right(bins, bin_high, n_long, n)
+        if l1 - l0 == n_long and s1 - s0 == n_short:
+            return n_long, n_short, data[: 4 * n], data[4 * n:]
+        usd = 4 * n
+        return (l1 - l0, s1 - s0, bytes(view[4 * l0: 4 * l1]) + bytes(view[4 * s0: 4 * s1]),
+                bytes(view[usd + 8 * l0: usd + 8 * l1]) + bytes(view[usd + 8 * s0: usd + 8 * s1]))
+
     def levels(self, variant: str, i: int) -> list[Level]:
         """Snapshot i's levels (side, bin_id, price, notional_usd), ordered by price."""
         n_long, n_short, bins, usd = self.block(variant, i)
@@ -351,7 +373,7 @@ class HeatmapFile:
             raise self._fail(f"corrupt block {variant}: bin {e.args[0]} is not in the price table") from None
         sides = ["long"] * n_long + ["short"] * n_short
         rows = list(zip(sides, bins, price, usd, strict=True))
-        rows.sort(key=lambda r: r[2])  # both sides by price, as the warehouse answers
+        rows.sort(key=itemgetter(2))  # both sides by price, as the warehouse answers
         return rows
 
 
@@ -383,16 +405,11 @@ def read_zones(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- answers
-@dataclass(frozen=True)
-class HeatmapAnswer:
-    """What `liq heatmap` prints: the snapshot shown, its day partition, its levels and the mark."""
+class HeatmapAnswer(namedtuple("HeatmapAnswer", "snapshot day levels mark mark_table path")):
+    """What `liq heatmap` prints: the snapshot shown (datetime), its day partition (date), its levels (a list of
+    Level), the mark (None when none) with its table, and the file read."""
 
-    snapshot: dt.datetime
-    day: dt.date
-    levels: list[Level]
-    mark: float | None
-    mark_table: str
-    path: Path
+    __slots__ = ()
 
 
 def _day_of(at: dt.datetime) -> dt.date:

@@ -119,7 +119,9 @@ class AnswerSource:
         if times.size == 0:
             return dict(_EMPTY_CELLS)
         wanted = {str(t) for t in times.astype("datetime64[s]")}
-        # Per block only its bytes and counts; the arrays are built once over all blocks (a week is ~700 blocks).
+        # Per block only the bytes of its levels inside [bin_low, bin_high] (found by bisection: each side's bins
+        # ascend) and their counts; the arrays are built once over all blocks (a week is ~700 blocks).
+        low, high = max(bin_low, -(2**31)), min(bin_high, 2**31 - 1)  # the file's bins are int32
         bins, usd, sides, when, days = [], [], [], [], []
         first, last = times[0].astype(dt.datetime), times[-1].astype(dt.datetime)
         for day in self._days(first.date() - dt.timedelta(days=1), last.date()):
@@ -129,22 +131,20 @@ class AnswerSource:
             for i, text in enumerate(f.times(variant)):
                 if text not in wanted:
                     continue
-                n_long, n_short, b, u = f.block(variant, i)
+                n_long, n_short, b, u = f.block_in(variant, i, low, high)
                 bins.append(b)
                 usd.append(u)
                 sides += (n_long, n_short)
                 when.append(text)
                 days.append(day)
-        if not bins:
+        if not bins or not any(sides):
             return dict(_EMPTY_CELLS)
-        counts = np.fromiter(map(len, bins), np.int64, len(bins))
-        b = np.frombuffer(b"".join(bins), np.int32).astype(np.int64)
-        keep = (b >= bin_low) & (b <= bin_high)
+        counts = np.add.reduceat(np.asarray(sides, np.int64), np.arange(0, len(sides), 2))
         side = np.repeat(np.tile(np.array([1, -1], np.int8), len(bins)), sides)
-        return {"snapshot_time": np.repeat(np.array(when, "datetime64[ms]"), counts)[keep],
-                "day": np.repeat(np.array(days, "datetime64[D]"), counts)[keep],
-                "side": side[keep], "bin_id": b[keep],
-                "notional_usd": np.frombuffer(b"".join(usd), np.float64)[keep]}
+        return {"snapshot_time": np.repeat(np.array(when, "datetime64[ms]"), counts),
+                "day": np.repeat(np.array(days, "datetime64[D]"), counts),
+                "side": side, "bin_id": np.frombuffer(b"".join(bins), "<i4").astype(np.int64),
+                "notional_usd": np.frombuffer(b"".join(usd), "<f8").copy()}
 
     def candles(self, table: str, symbol: str, start: dt.datetime, end: dt.datetime, minutes: int) -> dict:
         """OHLC candles of `minutes` width over [start, end) (heatmap_view.candles), from the files' 1m

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "liq_pipeline"
 #: Rank of each room (the first part of the module name under liq_pipeline). A module may import its own room
 #: and any room of a lower or equal rank, never a higher one. Equal ranks are peers with no ordering.
 RANKS = {
-    "config": 0, "partitions": 0, "reference": 0,
+    "config": 0, "params": 0, "partitions": 0, "reference": 0,
     "model": 1,
     "warehouse": 2,
     "market": 3, "sim": 3, "plots": 3,

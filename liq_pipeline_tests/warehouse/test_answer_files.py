@@ -164,3 +164,25 @@ def test_a_block_that_does_not_match_its_level_counts_is_not_written():
     with pytest.raises(ValueError, match="bytes for 3 levels"):
         af.encode_heatmap("BTCUSDT", DAY, af.pack_prices([1], [1.0]),
                           {"flow": [af.Snapshot(T0, 2, 1, af.pack_levels([1, 1], [1.0, 2.0]), None, "")]})
+
+
+def test_a_side_out_of_bin_order_is_refused_when_written():
+    """Readers take a window of a side's bins by bisection (`block_in`): the writer refuses levels out of order."""
+    with pytest.raises(ValueError, match="short levels are not in ascending bin"):
+        af.encode_heatmap("BTCUSDT", DAY, af.pack_prices([1, 2, 3], [1.0, 2.0, 3.0]),
+                          {"flow": [af.Snapshot(T0, 1, 2, af.pack_levels([1, 3, 2], [1.0, 2.0, 3.0]), None, "")]})
+
+
+@pytest.mark.parametrize(("low", "high"), [(-(2**31), 2**31 - 1), (101, 200), (100, 100), (102, 199), (0, 99),
+                                           (201, 10**6), (150, 150)])
+def test_a_window_of_bins_is_the_block_s_levels_inside_it(tmp_path, low, high):
+    path = tmp_path / "x.heatmap"
+    path.write_bytes(heatmap_bytes())
+    with af.HeatmapFile(path) as f:
+        for i in range(len(f.times("flow"))):
+            n_long, n_short, bins, usd = f.block("flow", i)
+            kept = [(k < n_long, b, u) for k, (b, u) in enumerate(zip(bins, usd, strict=True)) if low <= b <= high]
+            k_long, k_short, b_bytes, u_bytes = f.block_in("flow", i, low, high)
+            assert (k_long, k_short) == (sum(x[0] for x in kept), sum(not x[0] for x in kept))
+            assert list(af._unpack("i", b_bytes)) == [x[1] for x in kept]
+            assert list(af._unpack("d", u_bytes)) == [x[2] for x in kept]
