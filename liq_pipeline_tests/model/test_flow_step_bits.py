@@ -90,3 +90,10 @@ def test_a_candidate_book_without_snapshots_gives_the_recorded_bits():
                 h.update(str(np.asarray(a).dtype).encode())
     assert all(c > 0 for c in closed[1::2])  # the survival closes run once the book is full (the second day)
     assert h.hexdigest() == CANDIDATE_DIGEST
+
+
+def test_a_price_binned_from_its_logarithm_gives_the_same_bin():
+    rng = np.random.default_rng(5)
+    price = np.concatenate([rng.uniform(1e-3, 2e5, 100_000), GRID.low(np.arange(-50, 50)) * (1 + 1e-16)])
+    for grid in (GRID, PriceGrid("relative", 0.01), PriceGrid("fixed", 500.0)):
+        assert np.array_equal(grid.bin_id(price, np.log(price)), grid.bin_id(price))
