@@ -525,14 +525,17 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
         epoch_of_step[t:] = len(lps) - 1
     # A long whose LP is ≤ 0 has no liquidation price: it never liquidates and is drawn nowhere (sink column).
     valid = [np.isfinite(x) & (x > 0) for x in lps]
-    epochs = [grid.bin_id(np.where(v, x, 1.0)) for x, v in zip(lps, valid, strict=True)]
-    uniq = np.unique(np.concatenate([e[v] for e, v in zip(epochs, valid, strict=True)]))
-    K = uniq.size
-    keys = [np.where(v, row * K + np.searchsorted(uniq, e), 2 * K) for e, v in zip(epochs, valid, strict=True)]
+    if snapshots:  # the snapshot column of every cell per epoch: its side and the grid bin of its LP
+        epochs = [grid.bin_id(np.where(v, x, 1.0)) for x, v in zip(lps, valid, strict=True)]
+        uniq = np.unique(np.concatenate([e[v] for e, v in zip(epochs, valid, strict=True)]))
+        K = uniq.size
+        keys = [np.where(v, row * K + np.searchsorted(uniq, e), 2 * K) for e, v in zip(epochs, valid, strict=True)]
+    else:  # no map: nothing to key (the candidate books of the survival fit)
+        uniq, K, keys = np.zeros(0, dtype=np.int64), 0, []
 
     h = params.decay_half_life_hours
     decay = 2.0 ** (-(inputs.step_ms / MS_PER_HOUR) / h) if h else 1.0
-    snaps = np.zeros((T, 2 * K + 1))
+    snaps = np.zeros((T, 2 * K + 1) if snapshots else (T, 1))
     closed = np.zeros(T)
     consumed = np.zeros((T, 2))
     per_weight = np.zeros((T, 2, L))
@@ -542,30 +545,40 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
     # Cells past z open later in the day and hold 0 until then, so each step works on N[:z] only. The sums
     # stay over the whole book (`work` is 0 past z): numpy's pairwise sum depends on the array's length, and
     # the same length gives the same bits as before this was restricted (issue 29).
-    long_ok = [is_long & v for v in valid]
-    is_short = ~is_long
+    # Per epoch, a long's LP where it can liquidate (−inf elsewhere) and a short's (+inf for longs): one
+    # comparison per side finds the step's crossed cells. Every array op of the loop writes into buffers
+    # made once: the same operations on the same operands (the same bits, tested), without allocating and
+    # faulting in a book-sized temporary several times a step.
+    long_lp = [np.where(is_long & v, x, -np.inf) for x, v in zip(lps, valid, strict=True)]
+    short_lp = [np.where(is_long, np.inf, x) for x in lps]
     work = np.zeros(N.size)
+    hit_buf, other_buf = np.empty(N.size, dtype=bool), np.empty(N.size, dtype=bool)
+    age_buf, h_buf, x_buf = np.empty(N.size, dtype=np.int64), np.empty(N.size), np.empty(N.size)
     for t in range(T):
         a, z = n0 + offsets[t], n0 + offsets[t + 1]
         N[a:z] = add[a:z]
         Nz = N[:z]
         ep = epoch_of_step[t]
-        lp_t = lps[ep][:z]
-        hit = np.zeros(z, dtype=bool)
+        hit = hit_buf[:z]
         if np.isfinite(low[t]):
-            hit |= long_ok[ep][:z] & (lp_t >= low[t])
-        if np.isfinite(high[t]):
-            hit |= is_short[:z] & (lp_t <= high[t])
+            np.greater_equal(long_lp[ep][:z], low[t], out=hit)
+            if np.isfinite(high[t]):
+                hit |= np.less_equal(short_lp[ep][:z], high[t], out=other_buf[:z])
+        elif np.isfinite(high[t]):
+            np.less_equal(short_lp[ep][:z], high[t], out=hit)
+        else:
+            hit[:] = False
         if a < z and (new_low[t] != low[t] or new_high[t] != high[t]):
-            fresh_long, fresh_lp = is_long[a:z], lp_t[a:z]
+            lp_t = lps[ep][a:z]
+            fresh_long = is_long[a:z]
             fresh_hit = np.zeros(z - a, dtype=bool)
             if np.isfinite(new_low[t]):
-                fresh_hit |= fresh_long & (fresh_lp >= new_low[t]) & valid[ep][a:z]
+                fresh_hit |= fresh_long & (lp_t >= new_low[t]) & valid[ep][a:z]
             if np.isfinite(new_high[t]):
-                fresh_hit |= ~fresh_long & (fresh_lp <= new_high[t])
+                fresh_hit |= ~fresh_long & (lp_t <= new_high[t])
             hit[a:z] = fresh_hit
-        hit &= Nz > 0
         gone_at = np.flatnonzero(hit)
+        gone_at = gone_at[Nz[gone_at] > 0]
         if gone_at.size:
             gone = Nz[gone_at]
             consumed[t] = np.bincount(row[gone_at], weights=gone, minlength=2)
@@ -577,15 +590,23 @@ def run_day(start: Book, inputs: FlowInputs, grid: PriceGrid, table: BracketTabl
         target = inputs.oi_end_usd[t]
         excess = N.sum() - target if np.isfinite(target) else 0.0
         if excess > 0:
-            age_h = (step_end[t] - book.open_ms[:z]) / MS_PER_HOUR
-            h = lev_factor[:z] / (1.0 + np.maximum(age_h, 0.0) / params.age_hazard_hours)
+            # h = lev_factor / (1 + max(age_h, 0) / τ), age_h = (step end − open) / 1 h
+            age_h, h = x_buf[:z], h_buf[:z]
+            np.true_divide(np.subtract(step_end[t], book.open_ms[:z], out=age_buf[:z]), MS_PER_HOUR, out=age_h)
+            np.maximum(age_h, 0.0, out=age_h)
+            np.true_divide(age_h, params.age_hazard_hours, out=age_h)
+            np.add(1.0, age_h, out=age_h)
+            np.true_divide(lev_factor[:z], age_h, out=h)
             np.multiply(Nz, h, out=work[:z])
             pressure = float(work.sum())
             if pressure > 0:  # else nothing closes: x = 0
-                x = np.minimum(1.0, excess * h / pressure)
+                x = x_buf[:z]  # x = min(1, excess · h / pressure)
+                np.multiply(excess, h, out=x)
+                np.true_divide(x, pressure, out=x)
+                np.minimum(1.0, x, out=x)
                 np.multiply(Nz, x, out=work[:z])
                 closed[t] = float(work.sum())
-                Nz *= 1.0 - x
+                Nz *= np.subtract(1.0, x, out=x)
         if snapshots:
             snaps[t] = np.bincount(keys[ep][:z], weights=Nz, minlength=2 * K + 1)
 

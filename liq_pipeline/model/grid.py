@@ -28,10 +28,12 @@ class PriceGrid:
     def log_step(self) -> float:
         return math.log1p(self.width)
 
-    def bin_id(self, price: np.ndarray | float) -> np.ndarray:
+    def bin_id(self, price: np.ndarray | float, log_price: np.ndarray | None = None) -> np.ndarray:
+        """The bin of each price; `log_price` = np.log(price) when the caller has it already (the same bits:
+        several relative grids binning the same prices take the logarithm once)."""
         p = np.asarray(price, dtype=np.float64)
         if self.mode == "relative":
-            return np.floor(np.log(p) / self.log_step).astype(np.int64)
+            return np.floor((np.log(p) if log_price is None else log_price) / self.log_step).astype(np.int64)
         return np.floor(p / self.width).astype(np.int64)
 
     def low(self, bin_id: np.ndarray | int) -> np.ndarray:

@@ -250,10 +250,10 @@ def materialize_flow_day(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.da
                          flow: FlowParams = FLOW) -> dict:
     """compute_flow_day, store its frames, learn and store D's parameters. Returns the computed day."""
     out = compute_flow_day(con, symbol, day, params, flow)
-    write_frame(con, "model.flow_book", symbol, day, out["book"])
-    write_frame(con, "model.flow_snapshots", symbol, day, out["snapshots"])
-    write_frame(con, "model.flow_steps", symbol, day, out["steps"])
-    write_frame(con, "model.flow_candidate_books", symbol, day, out["candidate_books"])
+    write_frame(con, "model.flow_book", symbol, day, out["book"], arrow=True)
+    write_frame(con, "model.flow_snapshots", symbol, day, out["snapshots"], arrow=True)
+    write_frame(con, "model.flow_steps", symbol, day, out["steps"], arrow=True)
+    write_frame(con, "model.flow_candidate_books", symbol, day, out["candidate_books"], arrow=True)
     for name, result in out["books"].items():  # D+1 starts from these (warehouse/book_cache.py, make demo)
         book_cache.keep("model.flow_book", symbol, day, name, result.end_book)
     for c in out["candidates"]:

@@ -3,15 +3,38 @@ instead of warehouse/io.py, which pulls the DuckDB Python package and the Parque
 
 from __future__ import annotations
 
+import weakref
+
+#: Per open connection: the tables seen to exist (or created by schema.ensure_tables), and its Parquet root.
+#: A range run asks the same few questions of one connection every day (about 1 ms of CPU each, some ten
+#: thousand in `make demo`); a table of the warehouse is never dropped while the chain runs, so a "yes" stays
+#: true for the connection's life. A "no" is never kept (the table may be created next).
+_EXISTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ROOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def known_tables(con) -> set[str]:
+    """The tables known to exist on `con` (kept for the connection's life; empty for a connection that
+    cannot be weakly referenced, which is then asked every time)."""
+    try:
+        return _EXISTING.setdefault(con, set())
+    except TypeError:
+        return set()
+
 
 def table_exists(con, table: str) -> bool:
     """Whether `table` exists (a table, or a view in the parquet storage mode)."""
+    known = known_tables(con)
+    if table in known:
+        return True
     schema, name = table.split(".")
     # duckdb_tables() is about twice as fast as information_schema.tables (the heatmap asks per day).
     row = con.execute(
         "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $n) "
         "+ (SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $n)", {"s": schema, "n": name}
     ).fetchall()
+    if row[0][0]:
+        known.add(table)
     return bool(row[0][0])
 
 
@@ -27,13 +50,22 @@ ROOT_VARIABLE = "liq_parquet_root"
 
 
 def root_of(con) -> str | None:
-    """The Parquet root of a connection made by `parquet.connect`, None for a DuckDB-file connection."""
+    """The Parquet root of a connection made by `parquet.connect`, None for a DuckDB-file connection (asked
+    once per connection: `parquet.connect` sets it before returning the connection)."""
+    try:
+        return _ROOTS[con]
+    except (KeyError, TypeError):
+        pass
     try:
         value = con.execute(f"SELECT getvariable('{ROOT_VARIABLE}')").fetchall()[0][0]
     except Exception as e:  # a DuckDB error (the engine's classes are not imported here, see the docstring)
         if type(e).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
             raise
-        return None
+        value = None
+    try:
+        _ROOTS[con] = value or None
+    except TypeError:
+        pass
     return value or None
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from liq_pipeline.warehouse.io import exact_usd_sum, registered_frame, replace_partition, replace_partitions
+from liq_pipeline.warehouse.io import (
+    as_arrow,
+    exact_usd_sum,
+    registered_frame,
+    replace_partition,
+    replace_partitions,
+)
 from liq_pipeline.warehouse.schema import ensure_tables
 
 #: model.heatmap_snapshots rows of the day being written (one per variant and snapshot), from its heatmap rows.
@@ -39,7 +45,7 @@ def _write_heatmap_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.dat
 def write_heatmap_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, rows: pd.DataFrame) -> int:
     """Replace the day's model.liquidation_heatmap partition and its model.heatmap_snapshots index together
     (one transaction) with `rows` (the table's columns); returns the heatmap rows stored."""
-    with registered_frame(con, "heatmap_rows", rows):
+    with registered_frame(con, "heatmap_rows", as_arrow(rows)):
         return _write_heatmap_rows(con, symbol, day)
 
 

@@ -63,9 +63,27 @@ def registered_frame(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterat
         con.unregister(name)
 
 
-def write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame) -> int:
-    """`replace_partition` of (symbol, day) from an in-memory frame whose columns are named as the table's."""
-    with registered_frame(con, "_liq_frame", frame):
+def as_arrow(frame):
+    """A pandas frame as a pyarrow Table (the same values: NaN is NULL for DuckDB either way), which DuckDB
+    scans at about half the CPU of the frame (400 k heatmap rows: 0.40 -> 0.26 s stored, issue 29); the frame
+    itself when pyarrow cannot convert a column (mixed Python objects), or when it is not a pandas frame."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) or not len(frame.columns):
+        return frame
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return frame
+
+
+def write_frame(con: duckdb.DuckDBPyConnection, table: str, symbol: str, day: dt.date, frame,
+                arrow: bool = False) -> int:
+    """`replace_partition` of (symbol, day) from an in-memory frame whose columns are named as the table's
+    (`arrow`: scanned as a pyarrow Table, `as_arrow`: for the large frames of numbers and plain strings)."""
+    with registered_frame(con, "_liq_frame", as_arrow(frame) if arrow else frame):
         return replace_partition(con, table, symbol, day, "SELECT * FROM _liq_frame")
 
 

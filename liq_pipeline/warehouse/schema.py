@@ -7,7 +7,7 @@ as the names say).
 
 from __future__ import annotations
 
-from liq_pipeline.warehouse.catalog import root_of
+from liq_pipeline.warehouse.catalog import known_tables, root_of
 
 _KLINE_COLUMNS = """
     symbol VARCHAR NOT NULL,
@@ -356,5 +356,8 @@ def ensure_tables(con, *tables: str) -> None:
     exist from the start (warehouse/parquet.py), so there is nothing to create."""
     if root_of(con) is not None:
         return
+    known = known_tables(con)  # created once per connection (catalog.py)
     for table in tables or tuple(TABLES):
-        con.execute(ddl(table))
+        if table not in known:
+            con.execute(ddl(table))
+            known.add(table)

@@ -65,3 +65,35 @@ def test_the_step_loop_gives_the_bits_of_the_whole_book_loop():
     assert all(consumed > 0 for consumed, _ in activity.values())
     assert all(activity[("flow", d)][1] > 0 for d in range(2))
     assert h.hexdigest() == WHOLE_BOOK_DIGEST
+
+
+#: sha256 of the survival fit's candidate books below (snapshots=False, two half-lives, two chained days), with
+#: their dtypes, recorded with main 0084b6c's loop before the loop wrote into buffers and skipped the
+#: snapshot keys of a book without snapshots (issue 29).
+CANDIDATE_DIGEST = "2a1cbc2f663f115fd76ec939db9858a58fc82e43233cc0e91ccf58dba41e0b56"
+
+
+def test_a_candidate_book_without_snapshots_gives_the_recorded_bits():
+    h, closed = hashlib.sha256(), []
+    for half_life in (8.0, 36.0):
+        params = fl.with_time_scale(PARAMS, half_life)
+        book = fl.Book.empty()
+        for day in range(2):
+            r = fl.run_day(book, day_inputs(day, 20 + day), GRID, TABLE, fl.SideMix.prior(params), params,
+                           snapshots=False)
+            book = r.end_book
+            assert r.consumed_usd.sum() > 0 and r.notional_usd.size == 0
+            closed.append(r.closed_usd.sum())
+            for a in (r.step, r.side, r.bin_id, r.notional_usd, r.closed_usd, r.consumed_usd, r.consumed_per_weight,
+                      *book.columns().values()):
+                h.update(np.ascontiguousarray(a).tobytes())
+                h.update(str(np.asarray(a).dtype).encode())
+    assert all(c > 0 for c in closed[1::2])  # the survival closes run once the book is full (the second day)
+    assert h.hexdigest() == CANDIDATE_DIGEST
+
+
+def test_a_price_binned_from_its_logarithm_gives_the_same_bin():
+    rng = np.random.default_rng(5)
+    price = np.concatenate([rng.uniform(1e-3, 2e5, 100_000), GRID.low(np.arange(-50, 50)) * (1 + 1e-16)])
+    for grid in (GRID, PriceGrid("relative", 0.01), PriceGrid("fixed", 500.0)):
+        assert np.array_equal(grid.bin_id(price, np.log(price)), grid.bin_id(price))
