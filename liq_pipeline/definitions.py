@@ -26,12 +26,13 @@ def build_definitions() -> dg.Definitions:
 
 
 #: What a step process imports besides these definitions before its step starts: the instance's storage classes
-#: (SQLite, and Postgres for the production instance) and the file-system layer of its state storage. Preloaded
+#: (SQLite, and Postgres for the production instance), the file-system layer of its state storage, and the
+#: libraries the steps' code imports where it uses them (pictures, the flow fit, scoring). Preloaded
 #: once in the fork server, they cost each step process nothing (measured: 0.5 s of CPU less per step). A module
 #: that is not installed (dagster_postgres without the dev extras) is skipped by the fork server.
 STEP_PRELOAD = ("dagster._core.storage.runs.sqlite", "dagster._core.storage.event_log.sqlite",
                 "dagster._core.storage.schedules.sqlite", "dagster._core.instance.factory", "dagster_postgres",
-                "upath", "fsspec")
+                "upath", "fsspec", "matplotlib.pyplot", "scipy.optimize", "scipy.stats")
 
 
 def _executor():

@@ -34,7 +34,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
 
 from liq_pipeline.config import FLOW, MODEL, FlowParams, ModelParams
 from liq_pipeline.model.grid import PriceGrid
@@ -659,6 +658,8 @@ def fit_side(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np.ndarray
     alpha = ridge * float(np.mean(np.sum(U * U, axis=0)))
     A = np.vstack([U, math.sqrt(alpha) * np.eye(w0.size)])
     b = np.concatenate([R, math.sqrt(alpha) * s * w0])
+    from scipy.optimize import nnls  # here, not at the top: the definitions import this module (0.6 s of CPU)
+
     beta, _ = nnls(A, b, maxiter=50 * w0.size)
     total = float(beta.sum())
     if not total > 0:

@@ -12,7 +12,15 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+
+
+def _stats():
+    """scipy.stats, imported on first use: the definitions import this module, and most processes that load them
+    (a run worker, the code server) never score anything (the import costs about 0.4 s of CPU)."""
+    from scipy import stats
+
+    return stats
+
 
 #: Verdicts of a correlation test (liquidation-math.md §9.1).
 PASS, MODERATE, FAIL, INCONCLUSIVE = "pass", "moderate", "fail", "inconclusive"
@@ -54,7 +62,7 @@ def _correlate(method: str, x: np.ndarray, y: np.ndarray, min_n: int) -> Correla
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         which = "first" if np.ptp(x) == 0 else "second"
         return Correlation(method, None, None, n, INCONCLUSIVE, f"the {which} series is constant: r is undefined")
-    fn = stats.pearsonr if method == "pearson" else stats.spearmanr
+    fn = _stats().pearsonr if method == "pearson" else _stats().spearmanr
     res = fn(x, y)
     r, p = float(res[0]), float(res[1])
     if not math.isfinite(r):
@@ -282,7 +290,7 @@ def lift(model_value: float, baseline_value: float) -> float:
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
-    return stats.rankdata(np.asarray(x, dtype=np.float64))
+    return _stats().rankdata(np.asarray(x, dtype=np.float64))
 
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, controls: list[np.ndarray], min_n: int = 10) -> Correlation:
@@ -319,7 +327,7 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, controls: list[np.ndarray], m
     r = float(np.clip(res_x @ res_y / (sx * sy), -1.0, 1.0))
     dof = n - 2 - k
     t = r * math.sqrt(dof / max(1e-300, 1 - r * r))
-    p = float(2 * stats.t.sf(abs(t), dof))
+    p = float(2 * _stats().t.sf(abs(t), dof))
     return Correlation(method, r, p, n, correlation_verdict(r, p))
 
 
@@ -377,4 +385,4 @@ def weighted_log_price_distance(price_a: np.ndarray, weight_a: np.ndarray, price
     kb = np.isfinite(pb) & (pb > 0) & np.isfinite(wb) & (wb > 0)
     if not ka.any() or not kb.any():
         return float("nan")
-    return float(stats.wasserstein_distance(np.log(pa[ka]), np.log(pb[kb]), wa[ka], wb[kb]))
+    return float(_stats().wasserstein_distance(np.log(pa[ka]), np.log(pb[kb]), wa[ka], wb[kb]))

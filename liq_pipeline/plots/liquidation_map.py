@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, figure_note, price_label  # noqa: E402
+# matplotlib.pyplot is imported where a picture is drawn, not here: the definitions import this module, and every
+# process that loads them without drawing (a run worker, the code server, `dagster asset materialize`) would pay
+# about 0.5 s of CPU for it (the Agg backend is chosen by liq_pipeline.plots, imported first).
+from liq_pipeline.plots import LONG_COLOR, MARK_COLOR, SHORT_COLOR, figure_note, price_label
 
 #: Which model this map shows, and why its totals differ from the heatmap's end-of-day map.
 LEVELS_NOTE = ("liquidation_levels: the whole open interest spread over the 30-day volume profile, levels "
@@ -51,6 +48,8 @@ def _bar_width(prices: np.ndarray) -> float:
 def _bars(ax, x: np.ndarray, height: np.ndarray, width: float, color: str, label: str) -> None:
     """Bars centred on `x` from 0 to `height` as one collection: the same picture as `ax.bar`, which makes
     one Rectangle artist per bar (hundreds here, most of the picture's drawing time)."""
+    from matplotlib.collections import PolyCollection
+
     x0, x1 = x - width / 2, x + width / 2
     zero = np.zeros_like(x)
     verts = np.stack([np.column_stack(c) for c in ((x0, zero), (x0, height), (x1, height), (x1, zero))], axis=1)
@@ -71,6 +70,9 @@ def liquidation_map_png(
     note: str = LEVELS_NOTE,
 ) -> bytes:
     """A small liquidation-map PNG (about 800×420 px). Prices and notionals in USD."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
     lp, ln = np.asarray(long_price, float), np.asarray(long_notional_usd, float)
     sp, sn = np.asarray(short_price, float), np.asarray(short_notional_usd, float)
     with plt.style.context("dark_background"):
