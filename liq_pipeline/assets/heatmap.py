@@ -31,6 +31,7 @@ from liq_pipeline.pipeline import workers
 from liq_pipeline.pipeline.heatmap_day import (
     HeatmapDay,
     compute_heatmap_day,
+    day_realised_vol,
     end_of_day_zones,
     picture_for,
     write_heatmap_day,
@@ -165,8 +166,9 @@ def day_metadata(result: HeatmapDay, rows: int) -> dict:
     mark = inp.end_mark
     pictures = {}
     zones_df = None
+    vol = day_realised_vol(inp)
     for v, r in result.variants.items():
-        z = zones_frame(zones_for_state(r.evolution.end_state, result.grid, mark)) if np.isfinite(mark) else None
+        z = zones_frame(zones_for_state(r.evolution.end_state, result.grid, mark, vol)) if np.isfinite(mark) else None
         pictures[v] = picture_for(result, v, z)
         if v == PICTURE_VARIANT:
             zones_df = z
