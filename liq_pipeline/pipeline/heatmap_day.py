@@ -123,11 +123,10 @@ def write_heatmap_day(con: duckdb.DuckDBPyConnection, result: HeatmapDay) -> int
     return heatmap_store.write_heatmap_rows(con, result.inputs.symbol, result.inputs.day, result.rows())
 
 
-def day_realised_vol(inputs: DayInputs) -> float:
-    """Daily sd of the day's mark returns from its hourly closes (as end_of_day_zones measures it), nan when
-    the day has too few."""
-    every = max(1, round(60 / inputs.step_minutes)) if inputs.step_minutes <= 60 else 1
-    return zn.realised_daily_vol(inputs.mark_close[every - 1::every], max(60.0, float(inputs.step_minutes)))
+def zone_daily_vol(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> float:
+    """The realised daily volatility the zones of D are measured with: hourly mark returns of the 7 days
+    ending with D (nan when too few: model/zones.py then uses its default)."""
+    return zn.realised_daily_vol(hourly_mark_closes(con, symbol, day, 7), 60.0)
 
 
 def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float,
@@ -175,7 +174,7 @@ def end_of_day_zones(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) 
     the model.liquidation_zones layout; and the table the mark came from."""
     grid = grid_for(symbol)
     mark, mark_table = end_of_day_mark(con, symbol, day)
-    vol = zn.realised_daily_vol(hourly_mark_closes(con, symbol, day), 60.0)
+    vol = zone_daily_vol(con, symbol, day)
     parts = []
     for variant, g in last_snapshots(con, symbol, day).groupby("variant", sort=True):
         state = hm.LevelState.from_rows(g["side"].to_numpy(), g["bin_id"].to_numpy(), g["notional_usd"].to_numpy())

@@ -46,16 +46,20 @@ def test_zones_rank_by_what_the_mark_can_reach_and_ignore_the_far_book():
     price, notional = _bumps([84_000, 93_000, 96_500], [5e8, 2e7, 1.5e7])  # 16 %, 7 % and 3.5 % below 100k
     old = find_zones(price, notional, mark_price=100_000, reach_days=None)
     assert old.centroid_price[0] == pytest.approx(84_000, rel=2e-3)  # by notional: the far book first
-    z = find_zones(price, notional, mark_price=100_000, daily_vol=0.026)
+    z = find_zones(price, notional, mark_price=100_000, daily_vol=0.026, reach_days=7.0)
     assert z.centroid_price[0] == pytest.approx(96_500, rel=3e-3)  # nearer, smaller: reached more often
     assert z.centroid_price[1] == pytest.approx(93_000, rel=3e-3)
     assert np.all(np.diff(z.reach_usd) <= 0) and np.all(z.reach_usd <= z.notional_usd)
     # Calmer market: the 16 % cluster is out of reach altogether (P < 1 % within a week at 1 % a day).
-    calm = find_zones(price, notional, mark_price=100_000, daily_vol=0.01)
+    calm = find_zones(price, notional, mark_price=100_000, daily_vol=0.01, reach_days=7.0)
     assert np.all(calm.price_low > 88_000)
     # A wilder one brings it back, ranked by reach, not by its size.
-    wild = find_zones(price, notional, mark_price=100_000, daily_vol=0.06)
+    wild = find_zones(price, notional, mark_price=100_000, daily_vol=0.06, reach_days=7.0)
     assert wild.price_low.min() < 85_000
+    # The default horizon, one day (until the zones are recomputed): only the 3.5 % cluster is within reach.
+    day = find_zones(price, notional, mark_price=100_000, daily_vol=0.026)
+    assert len(day) >= 1 and np.all(day.price_low > 95_000)
+    assert find_zones(price, notional, mark_price=100_000).rank.tolist() == day.rank.tolist()  # default σ 2.6 %
 
 
 def test_reach_probability_and_realised_vol():
