@@ -34,6 +34,7 @@ from liq_pipeline.pipeline.heatmap_day import (
     end_of_day_zones,
     picture_for,
     write_heatmap_day,
+    zone_daily_vol,
     zones_for_state,
     zones_frame,
 )
@@ -129,9 +130,10 @@ def liquidation_heatmap(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
             result = previous[symbol] = compute_heatmap_day(con, symbol, day, previous=previous.get(symbol))
             keep_previous_rows(con, symbol, day)
             n = write_heatmap_day(con, result)
+            vol = zone_daily_vol(con, symbol, day)
             answer_store.write_heatmap_answer(con, answer_store.folder_of(duckdb), symbol, day)  # for `liq heatmap`
         total_rows += n
-        per_day[(symbol, day)] = day_metadata(result, n)
+        per_day[(symbol, day)] = day_metadata(result, n, vol)
         context.log.info(f"{symbol} {day}: {n} heatmap rows; " + "; ".join(per_day[(symbol, day)]["flags"].data))
     for day_md in per_day.values():
         collect_drawn(day_md)
@@ -157,7 +159,7 @@ def collect_drawn(metadata: dict) -> dict:
     return metadata
 
 
-def day_metadata(result: HeatmapDay, rows: int) -> dict:
+def day_metadata(result: HeatmapDay, rows: int, vol: float | None = None) -> dict:
     """One partition's metadata: its heatmap and liquidation-map pictures, its HTML report (every variant),
     its zones, the bookkeeping of every variant and the data flags. The pictures and the report are drawn
     by pipeline/workers.py (at once, or in a drawing process): pending until `collect_drawn`."""
@@ -166,7 +168,7 @@ def day_metadata(result: HeatmapDay, rows: int) -> dict:
     pictures = {}
     zones_df = None
     for v, r in result.variants.items():
-        z = zones_frame(zones_for_state(r.evolution.end_state, result.grid, mark)) if np.isfinite(mark) else None
+        z = zones_frame(zones_for_state(r.evolution.end_state, result.grid, mark, vol)) if np.isfinite(mark) else None
         pictures[v] = picture_for(result, v, z)
         if v == PICTURE_VARIANT:
             zones_df = z

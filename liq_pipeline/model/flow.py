@@ -225,11 +225,27 @@ class FlowInputs:
         return int(self.step_start_ms.size)
 
 
+#: Binance's funding formula (reference/binance-data.md): F = P + clamp(I − P, ±FUNDING_CLAMP), I the interest
+#: rate per 8 h. Whenever the premium P lies in [−0.04 %, +0.06 %] the rate is exactly I: the neutral level.
+FUNDING_INTEREST = 0.0001
+FUNDING_CLAMP = 0.0005
+
+
+def premium_as_funding(premium: np.ndarray) -> np.ndarray:
+    """The funding rate a premium index settles at, F = P + clamp(I − P, ±0.05 %): the premium read on the scale
+    where neutral is I (issue 26 round 6). Read as it was, with 0 as neutral, the simulated markets' premium
+    (about −0.045 %, inside the band where F = I) put the opens' long share at 0.36-0.38 while 52-63 % of the
+    open notional was long; funding (0.47-0.49) and the premium are one signal, now on one scale."""
+    p = np.asarray(premium, dtype=np.float64)
+    return p + np.clip(FUNDING_INTEREST - p, -FUNDING_CLAMP, FUNDING_CLAMP)
+
+
 def crowding(inputs: FlowInputs, taker_window_steps: int = 16) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
     """Long share of the notional opened in each step, from public crowding signals (each in [0.2, 0.8]):
 
     funding  p = 0.5 + 0.3·tanh(1000·(f − 0.0001))   (f: latest settled 8h-equivalent rate, 0.0001 = interest)
-    premium  p = 0.5 + 0.3·tanh(1000·P)              (P: premium index over the step)
+    premium  p = 0.5 + 0.3·tanh(1000·(F(P) − 0.0001)) (P: premium index over the step, read as the funding rate
+                                            it settles: F(P) = P + clamp(0.0001 − P, ±0.0005), Binance's formula)
     accounts p = r / (1 + r)                         (r: count_long_short_ratio of the metrics)
     taker    p = Σ taker buy / Σ taker volume over the steps with rising OI in the last `taker_window_steps`
     p_t = 0.5 + mean over the signals present at t of (p_k − 0.5); a signal missing all day is flagged;
@@ -239,7 +255,7 @@ def crowding(inputs: FlowInputs, taker_window_steps: int = 16) -> tuple[np.ndarr
     f = np.asarray(inputs.funding_8h, dtype=np.float64)
     signals = {
         "funding": 0.5 + 0.3 * np.tanh(1000.0 * (f - 0.0001)),
-        "premium": 0.5 + 0.3 * np.tanh(1000.0 * np.asarray(inputs.premium, dtype=np.float64)),
+        "premium": 0.5 + 0.3 * np.tanh(1000.0 * (premium_as_funding(inputs.premium) - FUNDING_INTEREST)),
         "accounts": np.asarray(inputs.account_long_share, dtype=np.float64),
     }
     rising = np.nan_to_num(inputs.oi_end_usd - inputs.oi_start_usd, nan=0.0) > 0

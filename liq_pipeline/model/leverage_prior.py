@@ -95,6 +95,26 @@ def fit_with_low_end(per_weight: np.ndarray, realized_usd: np.ndarray, prior: np
     return Fit(np.concatenate([low, near * fit.weights]), 1.0, fit.source, detail, near)
 
 
+def pool_near_share(fits: dict[str, Fit], low_buckets: int) -> dict[str, Fit]:
+    """The sides' fits with one near-liquidation share for both: the mean of the two learned Σβ, each side keeping
+    its own leveraged shape and the prior's split of the low buckets.
+
+    A contract has a long and a short, and the side balance of what is opened comes from the crowding signals
+    (model/flow.crowding); a share fitted per side on a few liquidations a day swings several-fold between the
+    sides (as `pipeline/flow_day.map_scale` measured before the grid reached the low end) and, when each side's
+    near-mark part is drawn at its own share, sets the side balance near the mark instead of the signals."""
+    near = float(np.mean([f.near_share for f in fits.values()]))
+    out = {}
+    for side, f in fits.items():
+        w = np.asarray(f.weights, dtype=np.float64)
+        low, lev = w[:low_buckets], w[low_buckets:]
+        low = low / low.sum() * (1.0 - near) if low.sum() > 0 else np.full(low_buckets, (1.0 - near) / low_buckets)
+        lev = lev / lev.sum() * near if lev.sum() > 0 else lev
+        detail = f.detail + f"; near-liquidation share pooled over both sides: {near:.4f} (this side's fit {f.near_share:.4f})"
+        out[side] = Fit(np.concatenate([low, lev]), f.leveraged_share, f.source, detail, near)
+    return out
+
+
 @dataclass(frozen=True)
 class Fit:
     """A side's mix over every bucket (sums to 1), the map scale (1: the whole book), where it came from and

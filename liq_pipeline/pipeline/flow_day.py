@@ -231,8 +231,11 @@ def learn_parameters(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, 
                  ("age_hazard_hours", "both", fit.age_hazard_hours, fit.source, f"τ = H · {flow.age_hazard_hours:g}/"
                   f"{flow.half_life_hours:g} (the prior's ratio)")]
     low = flow.low_leverage_buckets
+    fits = leverage_prior.pool_near_share(
+        {side: leverage_prior.fit_with_low_end(*data[side], np.asarray(flow.prior_weights), low, flow.ridge)
+         for side in SIDES}, low)
     for side in SIDES:
-        fit = leverage_prior.fit_with_low_end(*data[side], np.asarray(flow.prior_weights), low, flow.ridge)
+        fit = fits[side]
         for i, (lev, w) in enumerate(zip(flow.leverages, fit.weights, strict=True)):
             rows.append((f"weight_{lev:g}x", side, float(w), fit.source if i >= low else "prior",
                          fit.detail if i >= low else "not identified (no public liquidation reaches it): "

@@ -22,6 +22,7 @@ from liq_pipeline.warehouse.readers.heatmap import (
     flow_consumed_by_variant,
     flow_consumed_rows,
     flow_snapshot_rows,
+    hourly_mark_closes,
     last_snapshots,
 )
 from liq_pipeline.warehouse.readers.raw_day import DayInputs, load_day_inputs
@@ -122,10 +123,18 @@ def write_heatmap_day(con: duckdb.DuckDBPyConnection, result: HeatmapDay) -> int
     return heatmap_store.write_heatmap_rows(con, result.inputs.symbol, result.inputs.day, result.rows())
 
 
-def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float) -> dict[str, zn.Zones]:
-    """Zones per side of an end state ('long', 'short')."""
+def zone_daily_vol(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -> float:
+    """The realised daily volatility the zones of D are measured with: hourly mark returns of the 7 days
+    ending with D (nan when too few: model/zones.py then uses its default)."""
+    return zn.realised_daily_vol(hourly_mark_closes(con, symbol, day, 7), 60.0)
+
+
+def zones_for_state(state: hm.LevelState, grid: PriceGrid, mark_price: float,
+                    daily_vol: float | None = None) -> dict[str, zn.Zones]:
+    """Zones per side of an end state ('long', 'short'), within reach of the mark at `daily_vol` (model/zones.py;
+    None: its default)."""
     price = grid.mid(state.bin_id)
-    return {side: zn.find_zones(price, state.notional[row], mark_price)
+    return {side: zn.find_zones(price, state.notional[row], mark_price, daily_vol=daily_vol)
             for side, row in (("long", hm.LONG_ROW), ("short", hm.SHORT_ROW))}
 
 
@@ -165,10 +174,11 @@ def end_of_day_zones(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) 
     the model.liquidation_zones layout; and the table the mark came from."""
     grid = grid_for(symbol)
     mark, mark_table = end_of_day_mark(con, symbol, day)
+    vol = zone_daily_vol(con, symbol, day)
     parts = []
     for variant, g in last_snapshots(con, symbol, day).groupby("variant", sort=True):
         state = hm.LevelState.from_rows(g["side"].to_numpy(), g["bin_id"].to_numpy(), g["notional_usd"].to_numpy())
-        z = zones_frame(zones_for_state(state, grid, mark))
+        z = zones_frame(zones_for_state(state, grid, mark, vol))
         z["variant"] = variant
         z["as_of"] = g["snapshot_time"].iloc[0]
         parts.append(z)

@@ -165,13 +165,13 @@ def test_picture_at_a_time_draws_the_zones_of_that_snapshot(warehouse):
     """No look-ahead: the stored end-of-day zones (e.g. 92,900–93,100, where the 12:00 snapshot has no
     level) are not drawn; the zones come from the snapshot shown."""
     noon = dt.datetime(2026, 1, 5, 12, 0)
-    cluster = GRID.mid(GRID.bin_id(96_000.0) + np.arange(5))  # a dense cluster only at 12:00
+    cluster = GRID.mid(GRID.bin_id(98_000.0) + np.arange(5))  # a dense cluster only at 12:00, within a day's reach
     _add_levels(warehouse, cluster, np.full(5, 3e6), noon)
     with cli.connect_read_only(warehouse) as con:
         pic = cli.picture_from_warehouse(con, SYMBOL, DAY, VARIANT, noon)
     assert pic.zones_as_of == "at 12:00 UTC"
     assert [z.side for z in pic.zones] == ["long"]
-    assert pic.zones[0].price_low <= 96_000 <= pic.zones[0].price_high
+    assert pic.zones[0].price_low <= cluster[0] and cluster[-1] <= pic.zones[0].price_high
     assert not any(z.price_low <= 93_000 <= z.price_high for z in pic.zones)
 
 

@@ -115,6 +115,18 @@ def test_crowding_follows_funding_and_flags_missing_signals():
     assert np.all(fl.crowding(cold)[0] < 0.5)
 
 
+def test_the_premium_is_read_as_the_funding_rate_it_settles():
+    """F = P + clamp(I − P, ±0.05 %): a premium inside [−0.04 %, +0.06 %] settles at the interest rate, neutral;
+    outside the band it moves the long share the way funding does (reference/binance-data.md)."""
+    P = np.array([-0.00045, -0.0004, 0.0, 0.0006, -0.0008, 0.001])
+    np.testing.assert_allclose(fl.premium_as_funding(P), [0.00005, 0.0001, 0.0001, 0.0001, -0.0003, 0.0005])
+    T = 96
+    p, signals, _ = fl.crowding(make_inputs(premium=np.full(T, -0.00045)))
+    assert np.allclose(signals["premium"], 0.5 + 0.3 * np.tanh(-0.05)) and np.all(np.abs(p - 0.5) < 0.02)
+    assert np.all(fl.crowding(make_inputs(premium=np.full(T, 0.001)))[0] > 0.6)
+    assert np.all(fl.crowding(make_inputs(premium=np.full(T, -0.001)))[0] < 0.4)
+
+
 #: A seven-bucket retail prior (fit_side is the same for any grid; the configured one puts 99 % in 1.5x / 3x).
 PRIOR7 = np.array([0.08, 0.17, 0.27, 0.24, 0.14, 0.06, 0.04])
 

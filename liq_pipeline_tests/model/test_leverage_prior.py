@@ -76,3 +76,27 @@ def test_buckets_the_mark_never_reached_are_not_identified():
     assert lp.identified_buckets(U).tolist() == [False, False, False, True]
     assert lp.identified_buckets(U, min_share=1e-4).tolist() == [False, False, True, True]
     assert not lp.identified_buckets(np.zeros((3, 2))).any()
+
+
+def test_one_near_liquidation_share_for_both_sides_keeps_each_sides_shape():
+    """The sides' fitted shares differ (a few liquidations a day); the map holds their mean on both sides so the
+    side balance near the mark stays the crowding signals'."""
+    rng = np.random.default_rng(2)
+    L, low = len(FLOW.leverages), FLOW.low_leverage_buckets
+    U = rng.gamma(1.0, 1.0, size=(200, L))
+    U[:, :low] = 0.0
+    shape_long = np.asarray(FLOW.prior_leveraged_shape) / sum(FLOW.prior_leveraged_shape)
+    shape_short = shape_long[::-1]
+    beta_long = np.concatenate([np.zeros(low), 0.06 * shape_long])
+    beta_short = np.concatenate([np.zeros(low), 0.02 * shape_short])
+    prior = np.asarray(FLOW.prior_weights)
+    fits = {"long": lp.fit_with_low_end(U, U @ beta_long, prior, low, ridge=1e-6),
+            "short": lp.fit_with_low_end(U, U @ beta_short, prior, low, ridge=1e-6)}
+    pooled = lp.pool_near_share(fits, low)
+    for side, shape in (("long", shape_long), ("short", shape_short)):
+        w = pooled[side].weights
+        assert pooled[side].near_share == pytest.approx(0.04, rel=1e-3)
+        assert w[low:].sum() == pytest.approx(0.04, rel=1e-3) and w.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(w[low:] / w[low:].sum(), shape, atol=1e-4)  # each side's own shape
+        assert w[0] == pytest.approx(w[1]) and "pooled" in pooled[side].detail
+    assert fits["long"].near_share == pytest.approx(0.06, rel=1e-3)  # the inputs are left as they were

@@ -24,7 +24,7 @@ def _bumps(centres: list[float], masses: list[float], background: float = 0.0):
 
 def test_two_separated_clusters_are_found_ranked_by_notional():
     price, notional = _bumps([85_000, 92_000], [3e7, 6e7])
-    z = find_zones(price, notional, mark_price=100_000)
+    z = find_zones(price, notional, mark_price=100_000, reach_days=None)
     # The 92k bump (within 10 % of the mark) is cut to a 1 % band around its peak plus its two thin tails;
     # the 85k one (15 % away) stays whole as an aggregate.
     assert len(z) == 4
@@ -38,6 +38,44 @@ def test_two_separated_clusters_are_found_ranked_by_notional():
     assert z.distance_pct[0] == pytest.approx((z.centroid_price[0] / 100_000 - 1) * 100)
     assert np.all(z.distance_pct < 0)
     assert z.share_of_side.sum() <= 1.0 + 1e-12 and z.share_of_side[0] > 0.5
+
+
+def test_zones_rank_by_what_the_mark_can_reach_and_ignore_the_far_book():
+    """The book holds the far low-leverage open interest (most of it, 25-60 % from the mark): zones leave it out
+    and rank the leveraged clusters by notional × the probability the mark touches them within a week."""
+    price, notional = _bumps([84_000, 93_000, 96_500], [5e8, 2e7, 1.5e7])  # 16 %, 7 % and 3.5 % below 100k
+    old = find_zones(price, notional, mark_price=100_000, reach_days=None)
+    assert old.centroid_price[0] == pytest.approx(84_000, rel=2e-3)  # by notional: the far book first
+    z = find_zones(price, notional, mark_price=100_000, daily_vol=0.026, reach_days=7.0)
+    assert z.centroid_price[0] == pytest.approx(96_500, rel=3e-3)  # nearer, smaller: reached more often
+    assert z.centroid_price[1] == pytest.approx(93_000, rel=3e-3)
+    assert np.all(np.diff(z.reach_usd) <= 0) and np.all(z.reach_usd <= z.notional_usd)
+    # Calmer market: the 16 % cluster is out of reach altogether (P < 1 % within a week at 1 % a day).
+    calm = find_zones(price, notional, mark_price=100_000, daily_vol=0.01, reach_days=7.0)
+    assert np.all(calm.price_low > 88_000)
+    # A wilder one brings it back, ranked by reach, not by its size.
+    wild = find_zones(price, notional, mark_price=100_000, daily_vol=0.06, reach_days=7.0)
+    assert wild.price_low.min() < 85_000
+    # The default horizon, one day (until the zones are recomputed): only the 3.5 % cluster is within reach.
+    day = find_zones(price, notional, mark_price=100_000, daily_vol=0.026)
+    assert len(day) >= 1 and np.all(day.price_low > 95_000)
+    assert find_zones(price, notional, mark_price=100_000).rank.tolist() == day.rank.tolist()  # default σ 2.6 %
+
+
+def test_reach_probability_and_realised_vol():
+    from liq_pipeline.model.zones import reach_probability, realised_daily_vol
+
+    p = reach_probability(np.array([100.0, 90.0, 80.0, 111.1]), 100.0, 0.026, 7.0)
+    assert p[0] == pytest.approx(1.0)
+    assert p[1] == pytest.approx(0.126, abs=0.002)  # erfc(0.105 / (0.026·√14))
+    assert p[2] < 0.02 and p[1] > p[2]
+    assert p[3] == pytest.approx(p[1], rel=0.01)  # symmetric in log price
+    with pytest.raises(ValueError, match="positive"):
+        reach_probability(np.array([1.0]), 1.0, 0.0, 7.0)
+    rng = np.random.default_rng(3)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02 / np.sqrt(24), 24 * 60)))
+    assert realised_daily_vol(closes, 60.0) == pytest.approx(0.02, rel=0.05)
+    assert np.isnan(realised_daily_vol(closes[:5], 60.0))
 
 
 def test_zones_are_denser_than_background_and_background_is_noise():
@@ -84,8 +122,8 @@ def test_a_wide_cluster_near_the_mark_is_cut_into_bands_of_at_most_one_percent()
     # Sparse levels elsewhere, so the plateau is denser than the side's average.
     far = GRID.mid(np.arange(GRID.bin_id(60_000.0), GRID.bin_id(70_000.0)))
     levels = np.concatenate([price, far]), np.concatenate([notional, np.full(far.size, 1e3)])
-    z = find_zones(*levels, mark_price=86_000)
-    whole = find_zones(*levels, mark_price=86_000, band_width_rel=0.5)  # no cut: one cluster
+    z = find_zones(*levels, mark_price=86_000, reach_days=None)
+    whole = find_zones(*levels, mark_price=86_000, band_width_rel=0.5, reach_days=None)  # no cut: one cluster
     near = z.kind == "band"
     assert near.sum() >= 9  # ~10 % of price in bands of ≤ 1 %
     assert np.all(z.price_high[near] - z.price_low[near] <= 0.01 * 86_000 + 1e-9)
@@ -107,7 +145,7 @@ def test_a_wide_cluster_far_from_the_mark_stays_whole_as_an_aggregate():
     notional = np.full(price.size, 1e5)
     sparse = GRID.mid(np.arange(GRID.bin_id(80_000.0), GRID.bin_id(99_000.0)))
     z = find_zones(np.concatenate([price, sparse]), np.concatenate([notional, np.full(sparse.size, 1e3)]),
-                   mark_price=100_000)
+                   mark_price=100_000, reach_days=None)
     assert len(z) == 1 and z.kind[0] == "aggregate"
     assert z.price_high[0] - z.price_low[0] > 0.05 * 100_000
 

@@ -23,6 +23,22 @@ def end_of_day_mark(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date) -
     raise LookupError(f"{symbol} {day}: no mark-price or last-price klines to measure zone distances from")
 
 
+def hourly_mark_closes(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, days: int = 7) -> np.ndarray:
+    """The last mark close of each hour of the `days` days ending with `day`, in time order (last-price closes
+    if no mark candle): the series the zones' realised volatility is measured on (no look-ahead). Empty when
+    neither table has those days."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    first = day - dt.timedelta(days=days - 1)
+    for table in ("raw.mark_price_klines", "raw.klines"):
+        if table_exists(con, table):
+            got = con.execute(f"""SELECT arg_max(close, open_time) FROM {table} WHERE symbol = ? AND day BETWEEN ? AND ?
+                                  AND open_time < ? GROUP BY date_trunc('hour', open_time)
+                                  ORDER BY date_trunc('hour', open_time)""", [symbol, first, day, end]).fetchall()
+            if got:
+                return np.array([r[0] for r in got], dtype=np.float64)
+    return np.zeros(0)
+
+
 def flow_snapshot_rows(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, variant: str,
                        tables: frozenset[str] | None = None) -> dict[str, np.ndarray]:
     """A variant's snapshot cells of the day from the book engine (model.flow_snapshots): snapshot_time, sign
