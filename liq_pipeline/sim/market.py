@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import os
 import time
 import zlib
@@ -112,7 +113,9 @@ def simulate(cfg: SimConfig, progress: Callable[[str], None] | None = None) -> S
         for symbol in cfg.symbols:
             summaries[symbol] = simulate_symbol(cfg, symbol, progress)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Spawned, never forked: a fork of a process whose DuckDB / Arrow threads are running can die in the
+        # child (seen as BrokenProcessPool in a pytest worker); pipeline/workers.py spawns for the same reason.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {s: pool.submit(simulate_symbol, cfg, s, None) for s in cfg.symbols}
             for symbol in cfg.symbols:
                 summaries[symbol] = futures[symbol].result()
