@@ -54,12 +54,14 @@ instance: install-app $(INSTANCE)
 demo: install-app $(INSTANCE)
 	$(BIN)/liq demo
 
-# Two worker processes (pytest-xdist), each test file on one worker so a module's fixtures are built once
-# (except the few files conftest.py lists in SPREAD, whose tests are scheduled one by one), in the order
-# conftest.py gives (costliest first; xdist would otherwise start the files with the most tests first); the
-# simulated market the integration tests share is built once for both (docs/development.md).
+# Three worker processes (pytest-xdist) for two cores: the Postgres instance test spends most of its time
+# waiting on the Dagster daemon's 30-second ticks, and the third worker keeps both cores busy meanwhile. Each
+# test file runs on one worker so a module's fixtures are built once (except the few files conftest.py lists
+# in SPREAD, whose tests are scheduled one by one), in the order conftest.py gives (costliest first; xdist
+# would otherwise start the files with the most tests first); the simulated market the integration tests
+# share is built once for all (docs/development.md).
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: everything but the tests marked slow, in one process (docs/development.md).
 test-fast: install

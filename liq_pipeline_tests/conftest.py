@@ -20,9 +20,10 @@ import hypothesis  # noqa: E402, F401
 TESTS = Path(__file__).resolve().parent
 # The costliest test files, most CPU first (measured per file over every process a test starts, support/cpu_log.py,
 # docs/development.md#time), started first under xdist so the short files fill both workers at the end
-# (longest-first scheduling). The Postgres instance leads, on one worker; the Parquet comparison comes second so
-# the other worker builds the shared market at once (while the Postgres test runs, nothing else waits for it:
-# a market user scheduled while another worker builds it idles on the lock, about 40 s in the run measured).
+# (longest-first scheduling). The first three start at once on `make test`'s three workers: the Postgres instance,
+# the Parquet comparison (its worker builds the shared market at once: a market user scheduled while another
+# worker builds it idles on the lock, about 40 s in the run measured) and the browser test. The Postgres and
+# browser tests mostly wait on the Dagster daemon's 30-second ticks, so the third worker keeps both cores busy.
 LONGEST_FIRST = ["deploy/test_prod_local.py", "warehouse/test_parquet_storage.py", "e2e/test_ui_backfill.py",
                  "market/test_hostile_inputs.py", "assets/test_validation_assets.py", "cli/test_real_data_slice.py",
                  "cli/test_kline_only_mirror.py", "apps/test_serve.py", "pipeline/test_pipeline_chain.py",
@@ -30,7 +31,7 @@ LONGEST_FIRST = ["deploy/test_prod_local.py", "warehouse/test_parquet_storage.py
                  "assets/test_model_assets.py"]
 # Files whose tests share no module or session fixture worth building twice: under `make test` each of their
 # tests is a unit of work of its own, so one long file (the Hypothesis properties: 104 s of CPU) is shared by
-# both workers instead of holding one. Every other file stays on one worker (its module fixtures built once).
+# the workers instead of holding one. Every other file stays on one worker (its module fixtures built once).
 SPREAD = {"market/test_hostile_inputs.py", "assets/test_validation_assets.py", "market/test_file_identity.py",
           "market/test_no_data_lost.py", "assets/test_model_assets.py"}
 

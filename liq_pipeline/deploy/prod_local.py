@@ -230,7 +230,11 @@ class ProdLocal:
         env.setdefault("LIQ_STORAGE", "parquet")
         return env
 
-    def start(self, timeout_s: float = 240) -> None:
+    def start(self, timeout_s: float = 240, daemon: bool = True) -> None:
+        """Postgres, the code server, the daemon and the webserver; ready when the webserver has loaded the code
+        location and every daemon reports healthy. With `daemon=False` the daemon is left for `start_daemon`:
+        work submitted before it starts (a backfill) is picked up by its first iteration, not up to 30 s later
+        (the backfill daemon's interval, fixed in Dagster)."""
         if self.state_file.exists():
             raise ProdLocalError(f"{self.state_file} exists: the instance is running or was not stopped; "
                                  "run `make prod-local-stop` first")
@@ -253,15 +257,30 @@ class ProdLocal:
             _wait_for_port(code_port, timeout_s, self.procs["code_server"], self.root / "logs" / "code_server.log")
             (self.home / "workspace.yaml").write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
                 "host": "127.0.0.1", "port": code_port, "location_name": LOCATION}}]}))
-            workspace = str(self.home / "workspace.yaml")
-            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
-            self._spawn("webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
-                                      "-p", str(self.web_port)], env)
+            if daemon:
+                self._spawn_daemon()
+            self._spawn("webserver", [str(bin_dir / "dagster-webserver"), "-w", str(self.home / "workspace.yaml"),
+                                      "-h", "127.0.0.1", "-p", str(self.web_port)], env)
             self._save_state()
             self.wait_ready(timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def start_daemon(self, timeout_s: float = 240) -> None:
+        """The daemon of an instance started with `daemon=False` (nothing if it runs), until it reports healthy."""
+        if "daemon" not in self.procs:
+            try:
+                self._spawn_daemon()
+                self._save_state()
+            except BaseException:
+                self.stop()
+                raise
+        self.wait_ready(timeout_s)
+
+    def _spawn_daemon(self) -> None:
+        self._spawn("daemon", [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w",
+                               str(self.home / "workspace.yaml")], self.process_env())
 
     def _write_instance(self) -> None:
         production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
@@ -299,7 +318,7 @@ class ProdLocal:
         return body["data"]
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Until the webserver has loaded the code location and the daemons report healthy."""
+        """Until the webserver has loaded the code location and the daemons report healthy (if it runs)."""
         import requests
 
         query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } }
@@ -314,7 +333,7 @@ class ProdLocal:
                 data = self.graphql(query, timeout_s=10)
                 entries = data["workspaceOrError"]["locationEntries"]
                 healthy = {d["daemonType"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"] if d["healthy"]}
-                missing = [d for d in REQUIRED_DAEMONS if d not in healthy]
+                missing = [d for d in REQUIRED_DAEMONS if d not in healthy] if "daemon" in self.procs else []
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries) and not missing:
                     return
                 last = f"locations {entries}, daemons not yet healthy: {missing}"

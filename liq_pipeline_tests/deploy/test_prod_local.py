@@ -99,24 +99,56 @@ def world():
     env = {"LIQ_DATA_DIR": str(data), "LIQ_SYMBOLS": ",".join(SYMBOLS), "LIQ_START_DATE": FIRST.isoformat(),
            "LIQ_STORAGE": "parquet", "LIQ_MAX_CONCURRENT": "2",
            "LIQ_HEATMAP_STEP_MINUTES": "60"}  # hourly snapshots: a quarter of the default rows, the same code
-    # The simulated market and the DuckDB-mode reference, while the instance starts.
+    # The simulated market and the DuckDB-mode reference, while the instance starts and (after the simulation)
+    # while the backfill runs.
     ref_env = {**_clean_env(), **env, "LIQ_STORAGE": "duckdb", "LIQ_WAREHOUSE": str(root / "duck" / "liq.duckdb"),
                "LIQ_SIM_DIR": str(data / "archive-sim")}
     reference = subprocess.Popen([sys.executable, "-c", REFERENCE], env=ref_env, cwd=root, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    simulated = threading.Event()
+
+    def drain():
+        for line in reference.stdout:
+            output.append(line)
+            if line.strip() == "simulated":
+                simulated.set()
+        simulated.set()  # the output ended: the process too (a failure before the simulation's end shows below)
+
+    threading.Thread(target=drain, daemon=True).start()
+    # The daemon starts once the backfill is submitted (`backfill`, `daemon`): its first iteration picks the
+    # backfill up, instead of a tick up to 30 s after the submission (the backfill daemon's fixed interval).
     stack = ProdLocal(root / "prod-local", web_port=free_port(), max_concurrent_runs=2, env=env, base_env=_clean_env())
+    started = time.monotonic()
     try:
-        started = time.monotonic()
-        stack.start()
+        stack.start(daemon=False)
         print(f"instance ready in {time.monotonic() - started:.0f} s")
-        out, _ = reference.communicate(timeout=900)
-        assert reference.returncode == 0, out[-3000:]
-        yield {"stack": stack, "root": root, "parquet": data / "parquet", "duck": root / "duck" / "liq.duckdb"}
+        assert simulated.wait(timeout=600) and "simulated\n" in output, "".join(output)[-3000:]
+        print(f"market simulated in {time.monotonic() - started:.0f} s")
+        yield {"stack": stack, "root": root, "parquet": data / "parquet", "duck": root / "duck" / "liq.duckdb",
+               "reference": reference, "reference_output": output, "started": started}
     finally:
         if reference.poll() is None:
             reference.kill()
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon(world):
+    """The instance with its daemon running and every daemon healthy."""
+    world["stack"].start_daemon()
+    return world
+
+
+@pytest.fixture(scope="module")
+def reference(world):
+    """The DuckDB-mode warehouse of the same market, once its run has finished."""
+    process = world["reference"]
+    process.wait(timeout=900)
+    assert process.returncode == 0, "".join(world["reference_output"])[-3000:]
+    print(f"DuckDB reference done {time.monotonic() - world['started']:.0f} s after the start")
+    return world["duck"]
 
 
 # ------------------------------------------------------------------------------------------- GraphQL
@@ -153,12 +185,14 @@ def _messages(run: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def backfill(world):
     stack = world["stack"]
+    launched_at = time.time()
     by_asset = [{"assetKey": {"path": [a]}, "partitions": {"ranges": [
         {"start": f"{FIRST}|{s}", "end": f"{LAST}|{s}"} for s in (SYMBOLS if a in RAW_ASSETS else CHAIN_SYMBOLS)]}}
         for a in ASSETS]
     launched = stack.graphql(BACKFILL, {"p": {"partitionsByAssets": by_asset, "fromFailure": False}})
     backfill_id = launched["launchPartitionBackfill"].get("backfillId")
     assert backfill_id, launched
+    stack.start_daemon()  # after the submission: its first backfill iteration requests the first runs
 
     def state():
         return stack.graphql(BACKFILL_STATE, {"id": backfill_id})["partitionBackfillOrError"]
@@ -168,11 +202,13 @@ def backfill(world):
         done = now["status"] not in ("REQUESTED", "CANCELING") and not any(r["status"] in IN_PROGRESS for r in now["runs"])
         return now if done else None
 
-    started = time.monotonic()
     result = _wait("the backfill", finished, timeout_s=1200, every_s=2, state=state)
+    # Each run's start and end, in s from the submission: runs start at the backfill daemon's iterations, 30 s
+    # apart, each requesting what the runs finished by then made possible.
     print(f"backfill of {DAYS} days ({len(SYMBOLS)} symbols' raw assets, {len(CHAIN_SYMBOLS)} symbol's chain): "
-          f"{time.monotonic() - started:.0f} s, runs "
-          + ", ".join(f"{r['endTime'] - r['startTime']:.0f} s" for r in result["runs"] if r["endTime"]))
+          f"{time.time() - launched_at:.0f} s, runs (start-end) "
+          + ", ".join(f"{r['startTime'] - launched_at:.0f}-{r['endTime'] - launched_at:.0f} s"
+                      for r in sorted(result["runs"], key=lambda r: r["startTime"] or 0) if r["endTime"]))
     return result
 
 
@@ -235,8 +271,8 @@ def compare_tables(duck_path: Path, parquet_root: Path, table: str) -> dict:
 
 
 @pytest.mark.parametrize("table", TABLES)
-def test_parquet_backfill_tables_equal_the_duckdb_run(world, backfill, table):
-    report = compare_tables(world["duck"], world["parquet"], table)
+def test_parquet_backfill_tables_equal_the_duckdb_run(world, backfill, reference, table):
+    report = compare_tables(reference, world["parquet"], table)
     worst = max(report["max_rel"].items(), key=lambda kv: kv[1], default=("-", 0.0))
     print(f"{table}: rows {report['rows']}, largest relative difference {worst[1]:.3g} ({worst[0]}), "
           f"largest absolute {max(report['max_abs'].values(), default=0.0):.3g}, "
@@ -266,8 +302,8 @@ def test_postgres_listens_on_loopback_only_and_holds_the_instance(world):
                          dbname="dagster", connect_timeout=10)
 
 
-def test_schedule_evaluates_and_the_archive_sensor_ticks(world):
-    stack = world["stack"]
+def test_schedule_evaluates_and_the_archive_sensor_ticks(daemon):
+    stack = daemon["stack"]
     tick_time = dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC).timestamp()
     dry = stack.graphql("""mutation($s: ScheduleSelector!, $t: Float) { scheduleDryRun(selectorData: $s, timestamp: $t) {
       __typename ... on DryRunInstigationTick { evaluationResult { skipReason error { message }
@@ -320,7 +356,8 @@ class SilentServer:
         self.sock.close()
 
 
-def test_killed_runs_are_failed_by_run_monitoring_and_the_queue_moves_on(world):
+def test_killed_runs_are_failed_by_run_monitoring_and_the_queue_moves_on(daemon):
+    world = daemon
     stack = world["stack"]
     _wait("no run in progress", lambda: not stack.graphql(RUNS, {"s": list(IN_PROGRESS)})["runsOrError"]["results"],
           timeout_s=1200, every_s=2)  # both run slots free (after the backfill when the whole file runs)
