@@ -43,7 +43,9 @@ class FlowParams:
     re-learned every day from public liquidations when there are any (model.flow_parameters).
     """
 
-    #: Leverage buckets up to the bracket maximum (125x on BTCUSDT; capped per size by the table). The lowest two
+    #: Leverage buckets up to 125x (capped per size by the table; the BTCUSDT table in force since 2025-08-19 allows
+    #: 150x in its first tier: a top bucket at 150x was measured in issue 26 round 7, docs/model-v3.md, and lowered
+    #: the real partial ρ, so the grid keeps 125x). The lowest two
     #: (1.5x: about 1.1-2.1x, 3x: 2.1-3.9x) hold the open interest that is not near liquidation: low leverage,
     #: cross-margin accounts (leverage on the whole balance) and hedged holders; public liquidations never reach
     #: them, so their share is the prior's where liquidations are public and they are flagged (model/leverage_prior.py).
