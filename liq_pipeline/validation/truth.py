@@ -98,7 +98,8 @@ class OracleMap:
 
 def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarray, table: margin.BracketTable,
                mark_low_after: np.ndarray, mark_high_after: np.ndarray,
-               cell_of: Callable[[np.ndarray], np.ndarray] | None = None) -> OracleMap:
+               cell_of: Callable[[np.ndarray], np.ndarray] | None = None,
+               prices: OraclePrices | None = None) -> OracleMap:
     """The ceiling's map (issue 13): every true open position at its exact entry, size and side; its
     leverage unknown, so its notional is spread over the true mix `leverages`/`weights`, each leverage
     capped at the max leverage of the position's tier (the exchange's rule; 1/(2·MMR) where the table
@@ -112,17 +113,28 @@ def oracle_map(positions: pd.DataFrame, leverages: np.ndarray, weights: np.ndarr
     tens of millions. A cell that lies inside every bin the caller scores on (e.g. the intersection of the
     0.1 % bin, the 1 % bin and the ±10 % window) keeps every binned figure exact, since a weighted mean of
     prices in an interval stays in it; only the bin-free distance sees the cell means.
+
+    `prices` (priced with the same `table`), when given, takes each position's liquidation prices from the
+    positions kept from earlier days (OraclePrices), pricing only the new ones: the same numbers per
+    (position, leverage), so the same map.
     """
     notional = positions["notional_usd"].to_numpy(np.float64)
     entry = positions["entry_price"].to_numpy(np.float64)
     is_long = positions["side"].to_numpy(dtype=str) == "long"
     leverages = np.asarray(leverages, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
+    slots = cols = None
+    if prices is not None:
+        if prices.table.id != table.id:
+            raise ValueError(f"oracle_map: prices kept for table {prices.table.id}, asked for {table.id}")
+        slots, cols = prices.slots_for(is_long, notional, entry), prices.columns_for(leverages)
     parts, unplaced = [], 0
     for b in range(0, notional.size, ORACLE_BLOCK):  # blocks bound the (positions × leverages) arrays
         sl = slice(b, b + ORACLE_BLOCK)
-        side_b, price_b, usd_b, lost = _oracle_block(notional[sl], entry[sl], is_long[sl], leverages, weights, table,
-                                                     np.asarray(mark_low_after)[sl], np.asarray(mark_high_after)[sl])
+        lp = None if prices is None else prices.block(slots[sl], cols)
+        side_b, price_b, usd_b, lost = _oracle_block(notional[sl], entry[sl], is_long[sl], leverages, weights,
+                                                           table, np.asarray(mark_low_after)[sl],
+                                                           np.asarray(mark_high_after)[sl], lp)
         parts.append(_cells(side_b, price_b, usd_b, cell_of) if cell_of is not None else (side_b, price_b, usd_b))
         unplaced += lost
     if not parts:
@@ -143,14 +155,24 @@ def _cells(side: np.ndarray, price: np.ndarray, usd: np.ndarray,
     return np.where(keys & 1, margin.LONG, margin.SHORT).astype(np.int8), mean, total
 
 
-def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, leverages: np.ndarray,
-                  weights: np.ndarray, table: margin.BracketTable, low: np.ndarray,
-                  high: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _oracle_prices(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, leverages: np.ndarray,
+                   table: margin.BracketTable) -> np.ndarray:
+    """Liquidation price (positions × leverages) of each position at each leverage capped at its tier's max."""
     side = np.where(is_long, margin.LONG, margin.SHORT)
     tier = np.clip(np.searchsorted(table.notional_floor, notional, side="right") - 1, 0, len(table.mmr) - 1)
     max_lev = np.where(np.isnan(table.max_leverage[tier]), np.floor(0.5 / table.mmr[tier]), table.max_leverage[tier])
     lev = np.minimum(leverages[None, :], max_lev[:, None])  # (P, J)
-    lp = margin.isolated_liquidation_price_over_leverages(side, notional, entry, lev, table)
+    return margin.isolated_liquidation_price_over_leverages(side, notional, entry, lev, table)
+
+
+def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, leverages: np.ndarray,
+                  weights: np.ndarray, table: margin.BracketTable, low: np.ndarray, high: np.ndarray,
+                  lp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The points of a block of positions (side, price, notional) and the positions left out. `lp`: the
+    block's prices when known (_oracle_prices)."""
+    side = np.where(is_long, margin.LONG, margin.SHORT)
+    if lp is None:
+        lp = _oracle_prices(notional, entry, is_long, leverages, table)
     alive = np.isfinite(lp) & (lp > 0) & np.where(is_long[:, None], lp < low[:, None], lp > high[:, None])
     w = np.where(alive, weights[None, :], 0.0)
     total = w.sum(axis=1, keepdims=True)
@@ -159,6 +181,65 @@ def _oracle_block(notional: np.ndarray, entry: np.ndarray, is_long: np.ndarray, 
     keep = w > 0
     return (np.broadcast_to(side[:, None], lp.shape)[keep].astype(np.int8), lp[keep], (notional[:, None] * w)[keep],
             int((~placed).sum()))
+
+
+class OraclePrices:
+    """The oracle's prices kept from day to day: each true open position's liquidation price at every leverage
+    of `leverages` (a superset of every day's mix: the mix of the positions opened so far only grows), one
+    row per distinct (side, notional, entry). A position lives for days to weeks, so most of a day's
+    (position × leverage) prices, about half of the oracle's work, were made the day before. Each row is
+    computed by the same elementwise arithmetic as `oracle_map` without it: the same bits. Rows of positions
+    a day no longer holds are reused for the new ones (memory stays about one day's positions × leverages)."""
+
+    def __init__(self, table: margin.BracketTable, leverages: np.ndarray):
+        self.table = table
+        self.leverages = np.unique(np.asarray(leverages, dtype=np.float64))
+        self.price = np.empty((0, self.leverages.size))
+        self._keys = pd.MultiIndex.from_arrays([np.empty(0, bool), np.empty(0), np.empty(0)])
+        self._slot = np.empty(0, dtype=np.int64)  # the row of each of _keys
+
+    def block(self, slots: np.ndarray, cols: np.ndarray | None) -> np.ndarray:
+        """The prices of the positions in rows `slots` at the leverages in columns `cols` (None: all), as
+        positions × leverages."""
+        rows = self.price.take(slots, axis=0)
+        return rows if cols is None else rows.take(cols, axis=1)
+
+    def columns_for(self, leverages: np.ndarray) -> np.ndarray | None:
+        """Column of each of `leverages` (each must be one of the kept leverages); None when they are all of
+        them in order."""
+        lev = np.asarray(leverages, dtype=np.float64)
+        cols = np.clip(np.searchsorted(self.leverages, lev), 0, max(self.leverages.size - 1, 0))
+        if lev.size and (self.leverages.size == 0 or not np.array_equal(self.leverages[cols], lev)):
+            raise ValueError(f"OraclePrices: {np.setdiff1d(lev, self.leverages).size} leverages of the day are not "
+                             "among the kept ones; build it with every day's mix")
+        return None if np.array_equal(cols, np.arange(self.leverages.size)) else cols
+
+    def slots_for(self, is_long: np.ndarray, notional: np.ndarray, entry: np.ndarray) -> np.ndarray:
+        """The row of each position, pricing those not kept yet (in blocks) in rows no position of this call
+        uses; rows of positions absent from this call are released."""
+        if not (np.isfinite(notional).all() and np.isfinite(entry).all()):
+            raise ValueError("OraclePrices: notional and entry price must be finite")
+        keys = pd.MultiIndex.from_arrays([np.asarray(is_long, bool), notional, entry])
+        found = self._keys.get_indexer(keys)
+        new_keys = keys[found < 0].unique()
+        used = np.zeros(self.price.shape[0], dtype=bool)
+        used[self._slot[found[found >= 0]]] = True
+        free = np.flatnonzero(~used)
+        if free.size < len(new_keys):  # grow: the extra rows start free
+            grow = max(len(new_keys) - free.size, self.price.shape[0] // 2)
+            n = self.price.shape[0]
+            self.price = np.concatenate([self.price, np.empty((grow, self.leverages.size))])
+            free = np.r_[free, np.arange(n, n + grow)]
+        new_slots = free[:len(new_keys)]
+        new_long, new_notional, new_entry = (new_keys.get_level_values(i).to_numpy() for i in range(3))
+        for b in range(0, new_slots.size, ORACLE_BLOCK):
+            sl = slice(b, b + ORACLE_BLOCK)
+            self.price[new_slots[sl]] = _oracle_prices(new_notional[sl], new_entry[sl], new_long[sl].astype(bool),
+                                                       self.leverages, self.table)
+        old = np.unique(found[found >= 0])
+        self._keys = self._keys[old].append(new_keys)
+        self._slot = np.r_[self._slot[old], new_slots]
+        return self._slot[self._keys.get_indexer(keys)]
 
 
 def _last_mark(con, symbol: str, day: dt.date) -> float:
@@ -241,16 +322,42 @@ def ground_truth_accuracy(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.d
       and of our exact tiered formula against the truth.
     An empty list when the truth has no open position that day.
     """
-    return _variant_rows(con, _day_truth(con, symbol, day, params), variants)
+    return ground_truth_days(con, symbol, [day], variants, params)
 
 
 def ground_truth_days(con: duckdb.DuckDBPyConnection, symbol: str, days: list[dt.date],
                       variants: tuple[str, ...] = variant_registry.NAMES, params: ModelParams = MODEL) -> list[dict]:
-    """`ground_truth_accuracy` of every day of `days`, in order, the rows concatenated. Every day's oracle
-    map is handed to pipeline/workers.py first, so with worker processes open they are computed there while
-    the next days' truth is read; the same function on the same arrays gives the same figures."""
-    prepared = [_day_truth(con, symbol, day, params) for day in days]
+    """`ground_truth_accuracy` of every day of `days`, in order, the rows concatenated. The oracle maps of a
+    run of consecutive days are one task of pipeline/workers.py (one run per worker process, so with worker
+    processes open they are computed there while the next days' truth is read), which keeps each position's
+    prices from one day to the next (OraclePrices); the same arithmetic per point gives the same figures."""
+    prepared: list[_DayTruth | None] = []
+    for run in _runs(list(days), workers.workers()):
+        part = [_day_truth(con, symbol, day, params) for day in run]
+        priced = [p for p in part if p is not None and p.ceiling_args is not None]
+        pending = workers.submit(_ceilings, [p.ceiling_args for p in priced])
+        for i, p in enumerate(priced):
+            p.ceiling, p.ceiling_args = _OneOf(pending, i), None
+        prepared += part
     return [row for p in prepared if p is not None for row in _variant_rows(con, p, variants)]
+
+
+def _runs(days: list[dt.date], n: int) -> list[list[dt.date]]:
+    """`days` cut into at most `n` runs of consecutive items of about equal length."""
+    n = max(1, min(n, len(days)))
+    cuts = [round(i * len(days) / n) for i in range(n + 1)]
+    return [days[cuts[i]:cuts[i + 1]] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class _OneOf:
+    """Item `i` of the list a pending task returns, with the Future's `result()`."""
+
+    pending: Future
+    i: int
+
+    def result(self):
+        return self.pending.result()[self.i]
 
 
 @dataclass
@@ -270,11 +377,13 @@ class _DayTruth:
     true_long_share: float
     simplified_mare: float
     exact_mare: float
-    ceiling: Future | None
+    ceiling: _OneOf | None = None
+    #: The arguments of _ceiling until ground_truth_days hands them to a worker (None: nothing to price).
+    ceiling_args: tuple | None = None
 
 
 def _day_truth(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, params: ModelParams) -> _DayTruth | None:
-    """One day's true map, read once, with its ceiling submitted to pipeline/workers.py (None: no open position)."""
+    """One day's true map, read once, with the arguments of its ceiling (None: no open position)."""
     ensure_read_tables(con)
     positions = _true_open_positions(con, symbol, day)
     if positions.empty:
@@ -295,7 +404,7 @@ def _day_truth(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, params
     simplified = margin.simplified_liquidation_price(side, priced["entry_price"].to_numpy(),
                                                      priced["leverage"].to_numpy(), SIMPLIFIED_MMR)
     simplified_mare = scoring.mean_abs_relative_error(simplified, t_price)
-    ceiling = None
+    ceiling_args = None
     try:
         table = margin.table_for(symbol, day).table
         exact = margin.tiered_liquidation_price(side, priced["quantity"].to_numpy(), priced["entry_price"].to_numpy(),
@@ -304,26 +413,40 @@ def _day_truth(con: duckdb.DuckDBPyConnection, symbol: str, day: dt.date, params
         lev, w = true_leverage_mix(con, symbol, day)
         low, high = _mark_extremes_after(con, symbol, priced["open_time"].to_numpy(),
                                          dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
-        ceiling = workers.submit(_ceiling, priced, lev, w, table, low, high, grid, coarse, mark, true_fine, true_coarse,
-                                 true_near, t_side, t_price, t_notional)
+        ceiling_args = (priced, lev, w, table, low, high, grid, coarse, mark, true_fine, true_coarse, true_near,
+                        t_side, t_price, t_notional)
     except margin.BracketError:
         exact_mare = float("nan")
     return _DayTruth(symbol, day, positions, t_side, t_price, t_notional, true_fine, true_coarse, true_near, mark,
-                     true_long_share, simplified_mare, exact_mare, ceiling)
+                     true_long_share, simplified_mare, exact_mare, ceiling_args=ceiling_args)
+
+
+def _ceilings(days: list[tuple]) -> list[dict | None]:
+    """`_ceiling` of each of `days` (its arguments, consecutive days of one symbol), the positions' prices kept
+    from each day to the next (OraclePrices, over every leverage of the days' mixes) while the table is the same."""
+    leverages = np.unique(np.concatenate([np.asarray(d[1], dtype=np.float64) for d in days])) if days else None
+    kept, out = None, []
+    for args in days:
+        table = args[3]
+        if kept is None or kept.table.id != table.id:
+            kept = OraclePrices(table, leverages)
+        out.append(_ceiling(*args, prices=kept))
+    return out
 
 
 def _ceiling(priced: pd.DataFrame, lev: np.ndarray, w: np.ndarray, table: margin.BracketTable, low: np.ndarray,
              high: np.ndarray, grid: PriceGrid, coarse: PriceGrid, mark: float, true_fine: pd.DataFrame,
              true_coarse: pd.DataFrame, true_near: pd.DataFrame, t_side: np.ndarray, t_price: np.ndarray,
-             t_notional: np.ndarray) -> dict | None:
-    """The oracle map's figures of a day (ground_truth_accuracy); None when the bracket table cannot price it."""
+             t_notional: np.ndarray, prices: OraclePrices | None = None) -> dict | None:
+    """The oracle map's figures of a day (ground_truth_accuracy); None when the bracket table cannot price it.
+    `prices`: the positions' prices kept from the days before (OraclePrices) to take instead of pricing them."""
     def cell_of(p: np.ndarray) -> np.ndarray:  # inside every bin scored below, so those figures stay exact
         log_p = np.log(np.asarray(p, dtype=np.float64))  # once for both grids (tens of millions of points a day)
         return ((grid.bin_id(p, log_p) << 22) + ((coarse.bin_id(p, log_p) & 0xFFFFF) << 1)
                 + _near(p, mark).astype(np.int64))
 
     try:
-        oracle = oracle_map(priced, lev, w, table, low, high, cell_of=cell_of)
+        oracle = oracle_map(priced, lev, w, table, low, high, cell_of=cell_of, prices=prices)
     except margin.BracketError:
         return None
     fine = _overlaps(_binned(oracle.side, oracle.price, oracle.notional_usd, grid), true_fine)

@@ -130,3 +130,55 @@ def test_oracle_cells_keep_every_binned_figure_exact():
     near_a, near_b = truth._near(points.price, mark), truth._near(cells.price, mark)
     assert points.notional_usd[near_a].sum() == pytest.approx(cells.notional_usd[near_b].sum(), rel=1e-12)
     assert cells.unplaced_positions == points.unplaced_positions
+
+
+def _days_of_positions(rng, days: int = 4, n: int = 1_500):
+    """Positions open at the end of consecutive days: most carried over, some closed, some opened (a few
+    with the same side, size and entry as another), the mark's extremes widening and the mix growing."""
+    def opened(k):
+        return pd.DataFrame({"notional_usd": rng.lognormal(9, 1.5, k), "entry_price": rng.normal(90_000, 2_000, k),
+                             "side": np.where(rng.random(k) < 0.5, "long", "short")})
+
+    book, out = opened(n), []
+    lev_all = np.unique(np.r_[np.arange(1, 126), 1 / np.arange(0.008, 0.66, 0.004)])
+    for d in range(days):
+        if d:
+            book = pd.concat([book.sample(frac=0.85, random_state=d), opened(n // 5), book.iloc[:3]],
+                             ignore_index=True)
+        lev = lev_all[: lev_all.size - 40 * (days - 1 - d)]  # the mix only grows
+        w = rng.random(lev.size)
+        out.append((book.reset_index(drop=True), lev, w / w.sum(), book["entry_price"].to_numpy() * (0.97 - 0.01 * d),
+                    book["entry_price"].to_numpy() * (1.03 + 0.01 * d), 90_000.0 + 500 * d))
+    return out
+
+
+def test_oracle_prices_kept_across_days_give_the_same_bits_as_each_day_alone():
+    """OraclePrices (a position's prices and cells kept from one day to the next, rows of closed positions
+    reused) gives every day's oracle map bit for bit as computing that day alone."""
+    from liq_pipeline.model.grid import grid_for
+
+    rng = np.random.default_rng(11)
+    table = margin.table_for("BTCUSDT", dt.date(2026, 1, 5)).table
+    grid, coarse = grid_for("BTCUSDT"), PriceGrid("relative", truth.COARSE_BIN_WIDTH)
+    days = _days_of_positions(rng)
+    kept = truth.OraclePrices(table, days[-1][1])
+    for pos, lev, w, low, high, mark in days:
+        def cells(p, mark=mark):
+            return (grid.bin_id(p) << 22) + ((coarse.bin_id(p) & 0xFFFFF) << 1) + truth._near(p, mark).astype(np.int64)
+
+        alone = truth.oracle_map(pos, lev, w, table, low, high, cell_of=cells)
+        cached = truth.oracle_map(pos, lev, w, table, low, high, cell_of=cells, prices=kept)
+        for a, b in ((alone.side, cached.side), (alone.price, cached.price), (alone.notional_usd, cached.notional_usd)):
+            assert np.array_equal(a, b)
+        assert alone.unplaced_positions == cached.unplaced_positions
+    assert kept.price.shape[0] < 2 * len(days[-1][0])  # closed positions' rows were reused
+    unpriced = truth.oracle_map(days[0][0], days[0][1], days[0][2], table, days[0][3], days[0][4],
+                                prices=truth.OraclePrices(table, days[-1][1]))  # points, without cells
+    assert np.array_equal(unpriced.price, truth.oracle_map(*days[0][:3], table, *days[0][3:5]).price)
+
+
+def test_oracle_prices_refuse_a_leverage_they_do_not_hold():
+    table = margin.table_for("BTCUSDT", dt.date(2026, 1, 5)).table
+    kept = truth.OraclePrices(table, np.array([5.0, 10.0]))
+    with pytest.raises(ValueError, match="1 leverages of the day are not among the kept ones"):
+        kept.columns_for(np.array([5.0, 20.0]))
