@@ -45,7 +45,9 @@ def exchange():
 
 def client_for(ex: FakeExchange, clock: FakeClock | None = None, **kw) -> tuple[FapiClient, FakeClock]:
     clock = clock or FakeClock(ex.now_ms / 1000)
-    kw.setdefault("timeout_s", 2.0)
+    # Generous for the tests that are not about timeouts (those set their own): at load 19 a 1,500-kline page
+    # from the local server once took over 2 s, and the retry made a third request.
+    kw.setdefault("timeout_s", 10.0)
     return FapiClient(base_url=ex.url, clock=clock, sleep=clock.sleep, **kw), clock
 
 
