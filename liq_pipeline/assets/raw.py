@@ -100,10 +100,11 @@ def _ingest_all(context, duckdb: DuckDBResource, market: MarketSource, table: st
 def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult],
             checks) -> dg.MaterializeResult:
     """Metadata (rows, time range, checksum per partition) plus the check results of the run."""
-    per_partition, outcomes = [], []
+    per_partition, outcomes, ranges = [], [], []
     with duckdb.get_connection() as con:
         for r in results:
             lo, hi = time_range(con, table, time_col, r.symbol, r.day)
+            ranges.append((lo, hi))
             per_partition.append(f"| {r.symbol} | {r.day} | {r.rows:,} | {lo} | {hi} | {r.status} | `{(r.sha256 or '')[:16]}` |")
             outcomes += checks(con, r)
     table_md = "| symbol | day | rows | first | last | status | sha256 |\n|---|---|---|---|---|---|---|\n" + "\n".join(per_partition)
@@ -114,7 +115,7 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
         "source_file": dg.MetadataValue.text(first.file_name or ""),
         "source_sha256": dg.MetadataValue.text(first.sha256 or ""),
         "checksum_verified": dg.MetadataValue.bool(all(r.verified for r in results if r.status != "missing")),
-        "time_range": dg.MetadataValue.text(" → ".join(_time_range_all(duckdb, table, time_col, results))),
+        "time_range": dg.MetadataValue.text(" → ".join(_time_range_all(ranges))),
         "unverified_files": dg.MetadataValue.int(sum(1 for r in results if r.status != "missing" and not r.verified)),
     }
     warnings = [f"{r.symbol} {r.day}: {w}" for r in results for w in r.warnings]
@@ -127,9 +128,8 @@ def _result(context, duckdb: DuckDBResource, table: str, time_col: str, results:
     )
 
 
-def _time_range_all(duckdb: DuckDBResource, table: str, time_col: str, results: list[IngestResult]) -> tuple[str, str]:
-    with duckdb.get_connection() as con:
-        ranges = [time_range(con, table, time_col, r.symbol, r.day) for r in results]
+def _time_range_all(ranges: list[tuple[str, str]]) -> tuple[str, str]:
+    """First and last time over the partitions' (first, last) ranges (empty partitions have none)."""
     los = [lo for lo, _ in ranges if lo]
     his = [hi for _, hi in ranges if hi]
     return (min(los) if los else "", max(his) if his else "")

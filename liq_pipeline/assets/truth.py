@@ -46,14 +46,14 @@ def _load(context: dg.AssetExecutionContext, duckdb: DuckDBResource, market: Mar
         context.log.info(SKIPPED)
         return dg.MaterializeResult(metadata={"status": SKIPPED, "source": market.kind})
     rows: dict[str, int] = {}
-    preview = ""
     with duckdb.get_connection() as con:
         add_new_columns(con, table)
         for symbol, day in partitions.symbol_days(context):
             path = str(_truth_file(market, kind, symbol))
             rows[f"{symbol} {day}"] = load_truth_partition(con, table, symbol, day, path, columns, order_by)
-            preview = _markdown(partition_head(con, table, symbol, day, order_by))
-            summary = _summary(con, table, symbol, day)
+        # The preview and summary show the run's last partition (the newest: newest_partition_last), read once.
+        preview = _markdown(partition_head(con, table, symbol, day, order_by))
+        summary = _summary(con, table, symbol, day)
     return dg.MaterializeResult(metadata={
         "status": "loaded",
         "rows": dg.MetadataValue.int(sum(rows.values())),

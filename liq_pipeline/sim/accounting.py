@@ -24,14 +24,14 @@ class Accounting:
         count = accounts long / short among them, sum = their long / short quantity."""
         live = np.flatnonzero(self.book.a["alive"])
         a = {k: self.book.a[k][live] for k in ("side", "lots", "entry", "margin", "free")}
-        oi = self.spec_long + int(np.clip(self.prov_inv, 0, None).sum())
-        if oi != self.spec_short + int(np.clip(-self.prov_inv, 0, None).sum()):
+        oi = self.spec_long + int(np.maximum(self.prov_inv, 0).sum())
+        if oi != self.spec_short + int(np.maximum(-self.prov_inv, 0).sum()):
             raise AssertionError(f"{self.symbol}: open interest is not conserved at {t0}")
         upnl = a["side"] * a["lots"] / self.qty_scale * (self.mark - a["entry"])
         has = self.prov_inv != 0
-        side = np.r_[a["side"], np.sign(self.prov_inv[has])]
-        qty = np.r_[a["lots"], np.abs(self.prov_inv[has])]
-        balance = np.r_[a["margin"] + a["free"] + upnl, self.prov_equity[has]]
+        side = np.concatenate([a["side"], np.sign(self.prov_inv[has])])
+        qty = np.concatenate([a["lots"], np.abs(self.prov_inv[has])])
+        balance = np.concatenate([a["margin"] + a["free"] + upnl, self.prov_equity[has]])
         n = side.size
         count_top = sum_top = count_all = np.nan
         if n:

@@ -5,7 +5,6 @@ minute's activity, sizes, leverage, sides, exits), made in bulk before the book 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from liq_pipeline.sim.config import MINUTES_PER_DAY, MS_PER_MINUTE, PREMIUM_SAMPLES_PER_MINUTE
 
@@ -20,7 +19,7 @@ class PriceProcess:
         # AR(1) log-volatility, stationary sd = vol_of_vol, continuing from yesterday's last value.
         phi = np.exp(-cfg.vol_mean_reversion_per_day / n)
         eps = rng.standard_normal(n) * cfg.vol_of_vol * np.sqrt(1 - phi * phi)
-        logv, _ = lfilter([1.0], [1.0, -phi], eps, zi=[phi * self.logv])
+        logv = _ar1(eps, phi, self.logv)
         self.logv = float(logv[-1])
         # exp(logv − vov²) has E[·²] = 1: the variance, hence the annual vol, is the configured one. The
         # hour-of-day profile (mean square 1) puts the US session's activity where it is in real data.
@@ -40,7 +39,7 @@ class PriceProcess:
         # Basis noise of the premium index: AR(1) per minute, stationary sd premium_noise, continuing.
         phi_p = 0.5 ** (1.0 / (cfg.premium_noise_half_life_hours * 60))
         eps_p = rng.standard_normal(n) * cfg.premium_noise * np.sqrt(1 - phi_p * phi_p)
-        premium_ar, _ = lfilter([1.0], [1.0, -phi_p], eps_p, zi=[phi_p * self.premium_ar])
+        premium_ar = _ar1(eps_p, phi_p, self.premium_ar)
         self.premium_ar = float(premium_ar[-1])
         premium_z = rng.standard_normal((n, PREMIUM_SAMPLES_PER_MINUTE))
         rng = self.rng  # the openers' draws: the price path above does not depend on how many there are
@@ -92,3 +91,16 @@ class PriceProcess:
         draws["o_notional"][scalp] = np.minimum(size, cfg.scalper_size_max_usd)
         draws["o_lev"][scalp] = lev
         draws["o_hold_ms"][scalp] = hold.astype(np.int64) + MS_PER_MINUTE
+
+
+def _ar1(eps: np.ndarray, phi: float, previous: float) -> np.ndarray:
+    """y[i] = eps[i] + phi·y[i−1], y[−1] = `previous`: the AR(1) filter, in the order of operations of
+    scipy.signal.lfilter([1], [1, −phi], eps, zi=[phi·previous]) (bit for bit the same values) without the
+    second of CPU that importing scipy.signal costs each simulator process. 1,440 steps a day."""
+    out = np.empty(eps.size)
+    y = phi * previous
+    for i, x in enumerate(eps.tolist()):
+        y = x + y
+        out[i] = y
+        y = phi * y
+    return out

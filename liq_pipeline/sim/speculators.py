@@ -54,27 +54,25 @@ class Speculators:
         a = self.book.a
         w = path.size
         side = a["side"][idx][:, None]
-        p = path[None, :]
-        is_long = side > 0
+        # Signed prices: a long's `p <= level` is a short's `p >= level`, i.e. side·p <= side·level for both
+        # (side is ±1, so the products are exact and NaN levels still compare False: no trigger).
+        sp = side * path[None, :]
         valid = None if start is None else np.arange(w)[None, :] >= start[:, None]
+        rows = np.arange(idx.size)
 
         def first(hit: np.ndarray) -> np.ndarray:
             if valid is not None:
                 hit &= valid
-            return np.where(hit.any(axis=1), hit.argmax(axis=1), w)
+            j = hit.argmax(axis=1)
+            return np.where(hit[rows, j], j, w)
 
-        # NaN stop/take-profit levels compare False: no trigger.
-        liq = a["liq"][idx][:, None]
-        s_liq = first(np.where(is_long, p <= liq, p >= liq))
-        sl = a["sl"][idx][:, None]
-        s_sl = first(np.where(is_long, p <= sl, p >= sl))
-        tp = a["tp"][idx][:, None]
-        s_tp = first(np.where(is_long, p >= tp, p <= tp))
-        add = a["add_trig"][idx][:, None]
-        s_add = first(np.where(is_long, p <= add, p >= add))
+        s_liq = first(sp <= side * a["liq"][idx][:, None])
+        s_sl = first(sp <= side * a["sl"][idx][:, None])
+        s_tp = first(sp >= side * a["tp"][idx][:, None])
+        s_add = first(sp <= side * a["add_trig"][idx][:, None])
         planned = a["planned_ms"][idx]
         lo = 0 if start is None else start
-        s_due = np.where(planned < t0 + w * 1000, np.clip((planned - t0) // 1000, lo, w - 1), w)
+        s_due = np.where(planned < t0 + w * 1000, np.minimum(np.maximum((planned - t0) // 1000, lo), w - 1), w)
         s = np.minimum(np.minimum(s_liq, s_sl), np.minimum(s_tp, s_due))
         fired = s < w
         top_up = idx[~fired & (s_add < w)]
@@ -120,7 +118,7 @@ class Speculators:
             notional = qty * a["liq"][li]
             self.n_liquidations += li.size
             self.liq_notional += float(notional.sum())
-            oi_lots = self.spec_long + int(np.clip(self.prov_inv, 0, None).sum())
+            oi_lots = self.spec_long + int(np.maximum(self.prov_inv, 0).sum())
             open_notional = max(oi_lots / self.qty_scale * self.mark, 1.0)
             impact = -self.cfg.liquidation_impact * float((ls * notional).sum()) / open_notional
             cap = self.cfg.max_impact_per_minute
@@ -208,7 +206,7 @@ class Speculators:
         ).astype(np.int64) + MS_PER_MINUTE)
         first_row = self.book.n
         if self.near is not None:
-            self.near = np.r_[self.near, np.arange(first_row, first_row + k)]
+            self.near = np.concatenate([self.near, np.arange(first_row, first_row + k)])
         self.book.add(pid=pid, side=side, lots=lots, entry=entry, liq=liq, bracket=bracket, sl=sl, tp=tp,
                       lo_trig=lo, hi_trig=hi, planned_ms=open_ms + hold_ms, margin=wallet,
                       free=free, cross=cross, funding=np.zeros(k), add_trig=add_trig,
